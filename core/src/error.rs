@@ -1,0 +1,61 @@
+//! Typed errors. Every message names the problem and the setting that fixes it, because
+//! the reader is a PHP admin looking at a warning in a log, not a Rust programmer.
+
+use std::time::Duration;
+
+use thiserror::Error;
+
+use crate::id::InvalidId;
+
+/// A `session.save_path` that cannot be used. Messages quote the offending part but never a
+/// password.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("session.save_path is empty; set it to e.g. \"redis://127.0.0.1:6379\"")]
+    Empty,
+    #[error("session.save_path \"{value}\" has no scheme; write it as redis://host:port, rediss://host:port or unix:///path/to/redis.sock")]
+    NoScheme { value: String },
+    #[error("session.save_path scheme \"{scheme}://\" is not supported; use redis://, rediss:// or unix://")]
+    UnknownScheme { scheme: String },
+    #[error("session.save_path: \"{part}\": {reason}")]
+    Invalid { part: String, reason: &'static str },
+    #[error("session.save_path: unknown option \"{option}\"; known options are prefix, database, connect_timeout, timeout, read_timeout, auth, user, password_file, password_env, tls_verify, tls_ca_file")]
+    UnknownOption { option: String },
+    #[error("session.save_path: cannot read password_file \"{path}\": {cause}")]
+    PasswordFile { path: String, cause: String },
+    #[error("session.save_path: password_env names environment variable \"{name}\", but {cause} (for PHP-FPM, pass it with env[{name}] in the pool config, or clear_env = no)")]
+    PasswordEnv { name: String, cause: &'static str },
+    #[error("session.save_path: the {what} has a bad %-escape; write a literal % as %25")]
+    BadEscape { what: &'static str },
+}
+
+/// Why a session operation did not happen. The endpoint is always without credentials.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("cannot connect to {endpoint}: {cause}. Check that the server runs and session.save_path points at it; raise fleet.connect_timeout (or connect_timeout= in session.save_path) if it is only slow to accept")]
+    Connect { endpoint: String, cause: String },
+    #[error("{endpoint} did not answer within {waited:?}. Raise fleet.read_timeout (or timeout= in session.save_path) if the server is only slow")]
+    TimedOut { endpoint: String, waited: Duration },
+    #[error("lost the connection to {endpoint}: {cause}. The next request reconnects")]
+    ConnectionLost { endpoint: String, cause: String },
+    #[error("{endpoint} refused the credentials: {cause}. Check the user and password given in session.save_path (user=, password_file=, password_env=)")]
+    Auth { endpoint: String, cause: String },
+    #[error("{endpoint} answered with an error: {cause}")]
+    Server { endpoint: String, cause: String },
+    #[error("the session is locked by another request that did not finish within {waited:?} (fleet.lock_wait_timeout), so this request has no session. Raise fleet.lock_wait_timeout if requests on one session really take that long")]
+    LockWaitTimeout { waited: Duration },
+    #[error("this request held the session lock longer than its lifetime of {ttl:?} (fleet.lock_ttl, default max_execution_time), so another request may have changed the session; this request's changes were not saved. Raise fleet.lock_ttl above your slowest request")]
+    LockLost { ttl: Duration },
+    #[error("session id rejected: {0}")]
+    InvalidId(#[from] InvalidId),
+    #[error("the operating system's random number generator failed: {0}")]
+    Random(String),
+}
+
+impl StoreError {
+    /// Whether the same call may succeed on a fresh connection, having surely not been
+    /// carried out on the old one.
+    pub fn is_connection_failure(&self) -> bool {
+        matches!(self, StoreError::ConnectionLost { .. })
+    }
+}

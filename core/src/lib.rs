@@ -1,0 +1,24 @@
+//! Fleet core: PHP sessions shared between servers, with correct locking.
+//!
+//! No PHP in here: this crate is what the `fleet` PHP extension and `fleetctl` are built
+//! on, and what another Rust service uses to read PHP sessions.
+//!
+//! - [`config`]: `session.save_path` parsed into a typed [`StoreConfig`].
+//! - [`id`]: session id validation; a [`SessionId`] is safe to put in a key.
+//! - [`lease`]: time-bounded exclusive ownership, the basis of session (and cron) locks.
+//! - [`store`]: the [`SessionStore`] trait every backend implements.
+//! - [`redis`]: the Redis backend.
+//! - [`error`]: typed errors with messages an admin can act on.
+
+pub mod config;
+pub mod error;
+pub mod id;
+pub mod lease;
+pub mod redis;
+pub mod store;
+
+pub use config::{parse_save_path, RedisConfig, StoreConfig, Timeouts};
+pub use error::{ConfigError, StoreError};
+pub use id::SessionId;
+pub use lease::{LeaseTerms, LeaseToken};
+pub use store::{HeldLock, LockPolicy, ReadOutcome, SessionStore};

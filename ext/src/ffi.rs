@@ -1,0 +1,386 @@
+//! Everything that touches PHP's C API: the module entry, the session module table and its
+//! hooks, INI registration, phpinfo(), and warnings.
+//!
+//! Each hook converts PHP's arguments, calls `handler`, and converts back. No panic may
+//! cross into PHP (it would abort the worker), so every hook runs under `catch_unwind`.
+
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr;
+
+use ext_php_rs::builders::ModuleBuilder;
+use ext_php_rs::ffi::{
+    php_error_docref, php_info_print_table_end, php_info_print_table_row, php_info_print_table_start,
+    zend_long, zend_string, E_NOTICE, E_WARNING,
+};
+use ext_php_rs::flags::IniEntryPermission;
+use ext_php_rs::types::ZendStr;
+use ext_php_rs::zend::{IniEntryDef, IniEntryDefs, ModuleEntry, StaticModuleEntry};
+
+use crate::handler::{self, OpenSession};
+use crate::settings::{RawIni, Settings};
+
+const SUCCESS: c_int = 0;
+const FAILURE: c_int = -1;
+
+/// PHP's `ps_module` (ext/session/php_session.h, PHP 8.x), field for field.
+#[repr(C)]
+struct PsModule {
+    name: *const c_char,
+    open: unsafe extern "C" fn(*mut *mut c_void, *const c_char, *const c_char) -> c_int,
+    close: unsafe extern "C" fn(*mut *mut c_void) -> c_int,
+    read: unsafe extern "C" fn(*mut *mut c_void, *mut zend_string, *mut *mut zend_string, zend_long) -> c_int,
+    write: unsafe extern "C" fn(*mut *mut c_void, *mut zend_string, *mut zend_string, zend_long) -> c_int,
+    destroy: unsafe extern "C" fn(*mut *mut c_void, *mut zend_string) -> c_int,
+    gc: unsafe extern "C" fn(*mut *mut c_void, zend_long, *mut zend_long) -> zend_long,
+    create_sid: unsafe extern "C" fn(*mut *mut c_void) -> *mut zend_string,
+    validate_sid: unsafe extern "C" fn(*mut *mut c_void, *mut zend_string) -> c_int,
+    update_timestamp: unsafe extern "C" fn(*mut *mut c_void, *mut zend_string, *mut zend_string, zend_long) -> c_int,
+}
+
+// SAFETY: the table is immutable and its one pointer is to a static C string.
+unsafe impl Sync for PsModule {}
+
+static SESSION_MODULE: PsModule = PsModule {
+    name: c"fleet".as_ptr(),
+    open: ps_open,
+    close: ps_close,
+    read: ps_read,
+    write: ps_write,
+    destroy: ps_destroy,
+    gc: ps_gc,
+    create_sid: ps_create_sid,
+    validate_sid: ps_validate_sid,
+    update_timestamp: ps_update_timestamp,
+};
+
+/// PHP's `zend_module_dep`.
+#[repr(C)]
+struct ModuleDep {
+    name: *const c_char,
+    rel: *const c_char,
+    version: *const c_char,
+    kind: u8,
+}
+
+struct ModuleDeps([ModuleDep; 2]);
+
+// SAFETY: immutable, pointing only at static C strings.
+unsafe impl Sync for ModuleDeps {}
+
+const MODULE_DEP_REQUIRED: u8 = 1;
+
+/// The session extension must start before Fleet registers itself with it.
+static DEPS: ModuleDeps = ModuleDeps([
+    ModuleDep { name: c"session".as_ptr(), rel: ptr::null(), version: ptr::null(), kind: MODULE_DEP_REQUIRED },
+    ModuleDep { name: ptr::null(), rel: ptr::null(), version: ptr::null(), kind: 0 },
+]);
+
+static INI: IniEntryDefs<6> = IniEntryDefs::new([
+    IniEntryDef::new(c"fleet.locking", c"1", IniEntryPermission::All),
+    IniEntryDef::new(c"fleet.lock_ttl", c"0", IniEntryPermission::All),
+    IniEntryDef::new(c"fleet.lock_wait_timeout", c"10", IniEntryPermission::All),
+    IniEntryDef::new(c"fleet.connect_timeout", c"1", IniEntryPermission::All),
+    IniEntryDef::new(c"fleet.read_timeout", c"1", IniEntryPermission::All),
+    IniEntryDef::end(),
+]);
+
+extern "C" {
+    fn php_session_register_module(module: *const PsModule) -> c_int;
+    fn php_session_create_id(mod_data: *mut *mut c_void) -> *mut zend_string;
+    fn zend_ini_string_ex(name: *const c_char, name_length: usize, orig: c_int, exists: *mut bool) -> *mut c_char;
+    fn zend_ini_long(name: *const c_char, name_length: usize, orig: c_int) -> zend_long;
+    fn display_ini_entries(module: *mut ModuleEntry);
+}
+
+static MODULE: StaticModuleEntry = StaticModuleEntry::new();
+
+/// The entry point PHP looks up when it loads `fleet.so`.
+#[no_mangle]
+pub extern "C" fn get_module() -> *mut ModuleEntry {
+    let built = ModuleBuilder::new("fleet", env!("CARGO_PKG_VERSION"))
+        .startup_function(module_startup)
+        .info_function(module_info)
+        .try_into();
+    match built {
+        // Fleet registers no classes or constants, so the startup half has nothing to do.
+        Ok((mut entry, _startup, allocations)) => {
+            entry.deps = DEPS.0.as_ptr().cast();
+            MODULE.get_or_init(move || (entry, allocations))
+        }
+        Err(e) => {
+            // Only reachable if the constant name or version held a NUL byte. PHP
+            // dereferences whatever get_module returns, so there is no safe way to decline.
+            eprintln!("fleet: cannot build the PHP module entry: {e}");
+            std::process::abort()
+        }
+    }
+}
+
+unsafe extern "C" fn module_startup(_type: c_int, module_number: c_int) -> c_int {
+    guard(FAILURE, || {
+        IniEntryDef::register(INI.as_slice(), module_number);
+        // SAFETY: called during MINIT, after the session extension has started (declared in
+        // DEPS); SESSION_MODULE is a static that outlives the process's use of it.
+        unsafe { php_session_register_module(&SESSION_MODULE) }
+    })
+}
+
+unsafe extern "C" fn module_info(module: *mut ModuleEntry) {
+    guard((), || {
+        let version = c_string(env!("CARGO_PKG_VERSION"));
+        let connections = handler::describe_connections();
+        let connections = c_string(&if connections.is_empty() { "none".to_owned() } else { connections.join(", ") });
+        // SAFETY: called by phpinfo(); every argument is a NUL-terminated string that lives
+        // until the call returns, and the row counts match the argument counts.
+        unsafe {
+            php_info_print_table_start();
+            php_info_print_table_row(2, c"Fleet session handler".as_ptr(), c"enabled".as_ptr());
+            php_info_print_table_row(2, c"Version".as_ptr(), version.as_ptr());
+            php_info_print_table_row(2, c"Save path schemes".as_ptr(), c"redis://, rediss://, unix://".as_ptr());
+            php_info_print_table_row(2, c"Connections of this worker".as_ptr(), connections.as_ptr());
+            php_info_print_table_end();
+            display_ini_entries(module);
+        }
+    })
+}
+
+/// Runs `body`, turning a panic into `fallback` so it never unwinds into PHP.
+fn guard<T>(fallback: T, body: impl FnOnce() -> T) -> T {
+    catch_unwind(AssertUnwindSafe(body)).unwrap_or(fallback)
+}
+
+fn c_string(s: &str) -> CString {
+    CString::new(s.replace('\0', "")).unwrap_or_default()
+}
+
+fn emit(level: u32, message: &str) {
+    let message = c_string(message);
+    let Ok(level) = c_int::try_from(level) else { return };
+    // SAFETY: a "%s" format with one NUL-terminated string argument that outlives the call.
+    unsafe { php_error_docref(ptr::null(), level, c"%s".as_ptr(), message.as_ptr()) }
+}
+
+fn warn(message: &str) {
+    emit(E_WARNING, message);
+}
+
+/// Reads an INI entry's current value as a string ("" when unset).
+fn ini_string(name: &CStr) -> String {
+    let mut exists = false;
+    // SAFETY: `name` is NUL-terminated and its length excludes the NUL; PHP returns a
+    // pointer to its own copy of the value, valid during this request, or NULL.
+    let value = unsafe { zend_ini_string_ex(name.as_ptr(), name.count_bytes(), 0, &mut exists) };
+    if value.is_null() {
+        return String::new();
+    }
+    // SAFETY: non-NULL INI values are NUL-terminated strings owned by PHP.
+    unsafe { CStr::from_ptr(value) }.to_string_lossy().into_owned()
+}
+
+fn current_settings() -> Settings {
+    let [locking, lock_ttl, lock_wait_timeout, connect_timeout, read_timeout] =
+        [c"fleet.locking", c"fleet.lock_ttl", c"fleet.lock_wait_timeout", c"fleet.connect_timeout", c"fleet.read_timeout"]
+            .map(ini_string);
+    let max_execution_time = {
+        let name = c"max_execution_time";
+        // SAFETY: NUL-terminated name, length without the NUL.
+        unsafe { zend_ini_long(name.as_ptr(), name.count_bytes(), 0) }
+    };
+    let raw = RawIni {
+        locking: &locking,
+        lock_ttl: &lock_ttl,
+        lock_wait_timeout: &lock_wait_timeout,
+        connect_timeout: &connect_timeout,
+        read_timeout: &read_timeout,
+        max_execution_time,
+    };
+    let (settings, problems) = Settings::from_ini(&raw);
+    for problem in problems {
+        warn(&format!("Fleet: {problem}"));
+    }
+    settings
+}
+
+/// # Safety
+/// `s` must be NULL or point to a live `zend_string`.
+unsafe fn bytes<'a>(s: *const zend_string) -> &'a [u8] {
+    // SAFETY: per this function's contract; ZendStr is zend_string.
+    match unsafe { s.as_ref() } {
+        Some(s) => ZendStr::as_bytes(s),
+        None => &[],
+    }
+}
+
+/// # Safety
+/// `mod_data` must be PHP's `PS(mod_data)` slot: NULL, or holding what `ps_open` stored.
+unsafe fn open_session<'a>(mod_data: *mut *mut c_void) -> Option<&'a mut OpenSession> {
+    // SAFETY: per this function's contract, a non-NULL slot value is a Box<OpenSession>
+    // leaked by ps_open and not yet reclaimed by ps_close.
+    unsafe { mod_data.as_ref().and_then(|slot| slot.cast::<OpenSession>().as_mut()) }
+}
+
+fn not_open() -> c_int {
+    warn("Fleet: the session storage is not open (session_start() failed earlier in this request)");
+    FAILURE
+}
+
+unsafe extern "C" fn ps_open(mod_data: *mut *mut c_void, save_path: *const c_char, _name: *const c_char) -> c_int {
+    guard(FAILURE, || {
+        if mod_data.is_null() {
+            return FAILURE;
+        }
+        let save_path = if save_path.is_null() {
+            String::new()
+        } else {
+            // SAFETY: PHP passes PS(save_path), a NUL-terminated string.
+            unsafe { CStr::from_ptr(save_path) }.to_string_lossy().into_owned()
+        };
+        match handler::open(&save_path, current_settings()) {
+            Ok(session) => {
+                // SAFETY: mod_data is PHP's writable PS(mod_data) slot; the Box is reclaimed
+                // by ps_close, which PHP calls whenever the slot is non-NULL.
+                unsafe { *mod_data = Box::into_raw(Box::new(session)).cast() };
+                SUCCESS
+            }
+            Err(problem) => {
+                warn(&problem);
+                FAILURE
+            }
+        }
+    })
+}
+
+unsafe extern "C" fn ps_close(mod_data: *mut *mut c_void) -> c_int {
+    guard(FAILURE, || {
+        if mod_data.is_null() {
+            return SUCCESS;
+        }
+        // SAFETY: the slot is PHP's PS(mod_data); we empty it before reclaiming so PHP never
+        // sees a dangling pointer.
+        let raw = unsafe { std::mem::replace(&mut *mod_data, ptr::null_mut()) };
+        if raw.is_null() {
+            return SUCCESS;
+        }
+        // SAFETY: a non-NULL slot holds the Box<OpenSession> leaked by ps_open.
+        let session = unsafe { Box::from_raw(raw.cast::<OpenSession>()) };
+        match session.close() {
+            Ok(()) => SUCCESS,
+            Err(problem) => {
+                emit(E_NOTICE, &problem);
+                SUCCESS
+            }
+        }
+    })
+}
+
+unsafe extern "C" fn ps_read(mod_data: *mut *mut c_void, key: *mut zend_string, val: *mut *mut zend_string, _maxlifetime: zend_long) -> c_int {
+    guard(FAILURE, || {
+        // SAFETY: PHP passes its PS(mod_data) slot and a live key.
+        let (Some(session), id) = (unsafe { open_session(mod_data) }, unsafe { bytes(key) }) else {
+            return not_open();
+        };
+        if val.is_null() {
+            return FAILURE;
+        }
+        match session.read(id) {
+            Ok(data) => {
+                // SAFETY: PHP takes ownership of *val; the string comes from PHP's request
+                // allocator (ZendStr::new with persistent = false), as it expects.
+                unsafe { *val = ZendStr::new(&data, false).into_raw() };
+                SUCCESS
+            }
+            Err(problem) => {
+                warn(&problem);
+                FAILURE
+            }
+        }
+    })
+}
+
+unsafe extern "C" fn ps_write(mod_data: *mut *mut c_void, key: *mut zend_string, val: *mut zend_string, maxlifetime: zend_long) -> c_int {
+    guard(FAILURE, || {
+        // SAFETY: PHP passes its PS(mod_data) slot and live key and value strings.
+        let (Some(session), id, data) = (unsafe { open_session(mod_data) }, unsafe { bytes(key) }, unsafe { bytes(val) }) else {
+            return not_open();
+        };
+        report(session.write(id, data, maxlifetime))
+    })
+}
+
+unsafe extern "C" fn ps_update_timestamp(mod_data: *mut *mut c_void, key: *mut zend_string, _val: *mut zend_string, maxlifetime: zend_long) -> c_int {
+    guard(FAILURE, || {
+        // SAFETY: PHP passes its PS(mod_data) slot and a live key.
+        let (Some(session), id) = (unsafe { open_session(mod_data) }, unsafe { bytes(key) }) else {
+            return not_open();
+        };
+        report(session.touch(id, maxlifetime))
+    })
+}
+
+unsafe extern "C" fn ps_destroy(mod_data: *mut *mut c_void, key: *mut zend_string) -> c_int {
+    guard(FAILURE, || {
+        // SAFETY: PHP passes its PS(mod_data) slot and a live key.
+        let (Some(session), id) = (unsafe { open_session(mod_data) }, unsafe { bytes(key) }) else {
+            return not_open();
+        };
+        report(session.destroy(id))
+    })
+}
+
+unsafe extern "C" fn ps_gc(mod_data: *mut *mut c_void, maxlifetime: zend_long, nrdels: *mut zend_long) -> zend_long {
+    guard(-1, || {
+        // SAFETY: PHP passes its PS(mod_data) slot.
+        let Some(session) = (unsafe { open_session(mod_data) }) else { return -1 };
+        let deleted = match session.gc(maxlifetime) {
+            Ok(n) => zend_long::try_from(n).unwrap_or(zend_long::MAX),
+            Err(problem) => {
+                warn(&problem);
+                -1
+            }
+        };
+        // SAFETY: nrdels is NULL or PHP's writable counter.
+        if let Some(nrdels) = unsafe { nrdels.as_mut() } {
+            *nrdels = deleted;
+        }
+        deleted
+    })
+}
+
+unsafe extern "C" fn ps_create_sid(mod_data: *mut *mut c_void) -> *mut zend_string {
+    guard(ptr::null_mut(), || {
+        // PHP's own generator honours session.sid_length and session.sid_bits_per_character
+        // and draws from the CSPRNG; with at least 128 random bits a collision is not a
+        // practical event, so no round trip is spent checking for one.
+        // SAFETY: php_session_create_id ignores mod_data and returns a new zend_string
+        // that PHP owns.
+        unsafe { php_session_create_id(mod_data) }
+    })
+}
+
+unsafe extern "C" fn ps_validate_sid(mod_data: *mut *mut c_void, key: *mut zend_string) -> c_int {
+    guard(FAILURE, || {
+        // SAFETY: PHP passes its PS(mod_data) slot and a live key.
+        let (Some(session), id) = (unsafe { open_session(mod_data) }, unsafe { bytes(key) }) else {
+            return FAILURE;
+        };
+        match session.exists(id) {
+            Ok(true) => SUCCESS,
+            Ok(false) => FAILURE,
+            Err(problem) => {
+                warn(&problem);
+                FAILURE
+            }
+        }
+    })
+}
+
+fn report(outcome: Result<(), handler::Problem>) -> c_int {
+    match outcome {
+        Ok(()) => SUCCESS,
+        Err(problem) => {
+            warn(&problem);
+            FAILURE
+        }
+    }
+}

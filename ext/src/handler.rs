@@ -1,0 +1,177 @@
+//! What each session hook does, in safe Rust. `ffi` converts PHP's arguments, calls these,
+//! and turns an `Err` into a PHP warning.
+//!
+//! A worker keeps its stores (each with its open connection) between requests in a small
+//! per-thread cache, so one FPM worker has one connection per save_path it uses.
+
+use std::cell::RefCell;
+use std::time::Duration;
+
+use fleet_core::redis::RedisStore;
+use fleet_core::{parse_save_path, HeldLock, SessionId, SessionStore, StoreConfig, StoreError};
+
+use crate::settings::Settings;
+
+/// Stores kept per worker thread; more distinct save_paths than this in one worker is
+/// unusual, and the oldest is closed.
+const MAX_IDLE_STORES: usize = 4;
+
+type StoreKey = (String, fleet_core::Timeouts);
+
+thread_local! {
+    static IDLE_STORES: RefCell<Vec<(StoreKey, RedisStore)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A message for PHP, already worded for the admin.
+pub type Problem = String;
+
+/// State of one open session, owned by PHP's `mod_data` from open to close.
+pub struct OpenSession {
+    key: StoreKey,
+    store: RedisStore,
+    settings: Settings,
+    held: Option<(SessionId, HeldLock)>,
+}
+
+fn problem(e: impl std::fmt::Display) -> Problem {
+    format!("Fleet: {e}")
+}
+
+fn parse_id(raw: &[u8]) -> Result<SessionId, Problem> {
+    SessionId::parse(raw).map_err(|e| problem(StoreError::InvalidId(e)))
+}
+
+fn lifetime(maxlifetime: i64) -> Duration {
+    Duration::from_secs(maxlifetime.max(1).unsigned_abs())
+}
+
+/// `open`: finds this worker's store for `save_path` (or makes one) and makes sure it is
+/// connected, so a dead backend is reported by session_start() itself.
+pub fn open(save_path: &str, settings: Settings) -> Result<OpenSession, Problem> {
+    let key = (save_path.to_owned(), settings.timeouts);
+    let cached = IDLE_STORES.with(|stores| {
+        let mut stores = stores.borrow_mut();
+        let found = stores.iter().position(|(k, _)| *k == key);
+        found.map(|i| stores.remove(i).1)
+    });
+    let mut store = match cached {
+        Some(store) => store,
+        None => match parse_save_path(save_path).map_err(problem)? {
+            StoreConfig::Redis(config) => RedisStore::new(&config, settings.timeouts).map_err(problem)?,
+        },
+    };
+    if !store.is_connected() {
+        if let Err(e) = store.connect() {
+            // Keep the store: its parsed config is still good, and the next request retries.
+            put_back(key, store);
+            return Err(problem(e));
+        }
+    }
+    Ok(OpenSession { key, store, settings, held: None })
+}
+
+fn put_back(key: StoreKey, store: RedisStore) {
+    IDLE_STORES.with(|stores| {
+        let mut stores = stores.borrow_mut();
+        if stores.len() >= MAX_IDLE_STORES {
+            stores.remove(0);
+        }
+        stores.push((key, store));
+    });
+}
+
+impl OpenSession {
+    /// `read`: takes the lock (per `fleet.locking`) and returns the data; a session that
+    /// does not exist reads as empty, as PHP expects.
+    pub fn read(&mut self, raw_id: &[u8]) -> Result<Vec<u8>, Problem> {
+        let id = parse_id(raw_id)?;
+        self.release_held();
+        let outcome = self.store.lock_and_read(&id, self.settings.lock).map_err(problem)?;
+        if let Some(lock) = outcome.lock {
+            self.held = Some((id, lock));
+        }
+        Ok(outcome.data.unwrap_or_default())
+    }
+
+    /// The lock held for `id`, if this request holds it. With locking on, writing without
+    /// it would be the silent unlocked write Fleet exists to prevent.
+    fn take_lock_for(&mut self, id: &SessionId) -> Result<Option<HeldLock>, Problem> {
+        match self.held.take() {
+            Some((held_id, lock)) if held_id == *id => Ok(Some(lock)),
+            other => {
+                self.held = other;
+                if self.settings.lock.lease.is_some() {
+                    Err(problem(format!(
+                        "session {} is not locked by this request, so it was not written (it was not read by session_start() first)",
+                        id.abbreviated()
+                    )))
+                } else {
+                    Ok(None)
+                }
+            }
+        }
+    }
+
+    /// `write`: stores the data and releases the lock in one round trip.
+    pub fn write(&mut self, raw_id: &[u8], data: &[u8], maxlifetime: i64) -> Result<(), Problem> {
+        let id = parse_id(raw_id)?;
+        let lock = self.take_lock_for(&id)?;
+        self.store.write_and_unlock(&id, data, lifetime(maxlifetime), lock.as_ref()).map_err(problem)
+    }
+
+    /// `update_timestamp` (lazy_write, data unchanged): refreshes the lifetime and releases
+    /// the lock in one round trip.
+    pub fn touch(&mut self, raw_id: &[u8], maxlifetime: i64) -> Result<(), Problem> {
+        let id = parse_id(raw_id)?;
+        let lock = self.take_lock_for(&id)?;
+        self.store.touch_and_unlock(&id, lifetime(maxlifetime), lock.as_ref()).map_err(problem)
+    }
+
+    /// `destroy`: deletes the session and releases its lock if this request holds it.
+    pub fn destroy(&mut self, raw_id: &[u8]) -> Result<(), Problem> {
+        let id = parse_id(raw_id)?;
+        let lock = match self.held.take() {
+            Some((held_id, lock)) if held_id == id => Some(lock),
+            other => {
+                self.held = other;
+                None
+            }
+        };
+        self.store.destroy(&id, lock.as_ref()).map_err(problem)
+    }
+
+    /// `validate_sid` (session.use_strict_mode): only ids of stored sessions are accepted.
+    pub fn exists(&mut self, raw_id: &[u8]) -> Result<bool, Problem> {
+        let Ok(id) = SessionId::parse(raw_id) else { return Ok(false) };
+        self.store.exists(&id).map_err(problem)
+    }
+
+    /// `gc`: the number of sessions removed.
+    pub fn gc(&mut self, maxlifetime: i64) -> Result<u64, Problem> {
+        self.store.gc(lifetime(maxlifetime)).map_err(problem)
+    }
+
+    fn release_held(&mut self) -> Option<Problem> {
+        let (id, lock) = self.held.take()?;
+        self.store.unlock(&id, &lock).err().map(problem)
+    }
+
+    /// `close`: releases a lock still held (session_abort(), read_and_close) and gives the
+    /// store back to the worker's cache for the next request.
+    pub fn close(mut self) -> Result<(), Problem> {
+        let outcome = self.release_held();
+        put_back(self.key, self.store);
+        outcome.map_or(Ok(()), Err)
+    }
+}
+
+/// Describes this worker's connections for phpinfo(): endpoints only, never credentials.
+pub fn describe_connections() -> Vec<String> {
+    IDLE_STORES.with(|stores| {
+        stores
+            .borrow()
+            .iter()
+            .map(|(_, s)| format!("{} ({})", s.endpoint(), if s.is_connected() { "connected" } else { "not connected" }))
+            .collect()
+    })
+}

@@ -1,0 +1,11 @@
+//! The `fleet` PHP extension: a native session save handler (`session.save_handler = fleet`).
+//!
+//! Thin glue over `fleet-core`:
+//! - [`ffi`]: the only module that touches PHP's C API (module entry, session hooks, INI,
+//!   phpinfo, warnings).
+//! - [`handler`]: what each session hook does, in safe Rust.
+//! - [`settings`]: the `fleet.*` INI entries and their validation.
+
+mod ffi;
+mod handler;
+mod settings;
