@@ -1,0 +1,16 @@
+//! Real servers for Fleet's tests, benchmarks and demo: `redis-server`, `php-fpm8.2` and
+//! `nginx` from Debian's packages, each started on a free loopback port with its own temp
+//! dir, and stopped by PID when dropped. No mocks.
+//!
+//! - [`process`]: a child process that is stopped (TERM, then KILL) when dropped.
+//! - [`redis_server`]: a Redis server, and a TCP endpoint that accepts but never answers.
+//! - [`web`]: PHP-FPM pools behind an nginx round-robin balancer, and a small HTTP client.
+//! - [`paths`]: where the built extension, the PHP tests and the web pages are.
+
+pub mod paths;
+pub mod process;
+pub mod redis_server;
+pub mod web;
+
+pub use redis_server::{Blackhole, RedisServer};
+pub use web::{Http, WebStack};
