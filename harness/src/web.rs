@@ -28,7 +28,7 @@ impl FpmPool {
             "[global]\npid = {dir}/fpm-{name}.pid\nerror_log = {dir}/fpm-{name}.log\ndaemonize = no\nlog_level = warning\n\
              [{name}]\nlisten = 127.0.0.1:{port}\nlisten.backlog = 1024\npm = static\npm.max_children = {workers}\n\
              clear_env = no\ncatch_workers_output = yes\nenv[FLEET_WORKER] = {name}\n\
-             php_admin_flag[log_errors] = on\nphp_admin_value[error_log] = {log}\n",
+             php_admin_flag[log_errors] = on\nphp_admin_flag[display_errors] = off\nphp_admin_value[error_log] = {log}\n",
             dir = dir.display(),
             log = php_log.display(),
         );
@@ -84,11 +84,11 @@ impl WebStack {
              events {{ worker_connections 4096; }}\n\
              http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  fastcgi_temp_path {d}/fastcgi;\n\
                proxy_temp_path {d}/proxy;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
-               upstream app {{\n{upstreams}    keepalive 64;\n  }}\n\
+               upstream app {{\n{upstreams}  }}\n\
                server {{\n    listen 127.0.0.1:{port} backlog=4096;\n    root {www};\n\
                  location ~ \\.php$ {{\n      include /etc/nginx/fastcgi_params;\n\
                    fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;\n\
-                   fastcgi_keep_conn on;\n      fastcgi_read_timeout 60s;\n      fastcgi_pass app;\n    }}\n  }}\n}}\n",
+      fastcgi_read_timeout 60s;\n      fastcgi_next_upstream off;\n      fastcgi_pass app;\n    }}\n  }}\n}}\n",
             www = www().display(),
         );
         let config = dir.path().join("nginx.conf");
@@ -160,5 +160,26 @@ impl Http {
         let worker = header("x-fleet-worker").unwrap_or_default();
         let body = response.body_mut().read_to_string().map_err(|e| format!("GET {url}: body: {e}"))?;
         Ok(Reply { status, body, set_cookie, worker })
+    }
+}
+
+impl Drop for WebStack {
+    /// A failing test shows what nginx, FPM and PHP logged, since the temp dir goes away.
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let Ok(entries) = std::fs::read_dir(self.dir.path()) else { return };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "log") {
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(15).collect();
+                eprintln!("--- last lines of {} ---", path.display());
+                for line in tail.iter().rev() {
+                    eprintln!("{line}");
+                }
+            }
+        }
     }
 }

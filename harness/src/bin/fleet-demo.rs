@@ -6,6 +6,11 @@ use fleet_harness::paths::extension;
 use fleet_harness::{Http, RedisServer, WebStack};
 
 fn main() {
+    // Exit only after `run` has dropped the servers, so none is left running.
+    std::process::exit(if run() { 0 } else { 1 });
+}
+
+fn run() -> bool {
     let ext = extension();
     let redis = RedisServer::start();
     let save_path = format!("{}?prefix=demo:", redis.url());
@@ -31,7 +36,7 @@ fn main() {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("request {i}: {e}");
-                std::process::exit(1);
+                return false;
             }
         };
         let counter = reply.body.trim();
@@ -56,6 +61,6 @@ fn main() {
         println!("OK: one session shared by both app servers, counter 1..10 with no loss.");
     } else {
         println!("FAILED: the session was not shared correctly.");
-        std::process::exit(1);
     }
+    ok
 }

@@ -1,0 +1,175 @@
+//! End to end: two PHP-FPM app servers behind an nginx round-robin balancer, the built
+//! extension, and a real Redis. Timings are printed for the record, never asserted.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use fleet_harness::paths::extension;
+use fleet_harness::{Blackhole, Http, RedisServer, WebStack};
+
+fn fleet_stack(save_path: &str, workers: usize, extra: &[(&str, &str)]) -> WebStack {
+    let ext = extension().display().to_string();
+    let mut ini = vec![("extension", ext.as_str()), ("session.save_handler", "fleet"), ("session.save_path", save_path)];
+    ini.extend_from_slice(extra);
+    WebStack::start(&["app-a", "app-b"], workers, &ini)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+#[test]
+fn cookie_set_by_one_app_server_is_honoured_by_the_other() {
+    let redis = RedisServer::start();
+    let web = fleet_stack(&redis.url(), 2, &[]);
+    let http = Http::default();
+
+    let first = http.get(&web.url("counter.php"), None).expect("first request");
+    assert_eq!((first.status, first.body.trim()), (200, "1"), "{first:?}");
+    let cookie = first.set_cookie.clone().expect("the first reply sets a session cookie");
+    let mut workers = vec![first.worker.clone()];
+    for expected in 2..=10 {
+        let reply = http.get(&web.url("counter.php"), Some(&cookie)).expect("request");
+        assert_eq!(reply.status, 200, "{reply:?}");
+        assert_eq!(reply.body.trim(), expected.to_string(), "request {expected} on {}", reply.worker);
+        assert_eq!(reply.set_cookie, None, "request {expected} was given a new session");
+        workers.push(reply.worker);
+    }
+    println!("workers in order: {workers:?}");
+    for pair in workers.windows(2) {
+        assert_ne!(pair[0], pair[1], "round robin should alternate app servers: {workers:?}");
+    }
+    assert_eq!(web.php_log(), "", "PHP logged problems");
+}
+
+#[test]
+fn five_hundred_concurrent_increments_of_one_session_lose_nothing() {
+    const REQUESTS: usize = 500;
+    const CLIENTS: usize = 32;
+    let redis = RedisServer::start();
+    let web = fleet_stack(&redis.url(), 8, &[]);
+    let http = Http::default();
+    let first = http.get(&web.url("counter.php"), None).expect("first request");
+    let cookie = first.set_cookie.clone().expect("session cookie");
+    let sid = cookie.split_once('=').map(|(_, v)| v.to_owned()).unwrap_or_default();
+    redis.command(&["CONFIG", "RESETSTAT"]);
+
+    let next = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let start = Instant::now();
+    let threads: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let (http, url, cookie) = (http.clone(), web.url("counter.php"), cookie.clone());
+            let (next, seen, latencies) = (next.clone(), seen.clone(), latencies.clone());
+            std::thread::spawn(move || {
+                while next.fetch_add(1, Ordering::SeqCst) < REQUESTS {
+                    let t = Instant::now();
+                    let reply = http.get(&url, Some(&cookie)).expect("request");
+                    latencies.lock().unwrap().push(t.elapsed());
+                    assert_eq!(reply.status, 200, "{reply:?}");
+                    seen.lock().unwrap().push(reply.body.trim().parse::<usize>().expect("a counter"));
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("client thread");
+    }
+    let elapsed = start.elapsed();
+
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort_unstable();
+    // The first request made it 1; each of the 500 must have seen a distinct next value.
+    assert_eq!(seen, (2..=REQUESTS + 1).collect::<Vec<_>>(), "every increment must see its own value");
+    let stored = redis.command(&["GET", &format!("PHPREDIS_SESSION:{sid}")]);
+    assert_eq!(stored, format!("n|i:{};", REQUESTS + 1));
+
+    let mut lat = latencies.lock().unwrap().clone();
+    lat.sort_unstable();
+    let calls = redis.command_calls();
+    println!(
+        "{REQUESTS} requests, {CLIENTS} concurrent, one session: final counter {} (+1 initial), {:.0} req/s, p50 {:?}, p99 {:?}, max {:?}",
+        seen.len(),
+        REQUESTS as f64 / elapsed.as_secs_f64(),
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99),
+        lat[lat.len() - 1]
+    );
+    println!("redis commands during the run: {calls:?}");
+    assert_eq!(web.php_log(), "", "PHP logged problems");
+}
+
+#[test]
+fn dead_backend_gives_a_warning_and_the_worker_lives_on() {
+    let port = fleet_harness::paths::free_port();
+    let web = fleet_stack(&format!("redis://127.0.0.1:{port}"), 1, &[]);
+    let http = Http::new(Duration::from_secs(20));
+    for _ in 0..4 {
+        let reply = http.get(&web.url("counter.php"), None).expect("the worker answers");
+        assert_eq!((reply.status, reply.body.trim()), (503, "no session"));
+    }
+    let log = web.php_log();
+    assert!(log.contains(&format!("Fleet: cannot connect to redis://127.0.0.1:{port}")), "{log}");
+    assert!(log.contains("fleet.connect_timeout"), "the warning names the setting: {log}");
+    assert!(!log.contains("Segmentation") && !log.contains("exited on signal"), "{log}");
+    // Each pool's one worker survived all four requests.
+    let fpm_logs: String = ["app-a", "app-b"]
+        .iter()
+        .map(|n| std::fs::read_to_string(web.dir().join(format!("fpm-{n}.log"))).unwrap_or_default())
+        .collect();
+    assert!(!fpm_logs.contains("exited"), "a worker died: {fpm_logs}");
+}
+
+#[test]
+fn hung_backend_is_bounded_by_the_read_timeout() {
+    let hole = Blackhole::start();
+    let web = fleet_stack(&format!("redis://127.0.0.1:{}", hole.port), 1, &[("fleet.read_timeout", "0.5")]);
+    // A client that gives up long before phpredis's 30 s+ hang would end.
+    let http = Http::new(Duration::from_secs(10));
+    let start = Instant::now();
+    let reply = http.get(&web.url("counter.php"), None).expect("the worker answers despite a hung Redis");
+    println!("hung backend answered in {:?}", start.elapsed());
+    assert_eq!((reply.status, reply.body.trim()), (503, "no session"));
+    let log = web.php_log();
+    assert!(log.contains("did not answer within") && log.contains("fleet.read_timeout"), "{log}");
+}
+
+#[test]
+fn a_killed_workers_lock_expires_by_its_ttl() {
+    let redis = RedisServer::start();
+    let web = fleet_stack(&redis.url(), 2, &[("fleet.lock_ttl", "2")]);
+    let http = Http::new(Duration::from_secs(30));
+    let cookie = http.get(&web.url("counter.php"), None).expect("first").set_cookie.expect("cookie");
+    let sid = cookie.split_once('=').map(|(_, v)| v.to_owned()).unwrap_or_default();
+
+    // A request takes the lock and hangs, and its worker is killed, as the OOM killer or a
+    // segfault would.
+    let pid_file = web.dir().join("holder.pid");
+    let hung = {
+        let url = web.url(&format!("hold.php?pid_file={}", pid_file.display()));
+        let (http, cookie) = (http.clone(), cookie.clone());
+        std::thread::spawn(move || http.get(&url, Some(&cookie)))
+    };
+    let wait_start = Instant::now();
+    let pid = loop {
+        if let Some(pid) = std::fs::read_to_string(&pid_file).ok().and_then(|p| p.trim().parse::<i32>().ok()) {
+            break pid;
+        }
+        assert!(wait_start.elapsed() < Duration::from_secs(10), "the hanging request never took the lock");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let lock_taken = Instant::now();
+    assert_eq!(redis.command(&["EXISTS", &format!("PHPREDIS_SESSION:{sid}_LOCK")]), ":1");
+    // SAFETY: kill(2) on the FPM worker serving the hanging request.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    let killed = hung.join().expect("client thread").expect("nginx answers");
+    assert_eq!(killed.status, 502, "the killed request fails: {killed:?}");
+
+    let reply = http.get(&web.url("counter.php"), Some(&cookie)).expect("next request");
+    println!("the next request got the session {:?} after the dead worker took the lock (lock TTL 2 s)", lock_taken.elapsed());
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.body.trim(), "2", "the killed request never wrote, so the counter goes 1 -> 2");
+}
