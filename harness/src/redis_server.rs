@@ -48,6 +48,8 @@ impl RedisServer {
             .arg(self.dir.path())
             .arg("--logfile")
             .arg(self.dir.path().join("redis.log"))
+            .arg("--unixsocket")
+            .arg(self.socket_path())
             .args(&self.extra_args);
         let mut process = Process::spawn("redis-server", &mut command);
         let start = Instant::now();
@@ -62,6 +64,11 @@ impl RedisServer {
             std::thread::sleep(Duration::from_millis(10));
         }
         false
+    }
+
+    /// The server's unix socket.
+    pub fn socket_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("redis.sock")
     }
 
     pub fn url(&self) -> String {

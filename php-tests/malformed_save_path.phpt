@@ -1,0 +1,37 @@
+--TEST--
+Malformed session.save_path: a warning quoting the bad part, no crash
+--FILE--
+<?php
+ini_set('session.save_handler', 'fleet');
+foreach ([
+    'redis://127.0.0.1:notaport',
+    'redis://127.0.0.1:6379/db?prefix=x',
+    'redis://127.0.0.1?timeout=soon',
+    'redis://127.0.0.1?colour=blue',
+    'memcached://127.0.0.1',
+    '127.0.0.1:6379',
+    '',
+] as $path) {
+    ini_set('session.save_path', $path);
+    set_error_handler(function ($no, $msg) { if (str_starts_with($msg, 'session_start(): Fleet')) echo $msg, "\n"; return true; });
+    var_dump(session_start());
+    restore_error_handler();
+}
+echo "still running\n";
+?>
+--EXPECT--
+session_start(): Fleet: session.save_path: "notaport": the port must be a number from 1 to 65535
+bool(false)
+session_start(): Fleet: session.save_path: "db": the database must be a non-negative number, e.g. /0
+bool(false)
+session_start(): Fleet: session.save_path: "timeout=soon": expected a number of seconds greater than 0 and at most 3600, e.g. 1.5
+bool(false)
+session_start(): Fleet: session.save_path: unknown option "colour"; known options are prefix, database, connect_timeout, timeout, read_timeout, auth, user, password_file, password_env, tls_verify, tls_ca_file
+bool(false)
+session_start(): Fleet: session.save_path scheme "memcached://" is not supported; use redis://, rediss:// or unix://
+bool(false)
+session_start(): Fleet: session.save_path "127.0.0.1:6379" has no scheme; write it as redis://host:port, rediss://host:port or unix:///path/to/redis.sock
+bool(false)
+session_start(): Fleet: session.save_path is empty; set it to e.g. "redis://127.0.0.1:6379"
+bool(false)
+still running
