@@ -8,7 +8,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 packages=(
   php8.2-dev php8.2-cli php8.2-fpm php8.2-redis php8.2-igbinary
   clang libclang-dev libssl-dev pkg-config
-  redis-server nginx-light procps
+  redis-server nginx-light procps valgrind
 )
 missing=()
 for p in "${packages[@]}"; do

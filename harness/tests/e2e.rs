@@ -80,12 +80,14 @@ fn five_hundred_concurrent_increments_of_one_session_lose_nothing() {
     }
     let elapsed = start.elapsed();
 
+    let stored = redis.command(&["GET", &format!("PHPREDIS_SESSION:{sid}")]);
+    let final_counter: usize = stored.trim_start_matches("n|i:").trim_end_matches(';').parse().unwrap_or(0);
+    assert_eq!(final_counter, REQUESTS + 1, "{} of {REQUESTS} increments were lost", (REQUESTS + 1).saturating_sub(final_counter));
     let mut seen = seen.lock().unwrap().clone();
     seen.sort_unstable();
+    seen.dedup();
     // The first request made it 1; each of the 500 must have seen a distinct next value.
-    assert_eq!(seen, (2..=REQUESTS + 1).collect::<Vec<_>>(), "every increment must see its own value");
-    let stored = redis.command(&["GET", &format!("PHPREDIS_SESSION:{sid}")]);
-    assert_eq!(stored, format!("n|i:{};", REQUESTS + 1));
+    assert_eq!(seen.len(), REQUESTS, "two requests saw the same counter value");
 
     let mut lat = latencies.lock().unwrap().clone();
     lat.sort_unstable();

@@ -1,0 +1,33 @@
+//! Memory safety of the FFI layer: PHP under valgrind (with PHP's own allocator off, so its
+//! allocations are tracked too) runs every session hook and failure path many times.
+
+use std::process::Command;
+
+use fleet_harness::paths::{extension, repo_root};
+use fleet_harness::RedisServer;
+
+#[test]
+fn session_hooks_have_no_memory_errors_or_leaks() {
+    let redis = RedisServer::start();
+    let log = tempfile::NamedTempFile::new().expect("temp file");
+    let output = Command::new("valgrind")
+        .args(["--leak-check=full", "--errors-for-leak-kinds=definite,indirect", "--error-exitcode=9"])
+        .arg(format!("--log-file={}", log.path().display()))
+        .args(["php", "-n", "-d", "output_buffering=1", "-d", "session.use_cookies=0", "-d"])
+        .arg(format!("extension={}", extension().display()))
+        .arg(repo_root().join("harness/scripts/session_cycle.php"))
+        .env("USE_ZEND_ALLOC", "0")
+        .env("ZEND_DONT_UNLOAD_MODULES", "1")
+        .env("FLEET_SAVE_PATH", format!("{}?prefix=vg:", redis.url()))
+        .output()
+        .expect("valgrind runs (installed by scripts/setup.sh)");
+    let report = std::fs::read_to_string(log.path()).unwrap_or_default();
+    let summary: Vec<&str> = report
+        .lines()
+        .filter(|l| l.contains("ERROR SUMMARY") || l.contains("definitely lost") || l.contains("indirectly lost"))
+        .collect();
+    println!("{}", summary.join("\n"));
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "done", "the script ran to the end");
+    assert!(output.status.success(), "valgrind found errors or leaks:\n{report}");
+    assert!(report.contains("ERROR SUMMARY: 0 errors"), "{report}");
+}
