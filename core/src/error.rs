@@ -34,6 +34,8 @@ pub enum ConfigError {
 pub enum StoreError {
     #[error("cannot connect to {endpoint}: {cause}. Check that the server runs and session.save_path points at it; raise fleet.connect_timeout (or connect_timeout= in session.save_path) if it is only slow to accept")]
     Connect { endpoint: String, cause: String },
+    #[error("TLS with {endpoint} failed: {cause}. Set tls_ca_file= in session.save_path to the CA that signed the server certificate (tls_verify=0 skips verification)")]
+    Tls { endpoint: String, cause: String },
     #[error("{endpoint} did not answer within {waited:?}. Raise fleet.read_timeout (or timeout= in session.save_path) if the server is only slow")]
     TimedOut { endpoint: String, waited: Duration },
     #[error("lost the connection to {endpoint}: {cause}. The next request reconnects")]

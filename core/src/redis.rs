@@ -230,6 +230,8 @@ impl RedisStore {
             || cause.contains("WRONGPASS");
         if auth_failure {
             StoreError::Auth { endpoint, cause }
+        } else if connecting && (cause.contains("SSL") || cause.contains("certificate")) {
+            StoreError::Tls { endpoint, cause }
         } else if e.is_timeout() {
             StoreError::TimedOut { endpoint, waited }
         } else if connecting {

@@ -261,3 +261,30 @@ fn password_auth_and_wrong_password() {
     let err = anonymous.exists(&id("auth")).unwrap_err();
     assert!(matches!(err, StoreError::Auth { .. }), "{err}");
 }
+
+#[test]
+fn tls_with_a_trusted_ca_without_verification_and_untrusted() {
+    let redis = RedisServer::start_tls();
+    let tls_port = redis.tls_port.expect("tls port");
+    let ca = redis.tls_ca_file().expect("ca");
+    let sid = id("tls");
+
+    let StoreConfig::Redis(config) =
+        parse_save_path(&format!("rediss://127.0.0.1:{tls_port}?tls_ca_file={}", ca.display())).unwrap();
+    let mut s = RedisStore::new(&config, Timeouts::default()).unwrap();
+    let read = s.lock_and_read(&sid, locked(30_000, 1_000)).expect("TLS with the test CA");
+    s.write_and_unlock(&sid, b"over tls", LIFETIME, read.lock.as_ref()).unwrap();
+    assert_eq!(redis.command(&["GET", "PHPREDIS_SESSION:tls"]), "over tls");
+
+    let StoreConfig::Redis(config) = parse_save_path(&format!("rediss://127.0.0.1:{tls_port}?tls_verify=0")).unwrap();
+    let mut s = RedisStore::new(&config, Timeouts::default()).unwrap();
+    assert!(s.exists(&sid).expect("TLS without verification"));
+
+    // The system roots do not trust the test CA.
+    let StoreConfig::Redis(config) = parse_save_path(&format!("rediss://127.0.0.1:{tls_port}")).unwrap();
+    let err = RedisStore::new(&config, Timeouts::default()).unwrap().exists(&sid).unwrap_err();
+    println!("untrusted: {err}");
+    assert!(matches!(err, StoreError::Tls { .. }), "{err}");
+    assert!(err.to_string().contains(&format!("rediss://127.0.0.1:{tls_port}")), "{err}");
+    assert!(err.to_string().contains("tls_ca_file"), "{err}");
+}

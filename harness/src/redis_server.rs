@@ -10,9 +10,12 @@ use crate::process::Process;
 
 pub struct RedisServer {
     pub port: u16,
+    /// Port of the TLS listener, for servers made by [`RedisServer::start_tls`].
+    pub tls_port: Option<u16>,
     process: Option<Process>,
     extra_args: Vec<String>,
     dir: tempfile::TempDir,
+    tls_dir: Option<tempfile::TempDir>,
 }
 
 impl RedisServer {
@@ -25,9 +28,11 @@ impl RedisServer {
         let dir = tempfile::Builder::new().prefix("fleet-redis-").tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
         let mut server = RedisServer {
             port: 0,
+            tls_port: None,
             process: None,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
             dir,
+            tls_dir: None,
         };
         // A port found free can be taken before redis binds it; try a few.
         for _ in 0..5 {
@@ -37,6 +42,42 @@ impl RedisServer {
             }
         }
         panic!("redis-server did not start; see {}", server.dir.path().join("redis.log").display());
+    }
+
+    /// Starts a server with a TLS listener as well, using a fresh test CA and a server
+    /// certificate for 127.0.0.1 made with the `openssl` command. The CA is at
+    /// [`RedisServer::tls_ca_file`].
+    pub fn start_tls() -> RedisServer {
+        let dir = tempfile::Builder::new().prefix("fleet-tls-").tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+        let d = dir.path();
+        let run = |args: &[&str]| {
+            let out = Command::new("openssl").args(args).current_dir(d).output().unwrap_or_else(|e| panic!("openssl: {e}"));
+            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        std::fs::write(d.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap_or_else(|e| panic!("{e}"));
+        run(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=fleet-test-ca"]);
+        run(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]);
+        run(&["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "san.ext"]);
+        let tls_port = free_port();
+        let path = |f: &str| d.join(f).display().to_string();
+        let args = [
+            "--tls-port".to_owned(), tls_port.to_string(),
+            "--tls-cert-file".to_owned(), path("server.pem"),
+            "--tls-key-file".to_owned(), path("server.key"),
+            "--tls-ca-cert-file".to_owned(), path("ca.pem"),
+            "--tls-auth-clients".to_owned(), "no".to_owned(),
+        ];
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut server = RedisServer::start_with(&args);
+        crate::paths::wait_for_port(tls_port, Duration::from_secs(10), "redis TLS listener");
+        server.tls_port = Some(tls_port);
+        server.tls_dir = Some(dir);
+        server
+    }
+
+    /// The test CA that signed a TLS server's certificate.
+    pub fn tls_ca_file(&self) -> Option<std::path::PathBuf> {
+        self.tls_dir.as_ref().map(|d| d.path().join("ca.pem"))
     }
 
     fn launch(&mut self) -> bool {
