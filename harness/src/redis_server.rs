@@ -160,6 +160,15 @@ impl RedisServer {
         line.trim_end().to_owned()
     }
 
+    /// A numeric field of `INFO`, e.g. `total_connections_received`. Each call opens one
+    /// connection of its own, which that field counts.
+    pub fn info_field(&self, field: &str) -> u64 {
+        let info = self.command(&["INFO", "everything"]);
+        info.lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':')?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("INFO has no numeric field {field}"))
+    }
+
     /// Total calls of each command since the last `CONFIG RESETSTAT`, from INFO commandstats.
     pub fn command_calls(&self) -> Vec<(String, u64)> {
         let info = self.command(&["INFO", "commandstats"]);

@@ -55,6 +55,7 @@ fn five_hundred_concurrent_increments_of_one_session_lose_nothing() {
     let cookie = first.set_cookie.clone().expect("session cookie");
     let sid = cookie.split_once('=').map(|(_, v)| v.to_owned()).unwrap_or_default();
     redis.command(&["CONFIG", "RESETSTAT"]);
+    let connections_before = redis.info_field("total_connections_received");
 
     let next = Arc::new(AtomicUsize::new(0));
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -80,6 +81,11 @@ fn five_hundred_concurrent_increments_of_one_session_lose_nothing() {
     }
     let elapsed = start.elapsed();
 
+    // Each FPM worker connects once and keeps its connection (+1: the INFO call itself).
+    let new_connections = redis.info_field("total_connections_received") - connections_before;
+    let workers = 2 * 8;
+    println!("new Redis connections during {REQUESTS} requests: {new_connections} (for {workers} workers)");
+    assert!(new_connections <= workers as u64 + 1, "connections are not reused: {new_connections}");
     let stored = redis.command(&["GET", &format!("PHPREDIS_SESSION:{sid}")]);
     let final_counter: usize = stored.trim_start_matches("n|i:").trim_end_matches(';').parse().unwrap_or(0);
     assert_eq!(final_counter, REQUESTS + 1, "{} of {REQUESTS} increments were lost", (REQUESTS + 1).saturating_sub(final_counter));
