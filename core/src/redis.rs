@@ -7,11 +7,14 @@
 //! | `<prefix><id>`           | the session data, with `EX` lifetime     |
 //! | `<prefix><id>_LOCK`      | the lock: a random token, with `PX` TTL  |
 //! | `<prefix><id>_LOCK_WAKE` | wake-up list a releaser pushes to        |
+//! | `<prefix><id>_LOCK_WAITERS` | flag: someone is waiting (short TTL)  |
 //!
 //! Round trips per request with locking on: one script takes the lock and reads the data;
-//! one script writes (or touches) and releases. A waiter blocks in `BLPOP` on the wake-up
-//! list; every release pushes one element, and Redis hands it to the longest-blocked
-//! client, so waiters run in arrival order and start as soon as the holder releases.
+//! one script writes (or touches) and releases. A waiter that finds the lock held raises the
+//! waiters flag and blocks in `BLPOP` on the wake-up list; a release pushes one element when
+//! the flag is up, and Redis hands it to the longest-blocked client, so waiters run in
+//! arrival order and start as soon as the holder releases. Uncontended sessions never get
+//! the two extra keys.
 
 use std::time::{Duration, Instant};
 
@@ -26,30 +29,35 @@ use crate::id::SessionId;
 use crate::lease::{wait_slice, LeaseTerms, LeaseToken};
 use crate::store::{HeldLock, LockPolicy, ReadOutcome, SessionStore};
 
-/// How long a wake-up token outlives a release. It only has to bridge the moment between a
-/// waiter's failed attempt and its `BLPOP`; the next successful acquire deletes it anyway.
-const WAKE_TOKEN_TTL_MS: u64 = 10_000;
+/// How long a wake-up token and the waiters flag live. A waiter re-raises the flag on every
+/// attempt, at least once per `MAX_WAIT_SLICE`, so it stays up while anyone waits; a token
+/// only has to bridge a waiter's failed attempt and its `BLPOP`, and the next successful
+/// acquire deletes it anyway.
+const WAIT_KEYS_TTL_MS: u64 = 5_000;
 
-/// Lua that releases the lock in KEYS[2] if ARGV[1] holds it, and wakes one waiter on
-/// KEYS[3]. Returns 1 if released, 0 if the lock was not ours.
+/// Lua that releases the lock in KEYS[2] if ARGV[1] holds it and, if the flag in KEYS[4] says
+/// someone waits, wakes one waiter on KEYS[3]. Returns 1 if released, 0 if not ours.
 macro_rules! release_lua {
     () => {
         "if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[2])
-if redis.call('LLEN', KEYS[3]) == 0 then redis.call('RPUSH', KEYS[3], '1') end
-redis.call('PEXPIRE', KEYS[3], ARGV[2])
+if redis.call('EXISTS', KEYS[4]) == 1 then
+  if redis.call('LLEN', KEYS[3]) == 0 then redis.call('RPUSH', KEYS[3], '1') end
+  redis.call('PEXPIRE', KEYS[3], ARGV[2])
+end
 return 1
 "
     };
 }
 
-/// KEYS: data, lock, wake. ARGV: token, ttl ms.
+/// KEYS: data, lock, wake, waiters. ARGV: token, ttl ms, waiters flag ttl ms.
 /// Returns {1, data-or-nil} when the lock is ours (also when a retry finds it already ours),
-/// else {0, PTTL of the holder's lock}.
+/// else raises the waiters flag and returns {0, PTTL of the holder's lock}.
 const ACQUIRE_AND_READ: &str = "
 local taken = redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2])
 if not taken then
   if redis.call('GET', KEYS[2]) ~= ARGV[1] then
+    redis.call('SET', KEYS[4], '1', 'PX', ARGV[3])
     return {0, redis.call('PTTL', KEYS[2])}
   end
   redis.call('PEXPIRE', KEYS[2], ARGV[2])
@@ -58,7 +66,7 @@ redis.call('DEL', KEYS[3])
 return {1, redis.call('GET', KEYS[1])}
 ";
 
-/// KEYS: data, lock, wake. ARGV: token, wake ttl ms, data, lifetime s.
+/// KEYS: data, lock, wake, waiters. ARGV: token, wake ttl ms, data, lifetime s.
 /// Writes only while holding the lock, so a request whose lock expired cannot overwrite a
 /// newer session.
 const WRITE_AND_RELEASE: &str = concat!(
@@ -68,14 +76,14 @@ redis.call('SET', KEYS[1], ARGV[3], 'EX', ARGV[4])
     release_lua!()
 );
 
-/// KEYS: data, lock, wake. ARGV: token, wake ttl ms, lifetime s.
+/// KEYS: data, lock, wake, waiters. ARGV: token, wake ttl ms, lifetime s.
 /// Refreshing the lifetime is harmless even if the lock was lost, so it always happens.
 const TOUCH_AND_RELEASE: &str = concat!("redis.call('EXPIRE', KEYS[1], ARGV[3])\n", release_lua!());
 
-/// KEYS: data, lock, wake. ARGV: token, wake ttl ms.
+/// KEYS: data, lock, wake, waiters. ARGV: token, wake ttl ms.
 const DESTROY_AND_RELEASE: &str = concat!("redis.call('DEL', KEYS[1])\n", release_lua!());
 
-/// KEYS: data, lock, wake. ARGV: token, wake ttl ms.
+/// KEYS: data, lock, wake, waiters. ARGV: token, wake ttl ms.
 const RELEASE: &str = release_lua!();
 
 struct Scripts {
@@ -98,11 +106,12 @@ impl Scripts {
     }
 }
 
-/// The three keys of one session.
+/// The keys of one session.
 struct SessionKeys {
     data: Vec<u8>,
     lock: Vec<u8>,
     wake: Vec<u8>,
+    waiters: Vec<u8>,
 }
 
 impl SessionKeys {
@@ -114,7 +123,9 @@ impl SessionKeys {
         lock.extend_from_slice(b"_LOCK");
         let mut wake = lock.clone();
         wake.extend_from_slice(b"_WAKE");
-        SessionKeys { data, lock, wake }
+        let mut waiters = lock.clone();
+        waiters.extend_from_slice(b"_WAITERS");
+        SessionKeys { data, lock, wake, waiters }
     }
 }
 
@@ -250,8 +261,10 @@ impl RedisStore {
                 .key(&keys.data)
                 .key(&keys.lock)
                 .key(&keys.wake)
+                .key(&keys.waiters)
                 .arg(token.as_str())
                 .arg(ttl_ms)
+                .arg(WAIT_KEYS_TTL_MS)
                 .invoke(c)
         })?;
         parse_acquire(reply).ok_or_else(|| StoreError::Server {
@@ -302,7 +315,13 @@ impl RedisStore {
     ) -> Result<bool, StoreError> {
         let released: i64 = self.run(false, |c, s| {
             let mut invocation = script(s).prepare_invoke();
-            invocation.key(&keys.data).key(&keys.lock).key(&keys.wake).arg(token.as_str()).arg(WAKE_TOKEN_TTL_MS);
+            invocation
+                .key(&keys.data)
+                .key(&keys.lock)
+                .key(&keys.wake)
+                .key(&keys.waiters)
+                .arg(token.as_str())
+                .arg(WAIT_KEYS_TTL_MS);
             for arg in extra {
                 invocation.arg(*arg);
             }

@@ -38,6 +38,11 @@ fn round_trip_uses_phpredis_key_layout() {
     s.write_and_unlock(&sid, b"n|i:1;", LIFETIME, read.lock.as_ref()).unwrap();
     assert_eq!(redis.command(&["GET", "PHPREDIS_SESSION:abc123"]), "n|i:1;");
     assert_eq!(redis.command(&["EXISTS", "PHPREDIS_SESSION:abc123_LOCK"]), ":0", "write releases the lock");
+    assert_eq!(
+        redis.command(&["EXISTS", "PHPREDIS_SESSION:abc123_LOCK_WAKE", "PHPREDIS_SESSION:abc123_LOCK_WAITERS"]),
+        ":0",
+        "no wait keys without contention"
+    );
     let ttl: i64 = redis.command(&["TTL", "PHPREDIS_SESSION:abc123"]).trim_start_matches(':').parse().unwrap();
     assert!((1430..=1440).contains(&ttl), "lifetime is session.gc_maxlifetime: {ttl}");
 
