@@ -181,3 +181,49 @@ fn a_killed_workers_lock_expires_by_its_ttl() {
     assert_eq!(reply.status, 200, "{reply:?}");
     assert_eq!(reply.body.trim(), "2", "the killed request never wrote, so the counter goes 1 -> 2");
 }
+
+#[test]
+fn a_hot_session_is_served_in_turn_without_long_tails() {
+    // 16 clients on one session whose page holds it 20 ms: the serial limit is 50 req/s,
+    // and with fair turns each request waits about 15 others' turns, not seconds.
+    const REQUESTS: usize = 160;
+    const CLIENTS: usize = 16;
+    let redis = RedisServer::start();
+    let web = fleet_stack(&redis.url(), 8, &[]);
+    let http = Http::default();
+    let cookie = http.get(&web.url("counter.php"), None).expect("first").set_cookie.expect("cookie");
+    let next = Arc::new(AtomicUsize::new(0));
+    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let start = Instant::now();
+    let threads: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let (http, url, cookie) = (http.clone(), web.url("counter.php?hold_ms=20"), cookie.clone());
+            let (next, latencies) = (next.clone(), latencies.clone());
+            std::thread::spawn(move || {
+                while next.fetch_add(1, Ordering::SeqCst) < REQUESTS {
+                    let t = Instant::now();
+                    let reply = http.get(&url, Some(&cookie)).expect("request");
+                    assert_eq!(reply.status, 200, "{reply:?}");
+                    latencies.lock().unwrap().push(t.elapsed());
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("client thread");
+    }
+    let elapsed = start.elapsed();
+    let mut lat = latencies.lock().unwrap().clone();
+    lat.sort_unstable();
+    println!(
+        "hot session, {CLIENTS} clients, 20 ms hold: {:.1} req/s ({:.0}% of the 50 req/s serial limit), p50 {:?}, p99 {:?}, max {:?}",
+        REQUESTS as f64 / elapsed.as_secs_f64(),
+        REQUESTS as f64 / elapsed.as_secs_f64() / 50.0 * 100.0,
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99),
+        lat[lat.len() - 1]
+    );
+    let sid = cookie.split_once('=').map(|(_, v)| v.to_owned()).unwrap_or_default();
+    assert_eq!(redis.command(&["GET", &format!("PHPREDIS_SESSION:{sid}")]), format!("n|i:{};", REQUESTS + 1));
+    assert_eq!(web.php_log(), "", "PHP logged problems");
+}
