@@ -170,7 +170,10 @@ impl RedisStore {
 
     /// Opens the connection now if there is none, so a dead server is reported early.
     pub fn connect(&mut self) -> Result<(), StoreError> {
-        self.connection().map(|_| ())
+        if self.connection.is_none() {
+            self.connection = Some(self.open_connection()?);
+        }
+        Ok(())
     }
 
     /// Whether a connection is open (it may still turn out to be dead).
@@ -178,23 +181,14 @@ impl RedisStore {
         self.connection.is_some()
     }
 
-    fn connection(&mut self) -> Result<&mut Connection, StoreError> {
-        if self.connection.is_none() {
-            let connection = self
-                .client
-                .get_connection_with_timeout(self.timeouts.connect)
-                .map_err(|e| self.classify(e, self.timeouts.connect, true))?;
-            connection
-                .set_read_timeout(Some(self.timeouts.command))
-                .and_then(|_| connection.set_write_timeout(Some(self.timeouts.command)))
-                .map_err(|e| self.classify(e, self.timeouts.connect, true))?;
-            self.connection = Some(connection);
-        }
-        // Just set above if it was empty.
-        self.connection.as_mut().ok_or_else(|| StoreError::ConnectionLost {
-            endpoint: String::new(),
-            cause: "no connection".into(),
-        })
+    fn open_connection(&self) -> Result<Connection, StoreError> {
+        let connect = self.timeouts.connect;
+        let connection = self.client.get_connection_with_timeout(connect).map_err(|e| self.classify(e, connect, true))?;
+        connection
+            .set_read_timeout(Some(self.timeouts.command))
+            .and_then(|_| connection.set_write_timeout(Some(self.timeouts.command)))
+            .map_err(|e| self.classify(e, connect, true))?;
+        Ok(connection)
     }
 
     /// Runs `op` on the connection. On a failure that leaves the connection in an unknown
@@ -217,15 +211,20 @@ impl RedisStore {
         &mut self,
         op: &mut impl FnMut(&mut Connection, &Scripts) -> Result<T, RedisError>,
     ) -> Result<T, StoreError> {
-        self.connection()?;
-        let (Some(connection), scripts) = (self.connection.as_mut(), &self.scripts) else {
-            return Err(StoreError::ConnectionLost { endpoint: self.endpoint.clone(), cause: "no connection".into() });
+        let mut connection = match self.connection.take() {
+            Some(connection) => connection,
+            None => self.open_connection()?,
         };
-        match op(connection, scripts) {
-            Ok(v) => Ok(v),
+        match op(&mut connection, &self.scripts) {
+            Ok(v) => {
+                self.connection = Some(connection);
+                Ok(v)
+            }
             Err(e) => {
-                if !matches!(e.kind(), ErrorKind::Server(_)) || e.is_unrecoverable_error() {
-                    self.connection = None;
+                // A server's error reply leaves the connection usable; anything else (I/O
+                // error, timeout mid-reply) leaves it in an unknown state.
+                if matches!(e.kind(), ErrorKind::Server(_)) && !e.is_unrecoverable_error() {
+                    self.connection = Some(connection);
                 }
                 Err(self.classify(e, self.timeouts.command, false))
             }

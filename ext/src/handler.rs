@@ -93,23 +93,28 @@ impl OpenSession {
         Ok(outcome.data.unwrap_or_default())
     }
 
-    /// The lock held for `id`, if this request holds it. With locking on, writing without
-    /// it would be the silent unlocked write Fleet exists to prevent.
-    fn take_lock_for(&mut self, id: &SessionId) -> Result<Option<HeldLock>, Problem> {
+    /// The lock this request holds for `id`, if any, taken out of the request state.
+    fn take_held(&mut self, id: &SessionId) -> Option<HeldLock> {
         match self.held.take() {
-            Some((held_id, lock)) if held_id == *id => Ok(Some(lock)),
+            Some((held_id, lock)) if held_id == *id => Some(lock),
             other => {
                 self.held = other;
-                if self.settings.lock.lease.is_some() {
-                    Err(problem(format!(
-                        "session {} is not locked by this request, so it was not written (it was not read by session_start() first)",
-                        id.abbreviated()
-                    )))
-                } else {
-                    Ok(None)
-                }
+                None
             }
         }
+    }
+
+    /// The lock for `id`, which a write must hold when locking is on: writing without it
+    /// would be the silent unlocked write Fleet exists to prevent.
+    fn take_lock_for(&mut self, id: &SessionId) -> Result<Option<HeldLock>, Problem> {
+        let lock = self.take_held(id);
+        if lock.is_none() && self.settings.lock.lease.is_some() {
+            return Err(problem(format!(
+                "session {} is not locked by this request, so it was not written (it was not read by session_start() first)",
+                id.abbreviated()
+            )));
+        }
+        Ok(lock)
     }
 
     /// `write`: stores the data and releases the lock in one round trip.
@@ -130,13 +135,7 @@ impl OpenSession {
     /// `destroy`: deletes the session and releases its lock if this request holds it.
     pub fn destroy(&mut self, raw_id: &[u8]) -> Result<(), Problem> {
         let id = parse_id(raw_id)?;
-        let lock = match self.held.take() {
-            Some((held_id, lock)) if held_id == id => Some(lock),
-            other => {
-                self.held = other;
-                None
-            }
-        };
+        let lock = self.take_held(&id);
         self.store.destroy(&id, lock.as_ref()).map_err(problem)
     }
 
