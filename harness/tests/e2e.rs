@@ -20,6 +20,46 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// What `hammer` saw: each reply's counter, each request's latency (sorted), and the wall time.
+struct Load {
+    counters: Vec<usize>,
+    latencies: Vec<Duration>,
+    elapsed: Duration,
+}
+
+/// Sends `requests` GETs of `url` with `cookie` from `clients` threads at once; every reply
+/// must be a 200 carrying a counter.
+fn hammer(http: &Http, url: &str, cookie: &str, requests: usize, clients: usize) -> Load {
+    let next = Arc::new(AtomicUsize::new(0));
+    let results = Arc::new(Mutex::new(Vec::new()));
+    let start = Instant::now();
+    let threads: Vec<_> = (0..clients)
+        .map(|_| {
+            let (http, url, cookie) = (http.clone(), url.to_owned(), cookie.to_owned());
+            let (next, results) = (next.clone(), results.clone());
+            std::thread::spawn(move || {
+                while next.fetch_add(1, Ordering::SeqCst) < requests {
+                    let t = Instant::now();
+                    let reply = http.get(&url, Some(&cookie)).expect("request");
+                    let latency = t.elapsed();
+                    assert_eq!(reply.status, 200, "{reply:?}");
+                    let counter = reply.body.trim().parse::<usize>().expect("a counter");
+                    results.lock().unwrap().push((counter, latency));
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("client thread");
+    }
+    let elapsed = start.elapsed();
+    let results = results.lock().unwrap().clone();
+    let counters = results.iter().map(|(c, _)| *c).collect();
+    let mut latencies: Vec<Duration> = results.iter().map(|(_, l)| *l).collect();
+    latencies.sort_unstable();
+    Load { counters, latencies, elapsed }
+}
+
 #[test]
 fn cookie_set_by_one_app_server_is_honoured_by_the_other() {
     let redis = RedisServer::start();
@@ -57,29 +97,7 @@ fn five_hundred_concurrent_increments_of_one_session_lose_nothing() {
     redis.command(&["CONFIG", "RESETSTAT"]);
     let connections_before = redis.info_field("total_connections_received");
 
-    let next = Arc::new(AtomicUsize::new(0));
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let latencies = Arc::new(Mutex::new(Vec::new()));
-    let start = Instant::now();
-    let threads: Vec<_> = (0..CLIENTS)
-        .map(|_| {
-            let (http, url, cookie) = (http.clone(), web.url("counter.php"), cookie.clone());
-            let (next, seen, latencies) = (next.clone(), seen.clone(), latencies.clone());
-            std::thread::spawn(move || {
-                while next.fetch_add(1, Ordering::SeqCst) < REQUESTS {
-                    let t = Instant::now();
-                    let reply = http.get(&url, Some(&cookie)).expect("request");
-                    latencies.lock().unwrap().push(t.elapsed());
-                    assert_eq!(reply.status, 200, "{reply:?}");
-                    seen.lock().unwrap().push(reply.body.trim().parse::<usize>().expect("a counter"));
-                }
-            })
-        })
-        .collect();
-    for t in threads {
-        t.join().expect("client thread");
-    }
-    let elapsed = start.elapsed();
+    let load = hammer(&http, &web.url("counter.php"), &cookie, REQUESTS, CLIENTS);
 
     // Each FPM worker connects once and keeps its connection (+1: the INFO call itself).
     let new_connections = redis.info_field("total_connections_received") - connections_before;
@@ -89,21 +107,20 @@ fn five_hundred_concurrent_increments_of_one_session_lose_nothing() {
     let stored = redis.command(&["GET", &format!("PHPREDIS_SESSION:{sid}")]);
     let final_counter: usize = stored.trim_start_matches("n|i:").trim_end_matches(';').parse().unwrap_or(0);
     assert_eq!(final_counter, REQUESTS + 1, "{} of {REQUESTS} increments were lost", (REQUESTS + 1).saturating_sub(final_counter));
-    let mut seen = seen.lock().unwrap().clone();
+    let mut seen = load.counters.clone();
     seen.sort_unstable();
     seen.dedup();
     // The first request made it 1; each of the 500 must have seen a distinct next value.
     assert_eq!(seen.len(), REQUESTS, "two requests saw the same counter value");
 
-    let mut lat = latencies.lock().unwrap().clone();
-    lat.sort_unstable();
+    let lat = &load.latencies;
     let calls = redis.command_calls();
     println!(
         "{REQUESTS} requests, {CLIENTS} concurrent, one session: final counter {} (+1 initial), {:.0} req/s, p50 {:?}, p99 {:?}, max {:?}",
         seen.len(),
-        REQUESTS as f64 / elapsed.as_secs_f64(),
-        percentile(&lat, 0.5),
-        percentile(&lat, 0.99),
+        REQUESTS as f64 / load.elapsed.as_secs_f64(),
+        percentile(lat, 0.5),
+        percentile(lat, 0.99),
         lat[lat.len() - 1]
     );
     println!("redis commands during the run: {calls:?}");
@@ -192,35 +209,14 @@ fn a_hot_session_is_served_in_turn_without_long_tails() {
     let web = fleet_stack(&redis.url(), 8, &[]);
     let http = Http::default();
     let cookie = http.get(&web.url("counter.php"), None).expect("first").set_cookie.expect("cookie");
-    let next = Arc::new(AtomicUsize::new(0));
-    let latencies = Arc::new(Mutex::new(Vec::new()));
-    let start = Instant::now();
-    let threads: Vec<_> = (0..CLIENTS)
-        .map(|_| {
-            let (http, url, cookie) = (http.clone(), web.url("counter.php?hold_ms=20"), cookie.clone());
-            let (next, latencies) = (next.clone(), latencies.clone());
-            std::thread::spawn(move || {
-                while next.fetch_add(1, Ordering::SeqCst) < REQUESTS {
-                    let t = Instant::now();
-                    let reply = http.get(&url, Some(&cookie)).expect("request");
-                    assert_eq!(reply.status, 200, "{reply:?}");
-                    latencies.lock().unwrap().push(t.elapsed());
-                }
-            })
-        })
-        .collect();
-    for t in threads {
-        t.join().expect("client thread");
-    }
-    let elapsed = start.elapsed();
-    let mut lat = latencies.lock().unwrap().clone();
-    lat.sort_unstable();
+    let load = hammer(&http, &web.url("counter.php?hold_ms=20"), &cookie, REQUESTS, CLIENTS);
+    let (lat, rps) = (&load.latencies, REQUESTS as f64 / load.elapsed.as_secs_f64());
     println!(
         "hot session, {CLIENTS} clients, 20 ms hold: {:.1} req/s ({:.0}% of the 50 req/s serial limit), p50 {:?}, p99 {:?}, max {:?}",
-        REQUESTS as f64 / elapsed.as_secs_f64(),
-        REQUESTS as f64 / elapsed.as_secs_f64() / 50.0 * 100.0,
-        percentile(&lat, 0.5),
-        percentile(&lat, 0.99),
+        rps,
+        rps / 50.0 * 100.0,
+        percentile(lat, 0.5),
+        percentile(lat, 0.99),
         lat[lat.len() - 1]
     );
     let sid = cookie.split_once('=').map(|(_, v)| v.to_owned()).unwrap_or_default();
