@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Installs what Fleet needs on Debian 12, as root, and nothing that is already there:
 # PHP 8.2 (headers, CLI, FPM, phpredis for the interop test), clang for ext-php-rs,
-# redis-server and nginx for the tests and demo, and cargo-nextest.
+# redis-server, mariadb-server and nginx for the tests and demo, and cargo-nextest.
 set -euo pipefail
 export PATH="$HOME/.cargo/bin:$PATH"
 
 packages=(
   php8.2-dev php8.2-cli php8.2-fpm php8.2-redis php8.2-igbinary
   clang libclang-dev libssl-dev pkg-config
-  redis-server nginx-light procps valgrind
+  redis-server mariadb-server mariadb-client nginx-light procps valgrind
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -20,9 +20,14 @@ use std::time::Duration;
 
 use crate::error::ConfigError;
 
+mod mysql;
+pub use mysql::{MySqlConfig, MySqlEndpoint, MySqlLockMode, MySqlTls, DEFAULT_TABLE};
+
 /// phpredis's default key prefix; Fleet uses it too so a site can switch without logging
 /// anyone out.
 pub const DEFAULT_PREFIX: &str = "PHPREDIS_SESSION:";
+
+const REDIS_OPTIONS: &str = "prefix, database, connect_timeout, timeout, read_timeout, auth, user, password_file, password_env, tls_verify, tls_ca_file";
 
 /// A password. Its `Debug` and `Display` never show the value, so it cannot leak through
 /// a log line or a warning by accident.
@@ -136,6 +141,7 @@ impl RedisConfig {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StoreConfig {
     Redis(RedisConfig),
+    MySql(MySqlConfig),
 }
 
 impl StoreConfig {
@@ -143,6 +149,7 @@ impl StoreConfig {
     pub fn endpoint(&self) -> String {
         match self {
             StoreConfig::Redis(c) => c.endpoint.to_string(),
+            StoreConfig::MySql(c) => c.describe(),
         }
     }
 }
@@ -161,6 +168,7 @@ pub fn parse_save_path(save_path: &str) -> Result<StoreConfig, ConfigError> {
         "redis" | "tcp" => parse_redis_network(rest, false).map(StoreConfig::Redis),
         "rediss" | "tls" => parse_redis_network(rest, true).map(StoreConfig::Redis),
         "unix" => parse_redis_unix(rest).map(StoreConfig::Redis),
+        "mysql" | "mariadb" => mysql::parse(rest).map(StoreConfig::MySql),
         other => Err(ConfigError::UnknownScheme { scheme: other.to_owned() }),
     }
 }
@@ -188,7 +196,7 @@ fn parse_redis_network(rest: &str, tls: bool) -> Result<RedisConfig, ConfigError
         Some(at) => (Some(&authority[..at]), &authority[at + 1..]),
         None => (None, authority),
     };
-    let (host, port) = parse_host_port(hostport)?;
+    let (host, port) = parse_host_port(hostport, 6379)?;
     let endpoint = if tls {
         RedisEndpoint::Tls { host, port, verify: true, ca_file: None }
     } else {
@@ -230,15 +238,14 @@ fn parse_redis_unix(rest: &str) -> Result<RedisConfig, ConfigError> {
     Ok(config)
 }
 
-fn split_query(rest: &str) -> (&str, &str) {
+pub(crate) fn split_query(rest: &str) -> (&str, &str) {
     match rest.split_once('?') {
         Some((a, q)) => (a, q),
         None => (rest, ""),
     }
 }
 
-fn parse_host_port(hostport: &str) -> Result<(String, u16), ConfigError> {
-    const DEFAULT_PORT: u16 = 6379;
+pub(crate) fn parse_host_port(hostport: &str, default_port: u16) -> Result<(String, u16), ConfigError> {
     if hostport.is_empty() {
         return Err(ConfigError::Invalid { part: String::new(), reason: "the host is missing" });
     }
@@ -272,7 +279,7 @@ fn parse_host_port(hostport: &str) -> Result<(String, u16), ConfigError> {
         });
     }
     let port = match port {
-        None => DEFAULT_PORT,
+        None => default_port,
         Some(p) => match p.parse::<u16>() {
             Ok(p) if p > 0 => p,
             _ => {
@@ -296,7 +303,7 @@ fn parse_db(value: &str) -> Result<i64, ConfigError> {
     }
 }
 
-fn parse_seconds(name: &str, value: &str) -> Result<Duration, ConfigError> {
+pub(crate) fn parse_seconds(name: &str, value: &str) -> Result<Duration, ConfigError> {
     match value.parse::<f64>() {
         Ok(s) if s.is_finite() && s > 0.0 && s <= 3600.0 => Ok(Duration::from_secs_f64(s)),
         _ => Err(ConfigError::Invalid {
@@ -306,7 +313,7 @@ fn parse_seconds(name: &str, value: &str) -> Result<Duration, ConfigError> {
     }
 }
 
-fn parse_bool(name: &str, value: &str) -> Result<bool, ConfigError> {
+pub(crate) fn parse_bool(name: &str, value: &str) -> Result<bool, ConfigError> {
     match value.to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Ok(true),
         "0" | "false" | "no" | "off" => Ok(false),
@@ -373,7 +380,7 @@ fn apply_options(config: &mut RedisConfig, query: &str) -> Result<(), ConfigErro
             // phpredis options with no meaning here: a Fleet connection is always per worker
             // and persistent, and there is one server per save_path.
             "persistent" | "weight" | "retry_interval" => {}
-            _ => return Err(ConfigError::UnknownOption { option: name }),
+            _ => return Err(ConfigError::UnknownOption { option: name, known: REDIS_OPTIONS }),
         }
     }
     if password_sources > 1 {
@@ -385,7 +392,7 @@ fn apply_options(config: &mut RedisConfig, query: &str) -> Result<(), ConfigErro
     Ok(())
 }
 
-fn read_password_file(path: &str) -> Result<Secret, ConfigError> {
+pub(crate) fn read_password_file(path: &str) -> Result<Secret, ConfigError> {
     let contents = std::fs::read_to_string(path).map_err(|e| ConfigError::PasswordFile {
         path: path.to_owned(),
         cause: e.to_string(),
@@ -399,7 +406,7 @@ fn read_password_file(path: &str) -> Result<Secret, ConfigError> {
     Ok(Secret::new(password))
 }
 
-fn read_password_env(name: &str) -> Result<Secret, ConfigError> {
+pub(crate) fn read_password_env(name: &str) -> Result<Secret, ConfigError> {
     match std::env::var(name) {
         Ok(v) if !v.is_empty() => Ok(Secret::new(v)),
         Ok(_) => Err(ConfigError::PasswordEnv { name: name.to_owned(), cause: "it is empty" }),
@@ -414,7 +421,7 @@ fn read_password_env(name: &str) -> Result<Secret, ConfigError> {
 
 /// Decodes `%XX` escapes. `what` names the part for the error, which never quotes a
 /// password's text.
-fn percent_decode(value: &str, what: &'static str) -> Result<String, ConfigError> {
+pub(crate) fn percent_decode(value: &str, what: &'static str) -> Result<String, ConfigError> {
     if !value.contains('%') {
         return Ok(value.to_owned());
     }

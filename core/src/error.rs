@@ -13,14 +13,14 @@ use crate::id::InvalidId;
 pub enum ConfigError {
     #[error("session.save_path is empty; set it to e.g. \"redis://127.0.0.1:6379\"")]
     Empty,
-    #[error("session.save_path \"{value}\" has no scheme; write it as redis://host:port, rediss://host:port or unix:///path/to/redis.sock")]
+    #[error("session.save_path \"{value}\" has no scheme; write it as redis://host:port, rediss://host:port, unix:///path/to/redis.sock or mysql://user@host/database")]
     NoScheme { value: String },
-    #[error("session.save_path scheme \"{scheme}://\" is not supported; use redis://, rediss:// or unix://")]
+    #[error("session.save_path scheme \"{scheme}://\" is not supported; use redis://, rediss://, unix:// or mysql://")]
     UnknownScheme { scheme: String },
     #[error("session.save_path: \"{part}\": {reason}")]
     Invalid { part: String, reason: &'static str },
-    #[error("session.save_path: unknown option \"{option}\"; known options are prefix, database, connect_timeout, timeout, read_timeout, auth, user, password_file, password_env, tls_verify, tls_ca_file")]
-    UnknownOption { option: String },
+    #[error("session.save_path: unknown option \"{option}\"; known options are {known}")]
+    UnknownOption { option: String, known: &'static str },
     #[error("session.save_path: cannot read password_file \"{path}\": {cause}")]
     PasswordFile { path: String, cause: String },
     #[error("session.save_path: password_env names environment variable \"{name}\", but {cause} (for PHP-FPM, pass it with env[{name}] in the pool config, or clear_env = no)")]
@@ -48,6 +48,12 @@ pub enum StoreError {
     LockWaitTimeout { waited: Duration },
     #[error("this request held the session lock longer than its lifetime of {ttl:?} (fleet.lock_ttl, default max_execution_time), so another request may have changed the session; this request's changes were not saved. Raise fleet.lock_ttl above your slowest request")]
     LockLost { ttl: Duration },
+    #[error("the connection to {endpoint} that held this session's lock was lost, so the server released the lock and another request may have changed the session; this request's changes were not saved")]
+    LockConnectionLost { endpoint: String },
+    #[error("{endpoint} was handed a session lock it did not take (a bug in Fleet); this request's changes were not saved")]
+    ForeignLock { endpoint: String },
+    #[error("{endpoint}: {cause}")]
+    Schema { endpoint: String, cause: String },
     #[error("session id rejected: {0}")]
     InvalidId(#[from] InvalidId),
     #[error("the operating system's random number generator failed: {0}")]

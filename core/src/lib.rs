@@ -6,19 +6,21 @@
 //! - [`config`]: `session.save_path` parsed into a typed [`StoreConfig`].
 //! - [`id`]: session id validation; a [`SessionId`] is safe to put in a key.
 //! - [`lease`]: time-bounded exclusive ownership, the basis of session (and cron) locks.
-//! - [`store`]: the [`SessionStore`] trait every backend implements.
+//! - [`store`]: the [`SessionStore`] trait every backend implements, and [`open_store`].
 //! - [`redis`]: the Redis backend.
+//! - [`mysql`]: the MySQL/MariaDB backend.
 //! - [`error`]: typed errors with messages an admin can act on.
 
 pub mod config;
 pub mod error;
 pub mod id;
 pub mod lease;
+pub mod mysql;
 pub mod redis;
 pub mod store;
 
-pub use config::{parse_save_path, RedisConfig, StoreConfig, Timeouts};
+pub use config::{parse_save_path, MySqlConfig, MySqlLockMode, RedisConfig, StoreConfig, Timeouts};
 pub use error::{ConfigError, StoreError};
 pub use id::SessionId;
 pub use lease::{LeaseTerms, LeaseToken};
-pub use store::{HeldLock, LockPolicy, ReadOutcome, SessionStore};
+pub use store::{open_store, HeldLock, LockPolicy, ReadOutcome, SessionStore};

@@ -163,24 +163,6 @@ impl RedisStore {
         })
     }
 
-    /// The endpoint, for messages; never contains credentials.
-    pub fn endpoint(&self) -> &str {
-        &self.endpoint
-    }
-
-    /// Opens the connection now if there is none, so a dead server is reported early.
-    pub fn connect(&mut self) -> Result<(), StoreError> {
-        if self.connection.is_none() {
-            self.connection = Some(self.open_connection()?);
-        }
-        Ok(())
-    }
-
-    /// Whether a connection is open (it may still turn out to be dead).
-    pub fn is_connected(&self) -> bool {
-        self.connection.is_some()
-    }
-
     fn open_connection(&self) -> Result<Connection, StoreError> {
         let connect = self.timeouts.connect;
         let connection = self.client.get_connection_with_timeout(connect).map_err(|e| self.classify(e, connect, true))?;
@@ -292,7 +274,7 @@ impl RedisStore {
         loop {
             match self.try_acquire(keys, &token, terms.ttl)? {
                 Acquire::Held(data) => {
-                    return Ok(ReadOutcome { data, lock: Some(HeldLock { token, ttl: terms.ttl }) })
+                    return Ok(ReadOutcome { data, lock: Some(HeldLock::Lease { token, ttl: terms.ttl }) })
                 }
                 Acquire::Busy { holder_ttl_left } => {
                     let now = Instant::now();
@@ -331,6 +313,21 @@ impl RedisStore {
 }
 
 impl SessionStore for RedisStore {
+    fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    fn connect(&mut self) -> Result<(), StoreError> {
+        if self.connection.is_none() {
+            self.connection = Some(self.open_connection()?);
+        }
+        Ok(())
+    }
+
+    fn is_connected(&self) -> bool {
+        self.connection.is_some()
+    }
+
     fn lock_and_read(&mut self, id: &SessionId, policy: LockPolicy) -> Result<ReadOutcome, StoreError> {
         let keys = SessionKeys::new(&self.prefix, id);
         match policy.lease {
@@ -347,11 +344,12 @@ impl SessionStore for RedisStore {
         let lifetime = lifetime_secs(lifetime).to_string();
         match lock {
             Some(lock) => {
-                let written = self.release_script(|s| &s.write_and_release, &keys, &lock.token, &[data, lifetime.as_bytes()])?;
+                let (token, ttl) = lease(lock, &self.endpoint)?;
+                let written = self.release_script(|s| &s.write_and_release, &keys, token, &[data, lifetime.as_bytes()])?;
                 if written {
                     Ok(())
                 } else {
-                    Err(StoreError::LockLost { ttl: lock.ttl })
+                    Err(StoreError::LockLost { ttl })
                 }
             }
             None => self.run(false, |c, _| ::redis::cmd("SET").arg(&keys.data).arg(data).arg("EX").arg(&lifetime).query(c)),
@@ -363,7 +361,7 @@ impl SessionStore for RedisStore {
         let lifetime = lifetime_secs(lifetime).to_string();
         match lock {
             Some(lock) => self
-                .release_script(|s| &s.touch_and_release, &keys, &lock.token, &[lifetime.as_bytes()])
+                .release_script(|s| &s.touch_and_release, &keys, lease(lock, &self.endpoint)?.0, &[lifetime.as_bytes()])
                 .map(|_| ()),
             None => self.run(false, |c, _| {
                 ::redis::cmd("EXPIRE").arg(&keys.data).arg(&lifetime).query::<i64>(c).map(|_| ())
@@ -373,13 +371,13 @@ impl SessionStore for RedisStore {
 
     fn unlock(&mut self, id: &SessionId, lock: &HeldLock) -> Result<(), StoreError> {
         let keys = SessionKeys::new(&self.prefix, id);
-        self.release_script(|s| &s.release, &keys, &lock.token, &[]).map(|_| ())
+        self.release_script(|s| &s.release, &keys, lease(lock, &self.endpoint)?.0, &[]).map(|_| ())
     }
 
     fn destroy(&mut self, id: &SessionId, lock: Option<&HeldLock>) -> Result<(), StoreError> {
         let keys = SessionKeys::new(&self.prefix, id);
         match lock {
-            Some(lock) => self.release_script(|s| &s.destroy_and_release, &keys, &lock.token, &[]).map(|_| ()),
+            Some(lock) => self.release_script(|s| &s.destroy_and_release, &keys, lease(lock, &self.endpoint)?.0, &[]).map(|_| ()),
             None => self.run(false, |c, _| ::redis::cmd("DEL").arg(&keys.data).query::<i64>(c).map(|_| ())),
         }
     }
@@ -392,6 +390,15 @@ impl SessionStore for RedisStore {
     /// Redis expires sessions itself (every write sets `EX`), so there is nothing to sweep.
     fn gc(&mut self, _lifetime: Duration) -> Result<u64, StoreError> {
         Ok(0)
+    }
+}
+
+/// The token and TTL of a Redis lease. Any other kind of lock was not taken here, so this
+/// request cannot prove it holds the session.
+fn lease<'a>(lock: &'a HeldLock, endpoint: &str) -> Result<(&'a LeaseToken, Duration), StoreError> {
+    match lock {
+        HeldLock::Lease { token, ttl } => Ok((token, *ttl)),
+        HeldLock::Connection { .. } => Err(StoreError::ForeignLock { endpoint: endpoint.to_owned() }),
     }
 }
 

@@ -14,11 +14,16 @@ pub struct LockPolicy {
 }
 
 /// A session lock this request holds. It is not released on drop: releasing needs the
-/// backend, and a lock left behind by a dying worker ends by its TTL.
+/// backend, and a lock left behind by a dying worker ends without it (by TTL, or with the
+/// worker's connection).
 #[derive(Debug)]
-pub struct HeldLock {
-    pub token: LeaseToken,
-    pub ttl: Duration,
+pub enum HeldLock {
+    /// A lease (Redis): only the token's owner can release it, and it ends by itself after
+    /// `ttl`.
+    Lease { token: LeaseToken, ttl: Duration },
+    /// A lock the server ties to one connection (MySQL's named locks and row locks): it ends
+    /// when the connection ends, so it is only valid on the connection that took it.
+    Connection { connection_id: u32 },
 }
 
 /// What a read found.
@@ -36,6 +41,21 @@ pub struct ReadOutcome {
 /// The sequence for one request is `lock_and_read`, then exactly one of `write_and_unlock`,
 /// `touch_and_unlock`, `unlock` or `destroy`, each of which releases the lock it is given.
 pub trait SessionStore {
+    /// Where the backend is, for messages; never contains credentials.
+    fn endpoint(&self) -> &str;
+
+    /// Opens the connection now if there is none, so a dead server is reported early.
+    fn connect(&mut self) -> Result<(), StoreError>;
+
+    /// Whether a connection is open (it may still turn out to be dead).
+    fn is_connected(&self) -> bool;
+
+    /// The policy this store applies when asked for `requested`: a save_path can turn
+    /// locking off for its backend (MySQL's `lock=none`).
+    fn lock_policy(&self, requested: LockPolicy) -> LockPolicy {
+        requested
+    }
+
     /// Takes the session's lock (waiting for it if `policy` says so) and reads its data.
     fn lock_and_read(&mut self, id: &SessionId, policy: LockPolicy) -> Result<ReadOutcome, StoreError>;
 
@@ -57,4 +77,13 @@ pub trait SessionStore {
 
     /// Deletes sessions idle for longer than `lifetime`; returns how many.
     fn gc(&mut self, lifetime: Duration) -> Result<u64, StoreError>;
+}
+
+/// The store a parsed save_path describes, not yet connected.
+pub fn open_store(config: &crate::config::StoreConfig, timeouts: crate::config::Timeouts) -> Result<Box<dyn SessionStore>, StoreError> {
+    use crate::config::StoreConfig;
+    Ok(match config {
+        StoreConfig::Redis(c) => Box::new(crate::redis::RedisStore::new(c, timeouts)?),
+        StoreConfig::MySql(c) => Box::new(crate::mysql::MySqlStore::new(c, timeouts)?),
+    })
 }

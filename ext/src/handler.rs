@@ -7,8 +7,7 @@
 use std::cell::RefCell;
 use std::time::Duration;
 
-use fleet_core::redis::RedisStore;
-use fleet_core::{parse_save_path, HeldLock, SessionId, SessionStore, StoreConfig, StoreError};
+use fleet_core::{open_store, parse_save_path, HeldLock, SessionId, SessionStore, StoreError};
 
 use crate::settings::Settings;
 
@@ -19,7 +18,7 @@ const MAX_IDLE_STORES: usize = 4;
 type StoreKey = (String, fleet_core::Timeouts);
 
 thread_local! {
-    static IDLE_STORES: RefCell<Vec<(StoreKey, RedisStore)>> = const { RefCell::new(Vec::new()) };
+    static IDLE_STORES: RefCell<Vec<(StoreKey, Box<dyn SessionStore>)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// A message for PHP, already worded for the admin.
@@ -28,7 +27,7 @@ pub type Problem = String;
 /// State of one open session, owned by PHP's `mod_data` from open to close.
 pub struct OpenSession {
     key: StoreKey,
-    store: RedisStore,
+    store: Box<dyn SessionStore>,
     settings: Settings,
     held: Option<(SessionId, HeldLock)>,
 }
@@ -56,9 +55,7 @@ pub fn open(save_path: &str, settings: Settings) -> Result<OpenSession, Problem>
     });
     let mut store = match cached {
         Some(store) => store,
-        None => match parse_save_path(save_path).map_err(problem)? {
-            StoreConfig::Redis(config) => RedisStore::new(&config, settings.timeouts).map_err(problem)?,
-        },
+        None => open_store(&parse_save_path(save_path).map_err(problem)?, settings.timeouts).map_err(problem)?,
     };
     if !store.is_connected() {
         if let Err(e) = store.connect() {
@@ -67,10 +64,11 @@ pub fn open(save_path: &str, settings: Settings) -> Result<OpenSession, Problem>
             return Err(problem(e));
         }
     }
+    let settings = Settings { lock: store.lock_policy(settings.lock), ..settings };
     Ok(OpenSession { key, store, settings, held: None })
 }
 
-fn put_back(key: StoreKey, store: RedisStore) {
+fn put_back(key: StoreKey, store: Box<dyn SessionStore>) {
     IDLE_STORES.with(|stores| {
         let mut stores = stores.borrow_mut();
         if stores.len() >= MAX_IDLE_STORES {

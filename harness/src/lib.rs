@@ -1,16 +1,19 @@
-//! Real servers for Fleet's tests, benchmarks and demo: `redis-server`, `php-fpm8.2` and
-//! `nginx` from Debian's packages, each started on a free loopback port with its own temp
+//! Real servers for Fleet's tests, benchmarks and demo: `redis-server`, `mariadbd`,
+//! `php-fpm8.2` and `nginx` from Debian's packages, each started on a free loopback port with its own temp
 //! dir, and stopped by PID when dropped. No mocks.
 //!
 //! - [`process`]: a child process that is stopped (TERM, then KILL) when dropped.
 //! - [`redis_server`]: a Redis server, and a TCP endpoint that accepts but never answers.
+//! - [`mariadb_server`]: a MariaDB server with a database and user for Fleet.
 //! - [`web`]: PHP-FPM pools behind an nginx round-robin balancer, and a small HTTP client.
 //! - [`paths`]: where the built extension, the PHP tests and the web pages are.
 
+pub mod mariadb_server;
 pub mod paths;
 pub mod process;
 pub mod redis_server;
 pub mod web;
 
+pub use mariadb_server::MariaDbServer;
 pub use redis_server::{Blackhole, RedisServer};
 pub use web::{Http, WebStack};

@@ -1,0 +1,316 @@
+//! `mysql://` save paths.
+//!
+//! ```text
+//! mysql://[user[:password]@]host[:port]/database[?options]
+//! mysql://[user[:password]@]/database?socket=/run/mysqld/mysqld.sock[&options]
+//! ```
+//!
+//! Options: `table`, `lock` (`advisory`, `row`, `none`), `create_table`, `connect_timeout`,
+//! `timeout` (alias `read_timeout`), `user`, `password_file`, `password_env`, `socket`,
+//! `tls`, `tls_verify`, `tls_ca_file`.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::{
+    parse_bool, parse_host_port, parse_seconds, percent_decode, read_password_env, read_password_file,
+    split_query, Secret, Timeouts,
+};
+use crate::error::ConfigError;
+
+/// The table sessions live in unless `table=` says otherwise.
+pub const DEFAULT_TABLE: &str = "fleet_sessions";
+
+const DEFAULT_PORT: u16 = 3306;
+/// Where Debian's and most distributions' MariaDB and MySQL servers put their socket.
+const DEFAULT_SOCKET: &str = "/run/mysqld/mysqld.sock";
+const OPTIONS: &str = "table, lock, create_table, connect_timeout, timeout, read_timeout, user, password_file, password_env, socket, tls, tls_verify, tls_ca_file";
+
+/// Where the MySQL or MariaDB server is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MySqlEndpoint {
+    Tcp { host: String, port: u16 },
+    Unix { path: PathBuf },
+}
+
+/// TLS to the server (`tls=1`). Verification is on unless `tls_verify=0`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MySqlTls {
+    pub verify: bool,
+    pub ca_file: Option<PathBuf>,
+}
+
+/// How a request holds its session while it runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MySqlLockMode {
+    /// A named lock (`GET_LOCK`) per session, held by the worker's connection.
+    Advisory,
+    /// A transaction holding the session row's lock (`SELECT … FOR UPDATE`).
+    Row,
+    /// No locking: last writer wins.
+    None,
+}
+
+impl fmt::Display for MySqlLockMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            MySqlLockMode::Advisory => "advisory",
+            MySqlLockMode::Row => "row",
+            MySqlLockMode::None => "none",
+        })
+    }
+}
+
+/// Everything needed to reach one MySQL/MariaDB database and its session table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MySqlConfig {
+    pub endpoint: MySqlEndpoint,
+    pub database: String,
+    pub user: Option<String>,
+    pub password: Option<Secret>,
+    /// Validated as a plain identifier, so it can be spliced into SQL text (back-quoted).
+    pub table: String,
+    pub lock: MySqlLockMode,
+    /// Whether to `CREATE TABLE IF NOT EXISTS` on first use (`create_table=0` for DBAs who
+    /// create it themselves and grant only DML).
+    pub create_table: bool,
+    pub tls: Option<MySqlTls>,
+    pub connect_timeout: Option<Duration>,
+    pub command_timeout: Option<Duration>,
+}
+
+impl MySqlConfig {
+    /// A config for a TCP server with every option at its default.
+    pub fn tcp(host: impl Into<String>, port: u16, database: impl Into<String>) -> Self {
+        MySqlConfig {
+            endpoint: MySqlEndpoint::Tcp { host: host.into(), port },
+            database: database.into(),
+            user: None,
+            password: None,
+            table: DEFAULT_TABLE.to_owned(),
+            lock: MySqlLockMode::Advisory,
+            create_table: true,
+            tls: None,
+            connect_timeout: None,
+            command_timeout: None,
+        }
+    }
+
+    /// The server and database as an admin would recognise them, never with credentials.
+    pub fn describe(&self) -> String {
+        match &self.endpoint {
+            MySqlEndpoint::Tcp { host, port } if host.contains(':') => {
+                format!("mysql://[{host}]:{port}/{}", self.database)
+            }
+            MySqlEndpoint::Tcp { host, port } => format!("mysql://{host}:{port}/{}", self.database),
+            MySqlEndpoint::Unix { path } => format!("mysql:///{}?socket={}", self.database, path.display()),
+        }
+    }
+
+    /// Effective timeouts: save_path options where given, else `defaults`.
+    pub fn timeouts(&self, defaults: Timeouts) -> Timeouts {
+        Timeouts {
+            connect: self.connect_timeout.unwrap_or(defaults.connect),
+            command: self.command_timeout.unwrap_or(defaults.command),
+        }
+    }
+}
+
+/// Parses what follows `mysql://`.
+pub(super) fn parse(rest: &str) -> Result<MySqlConfig, ConfigError> {
+    let (before_query, query) = split_query(rest);
+    let Some((authority, database)) = before_query.split_once('/') else {
+        return Err(ConfigError::Invalid {
+            part: String::new(),
+            reason: "the database is missing; write mysql://user@host/database",
+        });
+    };
+    let (userinfo, hostport) = match authority.rfind('@') {
+        Some(at) => (Some(&authority[..at]), &authority[at + 1..]),
+        None => (None, authority),
+    };
+    let database = percent_decode(database, "database name")?;
+    if database.is_empty() || database.len() > 64 || database.contains(['/', '\\', '.', '\0']) {
+        return Err(ConfigError::Invalid {
+            part: database,
+            reason: "not a database name; write mysql://user@host/database",
+        });
+    }
+    let endpoint = if hostport.is_empty() {
+        MySqlEndpoint::Unix { path: PathBuf::from(DEFAULT_SOCKET) }
+    } else {
+        let (host, port) = parse_host_port(hostport, DEFAULT_PORT)?;
+        MySqlEndpoint::Tcp { host, port }
+    };
+    let mut config = MySqlConfig { endpoint, ..MySqlConfig::tcp("", 0, database) };
+    let mut password_sources = 0;
+    if let Some(userinfo) = userinfo {
+        let (user, pass) = match userinfo.split_once(':') {
+            Some((u, p)) => (u, Some(p)),
+            None => (userinfo, None),
+        };
+        if !user.is_empty() {
+            config.user = Some(percent_decode(user, "user name")?);
+        }
+        if let Some(pass) = pass.filter(|p| !p.is_empty()) {
+            config.password = Some(Secret::new(percent_decode(pass, "password")?));
+            password_sources += 1;
+        }
+    }
+    let (mut tls, mut tls_verify, mut tls_ca_file) = (false, None, None);
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (raw_name, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
+        let name = percent_decode(raw_name, "option name")?;
+        let is_secret = name == "password";
+        let value = percent_decode(raw_value, if is_secret { "password" } else { "option value" })?;
+        match name.as_str() {
+            "table" => config.table = parse_table(&value)?,
+            "lock" => config.lock = parse_lock_mode(&value)?,
+            "create_table" => config.create_table = parse_bool(&name, &value)?,
+            "connect_timeout" => config.connect_timeout = Some(parse_seconds(&name, &value)?),
+            "timeout" | "read_timeout" => config.command_timeout = Some(parse_seconds(&name, &value)?),
+            "user" | "username" => config.user = Some(value).filter(|v| !v.is_empty()),
+            "password" => {
+                password_sources += 1;
+                config.password = Some(Secret::new(value)).filter(|s| !s.expose().is_empty());
+            }
+            "password_file" => {
+                password_sources += 1;
+                config.password = Some(read_password_file(&value)?);
+            }
+            "password_env" => {
+                password_sources += 1;
+                config.password = Some(read_password_env(&value)?);
+            }
+            "socket" => {
+                if !value.starts_with('/') {
+                    return Err(ConfigError::Invalid {
+                        part: format!("socket={value}"),
+                        reason: "the socket path must be absolute, e.g. socket=/run/mysqld/mysqld.sock",
+                    });
+                }
+                match &config.endpoint {
+                    MySqlEndpoint::Tcp { host, .. } if host != "localhost" => {
+                        return Err(ConfigError::Invalid {
+                            part: format!("socket={value}"),
+                            reason: "a socket is local; leave the host out, e.g. mysql:///database?socket=/run/mysqld/mysqld.sock",
+                        })
+                    }
+                    _ => config.endpoint = MySqlEndpoint::Unix { path: PathBuf::from(value) },
+                }
+            }
+            "tls" | "ssl" => tls = parse_bool(&name, &value)?,
+            "tls_verify" => tls_verify = Some(parse_bool(&name, &value)?),
+            "tls_ca_file" => tls_ca_file = Some(PathBuf::from(value)),
+            _ => return Err(ConfigError::UnknownOption { option: name, known: OPTIONS }),
+        }
+    }
+    if password_sources > 1 {
+        return Err(ConfigError::Invalid {
+            part: "password".to_owned(),
+            reason: "give the password one way only: in the URL, password=, password_file= or password_env=",
+        });
+    }
+    if tls {
+        config.tls = Some(MySqlTls { verify: tls_verify.unwrap_or(true), ca_file: tls_ca_file });
+    } else if tls_verify.is_some() || tls_ca_file.is_some() {
+        return Err(ConfigError::Invalid {
+            part: "tls_verify/tls_ca_file".to_owned(),
+            reason: "TLS options need tls=1 as well",
+        });
+    }
+    Ok(config)
+}
+
+/// A table name goes into SQL text, so only plain identifiers are accepted.
+fn parse_table(value: &str) -> Result<String, ConfigError> {
+    let plain = value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if value.is_empty() || value.len() > 64 || !plain {
+        return Err(ConfigError::Invalid {
+            part: format!("table={value}"),
+            reason: "a table name may only hold letters, digits and _ (at most 64)",
+        });
+    }
+    Ok(value.to_owned())
+}
+
+fn parse_lock_mode(value: &str) -> Result<MySqlLockMode, ConfigError> {
+    match value.to_ascii_lowercase().as_str() {
+        "advisory" | "get_lock" => Ok(MySqlLockMode::Advisory),
+        "row" => Ok(MySqlLockMode::Row),
+        "none" | "0" | "off" => Ok(MySqlLockMode::None),
+        _ => Err(ConfigError::Invalid {
+            part: format!("lock={value}"),
+            reason: "expected lock=advisory (the default), lock=row or lock=none",
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{parse_save_path, StoreConfig};
+
+    fn mysql(s: &str) -> MySqlConfig {
+        match parse_save_path(s) {
+            Ok(StoreConfig::MySql(c)) => c,
+            other => panic!("{s}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let c = mysql("mysql://app:pw@db.local/shop");
+        assert_eq!(c.endpoint, MySqlEndpoint::Tcp { host: "db.local".into(), port: 3306 });
+        assert_eq!(c.database, "shop");
+        assert_eq!(c.user.as_deref(), Some("app"));
+        assert_eq!(c.password.as_ref().map(Secret::expose), Some("pw"));
+        assert_eq!((c.table.as_str(), c.lock, c.create_table, &c.tls), (DEFAULT_TABLE, MySqlLockMode::Advisory, true, &None));
+        assert_eq!(c.describe(), "mysql://db.local:3306/shop");
+        assert!(!format!("{c:?}").contains("pw\""));
+    }
+
+    #[test]
+    fn every_option() {
+        let c = mysql(
+            "mysql://u@10.0.0.5:3307/app?table=php_sessions&lock=row&create_table=0&connect_timeout=0.5&timeout=2&tls=1&tls_verify=0&tls_ca_file=/etc/ca.pem",
+        );
+        assert_eq!(c.endpoint, MySqlEndpoint::Tcp { host: "10.0.0.5".into(), port: 3307 });
+        assert_eq!((c.table.as_str(), c.lock, c.create_table), ("php_sessions", MySqlLockMode::Row, false));
+        assert_eq!(c.connect_timeout, Some(Duration::from_millis(500)));
+        assert_eq!(c.command_timeout, Some(Duration::from_secs(2)));
+        assert_eq!(c.tls, Some(MySqlTls { verify: false, ca_file: Some("/etc/ca.pem".into()) }));
+        assert_eq!(mysql("mysql://h/d?lock=none").lock, MySqlLockMode::None);
+    }
+
+    #[test]
+    fn unix_socket() {
+        let c = mysql("mysql:///app?socket=/tmp/my.sock");
+        assert_eq!(c.endpoint, MySqlEndpoint::Unix { path: "/tmp/my.sock".into() });
+        assert_eq!(c.describe(), "mysql:///app?socket=/tmp/my.sock");
+        let c = mysql("mysql://root@/app");
+        assert_eq!(c.endpoint, MySqlEndpoint::Unix { path: DEFAULT_SOCKET.into() });
+    }
+
+    #[test]
+    fn errors_name_the_part() {
+        let cases = [
+            ("mysql://h", "database"),
+            ("mysql://h/", "database"),
+            ("mysql://h/d?table=a;drop", "table=a;drop"),
+            ("mysql://h/d?table=a`b", "table=a`b"),
+            ("mysql://h/d?lock=maybe", "lock=maybe"),
+            ("mysql://h/d?tls_verify=0", "tls=1"),
+            ("mysql://h/d?socket=/s", "socket=/s"),
+            ("mysql://h/d?prefix=x", "prefix"),
+            ("mysql://h:99999/d", "99999"),
+        ];
+        for (input, quoted) in cases {
+            let e = parse_save_path(input).expect_err(input).to_string();
+            assert!(e.contains(quoted), "{input}: {e}");
+        }
+        let e = parse_save_path("mysql://u:hunter2@h/d?password_env=X").unwrap_err().to_string();
+        assert!(!e.contains("hunter2"), "{e}");
+    }
+}

@@ -1,0 +1,508 @@
+//! The MySQL/MariaDB backend: sessions in one InnoDB table.
+//!
+//! Every statement that carries a value is a server-side prepared statement (the binary
+//! protocol, cached per connection), so an id or session data never becomes SQL text. The
+//! table name is the only thing spliced into SQL, and the config accepts only plain
+//! identifiers for it. The binary protocol carries one statement per round trip, which is
+//! what the per-request round trips below follow from.
+//!
+//! Locking (`lock=` in save_path):
+//!
+//! - `advisory` (default): `GET_LOCK` on a name derived from database, table and id. The
+//!   server waits for the lock on the client's behalf and releases it when the holding
+//!   connection ends, so a killed worker frees its sessions at once. Round trips: `GET_LOCK`,
+//!   `SELECT`, then `INSERT … ON DUPLICATE KEY UPDATE` (or `UPDATE` for lazy_write) and
+//!   `RELEASE_LOCK`.
+//! - `row`: a transaction holding the row lock (`SELECT … FOR UPDATE`), committed by the
+//!   write. For servers where named locks are unsuitable (Galera does not replicate them);
+//!   a waiter waits on InnoDB's lock queue, and the lock ends with the transaction. Round
+//!   trips: `START TRANSACTION`, `SELECT … FOR UPDATE` (plus an insert for a new session so
+//!   there is a row to lock), the write, `COMMIT`.
+//! - `none`: no locking; last writer wins.
+//!
+//! Expiry is a column of Unix seconds on the server's clock, so app servers with skewed
+//! clocks agree. Reads ignore expired rows; `gc` deletes them in bounded batches.
+
+use std::time::{Duration, Instant};
+
+use ::mysql::prelude::Queryable;
+use ::mysql::{Conn, Error as MySqlError, Opts, OptsBuilder, SslOpts};
+
+use crate::config::{MySqlConfig, MySqlEndpoint, MySqlLockMode, Timeouts};
+use crate::error::StoreError;
+use crate::id::SessionId;
+use crate::lease::{LeaseTerms, MAX_WAIT_SLICE};
+use crate::store::{HeldLock, LockPolicy, ReadOutcome, SessionStore};
+
+/// Rows deleted per `gc` statement; small enough that one statement holds its locks only
+/// briefly.
+const GC_BATCH: u64 = 1000;
+/// How long one `gc` call may keep deleting before it leaves the rest for the next one, so
+/// the request that PHP picked for gc is not stalled by a large backlog.
+const GC_BUDGET: Duration = Duration::from_millis(200);
+/// Row-lock waits are sliced by `innodb_lock_wait_timeout`, which counts whole seconds.
+const ROW_WAIT_SLICE_SECS: u64 = 1;
+
+// MySQL/MariaDB error codes Fleet reacts to.
+const ER_DBACCESS_DENIED: u16 = 1044;
+const ER_ACCESS_DENIED: u16 = 1045;
+const ER_BAD_DB: u16 = 1049;
+const ER_TABLEACCESS_DENIED: u16 = 1142;
+const ER_NO_SUCH_TABLE: u16 = 1146;
+const ER_LOCK_WAIT_TIMEOUT: u16 = 1205;
+const ER_LOCK_DEADLOCK: u16 = 1213;
+
+/// The DDL of the session table. Fleet runs it (with `IF NOT EXISTS`) unless
+/// `create_table=0`; `fleetctl schema` prints it for DBAs who create the table themselves.
+pub fn create_table_sql(table: &str) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS `{table}` (
+  `id` VARCHAR(256) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  `data` LONGBLOB NOT NULL,
+  `expires` BIGINT NOT NULL COMMENT 'Unix time (server clock) after which the session is gone',
+  PRIMARY KEY (`id`),
+  KEY `expires` (`expires`)
+) ENGINE=InnoDB"
+    )
+}
+
+/// The statements, with the table name in them, built once per store.
+struct Statements {
+    read: String,
+    read_for_update: String,
+    insert_placeholder: String,
+    write: String,
+    touch: String,
+    delete: String,
+    exists: String,
+    gc: String,
+}
+
+impl Statements {
+    fn new(table: &str) -> Statements {
+        Statements {
+            read: format!("SELECT `data` FROM `{table}` WHERE `id` = ? AND `expires` > UNIX_TIMESTAMP()"),
+            read_for_update: format!(
+                "SELECT `data`, `expires` > UNIX_TIMESTAMP() FROM `{table}` WHERE `id` = ? FOR UPDATE"
+            ),
+            // A new session has no row to lock; this makes one (already expired, so it reads as
+            // empty) and locks it. A concurrent request inserting the same id waits here.
+            insert_placeholder: format!(
+                "INSERT INTO `{table}` (`id`, `data`, `expires`) VALUES (?, '', 0) ON DUPLICATE KEY UPDATE `id` = `id`"
+            ),
+            write: format!(
+                "INSERT INTO `{table}` (`id`, `data`, `expires`) VALUES (?, ?, UNIX_TIMESTAMP() + ?) \
+                 ON DUPLICATE KEY UPDATE `data` = VALUES(`data`), `expires` = VALUES(`expires`)"
+            ),
+            touch: format!("UPDATE `{table}` SET `expires` = UNIX_TIMESTAMP() + ? WHERE `id` = ?"),
+            delete: format!("DELETE FROM `{table}` WHERE `id` = ?"),
+            exists: format!("SELECT 1 FROM `{table}` WHERE `id` = ? AND `expires` > UNIX_TIMESTAMP()"),
+            gc: format!("DELETE FROM `{table}` WHERE `expires` <= UNIX_TIMESTAMP() LIMIT {GC_BATCH}"),
+        }
+    }
+}
+
+// Lock names are limited to 64 characters; a hash of database, table and id fits any id.
+const GET_LOCK: &str = "SELECT GET_LOCK(CONCAT('fleet:', SHA1(?)), ?)";
+const RELEASE_LOCK: &str = "SELECT RELEASE_LOCK(CONCAT('fleet:', SHA1(?)))";
+
+/// A session store on one MySQL/MariaDB database, holding the one connection a worker needs
+/// (a PHP worker runs one request at a time), kept across requests and re-opened after a
+/// failure.
+///
+/// This is a pool of one managed here rather than the driver's `Pool` or r2d2: the driver's
+/// pool takes back a connection that broke mid-request and hands it out again, and r2d2
+/// opens connections on background threads and reports a refused connection only after
+/// waiting out its timeout. Neither fits a single-threaded worker that must fail fast.
+pub struct MySqlStore {
+    endpoint: String,
+    opts: Opts,
+    conn: Option<Conn>,
+    mode: MySqlLockMode,
+    /// `database.table:`, the part of every lock name that is not the id.
+    lock_scope: String,
+    table: String,
+    sql: Statements,
+    create_table: bool,
+    table_ready: bool,
+    timeouts: Timeouts,
+}
+
+impl MySqlStore {
+    /// Prepares a store; connects lazily on first use.
+    pub fn new(config: &MySqlConfig, default_timeouts: Timeouts) -> Result<MySqlStore, StoreError> {
+        let endpoint = config.describe();
+        let timeouts = config.timeouts(default_timeouts);
+        // A row-lock wait blocks a statement for up to a whole second (InnoDB counts whole
+        // seconds), so that connection's replies may take that much longer. Named-lock waits
+        // are sliced to fit within the command timeout instead.
+        let read_timeout = match config.lock {
+            MySqlLockMode::Row => timeouts.command + Duration::from_secs(ROW_WAIT_SLICE_SECS),
+            _ => timeouts.command,
+        };
+        let mut init = Vec::new();
+        if config.lock == MySqlLockMode::Row {
+            // READ COMMITTED: a locking read of a missing row takes no gap lock, so two
+            // requests creating sessions cannot deadlock on a shared gap.
+            init.push("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED".to_owned());
+            init.push(format!("SET SESSION innodb_lock_wait_timeout = {ROW_WAIT_SLICE_SECS}"));
+        }
+        let mut opts = OptsBuilder::new()
+            .db_name(Some(&config.database))
+            .user(config.user.as_deref())
+            .pass(config.password.as_ref().map(|p| p.expose()))
+            .prefer_socket(false)
+            .tcp_nodelay(true)
+            .tcp_connect_timeout(Some(timeouts.connect))
+            .read_timeout(Some(read_timeout))
+            .write_timeout(Some(timeouts.command))
+            .init(init);
+        opts = match &config.endpoint {
+            MySqlEndpoint::Tcp { host, port } => opts.ip_or_hostname(Some(host)).tcp_port(*port),
+            MySqlEndpoint::Unix { path } => opts.socket(Some(path.to_string_lossy())),
+        };
+        if let Some(tls) = &config.tls {
+            let mut ssl = SslOpts::default()
+                .with_danger_accept_invalid_certs(!tls.verify)
+                .with_danger_skip_domain_validation(!tls.verify);
+            if let Some(ca) = &tls.ca_file {
+                ssl = ssl.with_root_cert_path(Some(ca.clone()));
+            }
+            opts = opts.ssl_opts(Some(ssl));
+        }
+        Ok(MySqlStore {
+            endpoint,
+            opts: opts.into(),
+            conn: None,
+            mode: config.lock,
+            lock_scope: format!("{}.{}:", config.database, config.table),
+            table: config.table.clone(),
+            sql: Statements::new(&config.table),
+            create_table: config.create_table,
+            table_ready: false,
+            timeouts,
+        })
+    }
+
+    fn open_connection(&mut self) -> Result<Conn, StoreError> {
+        let mut conn = Conn::new(self.opts.clone())
+            .map_err(|e| classify(&self.endpoint, &self.table, e, self.timeouts.connect, true))?;
+        if self.create_table && !self.table_ready {
+            match conn.query_drop(create_table_sql(&self.table)) {
+                Ok(()) => {}
+                // No CREATE privilege: the DBA made the table (or will be told it is missing
+                // by the first statement that needs it).
+                Err(MySqlError::MySqlError(e)) if e.code == ER_TABLEACCESS_DENIED => {}
+                Err(e) => return Err(classify(&self.endpoint, &self.table, e, self.timeouts.command, false)),
+            }
+        }
+        self.table_ready = true;
+        Ok(conn)
+    }
+
+    /// Runs `op` on the connection, opening one if needed. A failure other than the server's
+    /// error reply leaves the connection in an unknown state, so it is dropped (ending any
+    /// lock it held) and the next call reconnects. If `retry` and the connection was an old
+    /// one that turned out dead, retries once on a fresh one; only reads pass `retry`.
+    fn run<T>(&mut self, retry: bool, mut op: impl FnMut(&mut Conn, &Statements) -> Result<T, MySqlError>) -> Result<T, StoreError> {
+        let reused = self.conn.is_some();
+        match self.run_once(&mut op) {
+            Err(e) if retry && reused && e.is_connection_failure() => self.run_once(&mut op),
+            other => other,
+        }
+    }
+
+    fn run_once<T>(&mut self, op: &mut impl FnMut(&mut Conn, &Statements) -> Result<T, MySqlError>) -> Result<T, StoreError> {
+        let mut conn = match self.conn.take() {
+            Some(conn) => conn,
+            None => self.open_connection()?,
+        };
+        let outcome = op(&mut conn, &self.sql);
+        match outcome {
+            Ok(v) => {
+                self.conn = Some(conn);
+                Ok(v)
+            }
+            Err(e) => {
+                if matches!(e, MySqlError::MySqlError(_)) {
+                    self.conn = Some(conn);
+                }
+                Err(classify(&self.endpoint, &self.table, e, self.timeouts.command, false))
+            }
+        }
+    }
+
+    /// Runs `op` on the connection that holds `lock`; if that connection is gone, so is the
+    /// lock, and nothing is done.
+    fn run_holding<T>(&mut self, lock: &HeldLock, op: impl FnMut(&mut Conn, &Statements) -> Result<T, MySqlError>) -> Result<T, StoreError> {
+        let HeldLock::Connection { connection_id } = lock else {
+            return Err(StoreError::ForeignLock { endpoint: self.endpoint.clone() });
+        };
+        match &self.conn {
+            Some(conn) if conn.connection_id() == *connection_id => self.run(false, op),
+            _ => Err(StoreError::LockConnectionLost { endpoint: self.endpoint.clone() }),
+        }
+    }
+
+    fn lock_key(&self, id: &SessionId) -> String {
+        format!("{}{}", self.lock_scope, id.as_str())
+    }
+
+    fn held_here(&self) -> Result<HeldLock, StoreError> {
+        match &self.conn {
+            Some(conn) => Ok(HeldLock::Connection { connection_id: conn.connection_id() }),
+            None => Err(StoreError::LockConnectionLost { endpoint: self.endpoint.clone() }),
+        }
+    }
+
+    fn read_unlocked(&mut self, id: &SessionId) -> Result<Option<Vec<u8>>, StoreError> {
+        self.run(true, |c, sql| c.exec_first::<Vec<u8>, _, _>(&sql.read, (id.as_str(),)))
+    }
+
+    fn lock_advisory(&mut self, id: &SessionId, terms: LeaseTerms) -> Result<ReadOutcome, StoreError> {
+        let key = self.lock_key(id);
+        let deadline = Instant::now() + terms.wait_timeout;
+        // Each GET_LOCK must answer within the read timeout; waits longer than that are
+        // made of several, each of which waits in the server's queue.
+        let slice_cap = MAX_WAIT_SLICE.min(self.timeouts.command / 2).max(Duration::from_millis(1));
+        let mut first = true;
+        loop {
+            let slice = deadline.saturating_duration_since(Instant::now()).min(slice_cap);
+            let seconds = slice.as_secs_f64();
+            let got: Option<Option<i64>> = self.run(first, |c, _| c.exec_first(GET_LOCK, (key.as_str(), seconds)))?;
+            first = false;
+            match got.flatten() {
+                Some(1) => break,
+                Some(_) if Instant::now() < deadline => continue,
+                Some(_) => return Err(StoreError::LockWaitTimeout { waited: terms.wait_timeout }),
+                None => {
+                    return Err(StoreError::Server {
+                        endpoint: self.endpoint.clone(),
+                        cause: "GET_LOCK returned NULL (the wait was interrupted)".into(),
+                    })
+                }
+            }
+        }
+        let lock = self.held_here()?;
+        match self.run(false, |c, sql| c.exec_first::<Vec<u8>, _, _>(&sql.read, (id.as_str(),))) {
+            Ok(data) => Ok(ReadOutcome { data, lock: Some(lock) }),
+            Err(e) => {
+                let _ = self.release(id, &lock);
+                Err(e)
+            }
+        }
+    }
+
+    fn lock_row(&mut self, id: &SessionId, terms: LeaseTerms) -> Result<ReadOutcome, StoreError> {
+        let deadline = Instant::now() + terms.wait_timeout;
+        self.run(true, |c, _| c.query_drop("START TRANSACTION"))?;
+        let outcome = self.lock_row_in_transaction(id, terms, deadline);
+        if outcome.is_err() {
+            let _ = self.run(false, |c, _| c.query_drop("ROLLBACK"));
+        }
+        outcome
+    }
+
+    fn lock_row_in_transaction(&mut self, id: &SessionId, terms: LeaseTerms, deadline: Instant) -> Result<ReadOutcome, StoreError> {
+        let mut inserted = false;
+        loop {
+            let attempt = self.run_row_wait(|c, sql| c.exec_first::<(Vec<u8>, i64), _, _>(&sql.read_for_update, (id.as_str(),)));
+            match attempt? {
+                Some(Some((data, live))) => {
+                    let data = (live == 1).then_some(data);
+                    return Ok(ReadOutcome { data, lock: Some(self.held_here()?) });
+                }
+                Some(None) if !inserted => {
+                    // No row yet: make one, which locks it, then read it back under the lock
+                    // (a request that created it first may have written data meanwhile).
+                    let made = self.run_row_wait(|c, sql| c.exec_drop(&sql.insert_placeholder, (id.as_str(),)))?;
+                    inserted = made.is_some();
+                    if !inserted && Instant::now() >= deadline {
+                        return Err(StoreError::LockWaitTimeout { waited: terms.wait_timeout });
+                    }
+                }
+                Some(None) => {
+                    return Err(StoreError::Server {
+                        endpoint: self.endpoint.clone(),
+                        cause: "the session row vanished while locked".into(),
+                    })
+                }
+                None if Instant::now() < deadline => {}
+                None => return Err(StoreError::LockWaitTimeout { waited: terms.wait_timeout }),
+            }
+        }
+    }
+
+    /// Runs a statement that may wait on a row lock: `None` when the wait timed out (one
+    /// `innodb_lock_wait_timeout` slice) or deadlocked, so the caller tries again.
+    fn run_row_wait<T>(&mut self, op: impl FnMut(&mut Conn, &Statements) -> Result<T, MySqlError>) -> Result<Option<T>, StoreError> {
+        let mut op = op;
+        let mut last_code = 0;
+        let outcome = self.run(false, |c, sql| match op(c, sql) {
+            Err(MySqlError::MySqlError(e)) if e.code == ER_LOCK_WAIT_TIMEOUT || e.code == ER_LOCK_DEADLOCK => {
+                last_code = e.code;
+                Ok(None)
+            }
+            other => other.map(Some),
+        })?;
+        if last_code == ER_LOCK_DEADLOCK {
+            // A deadlock rolls the whole transaction back; start another.
+            self.run(false, |c, _| c.query_drop("START TRANSACTION"))?;
+        }
+        Ok(outcome)
+    }
+
+    /// Ends the request's hold on the session: releases the named lock, or commits the
+    /// row-lock transaction (and with it whatever the request wrote).
+    fn release(&mut self, id: &SessionId, lock: &HeldLock) -> Result<(), StoreError> {
+        match self.mode {
+            MySqlLockMode::Row => self.run_holding(lock, |c, _| c.query_drop("COMMIT")),
+            _ => {
+                let key = self.lock_key(id);
+                self.run_holding(lock, |c, _| c.exec_drop(RELEASE_LOCK, (key.as_str(),)))
+            }
+        }
+    }
+
+    /// Runs a write under `lock` and releases it; without a lock, just the write.
+    fn then_release(&mut self, id: &SessionId, lock: Option<&HeldLock>, op: impl FnMut(&mut Conn, &Statements) -> Result<(), MySqlError>) -> Result<(), StoreError> {
+        match lock {
+            Some(lock) => {
+                let written = self.run_holding(lock, op);
+                // Release even when the write failed: the request is over either way. For a
+                // row lock a failed write leaves an open transaction, which ROLLBACK ends.
+                let released = match (&written, self.mode) {
+                    (Err(_), MySqlLockMode::Row) => self.run_holding(lock, |c, _| c.query_drop("ROLLBACK")),
+                    _ => self.release(id, lock),
+                };
+                written.and(released)
+            }
+            None => self.run(false, op),
+        }
+    }
+}
+
+impl SessionStore for MySqlStore {
+    fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    fn connect(&mut self) -> Result<(), StoreError> {
+        if self.conn.is_none() {
+            self.conn = Some(self.open_connection()?);
+        }
+        Ok(())
+    }
+
+    fn is_connected(&self) -> bool {
+        self.conn.is_some()
+    }
+
+    fn lock_policy(&self, requested: LockPolicy) -> LockPolicy {
+        match self.mode {
+            MySqlLockMode::None => LockPolicy { lease: None },
+            _ => requested,
+        }
+    }
+
+    fn lock_and_read(&mut self, id: &SessionId, policy: LockPolicy) -> Result<ReadOutcome, StoreError> {
+        match (self.lock_policy(policy).lease, self.mode) {
+            (Some(terms), MySqlLockMode::Row) => self.lock_row(id, terms),
+            (Some(terms), _) => self.lock_advisory(id, terms),
+            (None, _) => Ok(ReadOutcome { data: self.read_unlocked(id)?, lock: None }),
+        }
+    }
+
+    fn write_and_unlock(&mut self, id: &SessionId, data: &[u8], lifetime: Duration, lock: Option<&HeldLock>) -> Result<(), StoreError> {
+        let seconds = lifetime_secs(lifetime);
+        self.then_release(id, lock, |c, sql| c.exec_drop(&sql.write, (id.as_str(), data, seconds)))
+    }
+
+    fn touch_and_unlock(&mut self, id: &SessionId, lifetime: Duration, lock: Option<&HeldLock>) -> Result<(), StoreError> {
+        let seconds = lifetime_secs(lifetime);
+        self.then_release(id, lock, |c, sql| c.exec_drop(&sql.touch, (seconds, id.as_str())))
+    }
+
+    fn unlock(&mut self, id: &SessionId, lock: &HeldLock) -> Result<(), StoreError> {
+        match self.mode {
+            // Nothing was written, so nothing to keep: this also drops the placeholder row of a
+            // new session that is closed unwritten.
+            MySqlLockMode::Row => self.run_holding(lock, |c, _| c.query_drop("ROLLBACK")),
+            _ => self.release(id, lock),
+        }
+    }
+
+    fn destroy(&mut self, id: &SessionId, lock: Option<&HeldLock>) -> Result<(), StoreError> {
+        self.then_release(id, lock, |c, sql| c.exec_drop(&sql.delete, (id.as_str(),)))
+    }
+
+    fn exists(&mut self, id: &SessionId) -> Result<bool, StoreError> {
+        let found: Option<i64> = self.run(true, |c, sql| c.exec_first(&sql.exists, (id.as_str(),)))?;
+        Ok(found.is_some())
+    }
+
+    /// Deletes expired rows, `GC_BATCH` at a time, for at most `GC_BUDGET`. Rows carry their
+    /// own expiry (set from `session.gc_maxlifetime` when written), so `lifetime` is not
+    /// needed here.
+    fn gc(&mut self, _lifetime: Duration) -> Result<u64, StoreError> {
+        let started = Instant::now();
+        let mut deleted = 0;
+        loop {
+            let batch = self.run(true, |c, sql| c.exec_drop(&sql.gc, ()).map(|_| c.affected_rows()))?;
+            deleted += batch;
+            if batch < GC_BATCH || started.elapsed() >= GC_BUDGET {
+                return Ok(deleted);
+            }
+        }
+    }
+}
+
+/// Turns a driver error into one an admin can act on. `connecting`: the error came from
+/// opening the connection.
+fn classify(endpoint: &str, table: &str, e: MySqlError, waited: Duration, connecting: bool) -> StoreError {
+    let endpoint = endpoint.to_owned();
+    match e {
+        MySqlError::MySqlError(e) => {
+            let cause = format!("{} (error {})", e.message, e.code);
+            match e.code {
+                ER_ACCESS_DENIED | ER_DBACCESS_DENIED => StoreError::Auth { endpoint, cause },
+                ER_BAD_DB => StoreError::Schema {
+                    endpoint,
+                    cause: format!("{cause}. Create the database, or fix its name in session.save_path"),
+                },
+                ER_NO_SUCH_TABLE => StoreError::Schema {
+                    endpoint,
+                    cause: format!(
+                        "{cause}. Create the table with the statement `fleetctl schema --table {table}` prints, or let Fleet create it (create_table=1, the default, needs the CREATE privilege)"
+                    ),
+                },
+                ER_TABLEACCESS_DENIED => StoreError::Schema {
+                    endpoint,
+                    cause: format!("{cause}. Grant SELECT, INSERT, UPDATE, DELETE on the session table to the session.save_path user"),
+                },
+                _ => StoreError::Server { endpoint, cause },
+            }
+        }
+        MySqlError::IoError(io) if matches!(io.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock) => {
+            StoreError::TimedOut { endpoint, waited }
+        }
+        MySqlError::DriverError(::mysql::DriverError::ConnectTimeout | ::mysql::DriverError::Timeout) => {
+            StoreError::TimedOut { endpoint, waited }
+        }
+        MySqlError::TlsError(e) => StoreError::Tls { endpoint, cause: e.to_string() },
+        e if connecting => {
+            let cause = e.to_string();
+            if cause.contains("SSL") || cause.contains("TLS") || cause.contains("certificate") {
+                StoreError::Tls { endpoint, cause }
+            } else {
+                StoreError::Connect { endpoint, cause }
+            }
+        }
+        e => StoreError::ConnectionLost { endpoint, cause: e.to_string() },
+    }
+}
+
+/// A session always lives at least a second.
+fn lifetime_secs(d: Duration) -> u64 {
+    d.as_secs().max(1)
+}

@@ -1,0 +1,346 @@
+//! The MySQL store against a real `mariadbd` started for each test.
+
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use fleet_core::mysql::{create_table_sql, MySqlStore};
+use fleet_core::{parse_save_path, LeaseTerms, LockPolicy, SessionId, SessionStore, StoreConfig, StoreError, Timeouts};
+use fleet_harness::mariadb_server::{DATABASE, PASSWORD};
+use fleet_harness::{Blackhole, MariaDbServer};
+
+const LIFETIME: Duration = Duration::from_secs(1440);
+const UNLOCKED: LockPolicy = LockPolicy { lease: None };
+
+fn open(save_path: &str) -> MySqlStore {
+    match parse_save_path(save_path).expect("save_path") {
+        StoreConfig::MySql(c) => MySqlStore::new(&c, Timeouts::default()).expect("store"),
+        other => panic!("not mysql: {other:?}"),
+    }
+}
+
+fn id(s: &str) -> SessionId {
+    SessionId::parse(s.as_bytes()).expect("valid id")
+}
+
+fn locked(wait_ms: u64) -> LockPolicy {
+    LockPolicy { lease: Some(LeaseTerms { ttl: Duration::from_secs(30), wait_timeout: Duration::from_millis(wait_ms) }) }
+}
+
+/// Which connection holds the named lock of session `sid` (empty if none).
+fn lock_holder(db: &MariaDbServer, sid: &str) -> String {
+    db.admin(&format!("SELECT IFNULL(IS_USED_LOCK(CONCAT('fleet:', SHA1('{DATABASE}.fleet_sessions:{sid}'))), '')"))
+}
+
+#[test]
+fn advisory_round_trip_creates_the_table_and_holds_a_named_lock() {
+    let db = MariaDbServer::start();
+    let mut s = open(&db.save_path(""));
+    let sid = id("abc123");
+    let read = s.lock_and_read(&sid, locked(1_000)).unwrap();
+    assert_eq!(read.data, None, "a new session reads as absent");
+    assert_ne!(lock_holder(&db, "abc123"), "", "the named lock is held while the request runs");
+    s.write_and_unlock(&sid, b"n|i:1;", LIFETIME, read.lock.as_ref()).unwrap();
+    assert_eq!(lock_holder(&db, "abc123"), "", "write releases the lock");
+    let row = db.query("SELECT data, expires - UNIX_TIMESTAMP() FROM fleet_sessions WHERE id = 'abc123'");
+    let (data, ttl) = row.split_once('\t').unwrap();
+    assert_eq!(data, "n|i:1;");
+    let ttl: i64 = ttl.parse().unwrap();
+    assert!((1430..=1440).contains(&ttl), "lifetime is session.gc_maxlifetime: {ttl}");
+    let ddl = db.query("SHOW CREATE TABLE fleet_sessions");
+    assert!(ddl.contains("longblob") && ddl.contains("KEY `expires`"), "{ddl}");
+
+    let read = s.lock_and_read(&sid, UNLOCKED).unwrap();
+    assert_eq!(read.data.as_deref(), Some(&b"n|i:1;"[..]));
+    assert!(read.lock.is_none());
+    assert!(s.exists(&sid).unwrap());
+    assert!(!s.exists(&id("nope")).unwrap());
+}
+
+#[test]
+fn binary_and_large_data_survive() {
+    let db = MariaDbServer::start();
+    for mode in ["advisory", "row"] {
+        let mut s = open(&db.save_path(&format!("lock={mode}")));
+        let sid = id(&format!("bin-{mode}"));
+        let data: Vec<u8> = (0..4_000_000u32).map(|i| (i * 7 % 256) as u8).collect();
+        let read = s.lock_and_read(&sid, locked(1_000)).unwrap();
+        s.write_and_unlock(&sid, &data, LIFETIME, read.lock.as_ref()).unwrap();
+        let read = s.lock_and_read(&sid, locked(1_000)).unwrap();
+        assert!(read.data.as_deref() == Some(&data[..]), "{mode}: 4 MB of binary data read back intact");
+        s.unlock(&sid, read.lock.as_ref().unwrap()).unwrap();
+    }
+}
+
+#[test]
+fn expired_rows_are_never_returned_and_gc_deletes_them_in_batches() {
+    let db = MariaDbServer::start();
+    let mut s = open(&db.save_path(""));
+    s.connect().unwrap();
+    db.query(
+        "INSERT INTO fleet_sessions (id, data, expires) SELECT CONCAT('old', seq), 'x', UNIX_TIMESTAMP() - 10 FROM seq_1_to_2500;
+         INSERT INTO fleet_sessions (id, data, expires) VALUES ('live', 'y', UNIX_TIMESTAMP() + 100);",
+    );
+    let read = s.lock_and_read(&id("old7"), locked(1_000)).unwrap();
+    assert_eq!(read.data, None, "an expired row reads as no session");
+    s.unlock(&id("old7"), read.lock.as_ref().unwrap()).unwrap();
+    assert!(!s.exists(&id("old7")).unwrap());
+    assert_eq!(s.gc(LIFETIME).unwrap(), 2500);
+    assert_eq!(db.query("SELECT GROUP_CONCAT(id) FROM fleet_sessions"), "live");
+    assert_eq!(s.gc(LIFETIME).unwrap(), 0);
+}
+
+#[test]
+fn touch_moves_only_the_expiry() {
+    let db = MariaDbServer::start();
+    let mut s = open(&db.save_path(""));
+    let sid = id("lazy");
+    let read = s.lock_and_read(&sid, locked(1_000)).unwrap();
+    s.write_and_unlock(&sid, b"a|i:1;", Duration::from_secs(10), read.lock.as_ref()).unwrap();
+    let read = s.lock_and_read(&sid, locked(1_000)).unwrap();
+    s.touch_and_unlock(&sid, Duration::from_secs(5000), read.lock.as_ref()).unwrap();
+    let row = db.query("SELECT data, expires - UNIX_TIMESTAMP() > 4000 FROM fleet_sessions WHERE id = 'lazy'");
+    assert_eq!(row, "a|i:1;\t1");
+    assert_eq!(lock_holder(&db, "lazy"), "", "touch releases the lock");
+}
+
+#[test]
+fn destroy_deletes_and_releases() {
+    let db = MariaDbServer::start();
+    for mode in ["advisory", "row"] {
+        let mut s = open(&db.save_path(&format!("lock={mode}")));
+        let sid = id(&format!("gone-{mode}"));
+        let read = s.lock_and_read(&sid, locked(1_000)).unwrap();
+        s.write_and_unlock(&sid, b"x", LIFETIME, read.lock.as_ref()).unwrap();
+        let read = s.lock_and_read(&sid, locked(1_000)).unwrap();
+        s.destroy(&sid, read.lock.as_ref()).unwrap();
+        assert_eq!(db.query(&format!("SELECT COUNT(*) FROM fleet_sessions WHERE id = 'gone-{mode}'")), "0");
+        let mut other = open(&db.save_path(&format!("lock={mode}")));
+        let read = other.lock_and_read(&sid, locked(500)).expect("the lock was released by destroy");
+        other.unlock(&sid, read.lock.as_ref().unwrap()).unwrap();
+    }
+}
+
+/// Holds a session in one thread for `hold`, while another asks for it: the waiter gets it
+/// right after the holder writes, and sees the holder's data.
+fn waiter_is_served_after_release(mode: &str) {
+    let db = MariaDbServer::start();
+    let path = db.save_path(&format!("lock={mode}"));
+    let sid = id("contended");
+    let mut holder = open(&path);
+    let read = holder.lock_and_read(&sid, locked(1_000)).unwrap();
+    let (path2, sid2) = (path.clone(), sid.clone());
+    let waiter = thread::spawn(move || {
+        let mut s = open(&path2);
+        let start = Instant::now();
+        let read = s.lock_and_read(&sid2, locked(5_000)).unwrap();
+        let waited = start.elapsed();
+        s.unlock(&sid2, read.lock.as_ref().unwrap()).unwrap();
+        (read.data, waited, Instant::now())
+    });
+    thread::sleep(Duration::from_millis(1_500));
+    let released_at = Instant::now();
+    holder.write_and_unlock(&sid, b"by-holder", LIFETIME, read.lock.as_ref()).unwrap();
+    let (data, waited, _) = waiter.join().unwrap();
+    assert_eq!(data.as_deref(), Some(&b"by-holder"[..]), "{mode}: the waiter reads what the holder wrote");
+    assert!(waited >= Duration::from_millis(1_400), "{mode}: the waiter really waited ({waited:?})");
+    eprintln!("{mode}: waited {waited:?}; served {:?} after the release", released_at.elapsed());
+}
+
+#[test]
+fn advisory_waiter_is_served_after_release() {
+    waiter_is_served_after_release("advisory");
+}
+
+#[test]
+fn row_waiter_is_served_after_release() {
+    waiter_is_served_after_release("row");
+}
+
+/// A holder whose connection dies without releasing (a killed worker) frees the session at
+/// once: the server ends its named lock or rolls back its transaction.
+fn dead_holder_frees_the_session(mode: &str) {
+    let db = MariaDbServer::start();
+    let path = db.save_path(&format!("lock={mode}"));
+    let sid = id("crashed");
+    let mut holder = open(&path);
+    let read = holder.lock_and_read(&sid, locked(1_000)).unwrap();
+    assert!(read.lock.is_some());
+    let (path2, sid2) = (path.clone(), sid.clone());
+    let waiter = thread::spawn(move || {
+        let mut s = open(&path2);
+        let read = s.lock_and_read(&sid2, locked(10_000));
+        (read.map(|r| r.lock.is_some()), Instant::now())
+    });
+    thread::sleep(Duration::from_millis(500));
+    let conn_id = db.admin("SELECT ID FROM information_schema.PROCESSLIST WHERE USER = 'fleet' ORDER BY TIME DESC, ID LIMIT 1");
+    let killed_at = Instant::now();
+    db.admin(&format!("KILL {conn_id}"));
+    let (got, at) = waiter.join().unwrap();
+    assert!(got.unwrap(), "{mode}: the waiter got the lock");
+    let after = at.duration_since(killed_at);
+    eprintln!("{mode}: waiter got the session {after:?} after the holder's connection died");
+    assert!(after < Duration::from_secs(5), "{mode}: freed by the server, not by a timeout ({after:?})");
+    let err = holder.write_and_unlock(&sid, b"late", LIFETIME, read.lock.as_ref()).unwrap_err();
+    assert!(
+        matches!(err, StoreError::ConnectionLost { .. } | StoreError::LockConnectionLost { .. }),
+        "{mode}: a write after losing the lock is refused: {err}"
+    );
+    assert_eq!(db.query("SELECT COUNT(*) FROM fleet_sessions WHERE data = 'late'"), "0");
+}
+
+#[test]
+fn advisory_dead_holder_frees_the_session() {
+    dead_holder_frees_the_session("advisory");
+}
+
+#[test]
+fn row_dead_holder_frees_the_session() {
+    dead_holder_frees_the_session("row");
+}
+
+#[test]
+fn lock_wait_timeout_in_both_modes() {
+    let db = MariaDbServer::start();
+    for mode in ["advisory", "row"] {
+        // A short command timeout makes the 2.5 s wait span several server-side waits.
+        let path = db.save_path(&format!("lock={mode}&timeout=0.5"));
+        let sid = id(&format!("busy-{mode}"));
+        let mut holder = open(&path);
+        let held = holder.lock_and_read(&sid, locked(1_000)).unwrap();
+        let mut waiter = open(&path);
+        let start = Instant::now();
+        let err = waiter.lock_and_read(&sid, locked(2_500)).unwrap_err();
+        let waited = start.elapsed();
+        assert!(matches!(err, StoreError::LockWaitTimeout { .. }), "{mode}: {err}");
+        assert!(err.to_string().contains("fleet.lock_wait_timeout"));
+        assert!(waited >= Duration::from_millis(2_400) && waited < Duration::from_millis(4_500), "{mode}: {waited:?}");
+        // The waiter's connection is still good, and the holder can still write.
+        holder.write_and_unlock(&sid, b"kept", LIFETIME, held.lock.as_ref()).unwrap();
+        let read = waiter.lock_and_read(&sid, locked(1_000)).unwrap();
+        assert_eq!(read.data.as_deref(), Some(&b"kept"[..]), "{mode}");
+        waiter.unlock(&sid, read.lock.as_ref().unwrap()).unwrap();
+    }
+}
+
+/// Threads hammer one session with read-increment-write; with locking no update is lost.
+fn concurrent_increments(save_path: &str, threads: usize, per_thread: usize) -> u64 {
+    let sid = id("counter");
+    let barrier = Arc::new(Barrier::new(threads));
+    let workers: Vec<_> = (0..threads)
+        .map(|_| {
+            let (path, sid, barrier) = (save_path.to_owned(), sid.clone(), barrier.clone());
+            thread::spawn(move || {
+                let mut s = open(&path);
+                barrier.wait();
+                for _ in 0..per_thread {
+                    let read = s.lock_and_read(&sid, locked(30_000)).unwrap();
+                    let n: u64 = read.data.map(|d| String::from_utf8(d).unwrap().parse().unwrap()).unwrap_or(0);
+                    s.write_and_unlock(&sid, (n + 1).to_string().as_bytes(), LIFETIME, read.lock.as_ref()).unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    let mut s = open(save_path);
+    let read = s.lock_and_read(&sid, UNLOCKED).unwrap();
+    String::from_utf8(read.data.unwrap()).unwrap().parse().unwrap()
+}
+
+#[test]
+fn no_increment_is_lost_in_either_lock_mode() {
+    let db = MariaDbServer::start();
+    db.query(&create_table_sql("t_advisory"));
+    assert_eq!(concurrent_increments(&db.save_path("table=t_advisory"), 8, 50), 400);
+    assert_eq!(concurrent_increments(&db.save_path("table=t_row&lock=row"), 8, 50), 400);
+}
+
+#[test]
+fn lock_none_takes_no_lock() {
+    let db = MariaDbServer::start();
+    let mut s = open(&db.save_path("lock=none"));
+    let sid = id("free");
+    let read = s.lock_and_read(&sid, s.lock_policy(locked(1_000))).unwrap();
+    assert!(read.lock.is_none());
+    assert_eq!(lock_holder(&db, "free"), "");
+    s.write_and_unlock(&sid, b"v", LIFETIME, None).unwrap();
+    assert_eq!(db.query("SELECT data FROM fleet_sessions WHERE id = 'free'"), "v");
+}
+
+#[test]
+fn new_session_in_row_mode_closed_unwritten_leaves_no_row() {
+    let db = MariaDbServer::start();
+    let mut s = open(&db.save_path("lock=row"));
+    let sid = id("fresh");
+    let read = s.lock_and_read(&sid, locked(1_000)).unwrap();
+    assert_eq!(read.data, None);
+    s.unlock(&sid, read.lock.as_ref().unwrap()).unwrap();
+    assert_eq!(db.query("SELECT COUNT(*) FROM fleet_sessions"), "0");
+}
+
+#[test]
+fn reconnects_after_a_server_restart() {
+    let mut db = MariaDbServer::start();
+    let mut s = open(&db.save_path(""));
+    let sid = id("survivor");
+    let read = s.lock_and_read(&sid, locked(1_000)).unwrap();
+    s.write_and_unlock(&sid, b"kept", LIFETIME, read.lock.as_ref()).unwrap();
+    db.stop();
+    db.start_again();
+    let read = s.lock_and_read(&sid, locked(1_000)).expect("a dead pooled connection is replaced");
+    assert_eq!(read.data.as_deref(), Some(&b"kept"[..]));
+    s.unlock(&sid, read.lock.as_ref().unwrap()).unwrap();
+}
+
+#[test]
+fn dead_and_hung_servers_fail_fast_with_the_endpoint_and_no_password() {
+    let dead_port = fleet_harness::paths::free_port();
+    let mut s = open(&format!("mysql://fleet:{PASSWORD}@127.0.0.1:{dead_port}/fleet"));
+    let err = s.connect().unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, StoreError::Connect { .. }), "{msg}");
+    assert!(msg.contains(&format!("127.0.0.1:{dead_port}")) && !msg.contains(PASSWORD), "{msg}");
+
+    let hole = Blackhole::start();
+    let mut s = open(&format!("mysql://fleet:{PASSWORD}@127.0.0.1:{}/fleet?timeout=0.5&connect_timeout=0.5", hole.port));
+    let start = Instant::now();
+    let err = s.connect().unwrap_err();
+    let waited = start.elapsed();
+    assert!(matches!(err, StoreError::TimedOut { .. } | StoreError::Connect { .. }), "{err}");
+    assert!(waited < Duration::from_secs(3), "bounded by the timeouts: {waited:?}");
+    assert!(!err.to_string().contains(PASSWORD));
+}
+
+#[test]
+fn wrong_password_and_missing_table_say_what_to_fix() {
+    let db = MariaDbServer::start();
+    let mut s = open(&format!("mysql://fleet:not-the-password@127.0.0.1:{}/fleet", db.port));
+    let err = s.connect().unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, StoreError::Auth { .. }), "{msg}");
+    assert!(!msg.contains("not-the-password"), "{msg}");
+
+    let mut s = open(&db.save_path("create_table=0&table=missing"));
+    let err = s.lock_and_read(&id("x"), locked(1_000)).unwrap_err().to_string();
+    assert!(err.contains("fleetctl schema --table missing"), "{err}");
+
+    // A user with only DML rights on a table the DBA made works (CREATE TABLE is skipped).
+    db.query(&create_table_sql("dba_made"));
+    db.admin("CREATE USER 'dml'@'127.0.0.1' IDENTIFIED BY 'dml-pw'; GRANT SELECT, INSERT, UPDATE, DELETE ON fleet.dba_made TO 'dml'@'127.0.0.1';");
+    let mut s = open(&format!("mysql://dml:dml-pw@127.0.0.1:{}/fleet?table=dba_made", db.port));
+    let read = s.lock_and_read(&id("y"), locked(1_000)).unwrap();
+    s.write_and_unlock(&id("y"), b"ok", LIFETIME, read.lock.as_ref()).unwrap();
+    assert_eq!(db.query("SELECT data FROM dba_made"), "ok");
+}
+
+#[test]
+fn unix_socket() {
+    let db = MariaDbServer::start();
+    let mut s = open(&format!("mysql://fleet:{PASSWORD}@/fleet?socket={}", db.socket_path().display()));
+    let sid = id("sock");
+    let read = s.lock_and_read(&sid, locked(1_000)).unwrap();
+    s.write_and_unlock(&sid, b"via-socket", LIFETIME, read.lock.as_ref()).unwrap();
+    assert_eq!(db.query("SELECT data FROM fleet_sessions"), "via-socket");
+}

@@ -1,0 +1,137 @@
+//! A real `mariadbd` on a free loopback port: `mariadb-install-db` into a temp datadir, a
+//! database and a password user for Fleet, stopped by PID when dropped.
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::paths::free_port;
+use crate::process::Process;
+
+/// The database, user and password every test server has.
+pub const DATABASE: &str = "fleet";
+pub const USER: &str = "fleet";
+pub const PASSWORD: &str = "fleet-test-pw";
+
+pub struct MariaDbServer {
+    pub port: u16,
+    process: Option<Process>,
+    dir: tempfile::TempDir,
+}
+
+impl MariaDbServer {
+    pub fn start() -> MariaDbServer {
+        let dir = tempfile::Builder::new().prefix("fleet-mariadb-").tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+        let install = Command::new("mariadb-install-db")
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", dir.path().join("data").display()))
+            .args(["--user=root", "--auth-root-authentication-method=socket", "--skip-test-db", "--skip-name-resolve"])
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run mariadb-install-db: {e}; is mariadb-server installed? run scripts/setup.sh"));
+        assert!(install.status.success(), "mariadb-install-db failed: {}", String::from_utf8_lossy(&install.stderr));
+        let mut server = MariaDbServer { port: 0, process: None, dir };
+        // A port found free can be taken before mariadbd binds it; try a few.
+        for _ in 0..5 {
+            server.port = free_port();
+            if server.launch() {
+                server.admin(&format!(
+                    "CREATE DATABASE {DATABASE};
+                     CREATE USER '{USER}'@'127.0.0.1' IDENTIFIED BY '{PASSWORD}';
+                     CREATE USER '{USER}'@'localhost' IDENTIFIED BY '{PASSWORD}';
+                     GRANT ALL ON {DATABASE}.* TO '{USER}'@'127.0.0.1';
+                     GRANT ALL ON {DATABASE}.* TO '{USER}'@'localhost';"
+                ));
+                return server;
+            }
+        }
+        panic!("mariadbd did not start; see {}", server.log_path().display());
+    }
+
+    fn launch(&mut self) -> bool {
+        let d = self.dir.path();
+        let mut command = Command::new("mariadbd");
+        command
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", d.join("data").display()))
+            .arg(format!("--socket={}", self.socket_path().display()))
+            .arg(format!("--pid-file={}", d.join("mariadbd.pid").display()))
+            .arg(format!("--log-error={}", self.log_path().display()))
+            .arg(format!("--port={}", self.port))
+            .args(["--bind-address=127.0.0.1", "--user=root", "--skip-name-resolve"])
+            // A small, throwaway server: little memory, no durability work, instant shutdown.
+            .args(["--innodb-buffer-pool-size=32M", "--innodb-log-file-size=16M", "--innodb-flush-log-at-trx-commit=2"])
+            .args(["--innodb-doublewrite=0", "--innodb-fast-shutdown=2", "--skip-log-bin", "--max-connections=500"]);
+        let mut process = Process::spawn("mariadbd", &mut command);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(30) {
+            if !process.is_running() {
+                return false;
+            }
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() && self.socket_path().exists() {
+                self.process = Some(process);
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("mariadbd.log")
+    }
+
+    pub fn socket_path(&self) -> PathBuf {
+        self.dir.path().join("mariadbd.sock")
+    }
+
+    /// A save_path for the test database as the test user, with extra `options`.
+    pub fn save_path(&self, options: &str) -> String {
+        let sep = if options.is_empty() { "" } else { "?" };
+        format!("mysql://{USER}:{PASSWORD}@127.0.0.1:{}/{DATABASE}{sep}{options}", self.port)
+    }
+
+    /// Runs SQL as root over the socket with the `mariadb` client; returns its tab-separated
+    /// output without headers.
+    pub fn admin(&self, sql: &str) -> String {
+        run_client(&self.socket_path(), sql)
+    }
+
+    /// Runs SQL in the test database as root.
+    pub fn query(&self, sql: &str) -> String {
+        self.admin(&format!("USE {DATABASE}; {sql}"))
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(Process::pid)
+    }
+
+    /// Stops the server (SIGKILL-like fast shutdown); the datadir is kept for [`start_again`].
+    pub fn stop(&mut self) {
+        if let Some(mut p) = self.process.take() {
+            p.stop();
+        }
+    }
+
+    /// Starts the stopped server again on the same port and datadir.
+    pub fn start_again(&mut self) {
+        assert!(self.launch(), "mariadbd did not restart; see {}", self.log_path().display());
+    }
+}
+
+fn run_client(socket: &Path, sql: &str) -> String {
+    let out = Command::new("mariadb")
+        .arg("--no-defaults")
+        .arg(format!("--socket={}", socket.display()))
+        .args(["-uroot", "--batch", "--skip-column-names", "-e", sql])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run the mariadb client: {e}"));
+    assert!(out.status.success(), "mariadb client failed on {sql:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim_end().to_owned()
+}
+
+impl Drop for MariaDbServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
