@@ -453,7 +453,7 @@ mod tests {
     fn redis(s: &str) -> RedisConfig {
         match parse_save_path(s) {
             Ok(StoreConfig::Redis(c)) => c,
-            Err(e) => panic!("{s}: {e}"),
+            other => panic!("{s}: {other:?}"),
         }
     }
 
@@ -528,6 +528,7 @@ mod tests {
             ("redis://h?timeout=-1", "timeout=-1"),
             ("redis://h?bogus=1", "bogus"),
             ("memcached://h", "memcached"),
+            ("redis://h?table=x", "table"),
             ("redis://bad host", "bad host"),
             ("unix://relative.sock", "relative.sock"),
             ("redis://h?tls_verify=0", "tls_verify=0"),
