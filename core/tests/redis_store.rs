@@ -67,7 +67,7 @@ fn binary_and_large_data_survive() {
 #[test]
 fn custom_prefix_and_database() {
     let redis = RedisServer::start();
-    let StoreConfig::Redis(config) = parse_save_path(&format!("redis://127.0.0.1:{}/2?prefix=app:", redis.port)).unwrap();
+    let StoreConfig::Redis(config) = parse_save_path(&format!("redis://127.0.0.1:{}/2?prefix=app:", redis.port)).unwrap() else { panic!("not a redis save_path") };
     let mut s = RedisStore::new(&config, Timeouts::default()).unwrap();
     let sid = id("p1");
     s.write_and_unlock(&sid, b"x", LIFETIME, None).unwrap();
@@ -248,7 +248,7 @@ fn password_auth_and_wrong_password() {
     let redis = RedisServer::start_with(&["--requirepass", "s3cret-pw"]);
     std::env::set_var("FLEET_TEST_REDIS_PW", "s3cret-pw");
     let StoreConfig::Redis(config) =
-        parse_save_path(&format!("redis://127.0.0.1:{}?password_env=FLEET_TEST_REDIS_PW", redis.port)).unwrap();
+        parse_save_path(&format!("redis://127.0.0.1:{}?password_env=FLEET_TEST_REDIS_PW", redis.port)).unwrap() else { panic!("not a redis save_path") };
     let mut s = RedisStore::new(&config, Timeouts::default()).unwrap();
     s.write_and_unlock(&id("auth"), b"ok", LIFETIME, None).expect("authenticated");
 
@@ -275,18 +275,18 @@ fn tls_with_a_trusted_ca_without_verification_and_untrusted() {
     let sid = id("tls");
 
     let StoreConfig::Redis(config) =
-        parse_save_path(&format!("rediss://127.0.0.1:{tls_port}?tls_ca_file={}", ca.display())).unwrap();
+        parse_save_path(&format!("rediss://127.0.0.1:{tls_port}?tls_ca_file={}", ca.display())).unwrap() else { panic!("not a redis save_path") };
     let mut s = RedisStore::new(&config, Timeouts::default()).unwrap();
     let read = s.lock_and_read(&sid, locked(30_000, 1_000)).expect("TLS with the test CA");
     s.write_and_unlock(&sid, b"over tls", LIFETIME, read.lock.as_ref()).unwrap();
     assert_eq!(redis.command(&["GET", "PHPREDIS_SESSION:tls"]), "over tls");
 
-    let StoreConfig::Redis(config) = parse_save_path(&format!("rediss://127.0.0.1:{tls_port}?tls_verify=0")).unwrap();
+    let StoreConfig::Redis(config) = parse_save_path(&format!("rediss://127.0.0.1:{tls_port}?tls_verify=0")).unwrap() else { panic!("not a redis save_path") };
     let mut s = RedisStore::new(&config, Timeouts::default()).unwrap();
     assert!(s.exists(&sid).expect("TLS without verification"));
 
     // The system roots do not trust the test CA.
-    let StoreConfig::Redis(config) = parse_save_path(&format!("rediss://127.0.0.1:{tls_port}")).unwrap();
+    let StoreConfig::Redis(config) = parse_save_path(&format!("rediss://127.0.0.1:{tls_port}")).unwrap() else { panic!("not a redis save_path") };
     let err = RedisStore::new(&config, Timeouts::default()).unwrap().exists(&sid).unwrap_err();
     println!("untrusted: {err}");
     assert!(matches!(err, StoreError::Tls { .. }), "{err}");
