@@ -8,7 +8,7 @@ $probe = stream_socket_server('tcp://127.0.0.1:0');
 $port = (int) substr(strrchr(stream_socket_get_name($probe, false), ':'), 1);
 fclose($probe);
 ini_set('session.save_handler', 'fleet');
-ini_set('session.save_path', "redis://127.0.0.1:$port");
+ini_set('session.save_path', fleet_save_path_at($port));
 var_dump(session_start());
 var_dump(session_status() === PHP_SESSION_NONE);
 // The next attempt retries and fails the same way, without a crash.
@@ -16,9 +16,9 @@ var_dump(@session_start());
 echo "still running\n";
 ?>
 --EXPECTF--
-Warning: session_start(): Fleet: cannot connect to redis://127.0.0.1:%d: Connection refused (os error 111). Check that the server runs and session.save_path points at it; raise fleet.connect_timeout (or connect_timeout= in session.save_path) if it is only slow to accept in %s on line %d
+Warning: session_start(): Fleet: cannot connect to %s://127.0.0.1:%d%S: %SConnection refused (os error 111)%S. Check that the server runs and session.save_path points at it; raise fleet.connect_timeout (or connect_timeout= in session.save_path) if it is only slow to accept in %s on line %d
 
-Warning: session_start(): Failed to initialize storage module: fleet (path: redis://127.0.0.1:%d) in %s on line %d
+Warning: session_start(): Failed to initialize storage module: fleet (path: %s://127.0.0.1:%d%S) in %s on line %d
 bool(false)
 bool(true)
 bool(false)

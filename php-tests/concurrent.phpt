@@ -13,7 +13,7 @@ $_SESSION["by"] = "child";
 session_write_close();
 echo "child done\n";
 ');
-fleet_wait_for_key("PHPREDIS_SESSION:{$id}_LOCK");
+fleet_wait_locked($id);
 fleet_use();
 session_id($id);
 var_dump(session_start());          // blocks until the child releases
@@ -21,7 +21,7 @@ var_dump($_SESSION);                // so it sees the child's write
 $_SESSION['by'] .= '+parent';
 session_write_close();
 echo fleet_wait_child($child);
-var_dump(fleet_redis('GET', "PHPREDIS_SESSION:$id"));
+var_dump(fleet_get($id));
 ?>
 --EXPECT--
 bool(true)

@@ -5,7 +5,7 @@ Stored bytes that are not session data go to PHP's decoder as they are; no crash
 require __DIR__ . '/fleet.inc';
 fleet_use();
 $id = fleet_new_id('bad');
-fleet_redis('SET', "PHPREDIS_SESSION:$id", "\xff\x00garbage|not-serialized");
+fleet_put($id, "\xff\x00garbage|not-serialized");
 session_id($id);
 var_dump(session_start());
 echo "still running\n";

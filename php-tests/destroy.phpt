@@ -11,10 +11,10 @@ $_SESSION['x'] = 1;
 session_write_close();
 session_id($id);
 session_start();
-var_dump(fleet_redis('EXISTS', "PHPREDIS_SESSION:{$id}_LOCK"));
+var_dump(fleet_locked($id));
 var_dump(session_destroy());
-var_dump(fleet_redis('EXISTS', "PHPREDIS_SESSION:$id"));
-var_dump(fleet_redis('EXISTS', "PHPREDIS_SESSION:{$id}_LOCK"));
+var_dump(fleet_raw_exists($id));
+var_dump(fleet_locked($id));
 ?>
 --EXPECT--
 int(1)

@@ -4,11 +4,12 @@ A backend that accepts but never answers is bounded by fleet.read_timeout
 fleet.read_timeout=0.3
 --FILE--
 <?php
+require __DIR__ . '/fleet.inc';
 // The kernel accepts connections into this socket's backlog; nobody ever answers.
 $hole = stream_socket_server('tcp://127.0.0.1:0');
 $port = (int) substr(strrchr(stream_socket_get_name($hole, false), ':'), 1);
 ini_set('session.save_handler', 'fleet');
-ini_set('session.save_path', "redis://127.0.0.1:$port");
+ini_set('session.save_path', fleet_save_path_at($port));
 session_id('hung1');
 $t = microtime(true);
 var_dump(session_start());
@@ -16,9 +17,9 @@ var_dump(microtime(true) - $t < 5);
 echo "still running\n";
 ?>
 --EXPECTF--
-Warning: session_start(): Fleet: redis://127.0.0.1:%d did not answer within 300ms. Raise fleet.read_timeout (or timeout= in session.save_path) if the server is only slow in %s on line %d
+Warning: session_start(): Fleet: %s://127.0.0.1:%d%S did not answer within 300ms. Raise fleet.read_timeout (or timeout= in session.save_path) if the server is only slow in %s on line %d
 
-Warning: session_start(): Failed to read session data: fleet (path: redis://127.0.0.1:%d) in %s on line %d
+Warning: session_start(): Failed to %s: fleet (path: %s://127.0.0.1:%d%S) in %s on line %d
 bool(false)
 bool(true)
 still running

@@ -6,7 +6,7 @@ fleet.lock_wait_timeout=0.3
 <?php
 require __DIR__ . '/fleet.inc';
 $id = fleet_new_id('lwt');
-fleet_redis('SET', "PHPREDIS_SESSION:$id", 'v|s:4:"kept";');
+fleet_put($id, 'v|s:4:"kept";');
 $child = fleet_spawn('
 fleet_use();
 session_id("' . $id . '");
@@ -14,18 +14,18 @@ session_start();
 sleep(2);
 session_write_close();
 ');
-fleet_wait_for_key("PHPREDIS_SESSION:{$id}_LOCK");
+fleet_wait_locked($id);
 fleet_use();
 session_id($id);
 var_dump(session_start());
 var_dump(session_status() === PHP_SESSION_ACTIVE);
 fleet_wait_child($child);
-var_dump(fleet_redis('GET', "PHPREDIS_SESSION:$id"));
+var_dump(fleet_get($id));
 ?>
 --EXPECTF--
 Warning: session_start(): Fleet: the session is locked by another request that did not finish within 300ms (fleet.lock_wait_timeout), so this request has no session. Raise fleet.lock_wait_timeout if requests on one session really take that long in %s on line %d
 
-Warning: session_start(): Failed to read session data: fleet (path: redis://127.0.0.1:%d) in %s on line %d
+Warning: session_start(): Failed to read session data: fleet (path: %s) in %s on line %d
 bool(false)
 bool(false)
 string(13) "v|s:4:"kept";"

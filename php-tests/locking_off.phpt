@@ -1,5 +1,5 @@
 --TEST--
-fleet.locking=0: no lock key is ever written (last writer wins, as phpredis's default)
+fleet.locking=0: no lock is ever taken (last writer wins, as phpredis's default)
 --INI--
 fleet.locking=0
 --FILE--
@@ -9,10 +9,10 @@ fleet_use();
 $id = fleet_new_id('nolock');
 session_id($id);
 session_start();
-var_dump(fleet_redis('EXISTS', "PHPREDIS_SESSION:{$id}_LOCK"));
+var_dump(fleet_locked($id));
 $_SESSION['x'] = 1;
 session_write_close();
-var_dump(fleet_redis('GET', "PHPREDIS_SESSION:$id"));
+var_dump(fleet_get($id));
 ?>
 --EXPECT--
 int(0)

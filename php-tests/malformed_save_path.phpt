@@ -8,6 +8,9 @@ foreach ([
     'redis://127.0.0.1:6379/db?prefix=x',
     'redis://127.0.0.1?timeout=soon',
     'redis://127.0.0.1?colour=blue',
+    'mysql://127.0.0.1',
+    'mysql://127.0.0.1/app?table=sessions;drop',
+    'mysql://127.0.0.1/app?lock=sometimes',
     'memcached://127.0.0.1',
     '127.0.0.1:6379',
     '',
@@ -28,9 +31,15 @@ session_start(): Fleet: session.save_path: "timeout=soon": expected a number of 
 bool(false)
 session_start(): Fleet: session.save_path: unknown option "colour"; known options are prefix, database, connect_timeout, timeout, read_timeout, auth, user, password_file, password_env, tls_verify, tls_ca_file
 bool(false)
-session_start(): Fleet: session.save_path scheme "memcached://" is not supported; use redis://, rediss:// or unix://
+session_start(): Fleet: session.save_path: "mysql://127.0.0.1": the database is missing; write mysql://user@host/database
 bool(false)
-session_start(): Fleet: session.save_path "127.0.0.1:6379" has no scheme; write it as redis://host:port, rediss://host:port or unix:///path/to/redis.sock
+session_start(): Fleet: session.save_path: "table=sessions;drop": a table name may only hold letters, digits and _ (at most 64)
+bool(false)
+session_start(): Fleet: session.save_path: "lock=sometimes": expected lock=advisory (the default), lock=row or lock=none
+bool(false)
+session_start(): Fleet: session.save_path scheme "memcached://" is not supported; use redis://, rediss://, unix:// or mysql://
+bool(false)
+session_start(): Fleet: session.save_path "127.0.0.1:6379" has no scheme; write it as redis://host:port, rediss://host:port, unix:///path/to/redis.sock or mysql://user@host/database
 bool(false)
 session_start(): Fleet: session.save_path is empty; set it to e.g. "redis://127.0.0.1:6379"
 bool(false)

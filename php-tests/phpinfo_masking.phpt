@@ -9,10 +9,10 @@ file_put_contents($file, "$secret\n");
 
 // 1. With password_file, the password appears nowhere: not in phpinfo(), not in warnings.
 ini_set('session.save_handler', 'fleet');
-ini_set('session.save_path', fleet_save_path("password_file=$file"));
+ini_set('session.save_path', fleet_save_path("password_file=$file", false));
 $warnings = [];
 set_error_handler(function ($no, $msg) use (&$warnings) { $warnings[] = $msg; return true; });
-session_start();   // the test server has no password: Redis refuses AUTH
+session_start();   // a password the server refuses (Redis has none; MySQL's user has another)
 restore_error_handler();
 ob_start();
 phpinfo();
@@ -22,7 +22,7 @@ var_dump(str_contains($info, $secret), str_contains(implode("\n", $warnings), $s
 
 // 2. With the password in the URL, PHP's own messages print save_path (which is why
 // password_file exists), but Fleet's warnings and Fleet's phpinfo() block never do.
-ini_set('session.save_path', 'redis://app:' . $secret . '@127.0.0.1:1');
+ini_set('session.save_path', fleet_save_path_at(1, "app:$secret"));
 $warnings = [];
 set_error_handler(function ($no, $msg) use (&$warnings) { $warnings[] = $msg; return true; });
 session_start();

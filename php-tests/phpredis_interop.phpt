@@ -1,7 +1,8 @@
 --TEST--
 phpredis interoperability: a session written by phpredis is read by Fleet and the other way round
 --SKIPIF--
-<?php if (!extension_loaded('redis')) die('skip phpredis (php8.2-redis) not loaded'); ?>
+<?php require __DIR__ . '/fleet.inc'; fleet_only('redis');
+if (!extension_loaded('redis')) die('skip phpredis (php8.2-redis) not loaded'); ?>
 --EXTENSIONS--
 igbinary
 redis

@@ -14,11 +14,11 @@ var_dump($mid !== $old);
 var_dump(session_regenerate_id(true));
 $new = session_id();
 session_write_close();
-var_dump(fleet_redis('GET', "PHPREDIS_SESSION:$old"));      // kept by regenerate(false)
-var_dump(fleet_redis('EXISTS', "PHPREDIS_SESSION:$mid"));   // deleted by regenerate(true)
-var_dump(fleet_redis('GET', "PHPREDIS_SESSION:$new"));
+var_dump(fleet_get($old));      // kept by regenerate(false)
+var_dump(fleet_exists($mid));   // deleted by regenerate(true)
+var_dump(fleet_get($new));
 foreach ([$old, $mid, $new] as $id) {
-    var_dump(fleet_redis('EXISTS', "PHPREDIS_SESSION:{$id}_LOCK"));
+    var_dump(fleet_locked($id));
 }
 ?>
 --EXPECT--

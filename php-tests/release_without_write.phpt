@@ -5,7 +5,6 @@ read_and_close and session_abort() release the lock without writing
 require __DIR__ . '/fleet.inc';
 fleet_use();
 $id = fleet_new_id('rel');
-$lock = "PHPREDIS_SESSION:{$id}_LOCK";
 session_id($id);
 session_start();
 $_SESSION['n'] = 1;
@@ -13,15 +12,15 @@ session_write_close();
 
 session_id($id);
 var_dump(session_start(['read_and_close' => true]), $_SESSION['n']);
-var_dump(fleet_redis('EXISTS', $lock));
+var_dump(fleet_locked($id));
 
 session_id($id);
 session_start();
-var_dump(fleet_redis('EXISTS', $lock));
+var_dump(fleet_locked($id));
 $_SESSION['n'] = 99;
 session_abort();
-var_dump(fleet_redis('EXISTS', $lock));
-var_dump(fleet_redis('GET', "PHPREDIS_SESSION:$id"));
+var_dump(fleet_locked($id));
+var_dump(fleet_get($id));
 ?>
 --EXPECT--
 bool(true)

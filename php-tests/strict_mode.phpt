@@ -13,7 +13,7 @@ $issued = session_id();
 var_dump($issued !== $unknown);
 $_SESSION['a'] = 1;
 session_write_close();
-var_dump(fleet_redis('EXISTS', "PHPREDIS_SESSION:$unknown"));
+var_dump(fleet_exists($unknown));
 $_SESSION = [];
 session_id($issued);
 session_start();

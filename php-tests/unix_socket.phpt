@@ -1,16 +1,16 @@
 --TEST--
-unix:// save_path with options
+The backend's unix socket, with options that store sessions apart from the default
 --FILE--
 <?php
 require __DIR__ . '/fleet.inc';
 ini_set('session.save_handler', 'fleet');
-ini_set('session.save_path', 'unix://' . getenv('FLEET_REDIS_SOCKET') . '?prefix=sock:&database=3');
+ini_set('session.save_path', fleet_socket_save_path());
 $id = fleet_new_id('unix');
 session_id($id);
 var_dump(session_start());
 $_SESSION['via'] = 'socket';
 session_write_close();
-var_dump(fleet_redis('EXISTS', "sock:$id"));        // database 0: not there
+var_dump(fleet_exists($id));        // not in the default namespace
 $_SESSION = [];
 session_id($id);
 session_start();

@@ -6,5 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 scripts/setup.sh
-cargo build --locked -p fleet
+cargo build --locked -p fleet -p fleetctl
 cargo nextest run --workspace --locked --no-fail-fast

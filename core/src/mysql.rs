@@ -126,6 +126,9 @@ pub struct MySqlStore {
     create_table: bool,
     table_ready: bool,
     timeouts: Timeouts,
+    /// The connection's socket read timeout: the command timeout, plus one row-lock wait
+    /// slice in `lock=row` mode.
+    read_timeout: Duration,
 }
 
 impl MySqlStore {
@@ -181,19 +184,20 @@ impl MySqlStore {
             create_table: config.create_table,
             table_ready: false,
             timeouts,
+            read_timeout,
         })
     }
 
     fn open_connection(&mut self) -> Result<Conn, StoreError> {
         let mut conn = Conn::new(self.opts.clone())
-            .map_err(|e| classify(&self.endpoint, &self.table, e, self.timeouts.connect, true))?;
+            .map_err(|e| classify(&self.endpoint, &self.table, e, self.timeouts, self.read_timeout, true))?;
         if self.create_table && !self.table_ready {
             match conn.query_drop(create_table_sql(&self.table)) {
                 Ok(()) => {}
                 // No CREATE privilege: the DBA made the table (or will be told it is missing
                 // by the first statement that needs it).
                 Err(MySqlError::MySqlError(e)) if e.code == ER_TABLEACCESS_DENIED => {}
-                Err(e) => return Err(classify(&self.endpoint, &self.table, e, self.timeouts.command, false)),
+                Err(e) => return Err(classify(&self.endpoint, &self.table, e, self.timeouts, self.read_timeout, false)),
             }
         }
         self.table_ready = true;
@@ -227,7 +231,7 @@ impl MySqlStore {
                 if matches!(e, MySqlError::MySqlError(_)) {
                     self.conn = Some(conn);
                 }
-                Err(classify(&self.endpoint, &self.table, e, self.timeouts.command, false))
+                Err(classify(&self.endpoint, &self.table, e, self.timeouts, self.read_timeout, false))
             }
         }
     }
@@ -459,7 +463,7 @@ impl SessionStore for MySqlStore {
 
 /// Turns a driver error into one an admin can act on. `connecting`: the error came from
 /// opening the connection.
-fn classify(endpoint: &str, table: &str, e: MySqlError, waited: Duration, connecting: bool) -> StoreError {
+fn classify(endpoint: &str, table: &str, e: MySqlError, timeouts: Timeouts, read_timeout: Duration, connecting: bool) -> StoreError {
     let endpoint = endpoint.to_owned();
     match e {
         MySqlError::MySqlError(e) => {
@@ -483,11 +487,12 @@ fn classify(endpoint: &str, table: &str, e: MySqlError, waited: Duration, connec
                 _ => StoreError::Server { endpoint, cause },
             }
         }
-        MySqlError::IoError(io) if matches!(io.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock) => {
-            StoreError::TimedOut { endpoint, waited }
+        e if matches!(io_error_kind(&e), Some(std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock)) => {
+            // A socket read timeout (EAGAIN), also while reading the server's greeting.
+            StoreError::TimedOut { endpoint, waited: read_timeout }
         }
         MySqlError::DriverError(::mysql::DriverError::ConnectTimeout | ::mysql::DriverError::Timeout) => {
-            StoreError::TimedOut { endpoint, waited }
+            StoreError::TimedOut { endpoint, waited: timeouts.connect }
         }
         MySqlError::TlsError(e) => StoreError::Tls { endpoint, cause: e.to_string() },
         e if connecting => {
@@ -499,6 +504,18 @@ fn classify(endpoint: &str, table: &str, e: MySqlError, waited: Duration, connec
             }
         }
         e => StoreError::ConnectionLost { endpoint, cause: e.to_string() },
+    }
+}
+
+/// The kind of the I/O error under `e`, which the driver wraps differently depending on where
+/// it happened.
+fn io_error_kind(e: &MySqlError) -> Option<std::io::ErrorKind> {
+    match e {
+        MySqlError::IoError(io) => Some(io.kind()),
+        MySqlError::CodecError(codec) => {
+            std::error::Error::source(codec).and_then(|s| s.downcast_ref::<std::io::Error>()).map(|io| io.kind())
+        }
+        _ => None,
     }
 }
 

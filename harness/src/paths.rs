@@ -22,6 +22,14 @@ pub fn extension() -> PathBuf {
     }
 }
 
+/// The `fleetctl` binary (`cargo build -p fleetctl`), next to the extension.
+pub fn fleetctl() -> PathBuf {
+    match extension().parent() {
+        Some(dir) if dir.join("fleetctl").exists() => dir.join("fleetctl"),
+        _ => repo_root().join("target/debug/fleetctl"),
+    }
+}
+
 /// PHP's own test runner, from php8.2-dev.
 pub fn run_tests_php() -> PathBuf {
     PathBuf::from("/usr/lib/php/20220829/build/run-tests.php")

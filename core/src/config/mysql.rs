@@ -122,7 +122,7 @@ pub(super) fn parse(rest: &str) -> Result<MySqlConfig, ConfigError> {
     let (before_query, query) = split_query(rest);
     let Some((authority, database)) = before_query.split_once('/') else {
         return Err(ConfigError::Invalid {
-            part: String::new(),
+            part: format!("mysql://{}", super::redact_userinfo(before_query)),
             reason: "the database is missing; write mysql://user@host/database",
         });
     };
