@@ -1,12 +1,65 @@
 //! End to end: two PHP-FPM app servers behind an nginx round-robin balancer, the built
-//! extension, and a real Redis. Timings are printed for the record, never asserted.
+//! extension, and a real Redis or MariaDB. Timings are printed for the record, never asserted.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fleet_harness::paths::extension;
-use fleet_harness::{Blackhole, Http, RedisServer, WebStack};
+use fleet_harness::{Blackhole, Http, MariaDbServer, RedisServer, WebStack};
+
+/// A real backend server and how Fleet is pointed at it.
+enum Backend {
+    Redis(RedisServer),
+    MySql(MariaDbServer, &'static str),
+}
+
+impl Backend {
+    fn redis() -> Backend {
+        Backend::Redis(RedisServer::start())
+    }
+
+    /// MariaDB with `lock=<mode>`.
+    fn mysql(mode: &'static str) -> Backend {
+        Backend::MySql(MariaDbServer::start(), mode)
+    }
+
+    fn save_path(&self) -> String {
+        match self {
+            Backend::Redis(r) => r.url(),
+            Backend::MySql(db, mode) => db.save_path(&format!("lock={mode}")),
+        }
+    }
+
+    /// The stored data of session `sid`, read directly from the server.
+    fn stored(&self, sid: &str) -> String {
+        match self {
+            Backend::Redis(r) => r.command(&["GET", &format!("PHPREDIS_SESSION:{sid}")]),
+            Backend::MySql(db, _) => db.query(&format!("SELECT data FROM fleet_sessions WHERE id = '{sid}'")),
+        }
+    }
+
+    /// Connections the server has accepted so far.
+    fn connections(&self) -> u64 {
+        match self {
+            Backend::Redis(r) => r.info_field("total_connections_received"),
+            Backend::MySql(db, _) => {
+                db.admin("SHOW GLOBAL STATUS LIKE 'Connections'").split('\t').nth(1).and_then(|n| n.parse().ok()).unwrap_or(0)
+            }
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Backend::Redis(_) => "redis".to_owned(),
+            Backend::MySql(_, mode) => format!("mysql lock={mode}"),
+        }
+    }
+}
+
+fn session_id(cookie: &str) -> String {
+    cookie.split_once('=').map(|(_, v)| v.to_owned()).unwrap_or_default()
+}
 
 fn fleet_stack(save_path: &str, workers: usize, extra: &[(&str, &str)]) -> WebStack {
     let ext = extension().display().to_string();
@@ -62,8 +115,16 @@ fn hammer(http: &Http, url: &str, cookie: &str, requests: usize, clients: usize)
 
 #[test]
 fn cookie_set_by_one_app_server_is_honoured_by_the_other() {
-    let redis = RedisServer::start();
-    let web = fleet_stack(&redis.url(), 2, &[]);
+    cookie_honoured_across_app_servers(Backend::redis());
+}
+
+#[test]
+fn mysql_cookie_set_by_one_app_server_is_honoured_by_the_other() {
+    cookie_honoured_across_app_servers(Backend::mysql("advisory"));
+}
+
+fn cookie_honoured_across_app_servers(backend: Backend) {
+    let web = fleet_stack(&backend.save_path(), 2, &[]);
     let http = Http::default();
 
     let first = http.get(&web.url("counter.php"), None).expect("first request");
@@ -77,7 +138,7 @@ fn cookie_set_by_one_app_server_is_honoured_by_the_other() {
         assert_eq!(reply.set_cookie, None, "request {expected} was given a new session");
         workers.push(reply.worker);
     }
-    println!("workers in order: {workers:?}");
+    println!("{}: workers in order: {workers:?}", backend.name());
     for pair in workers.windows(2) {
         assert_ne!(pair[0], pair[1], "round robin should alternate app servers: {workers:?}");
     }
@@ -86,25 +147,41 @@ fn cookie_set_by_one_app_server_is_honoured_by_the_other() {
 
 #[test]
 fn five_hundred_concurrent_increments_of_one_session_lose_nothing() {
+    five_hundred_concurrent_increments(Backend::redis());
+}
+
+#[test]
+fn mysql_advisory_five_hundred_concurrent_increments_lose_nothing() {
+    five_hundred_concurrent_increments(Backend::mysql("advisory"));
+}
+
+#[test]
+fn mysql_row_five_hundred_concurrent_increments_lose_nothing() {
+    five_hundred_concurrent_increments(Backend::mysql("row"));
+}
+
+fn five_hundred_concurrent_increments(backend: Backend) {
     const REQUESTS: usize = 500;
     const CLIENTS: usize = 32;
-    let redis = RedisServer::start();
-    let web = fleet_stack(&redis.url(), 8, &[]);
+    let web = fleet_stack(&backend.save_path(), 8, &[]);
     let http = Http::default();
     let first = http.get(&web.url("counter.php"), None).expect("first request");
     let cookie = first.set_cookie.clone().expect("session cookie");
-    let sid = cookie.split_once('=').map(|(_, v)| v.to_owned()).unwrap_or_default();
-    redis.command(&["CONFIG", "RESETSTAT"]);
-    let connections_before = redis.info_field("total_connections_received");
+    let sid = session_id(&cookie);
+    if let Backend::Redis(redis) = &backend {
+        redis.command(&["CONFIG", "RESETSTAT"]);
+    }
+    let connections_before = backend.connections();
 
     let load = hammer(&http, &web.url("counter.php"), &cookie, REQUESTS, CLIENTS);
 
-    // Each FPM worker connects once and keeps its connection (+1: the INFO call itself).
-    let new_connections = redis.info_field("total_connections_received") - connections_before;
+    // Each FPM worker connects at most once and keeps its connection (+1: the query that
+    // counts them).
+    let new_connections = backend.connections() - connections_before;
     let workers = 2 * 8;
-    println!("new Redis connections during {REQUESTS} requests: {new_connections} (for {workers} workers)");
+    println!("{}: new connections during {REQUESTS} requests: {new_connections} (for {workers} workers)", backend.name());
     assert!(new_connections <= workers as u64 + 1, "connections are not reused: {new_connections}");
-    let stored = redis.command(&["GET", &format!("PHPREDIS_SESSION:{sid}")]);
+    let stored = backend.stored(&sid);
     let final_counter: usize = stored.trim_start_matches("n|i:").trim_end_matches(';').parse().unwrap_or(0);
     assert_eq!(final_counter, REQUESTS + 1, "{} of {REQUESTS} increments were lost", (REQUESTS + 1).saturating_sub(final_counter));
     let mut seen = load.counters.clone();
@@ -114,16 +191,18 @@ fn five_hundred_concurrent_increments_of_one_session_lose_nothing() {
     assert_eq!(seen.len(), REQUESTS, "two requests saw the same counter value");
 
     let lat = &load.latencies;
-    let calls = redis.command_calls();
     println!(
-        "{REQUESTS} requests, {CLIENTS} concurrent, one session: final counter {} (+1 initial), {:.0} req/s, p50 {:?}, p99 {:?}, max {:?}",
+        "{}: {REQUESTS} requests, {CLIENTS} concurrent, one session: final counter {} (+1 initial), {:.0} req/s, p50 {:?}, p99 {:?}, max {:?}",
+        backend.name(),
         seen.len(),
         REQUESTS as f64 / load.elapsed.as_secs_f64(),
         percentile(lat, 0.5),
         percentile(lat, 0.99),
         lat[lat.len() - 1]
     );
-    println!("redis commands during the run: {calls:?}");
+    if let Backend::Redis(redis) = &backend {
+        println!("redis commands during the run: {:?}", redis.command_calls());
+    }
     assert_eq!(web.php_log(), "", "PHP logged problems");
 }
 
@@ -201,25 +280,68 @@ fn a_killed_workers_lock_expires_by_its_ttl() {
 
 #[test]
 fn a_hot_session_is_served_in_turn_without_long_tails() {
+    hot_session(Backend::redis());
+}
+
+#[test]
+fn mysql_a_hot_session_is_served_in_turn_without_long_tails() {
+    hot_session(Backend::mysql("advisory"));
+}
+
+fn hot_session(backend: Backend) {
     // 16 clients on one session whose page holds it 20 ms: the serial limit is 50 req/s,
     // and with fair turns each request waits about 15 others' turns, not seconds.
     const REQUESTS: usize = 160;
     const CLIENTS: usize = 16;
-    let redis = RedisServer::start();
-    let web = fleet_stack(&redis.url(), 8, &[]);
+    let web = fleet_stack(&backend.save_path(), 8, &[]);
     let http = Http::default();
     let cookie = http.get(&web.url("counter.php"), None).expect("first").set_cookie.expect("cookie");
     let load = hammer(&http, &web.url("counter.php?hold_ms=20"), &cookie, REQUESTS, CLIENTS);
     let (lat, rps) = (&load.latencies, REQUESTS as f64 / load.elapsed.as_secs_f64());
     println!(
-        "hot session, {CLIENTS} clients, 20 ms hold: {:.1} req/s ({:.0}% of the 50 req/s serial limit), p50 {:?}, p99 {:?}, max {:?}",
+        "{}: hot session, {CLIENTS} clients, 20 ms hold: {:.1} req/s ({:.0}% of the 50 req/s serial limit), p50 {:?}, p99 {:?}, max {:?}",
+        backend.name(),
         rps,
         rps / 50.0 * 100.0,
         percentile(lat, 0.5),
         percentile(lat, 0.99),
         lat[lat.len() - 1]
     );
-    let sid = cookie.split_once('=').map(|(_, v)| v.to_owned()).unwrap_or_default();
-    assert_eq!(redis.command(&["GET", &format!("PHPREDIS_SESSION:{sid}")]), format!("n|i:{};", REQUESTS + 1));
+    assert_eq!(backend.stored(&session_id(&cookie)), format!("n|i:{};", REQUESTS + 1));
     assert_eq!(web.php_log(), "", "PHP logged problems");
+}
+
+#[test]
+fn mysql_a_killed_workers_session_is_free_at_once() {
+    for mode in ["advisory", "row"] {
+        let backend = Backend::mysql(mode);
+        let web = fleet_stack(&backend.save_path(), 2, &[]);
+        let http = Http::new(Duration::from_secs(30));
+        let cookie = http.get(&web.url("counter.php"), None).expect("first").set_cookie.expect("cookie");
+        let pid_file = web.dir().join("holder.pid");
+        let hung = {
+            let url = web.url(&format!("hold.php?pid_file={}", pid_file.display()));
+            let (http, cookie) = (http.clone(), cookie.clone());
+            std::thread::spawn(move || http.get(&url, Some(&cookie)))
+        };
+        let wait_start = Instant::now();
+        let pid = loop {
+            if let Some(pid) = std::fs::read_to_string(&pid_file).ok().and_then(|p| p.trim().parse::<i32>().ok()) {
+                break pid;
+            }
+            assert!(wait_start.elapsed() < Duration::from_secs(10), "the hanging request never took the lock");
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        // SAFETY: kill(2) on the FPM worker serving the hanging request.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+        let killed_at = Instant::now();
+        let killed = hung.join().expect("client thread").expect("nginx answers");
+        assert_eq!(killed.status, 502, "the killed request fails: {killed:?}");
+        let reply = http.get(&web.url("counter.php"), Some(&cookie)).expect("next request");
+        let after = killed_at.elapsed();
+        println!("mysql lock={mode}: the next request got the session {after:?} after the holder was killed");
+        assert_eq!(reply.status, 200, "{reply:?}");
+        assert_eq!(reply.body.trim(), "2", "the killed request never wrote, so the counter goes 1 -> 2");
+        assert!(after < Duration::from_secs(5), "freed by the server when the connection died, not by a timeout: {after:?}");
+    }
 }
