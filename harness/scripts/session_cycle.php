@@ -12,4 +12,6 @@ for ($i = 0; $i < 20; $i++) {
 session_start(); session_destroy();
 ini_set('session.save_path','redis://127.0.0.1:1'); @session_start();
 ini_set('session.save_path','redis://bad host'); @session_start();
+ini_set('session.save_path','mysql://u:pw@127.0.0.1:1/db'); @session_start();
+ini_set('session.save_path','mysql://h/d?table=x;y'); @session_start();
 echo "done\n";

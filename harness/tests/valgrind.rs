@@ -4,11 +4,21 @@
 use std::process::Command;
 
 use fleet_harness::paths::{extension, repo_root};
-use fleet_harness::RedisServer;
+use fleet_harness::{MariaDbServer, RedisServer};
 
 #[test]
 fn session_hooks_have_no_memory_errors_or_leaks() {
     let redis = RedisServer::start();
+    run_under_valgrind(&format!("{}?prefix=vg:", redis.url()));
+}
+
+#[test]
+fn session_hooks_have_no_memory_errors_or_leaks_on_mysql() {
+    let db = MariaDbServer::start();
+    run_under_valgrind(&db.save_path("table=vg_sessions"));
+}
+
+fn run_under_valgrind(save_path: &str) {
     let log = tempfile::NamedTempFile::new().expect("temp file");
     let output = Command::new("valgrind")
         .args(["--leak-check=full", "--errors-for-leak-kinds=definite,indirect", "--error-exitcode=9"])
@@ -18,7 +28,7 @@ fn session_hooks_have_no_memory_errors_or_leaks() {
         .arg(repo_root().join("harness/scripts/session_cycle.php"))
         .env("USE_ZEND_ALLOC", "0")
         .env("ZEND_DONT_UNLOAD_MODULES", "1")
-        .env("FLEET_SAVE_PATH", format!("{}?prefix=vg:", redis.url()))
+        .env("FLEET_SAVE_PATH", save_path)
         .output()
         .expect("valgrind runs (installed by scripts/setup.sh)");
     let report = std::fs::read_to_string(log.path()).unwrap_or_default();
