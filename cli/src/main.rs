@@ -8,7 +8,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "fleetctl", version, about = "Operator commands for Fleet, the shared PHP session handler")]
+#[command(
+    name = "fleetctl",
+    version,
+    about = "Operator commands for Fleet, the shared PHP session handler"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -60,9 +60,19 @@ impl fmt::Display for Secret {
 /// Where the Redis server is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RedisEndpoint {
-    Tcp { host: String, port: u16 },
-    Tls { host: String, port: u16, verify: bool, ca_file: Option<PathBuf> },
-    Unix { path: PathBuf },
+    Tcp {
+        host: String,
+        port: u16,
+    },
+    Tls {
+        host: String,
+        port: u16,
+        verify: bool,
+        ca_file: Option<PathBuf>,
+    },
+    Unix {
+        path: PathBuf,
+    },
 }
 
 impl fmt::Display for RedisEndpoint {
@@ -97,7 +107,10 @@ pub struct Timeouts {
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Timeouts { connect: Duration::from_secs(1), command: Duration::from_secs(1) }
+        Timeouts {
+            connect: Duration::from_secs(1),
+            command: Duration::from_secs(1),
+        }
     }
 }
 
@@ -118,7 +131,10 @@ impl RedisConfig {
     /// A config for a plain TCP endpoint with every option at its default.
     pub fn tcp(host: impl Into<String>, port: u16) -> Self {
         RedisConfig {
-            endpoint: RedisEndpoint::Tcp { host: host.into(), port },
+            endpoint: RedisEndpoint::Tcp {
+                host: host.into(),
+                port,
+            },
             db: 0,
             username: None,
             password: None,
@@ -162,14 +178,18 @@ pub fn parse_save_path(save_path: &str) -> Result<StoreConfig, ConfigError> {
         return Err(ConfigError::Empty);
     }
     let Some((scheme, rest)) = save_path.split_once("://") else {
-        return Err(ConfigError::NoScheme { value: redact_userinfo(save_path) });
+        return Err(ConfigError::NoScheme {
+            value: redact_userinfo(save_path),
+        });
     };
     match scheme.to_ascii_lowercase().as_str() {
         "redis" | "tcp" => parse_redis_network(rest, false).map(StoreConfig::Redis),
         "rediss" | "tls" => parse_redis_network(rest, true).map(StoreConfig::Redis),
         "unix" => parse_redis_unix(rest).map(StoreConfig::Redis),
         "mysql" | "mariadb" => mysql::parse(rest).map(StoreConfig::MySql),
-        other => Err(ConfigError::UnknownScheme { scheme: other.to_owned() }),
+        other => Err(ConfigError::UnknownScheme {
+            scheme: other.to_owned(),
+        }),
     }
 }
 
@@ -198,11 +218,19 @@ fn parse_redis_network(rest: &str, tls: bool) -> Result<RedisConfig, ConfigError
     };
     let (host, port) = parse_host_port(hostport, 6379)?;
     let endpoint = if tls {
-        RedisEndpoint::Tls { host, port, verify: true, ca_file: None }
+        RedisEndpoint::Tls {
+            host,
+            port,
+            verify: true,
+            ca_file: None,
+        }
     } else {
         RedisEndpoint::Tcp { host, port }
     };
-    let mut config = RedisConfig { endpoint, ..RedisConfig::tcp("", 0) };
+    let mut config = RedisConfig {
+        endpoint,
+        ..RedisConfig::tcp("", 0)
+    };
     if let Some(userinfo) = userinfo {
         let (user, pass) = match userinfo.split_once(':') {
             Some((u, p)) => (u, Some(p)),
@@ -231,7 +259,9 @@ fn parse_redis_unix(rest: &str) -> Result<RedisConfig, ConfigError> {
         });
     }
     let mut config = RedisConfig {
-        endpoint: RedisEndpoint::Unix { path: PathBuf::from(percent_decode(path, "socket path")?) },
+        endpoint: RedisEndpoint::Unix {
+            path: PathBuf::from(percent_decode(path, "socket path")?),
+        },
         ..RedisConfig::tcp("", 0)
     };
     apply_options(&mut config, query)?;
@@ -245,9 +275,15 @@ pub(crate) fn split_query(rest: &str) -> (&str, &str) {
     }
 }
 
-pub(crate) fn parse_host_port(hostport: &str, default_port: u16) -> Result<(String, u16), ConfigError> {
+pub(crate) fn parse_host_port(
+    hostport: &str,
+    default_port: u16,
+) -> Result<(String, u16), ConfigError> {
     if hostport.is_empty() {
-        return Err(ConfigError::Invalid { part: String::new(), reason: "the host is missing" });
+        return Err(ConfigError::Invalid {
+            part: String::new(),
+            reason: "the host is missing",
+        });
     }
     let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
         let Some((host, after)) = v6.split_once(']') else {
@@ -272,7 +308,11 @@ pub(crate) fn parse_host_port(hostport: &str, default_port: u16) -> Result<(Stri
             None => (hostport, None),
         }
     };
-    if host.is_empty() || !host.chars().all(|c| c.is_ascii_alphanumeric() || ".-_:".contains(c)) {
+    if host.is_empty()
+        || !host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-_:".contains(c))
+    {
         return Err(ConfigError::Invalid {
             part: hostport.to_owned(),
             reason: "not a valid host name or address",
@@ -333,9 +373,20 @@ fn apply_options(config: &mut RedisConfig, query: &str) -> Result<(), ConfigErro
         let (raw_name, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
         let name = percent_decode(raw_name, "option name")?;
         let is_secret = name == "auth" || name == "password";
-        let value = percent_decode(raw_value, if is_secret { "password" } else { "option value" })?;
+        let value = percent_decode(
+            raw_value,
+            if is_secret {
+                "password"
+            } else {
+                "option value"
+            },
+        )?;
         // Quoted in errors; a password option is quoted by name only.
-        let shown = if is_secret { format!("{name}=***") } else { format!("{name}={value}") };
+        let shown = if is_secret {
+            format!("{name}=***")
+        } else {
+            format!("{name}={value}")
+        };
         match name.as_str() {
             "prefix" => {
                 if value.len() > 512 {
@@ -365,7 +416,10 @@ fn apply_options(config: &mut RedisConfig, query: &str) -> Result<(), ConfigErro
                 config.password = Some(read_password_env(&value)?);
             }
             "tls_verify" | "tls_ca_file" => {
-                let RedisEndpoint::Tls { verify, ca_file, .. } = &mut config.endpoint else {
+                let RedisEndpoint::Tls {
+                    verify, ca_file, ..
+                } = &mut config.endpoint
+                else {
                     return Err(ConfigError::Invalid {
                         part: shown,
                         reason: "TLS options need a rediss:// save_path",
@@ -380,13 +434,19 @@ fn apply_options(config: &mut RedisConfig, query: &str) -> Result<(), ConfigErro
             // phpredis options with no meaning here: a Fleet connection is always per worker
             // and persistent, and there is one server per save_path.
             "persistent" | "weight" | "retry_interval" => {}
-            _ => return Err(ConfigError::UnknownOption { option: name, known: REDIS_OPTIONS }),
+            _ => {
+                return Err(ConfigError::UnknownOption {
+                    option: name,
+                    known: REDIS_OPTIONS,
+                })
+            }
         }
     }
     if password_sources > 1 {
         return Err(ConfigError::Invalid {
             part: "password".to_owned(),
-            reason: "give the password one way only: in the URL, auth=, password_file= or password_env=",
+            reason:
+                "give the password one way only: in the URL, auth=, password_file= or password_env=",
         });
     }
     Ok(())
@@ -401,7 +461,10 @@ pub(crate) fn read_password_file(path: &str) -> Result<Secret, ConfigError> {
     // of the password.
     let password = contents.trim_end_matches(['\r', '\n']);
     if password.is_empty() {
-        return Err(ConfigError::PasswordFile { path: path.to_owned(), cause: "the file is empty".into() });
+        return Err(ConfigError::PasswordFile {
+            path: path.to_owned(),
+            cause: "the file is empty".into(),
+        });
     }
     Ok(Secret::new(password))
 }
@@ -409,13 +472,18 @@ pub(crate) fn read_password_file(path: &str) -> Result<Secret, ConfigError> {
 pub(crate) fn read_password_env(name: &str) -> Result<Secret, ConfigError> {
     match std::env::var(name) {
         Ok(v) if !v.is_empty() => Ok(Secret::new(v)),
-        Ok(_) => Err(ConfigError::PasswordEnv { name: name.to_owned(), cause: "it is empty" }),
-        Err(std::env::VarError::NotPresent) => {
-            Err(ConfigError::PasswordEnv { name: name.to_owned(), cause: "it is not set" })
-        }
-        Err(std::env::VarError::NotUnicode(_)) => {
-            Err(ConfigError::PasswordEnv { name: name.to_owned(), cause: "it is not valid UTF-8" })
-        }
+        Ok(_) => Err(ConfigError::PasswordEnv {
+            name: name.to_owned(),
+            cause: "it is empty",
+        }),
+        Err(std::env::VarError::NotPresent) => Err(ConfigError::PasswordEnv {
+            name: name.to_owned(),
+            cause: "it is not set",
+        }),
+        Err(std::env::VarError::NotUnicode(_)) => Err(ConfigError::PasswordEnv {
+            name: name.to_owned(),
+            cause: "it is not valid UTF-8",
+        }),
     }
 }
 
@@ -430,7 +498,9 @@ pub(crate) fn percent_decode(value: &str, what: &'static str) -> Result<String, 
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok());
             match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
                 Some(b) => {
                     out.push(b);
@@ -460,7 +530,13 @@ mod tests {
     #[test]
     fn plain_host_gets_defaults() {
         let c = redis("redis://10.0.0.5");
-        assert_eq!(c.endpoint, RedisEndpoint::Tcp { host: "10.0.0.5".into(), port: 6379 });
+        assert_eq!(
+            c.endpoint,
+            RedisEndpoint::Tcp {
+                host: "10.0.0.5".into(),
+                port: 6379
+            }
+        );
         assert_eq!(c.prefix, DEFAULT_PREFIX);
         assert_eq!(c.db, 0);
         assert_eq!(c.password, None);
@@ -468,8 +544,16 @@ mod tests {
 
     #[test]
     fn full_url() {
-        let c = redis("redis://app:s%40cret@cache.local:6380/3?prefix=app:&connect_timeout=0.5&timeout=2");
-        assert_eq!(c.endpoint, RedisEndpoint::Tcp { host: "cache.local".into(), port: 6380 });
+        let c = redis(
+            "redis://app:s%40cret@cache.local:6380/3?prefix=app:&connect_timeout=0.5&timeout=2",
+        );
+        assert_eq!(
+            c.endpoint,
+            RedisEndpoint::Tcp {
+                host: "cache.local".into(),
+                port: 6380
+            }
+        );
         assert_eq!(c.username.as_deref(), Some("app"));
         assert_eq!(c.password.as_ref().map(Secret::expose), Some("s@cret"));
         assert_eq!(c.db, 3);
@@ -480,7 +564,8 @@ mod tests {
 
     #[test]
     fn phpredis_spelling_is_accepted() {
-        let c = redis("tcp://127.0.0.1:6379?auth=pw&database=2&persistent=1&weight=1&read_timeout=3");
+        let c =
+            redis("tcp://127.0.0.1:6379?auth=pw&database=2&persistent=1&weight=1&read_timeout=3");
         assert_eq!(c.password.as_ref().map(Secret::expose), Some("pw"));
         assert_eq!(c.db, 2);
         assert_eq!(c.command_timeout, Some(Duration::from_secs(3)));
@@ -491,13 +576,29 @@ mod tests {
         let c = redis("rediss://h:6390?tls_verify=0&tls_ca_file=/etc/ca.pem");
         assert_eq!(
             c.endpoint,
-            RedisEndpoint::Tls { host: "h".into(), port: 6390, verify: false, ca_file: Some("/etc/ca.pem".into()) }
+            RedisEndpoint::Tls {
+                host: "h".into(),
+                port: 6390,
+                verify: false,
+                ca_file: Some("/etc/ca.pem".into())
+            }
         );
         let c = redis("unix:///run/redis/redis.sock?prefix=x:&database=1");
-        assert_eq!(c.endpoint, RedisEndpoint::Unix { path: "/run/redis/redis.sock".into() });
+        assert_eq!(
+            c.endpoint,
+            RedisEndpoint::Unix {
+                path: "/run/redis/redis.sock".into()
+            }
+        );
         assert_eq!((c.prefix.as_str(), c.db), ("x:", 1));
         let c = redis("redis://[::1]:7000");
-        assert_eq!(c.endpoint, RedisEndpoint::Tcp { host: "::1".into(), port: 7000 });
+        assert_eq!(
+            c.endpoint,
+            RedisEndpoint::Tcp {
+                host: "::1".into(),
+                port: 7000
+            }
+        );
         assert_eq!(c.endpoint.to_string(), "redis://[::1]:7000");
     }
 
@@ -537,7 +638,11 @@ mod tests {
             let e = parse_save_path(input).expect_err(input).to_string();
             assert!(e.contains(quoted), "{input}: {e}");
         }
-        for input in ["h:6379", "redis://u:hunter2@h:bad", "redis://h?auth=hunter2&password_env=X"] {
+        for input in [
+            "h:6379",
+            "redis://u:hunter2@h:bad",
+            "redis://h?auth=hunter2&password_env=X",
+        ] {
             let e = parse_save_path(input).expect_err(input).to_string();
             assert!(!e.contains("hunter2"), "{input}: {e}");
         }
@@ -549,6 +654,9 @@ mod tests {
     fn secret_never_formats() {
         let c = redis("redis://u:hunter2@h");
         assert!(!format!("{c:?}").contains("hunter2"));
-        assert_eq!(redact_userinfo("redis://u:hunter2@h:1/0"), "redis://***@h:1/0");
+        assert_eq!(
+            redact_userinfo("redis://u:hunter2@h:1/0"),
+            "redis://***@h:1/0"
+        );
     }
 }

@@ -72,9 +72,24 @@ mod tests {
     #[test]
     fn rejects_everything_else() {
         assert_eq!(SessionId::parse(b""), Err(InvalidId::Empty));
-        assert_eq!(SessionId::parse("x".repeat(257).as_bytes()), Err(InvalidId::TooLong { len: 257 }));
-        for (bad, at) in [(&b"ab c"[..], 2), (b"a\0b", 1), (b"a*", 1), (b"{x}", 0), (b"a\r\n", 1), (b"ab_LOCK", 2), ("é".as_bytes(), 0)] {
-            assert_eq!(SessionId::parse(bad), Err(InvalidId::BadByte { position: at }), "{bad:?}");
+        assert_eq!(
+            SessionId::parse("x".repeat(257).as_bytes()),
+            Err(InvalidId::TooLong { len: 257 })
+        );
+        for (bad, at) in [
+            (&b"ab c"[..], 2),
+            (b"a\0b", 1),
+            (b"a*", 1),
+            (b"{x}", 0),
+            (b"a\r\n", 1),
+            (b"ab_LOCK", 2),
+            ("é".as_bytes(), 0),
+        ] {
+            assert_eq!(
+                SessionId::parse(bad),
+                Err(InvalidId::BadByte { position: at }),
+                "{bad:?}"
+            );
         }
     }
 

@@ -19,7 +19,9 @@ impl LeaseToken {
     pub fn generate() -> Result<LeaseToken, StoreError> {
         let mut bytes = [0u8; 16];
         getrandom::fill(&mut bytes).map_err(|e| StoreError::Random(e.to_string()))?;
-        Ok(LeaseToken(bytes.iter().map(|b| format!("{b:02x}")).collect()))
+        Ok(LeaseToken(
+            bytes.iter().map(|b| format!("{b:02x}")).collect(),
+        ))
     }
 
     pub fn as_str(&self) -> &str {

@@ -148,7 +148,9 @@ impl MySqlStore {
             // READ COMMITTED: a locking read of a missing row takes no gap lock, so two
             // requests creating sessions cannot deadlock on a shared gap.
             init.push("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED".to_owned());
-            init.push(format!("SET SESSION innodb_lock_wait_timeout = {ROW_WAIT_SLICE_SECS}"));
+            init.push(format!(
+                "SET SESSION innodb_lock_wait_timeout = {ROW_WAIT_SLICE_SECS}"
+            ));
         }
         let mut opts = OptsBuilder::new()
             .db_name(Some(&config.database))
@@ -189,15 +191,32 @@ impl MySqlStore {
     }
 
     fn open_connection(&mut self) -> Result<Conn, StoreError> {
-        let mut conn = Conn::new(self.opts.clone())
-            .map_err(|e| classify(&self.endpoint, &self.table, e, self.timeouts, self.read_timeout, true))?;
+        let mut conn = Conn::new(self.opts.clone()).map_err(|e| {
+            classify(
+                &self.endpoint,
+                &self.table,
+                e,
+                self.timeouts,
+                self.read_timeout,
+                true,
+            )
+        })?;
         if self.create_table && !self.table_ready {
             match conn.query_drop(create_table_sql(&self.table)) {
                 Ok(()) => {}
                 // No CREATE privilege: the DBA made the table (or will be told it is missing
                 // by the first statement that needs it).
                 Err(MySqlError::MySqlError(e)) if e.code == ER_TABLEACCESS_DENIED => {}
-                Err(e) => return Err(classify(&self.endpoint, &self.table, e, self.timeouts, self.read_timeout, false)),
+                Err(e) => {
+                    return Err(classify(
+                        &self.endpoint,
+                        &self.table,
+                        e,
+                        self.timeouts,
+                        self.read_timeout,
+                        false,
+                    ))
+                }
             }
         }
         self.table_ready = true;
@@ -208,7 +227,11 @@ impl MySqlStore {
     /// error reply leaves the connection in an unknown state, so it is dropped (ending any
     /// lock it held) and the next call reconnects. If `retry` and the connection was an old
     /// one that turned out dead, retries once on a fresh one; only reads pass `retry`.
-    fn run<T>(&mut self, retry: bool, mut op: impl FnMut(&mut Conn, &Statements) -> Result<T, MySqlError>) -> Result<T, StoreError> {
+    fn run<T>(
+        &mut self,
+        retry: bool,
+        mut op: impl FnMut(&mut Conn, &Statements) -> Result<T, MySqlError>,
+    ) -> Result<T, StoreError> {
         let reused = self.conn.is_some();
         match self.run_once(&mut op) {
             Err(e) if retry && reused && e.is_connection_failure() => self.run_once(&mut op),
@@ -216,7 +239,10 @@ impl MySqlStore {
         }
     }
 
-    fn run_once<T>(&mut self, op: &mut impl FnMut(&mut Conn, &Statements) -> Result<T, MySqlError>) -> Result<T, StoreError> {
+    fn run_once<T>(
+        &mut self,
+        op: &mut impl FnMut(&mut Conn, &Statements) -> Result<T, MySqlError>,
+    ) -> Result<T, StoreError> {
         let mut conn = match self.conn.take() {
             Some(conn) => conn,
             None => self.open_connection()?,
@@ -231,20 +257,35 @@ impl MySqlStore {
                 if matches!(e, MySqlError::MySqlError(_)) {
                     self.conn = Some(conn);
                 }
-                Err(classify(&self.endpoint, &self.table, e, self.timeouts, self.read_timeout, false))
+                Err(classify(
+                    &self.endpoint,
+                    &self.table,
+                    e,
+                    self.timeouts,
+                    self.read_timeout,
+                    false,
+                ))
             }
         }
     }
 
     /// Runs `op` on the connection that holds `lock`; if that connection is gone, so is the
     /// lock, and nothing is done.
-    fn run_holding<T>(&mut self, lock: &HeldLock, op: impl FnMut(&mut Conn, &Statements) -> Result<T, MySqlError>) -> Result<T, StoreError> {
+    fn run_holding<T>(
+        &mut self,
+        lock: &HeldLock,
+        op: impl FnMut(&mut Conn, &Statements) -> Result<T, MySqlError>,
+    ) -> Result<T, StoreError> {
         let HeldLock::Connection { connection_id } = lock else {
-            return Err(StoreError::ForeignLock { endpoint: self.endpoint.clone() });
+            return Err(StoreError::ForeignLock {
+                endpoint: self.endpoint.clone(),
+            });
         };
         match &self.conn {
             Some(conn) if conn.connection_id() == *connection_id => self.run(false, op),
-            _ => Err(StoreError::LockConnectionLost { endpoint: self.endpoint.clone() }),
+            _ => Err(StoreError::LockConnectionLost {
+                endpoint: self.endpoint.clone(),
+            }),
         }
     }
 
@@ -254,31 +295,51 @@ impl MySqlStore {
 
     fn held_here(&self) -> Result<HeldLock, StoreError> {
         match &self.conn {
-            Some(conn) => Ok(HeldLock::Connection { connection_id: conn.connection_id() }),
-            None => Err(StoreError::LockConnectionLost { endpoint: self.endpoint.clone() }),
+            Some(conn) => Ok(HeldLock::Connection {
+                connection_id: conn.connection_id(),
+            }),
+            None => Err(StoreError::LockConnectionLost {
+                endpoint: self.endpoint.clone(),
+            }),
         }
     }
 
     fn read_unlocked(&mut self, id: &SessionId) -> Result<Option<Vec<u8>>, StoreError> {
-        self.run(true, |c, sql| c.exec_first::<Vec<u8>, _, _>(&sql.read, (id.as_str(),)))
+        self.run(true, |c, sql| {
+            c.exec_first::<Vec<u8>, _, _>(&sql.read, (id.as_str(),))
+        })
     }
 
-    fn lock_advisory(&mut self, id: &SessionId, terms: LeaseTerms) -> Result<ReadOutcome, StoreError> {
+    fn lock_advisory(
+        &mut self,
+        id: &SessionId,
+        terms: LeaseTerms,
+    ) -> Result<ReadOutcome, StoreError> {
         let key = self.lock_key(id);
         let deadline = Instant::now() + terms.wait_timeout;
         // Each GET_LOCK must answer within the read timeout; waits longer than that are
         // made of several, each of which waits in the server's queue.
-        let slice_cap = MAX_WAIT_SLICE.min(self.timeouts.command / 2).max(Duration::from_millis(1));
+        let slice_cap = MAX_WAIT_SLICE
+            .min(self.timeouts.command / 2)
+            .max(Duration::from_millis(1));
         let mut first = true;
         loop {
-            let slice = deadline.saturating_duration_since(Instant::now()).min(slice_cap);
+            let slice = deadline
+                .saturating_duration_since(Instant::now())
+                .min(slice_cap);
             let seconds = slice.as_secs_f64();
-            let got: Option<Option<i64>> = self.run(first, |c, _| c.exec_first(GET_LOCK, (key.as_str(), seconds)))?;
+            let got: Option<Option<i64>> = self.run(first, |c, _| {
+                c.exec_first(GET_LOCK, (key.as_str(), seconds))
+            })?;
             first = false;
             match got.flatten() {
                 Some(1) => break,
                 Some(_) if Instant::now() < deadline => continue,
-                Some(_) => return Err(StoreError::LockWaitTimeout { waited: terms.wait_timeout }),
+                Some(_) => {
+                    return Err(StoreError::LockWaitTimeout {
+                        waited: terms.wait_timeout,
+                    })
+                }
                 None => {
                     return Err(StoreError::Server {
                         endpoint: self.endpoint.clone(),
@@ -288,8 +349,13 @@ impl MySqlStore {
             }
         }
         let lock = self.held_here()?;
-        match self.run(false, |c, sql| c.exec_first::<Vec<u8>, _, _>(&sql.read, (id.as_str(),))) {
-            Ok(data) => Ok(ReadOutcome { data, lock: Some(lock) }),
+        match self.run(false, |c, sql| {
+            c.exec_first::<Vec<u8>, _, _>(&sql.read, (id.as_str(),))
+        }) {
+            Ok(data) => Ok(ReadOutcome {
+                data,
+                lock: Some(lock),
+            }),
             Err(e) => {
                 let _ = self.release(id, &lock);
                 Err(e)
@@ -307,22 +373,36 @@ impl MySqlStore {
         outcome
     }
 
-    fn lock_row_in_transaction(&mut self, id: &SessionId, terms: LeaseTerms, deadline: Instant) -> Result<ReadOutcome, StoreError> {
+    fn lock_row_in_transaction(
+        &mut self,
+        id: &SessionId,
+        terms: LeaseTerms,
+        deadline: Instant,
+    ) -> Result<ReadOutcome, StoreError> {
         let mut inserted = false;
         loop {
-            let attempt = self.run_row_wait(|c, sql| c.exec_first::<(Vec<u8>, i64), _, _>(&sql.read_for_update, (id.as_str(),)));
+            let attempt = self.run_row_wait(|c, sql| {
+                c.exec_first::<(Vec<u8>, i64), _, _>(&sql.read_for_update, (id.as_str(),))
+            });
             match attempt? {
                 Some(Some((data, live))) => {
                     let data = (live == 1).then_some(data);
-                    return Ok(ReadOutcome { data, lock: Some(self.held_here()?) });
+                    return Ok(ReadOutcome {
+                        data,
+                        lock: Some(self.held_here()?),
+                    });
                 }
                 Some(None) if !inserted => {
                     // No row yet: make one, which locks it, then read it back under the lock
                     // (a request that created it first may have written data meanwhile).
-                    let made = self.run_row_wait(|c, sql| c.exec_drop(&sql.insert_placeholder, (id.as_str(),)))?;
+                    let made = self.run_row_wait(|c, sql| {
+                        c.exec_drop(&sql.insert_placeholder, (id.as_str(),))
+                    })?;
                     inserted = made.is_some();
                     if !inserted && Instant::now() >= deadline {
-                        return Err(StoreError::LockWaitTimeout { waited: terms.wait_timeout });
+                        return Err(StoreError::LockWaitTimeout {
+                            waited: terms.wait_timeout,
+                        });
                     }
                 }
                 Some(None) => {
@@ -332,18 +412,27 @@ impl MySqlStore {
                     })
                 }
                 None if Instant::now() < deadline => {}
-                None => return Err(StoreError::LockWaitTimeout { waited: terms.wait_timeout }),
+                None => {
+                    return Err(StoreError::LockWaitTimeout {
+                        waited: terms.wait_timeout,
+                    })
+                }
             }
         }
     }
 
     /// Runs a statement that may wait on a row lock: `None` when the wait timed out (one
     /// `innodb_lock_wait_timeout` slice) or deadlocked, so the caller tries again.
-    fn run_row_wait<T>(&mut self, op: impl FnMut(&mut Conn, &Statements) -> Result<T, MySqlError>) -> Result<Option<T>, StoreError> {
+    fn run_row_wait<T>(
+        &mut self,
+        op: impl FnMut(&mut Conn, &Statements) -> Result<T, MySqlError>,
+    ) -> Result<Option<T>, StoreError> {
         let mut op = op;
         let mut last_code = 0;
         let outcome = self.run(false, |c, sql| match op(c, sql) {
-            Err(MySqlError::MySqlError(e)) if e.code == ER_LOCK_WAIT_TIMEOUT || e.code == ER_LOCK_DEADLOCK => {
+            Err(MySqlError::MySqlError(e))
+                if e.code == ER_LOCK_WAIT_TIMEOUT || e.code == ER_LOCK_DEADLOCK =>
+            {
                 last_code = e.code;
                 Ok(None)
             }
@@ -369,14 +458,21 @@ impl MySqlStore {
     }
 
     /// Runs a write under `lock` and releases it; without a lock, just the write.
-    fn then_release(&mut self, id: &SessionId, lock: Option<&HeldLock>, op: impl FnMut(&mut Conn, &Statements) -> Result<(), MySqlError>) -> Result<(), StoreError> {
+    fn then_release(
+        &mut self,
+        id: &SessionId,
+        lock: Option<&HeldLock>,
+        op: impl FnMut(&mut Conn, &Statements) -> Result<(), MySqlError>,
+    ) -> Result<(), StoreError> {
         match lock {
             Some(lock) => {
                 let written = self.run_holding(lock, op);
                 // Release even when the write failed: the request is over either way. For a
                 // row lock a failed write leaves an open transaction, which ROLLBACK ends.
                 let released = match (&written, self.mode) {
-                    (Err(_), MySqlLockMode::Row) => self.run_holding(lock, |c, _| c.query_drop("ROLLBACK")),
+                    (Err(_), MySqlLockMode::Row) => {
+                        self.run_holding(lock, |c, _| c.query_drop("ROLLBACK"))
+                    }
                     _ => self.release(id, lock),
                 };
                 written.and(released)
@@ -409,22 +505,44 @@ impl SessionStore for MySqlStore {
         }
     }
 
-    fn lock_and_read(&mut self, id: &SessionId, policy: LockPolicy) -> Result<ReadOutcome, StoreError> {
+    fn lock_and_read(
+        &mut self,
+        id: &SessionId,
+        policy: LockPolicy,
+    ) -> Result<ReadOutcome, StoreError> {
         match (self.lock_policy(policy).lease, self.mode) {
             (Some(terms), MySqlLockMode::Row) => self.lock_row(id, terms),
             (Some(terms), _) => self.lock_advisory(id, terms),
-            (None, _) => Ok(ReadOutcome { data: self.read_unlocked(id)?, lock: None }),
+            (None, _) => Ok(ReadOutcome {
+                data: self.read_unlocked(id)?,
+                lock: None,
+            }),
         }
     }
 
-    fn write_and_unlock(&mut self, id: &SessionId, data: &[u8], lifetime: Duration, lock: Option<&HeldLock>) -> Result<(), StoreError> {
+    fn write_and_unlock(
+        &mut self,
+        id: &SessionId,
+        data: &[u8],
+        lifetime: Duration,
+        lock: Option<&HeldLock>,
+    ) -> Result<(), StoreError> {
         let seconds = lifetime_secs(lifetime);
-        self.then_release(id, lock, |c, sql| c.exec_drop(&sql.write, (id.as_str(), data, seconds)))
+        self.then_release(id, lock, |c, sql| {
+            c.exec_drop(&sql.write, (id.as_str(), data, seconds))
+        })
     }
 
-    fn touch_and_unlock(&mut self, id: &SessionId, lifetime: Duration, lock: Option<&HeldLock>) -> Result<(), StoreError> {
+    fn touch_and_unlock(
+        &mut self,
+        id: &SessionId,
+        lifetime: Duration,
+        lock: Option<&HeldLock>,
+    ) -> Result<(), StoreError> {
         let seconds = lifetime_secs(lifetime);
-        self.then_release(id, lock, |c, sql| c.exec_drop(&sql.touch, (seconds, id.as_str())))
+        self.then_release(id, lock, |c, sql| {
+            c.exec_drop(&sql.touch, (seconds, id.as_str()))
+        })
     }
 
     fn unlock(&mut self, id: &SessionId, lock: &HeldLock) -> Result<(), StoreError> {
@@ -441,7 +559,8 @@ impl SessionStore for MySqlStore {
     }
 
     fn exists(&mut self, id: &SessionId) -> Result<bool, StoreError> {
-        let found: Option<i64> = self.run(true, |c, sql| c.exec_first(&sql.exists, (id.as_str(),)))?;
+        let found: Option<i64> =
+            self.run(true, |c, sql| c.exec_first(&sql.exists, (id.as_str(),)))?;
         Ok(found.is_some())
     }
 
@@ -452,7 +571,9 @@ impl SessionStore for MySqlStore {
         let started = Instant::now();
         let mut deleted = 0;
         loop {
-            let batch = self.run(true, |c, sql| c.exec_drop(&sql.gc, ()).map(|_| c.affected_rows()))?;
+            let batch = self.run(true, |c, sql| {
+                c.exec_drop(&sql.gc, ()).map(|_| c.affected_rows())
+            })?;
             deleted += batch;
             if batch < GC_BATCH || started.elapsed() >= GC_BUDGET {
                 return Ok(deleted);
@@ -463,7 +584,14 @@ impl SessionStore for MySqlStore {
 
 /// Turns a driver error into one an admin can act on. `connecting`: the error came from
 /// opening the connection.
-fn classify(endpoint: &str, table: &str, e: MySqlError, timeouts: Timeouts, read_timeout: Duration, connecting: bool) -> StoreError {
+fn classify(
+    endpoint: &str,
+    table: &str,
+    e: MySqlError,
+    timeouts: Timeouts,
+    read_timeout: Duration,
+    connecting: bool,
+) -> StoreError {
     let endpoint = endpoint.to_owned();
     match e {
         MySqlError::MySqlError(e) => {
@@ -487,14 +615,27 @@ fn classify(endpoint: &str, table: &str, e: MySqlError, timeouts: Timeouts, read
                 _ => StoreError::Server { endpoint, cause },
             }
         }
-        e if matches!(io_error_kind(&e), Some(std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock)) => {
+        e if matches!(
+            io_error_kind(&e),
+            Some(std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock)
+        ) =>
+        {
             // A socket read timeout (EAGAIN), also while reading the server's greeting.
-            StoreError::TimedOut { endpoint, waited: read_timeout }
+            StoreError::TimedOut {
+                endpoint,
+                waited: read_timeout,
+            }
         }
-        MySqlError::DriverError(::mysql::DriverError::ConnectTimeout | ::mysql::DriverError::Timeout) => {
-            StoreError::TimedOut { endpoint, waited: timeouts.connect }
-        }
-        MySqlError::TlsError(e) => StoreError::Tls { endpoint, cause: e.to_string() },
+        MySqlError::DriverError(
+            ::mysql::DriverError::ConnectTimeout | ::mysql::DriverError::Timeout,
+        ) => StoreError::TimedOut {
+            endpoint,
+            waited: timeouts.connect,
+        },
+        MySqlError::TlsError(e) => StoreError::Tls {
+            endpoint,
+            cause: e.to_string(),
+        },
         e if connecting => {
             let cause = e.to_string();
             if cause.contains("SSL") || cause.contains("TLS") || cause.contains("certificate") {
@@ -503,7 +644,10 @@ fn classify(endpoint: &str, table: &str, e: MySqlError, timeouts: Timeouts, read
                 StoreError::Connect { endpoint, cause }
             }
         }
-        e => StoreError::ConnectionLost { endpoint, cause: e.to_string() },
+        e => StoreError::ConnectionLost {
+            endpoint,
+            cause: e.to_string(),
+        },
     }
 }
 
@@ -512,9 +656,9 @@ fn classify(endpoint: &str, table: &str, e: MySqlError, timeouts: Timeouts, read
 fn io_error_kind(e: &MySqlError) -> Option<std::io::ErrorKind> {
     match e {
         MySqlError::IoError(io) => Some(io.kind()),
-        MySqlError::CodecError(codec) => {
-            std::error::Error::source(codec).and_then(|s| s.downcast_ref::<std::io::Error>()).map(|io| io.kind())
-        }
+        MySqlError::CodecError(codec) => std::error::Error::source(codec)
+            .and_then(|s| s.downcast_ref::<std::io::Error>())
+            .map(|io| io.kind()),
         _ => None,
     }
 }

@@ -125,7 +125,12 @@ impl SessionKeys {
         wake.extend_from_slice(b"_WAKE");
         let mut waiters = lock.clone();
         waiters.extend_from_slice(b"_WAITERS");
-        SessionKeys { data, lock, wake, waiters }
+        SessionKeys {
+            data,
+            lock,
+            wake,
+            waiters,
+        }
     }
 }
 
@@ -165,7 +170,10 @@ impl RedisStore {
 
     fn open_connection(&self) -> Result<Connection, StoreError> {
         let connect = self.timeouts.connect;
-        let connection = self.client.get_connection_with_timeout(connect).map_err(|e| self.classify(e, connect, true))?;
+        let connection = self
+            .client
+            .get_connection_with_timeout(connect)
+            .map_err(|e| self.classify(e, connect, true))?;
         connection
             .set_read_timeout(Some(self.timeouts.command))
             .and_then(|_| connection.set_write_timeout(Some(self.timeouts.command)))
@@ -235,7 +243,12 @@ impl RedisStore {
         }
     }
 
-    fn try_acquire(&mut self, keys: &SessionKeys, token: &LeaseToken, ttl: Duration) -> Result<Acquire, StoreError> {
+    fn try_acquire(
+        &mut self,
+        keys: &SessionKeys,
+        token: &LeaseToken,
+        ttl: Duration,
+    ) -> Result<Acquire, StoreError> {
         let ttl_ms = duration_ms(ttl);
         let reply: Value = self.run(true, |c, s| {
             s.acquire_and_read
@@ -268,18 +281,30 @@ impl RedisStore {
         })
     }
 
-    fn lock_and_read_locked(&mut self, keys: &SessionKeys, terms: LeaseTerms) -> Result<ReadOutcome, StoreError> {
+    fn lock_and_read_locked(
+        &mut self,
+        keys: &SessionKeys,
+        terms: LeaseTerms,
+    ) -> Result<ReadOutcome, StoreError> {
         let token = LeaseToken::generate()?;
         let deadline = Instant::now() + terms.wait_timeout;
         loop {
             match self.try_acquire(keys, &token, terms.ttl)? {
                 Acquire::Held(data) => {
-                    return Ok(ReadOutcome { data, lock: Some(HeldLock::Lease { token, ttl: terms.ttl }) })
+                    return Ok(ReadOutcome {
+                        data,
+                        lock: Some(HeldLock::Lease {
+                            token,
+                            ttl: terms.ttl,
+                        }),
+                    })
                 }
                 Acquire::Busy { holder_ttl_left } => {
                     let now = Instant::now();
                     if now >= deadline {
-                        return Err(StoreError::LockWaitTimeout { waited: terms.wait_timeout });
+                        return Err(StoreError::LockWaitTimeout {
+                            waited: terms.wait_timeout,
+                        });
                     }
                     self.wait_for_release(keys, wait_slice(holder_ttl_left, deadline - now))?;
                 }
@@ -328,63 +353,118 @@ impl SessionStore for RedisStore {
         self.connection.is_some()
     }
 
-    fn lock_and_read(&mut self, id: &SessionId, policy: LockPolicy) -> Result<ReadOutcome, StoreError> {
+    fn lock_and_read(
+        &mut self,
+        id: &SessionId,
+        policy: LockPolicy,
+    ) -> Result<ReadOutcome, StoreError> {
         let keys = SessionKeys::new(&self.prefix, id);
         match policy.lease {
             Some(terms) => self.lock_and_read_locked(&keys, terms),
             None => {
-                let data: Option<Vec<u8>> = self.run(true, |c, _| ::redis::cmd("GET").arg(&keys.data).query(c))?;
+                let data: Option<Vec<u8>> =
+                    self.run(true, |c, _| ::redis::cmd("GET").arg(&keys.data).query(c))?;
                 Ok(ReadOutcome { data, lock: None })
             }
         }
     }
 
-    fn write_and_unlock(&mut self, id: &SessionId, data: &[u8], lifetime: Duration, lock: Option<&HeldLock>) -> Result<(), StoreError> {
+    fn write_and_unlock(
+        &mut self,
+        id: &SessionId,
+        data: &[u8],
+        lifetime: Duration,
+        lock: Option<&HeldLock>,
+    ) -> Result<(), StoreError> {
         let keys = SessionKeys::new(&self.prefix, id);
         let lifetime = lifetime_secs(lifetime).to_string();
         match lock {
             Some(lock) => {
                 let (token, ttl) = lease(lock, &self.endpoint)?;
-                let written = self.release_script(|s| &s.write_and_release, &keys, token, &[data, lifetime.as_bytes()])?;
+                let written = self.release_script(
+                    |s| &s.write_and_release,
+                    &keys,
+                    token,
+                    &[data, lifetime.as_bytes()],
+                )?;
                 if written {
                     Ok(())
                 } else {
                     Err(StoreError::LockLost { ttl })
                 }
             }
-            None => self.run(false, |c, _| ::redis::cmd("SET").arg(&keys.data).arg(data).arg("EX").arg(&lifetime).query(c)),
+            None => self.run(false, |c, _| {
+                ::redis::cmd("SET")
+                    .arg(&keys.data)
+                    .arg(data)
+                    .arg("EX")
+                    .arg(&lifetime)
+                    .query(c)
+            }),
         }
     }
 
-    fn touch_and_unlock(&mut self, id: &SessionId, lifetime: Duration, lock: Option<&HeldLock>) -> Result<(), StoreError> {
+    fn touch_and_unlock(
+        &mut self,
+        id: &SessionId,
+        lifetime: Duration,
+        lock: Option<&HeldLock>,
+    ) -> Result<(), StoreError> {
         let keys = SessionKeys::new(&self.prefix, id);
         let lifetime = lifetime_secs(lifetime).to_string();
         match lock {
             Some(lock) => self
-                .release_script(|s| &s.touch_and_release, &keys, lease(lock, &self.endpoint)?.0, &[lifetime.as_bytes()])
+                .release_script(
+                    |s| &s.touch_and_release,
+                    &keys,
+                    lease(lock, &self.endpoint)?.0,
+                    &[lifetime.as_bytes()],
+                )
                 .map(|_| ()),
             None => self.run(false, |c, _| {
-                ::redis::cmd("EXPIRE").arg(&keys.data).arg(&lifetime).query::<i64>(c).map(|_| ())
+                ::redis::cmd("EXPIRE")
+                    .arg(&keys.data)
+                    .arg(&lifetime)
+                    .query::<i64>(c)
+                    .map(|_| ())
             }),
         }
     }
 
     fn unlock(&mut self, id: &SessionId, lock: &HeldLock) -> Result<(), StoreError> {
         let keys = SessionKeys::new(&self.prefix, id);
-        self.release_script(|s| &s.release, &keys, lease(lock, &self.endpoint)?.0, &[]).map(|_| ())
+        self.release_script(|s| &s.release, &keys, lease(lock, &self.endpoint)?.0, &[])
+            .map(|_| ())
     }
 
     fn destroy(&mut self, id: &SessionId, lock: Option<&HeldLock>) -> Result<(), StoreError> {
         let keys = SessionKeys::new(&self.prefix, id);
         match lock {
-            Some(lock) => self.release_script(|s| &s.destroy_and_release, &keys, lease(lock, &self.endpoint)?.0, &[]).map(|_| ()),
-            None => self.run(false, |c, _| ::redis::cmd("DEL").arg(&keys.data).query::<i64>(c).map(|_| ())),
+            Some(lock) => self
+                .release_script(
+                    |s| &s.destroy_and_release,
+                    &keys,
+                    lease(lock, &self.endpoint)?.0,
+                    &[],
+                )
+                .map(|_| ()),
+            None => self.run(false, |c, _| {
+                ::redis::cmd("DEL")
+                    .arg(&keys.data)
+                    .query::<i64>(c)
+                    .map(|_| ())
+            }),
         }
     }
 
     fn exists(&mut self, id: &SessionId) -> Result<bool, StoreError> {
         let keys = SessionKeys::new(&self.prefix, id);
-        self.run(true, |c, _| ::redis::cmd("EXISTS").arg(&keys.data).query::<i64>(c).map(|n| n == 1))
+        self.run(true, |c, _| {
+            ::redis::cmd("EXISTS")
+                .arg(&keys.data)
+                .query::<i64>(c)
+                .map(|n| n == 1)
+        })
     }
 
     /// Redis expires sessions itself (every write sets `EX`), so there is nothing to sweep.
@@ -398,14 +478,18 @@ impl SessionStore for RedisStore {
 fn lease<'a>(lock: &'a HeldLock, endpoint: &str) -> Result<(&'a LeaseToken, Duration), StoreError> {
     match lock {
         HeldLock::Lease { token, ttl } => Ok((token, *ttl)),
-        HeldLock::Connection { .. } => Err(StoreError::ForeignLock { endpoint: endpoint.to_owned() }),
+        HeldLock::Connection { .. } => Err(StoreError::ForeignLock {
+            endpoint: endpoint.to_owned(),
+        }),
     }
 }
 
 fn build_client(config: &RedisConfig) -> Result<Client, RedisError> {
     let addr = match &config.endpoint {
         RedisEndpoint::Tcp { host, port } => ConnectionAddr::Tcp(host.clone(), *port),
-        RedisEndpoint::Tls { host, port, verify, .. } => ConnectionAddr::TcpTls {
+        RedisEndpoint::Tls {
+            host, port, verify, ..
+        } => ConnectionAddr::TcpTls {
             host: host.clone(),
             port: *port,
             insecure: !verify,
@@ -414,7 +498,9 @@ fn build_client(config: &RedisConfig) -> Result<Client, RedisError> {
         RedisEndpoint::Unix { path } => ConnectionAddr::Unix(path.clone()),
     };
     // No CLIENT SETINFO: it would cost a round trip on every new connection.
-    let mut settings = RedisConnectionInfo::default().set_db(config.db).set_skip_set_lib_name();
+    let mut settings = RedisConnectionInfo::default()
+        .set_db(config.db)
+        .set_skip_set_lib_name();
     if let Some(user) = &config.username {
         settings = settings.set_username(user);
     }
@@ -423,23 +509,36 @@ fn build_client(config: &RedisConfig) -> Result<Client, RedisError> {
     }
     let info = addr.into_connection_info()?.set_redis_settings(settings);
     match &config.endpoint {
-        RedisEndpoint::Tls { ca_file: Some(ca_file), .. } => {
+        RedisEndpoint::Tls {
+            ca_file: Some(ca_file),
+            ..
+        } => {
             let root_cert = std::fs::read(ca_file).map_err(|e| {
                 RedisError::from(std::io::Error::new(
                     e.kind(),
                     format!("cannot read tls_ca_file {}: {e}", ca_file.display()),
                 ))
             })?;
-            Client::build_with_tls(info, ::redis::TlsCertificates { client_tls: None, root_cert: Some(root_cert) })
+            Client::build_with_tls(
+                info,
+                ::redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root_cert),
+                },
+            )
         }
         _ => Client::open(info),
     }
 }
 
 fn parse_acquire(reply: Value) -> Option<Acquire> {
-    let Value::Array(items) = reply else { return None };
+    let Value::Array(items) = reply else {
+        return None;
+    };
     let mut items = items.into_iter();
-    let (Some(Value::Int(flag)), Some(second)) = (items.next(), items.next()) else { return None };
+    let (Some(Value::Int(flag)), Some(second)) = (items.next(), items.next()) else {
+        return None;
+    };
     match (flag, second) {
         (1, Value::Nil) => Some(Acquire::Held(None)),
         (1, Value::BulkString(data)) => Some(Acquire::Held(Some(data))),

@@ -57,14 +57,29 @@ pub trait SessionStore {
     }
 
     /// Takes the session's lock (waiting for it if `policy` says so) and reads its data.
-    fn lock_and_read(&mut self, id: &SessionId, policy: LockPolicy) -> Result<ReadOutcome, StoreError>;
+    fn lock_and_read(
+        &mut self,
+        id: &SessionId,
+        policy: LockPolicy,
+    ) -> Result<ReadOutcome, StoreError>;
 
     /// Stores `data` for `lifetime` and releases `lock`. Refuses with `LockLost` if the lock
     /// expired and so another request may have written in between.
-    fn write_and_unlock(&mut self, id: &SessionId, data: &[u8], lifetime: Duration, lock: Option<&HeldLock>) -> Result<(), StoreError>;
+    fn write_and_unlock(
+        &mut self,
+        id: &SessionId,
+        data: &[u8],
+        lifetime: Duration,
+        lock: Option<&HeldLock>,
+    ) -> Result<(), StoreError>;
 
     /// Extends the stored session's lifetime without rewriting it, and releases `lock`.
-    fn touch_and_unlock(&mut self, id: &SessionId, lifetime: Duration, lock: Option<&HeldLock>) -> Result<(), StoreError>;
+    fn touch_and_unlock(
+        &mut self,
+        id: &SessionId,
+        lifetime: Duration,
+        lock: Option<&HeldLock>,
+    ) -> Result<(), StoreError>;
 
     /// Releases `lock` without touching the data.
     fn unlock(&mut self, id: &SessionId, lock: &HeldLock) -> Result<(), StoreError>;
@@ -80,7 +95,10 @@ pub trait SessionStore {
 }
 
 /// The store a parsed save_path describes, not yet connected.
-pub fn open_store(config: &crate::config::StoreConfig, timeouts: crate::config::Timeouts) -> Result<Box<dyn SessionStore>, StoreError> {
+pub fn open_store(
+    config: &crate::config::StoreConfig,
+    timeouts: crate::config::Timeouts,
+) -> Result<Box<dyn SessionStore>, StoreError> {
     use crate::config::StoreConfig;
     Ok(match config {
         StoreConfig::Redis(c) => Box::new(crate::redis::RedisStore::new(c, timeouts)?),

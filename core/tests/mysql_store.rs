@@ -5,7 +5,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use fleet_core::mysql::{create_table_sql, MySqlStore};
-use fleet_core::{parse_save_path, LeaseTerms, LockPolicy, SessionId, SessionStore, StoreConfig, StoreError, Timeouts};
+use fleet_core::{
+    parse_save_path, LeaseTerms, LockPolicy, SessionId, SessionStore, StoreConfig, StoreError,
+    Timeouts,
+};
 use fleet_harness::mariadb_server::{DATABASE, PASSWORD};
 use fleet_harness::{Blackhole, MariaDbServer};
 
@@ -24,7 +27,12 @@ fn id(s: &str) -> SessionId {
 }
 
 fn locked(wait_ms: u64) -> LockPolicy {
-    LockPolicy { lease: Some(LeaseTerms { ttl: Duration::from_secs(30), wait_timeout: Duration::from_millis(wait_ms) }) }
+    LockPolicy {
+        lease: Some(LeaseTerms {
+            ttl: Duration::from_secs(30),
+            wait_timeout: Duration::from_millis(wait_ms),
+        }),
+    }
 }
 
 /// Which connection holds the named lock of session `sid` (empty if none).
@@ -39,16 +47,28 @@ fn advisory_round_trip_creates_the_table_and_holds_a_named_lock() {
     let sid = id("abc123");
     let read = s.lock_and_read(&sid, locked(1_000)).unwrap();
     assert_eq!(read.data, None, "a new session reads as absent");
-    assert_ne!(lock_holder(&db, "abc123"), "", "the named lock is held while the request runs");
-    s.write_and_unlock(&sid, b"n|i:1;", LIFETIME, read.lock.as_ref()).unwrap();
+    assert_ne!(
+        lock_holder(&db, "abc123"),
+        "",
+        "the named lock is held while the request runs"
+    );
+    s.write_and_unlock(&sid, b"n|i:1;", LIFETIME, read.lock.as_ref())
+        .unwrap();
     assert_eq!(lock_holder(&db, "abc123"), "", "write releases the lock");
-    let row = db.query("SELECT data, expires - UNIX_TIMESTAMP() FROM fleet_sessions WHERE id = 'abc123'");
+    let row =
+        db.query("SELECT data, expires - UNIX_TIMESTAMP() FROM fleet_sessions WHERE id = 'abc123'");
     let (data, ttl) = row.split_once('\t').unwrap();
     assert_eq!(data, "n|i:1;");
     let ttl: i64 = ttl.parse().unwrap();
-    assert!((1430..=1440).contains(&ttl), "lifetime is session.gc_maxlifetime: {ttl}");
+    assert!(
+        (1430..=1440).contains(&ttl),
+        "lifetime is session.gc_maxlifetime: {ttl}"
+    );
     let ddl = db.query("SHOW CREATE TABLE fleet_sessions");
-    assert!(ddl.contains("longblob") && ddl.contains("KEY `expires`"), "{ddl}");
+    assert!(
+        ddl.contains("longblob") && ddl.contains("KEY `expires`"),
+        "{ddl}"
+    );
 
     let read = s.lock_and_read(&sid, UNLOCKED).unwrap();
     assert_eq!(read.data.as_deref(), Some(&b"n|i:1;"[..]));
@@ -65,9 +85,13 @@ fn binary_and_large_data_survive() {
         let sid = id(&format!("bin-{mode}"));
         let data: Vec<u8> = (0..4_000_000u32).map(|i| (i * 7 % 256) as u8).collect();
         let read = s.lock_and_read(&sid, locked(1_000)).unwrap();
-        s.write_and_unlock(&sid, &data, LIFETIME, read.lock.as_ref()).unwrap();
+        s.write_and_unlock(&sid, &data, LIFETIME, read.lock.as_ref())
+            .unwrap();
         let read = s.lock_and_read(&sid, locked(1_000)).unwrap();
-        assert!(read.data.as_deref() == Some(&data[..]), "{mode}: 4 MB of binary data read back intact");
+        assert!(
+            read.data.as_deref() == Some(&data[..]),
+            "{mode}: 4 MB of binary data read back intact"
+        );
         s.unlock(&sid, read.lock.as_ref().unwrap()).unwrap();
     }
 }
@@ -86,7 +110,10 @@ fn expired_rows_are_never_returned_and_gc_deletes_them_in_batches() {
     s.unlock(&id("old7"), read.lock.as_ref().unwrap()).unwrap();
     assert!(!s.exists(&id("old7")).unwrap());
     assert_eq!(s.gc(LIFETIME).unwrap(), 2500);
-    assert_eq!(db.query("SELECT GROUP_CONCAT(id) FROM fleet_sessions"), "live");
+    assert_eq!(
+        db.query("SELECT GROUP_CONCAT(id) FROM fleet_sessions"),
+        "live"
+    );
     assert_eq!(s.gc(LIFETIME).unwrap(), 0);
 }
 
@@ -96,10 +123,14 @@ fn touch_moves_only_the_expiry() {
     let mut s = open(&db.save_path(""));
     let sid = id("lazy");
     let read = s.lock_and_read(&sid, locked(1_000)).unwrap();
-    s.write_and_unlock(&sid, b"a|i:1;", Duration::from_secs(10), read.lock.as_ref()).unwrap();
+    s.write_and_unlock(&sid, b"a|i:1;", Duration::from_secs(10), read.lock.as_ref())
+        .unwrap();
     let read = s.lock_and_read(&sid, locked(1_000)).unwrap();
-    s.touch_and_unlock(&sid, Duration::from_secs(5000), read.lock.as_ref()).unwrap();
-    let row = db.query("SELECT data, expires - UNIX_TIMESTAMP() > 4000 FROM fleet_sessions WHERE id = 'lazy'");
+    s.touch_and_unlock(&sid, Duration::from_secs(5000), read.lock.as_ref())
+        .unwrap();
+    let row = db.query(
+        "SELECT data, expires - UNIX_TIMESTAMP() > 4000 FROM fleet_sessions WHERE id = 'lazy'",
+    );
     assert_eq!(row, "a|i:1;\t1");
     assert_eq!(lock_holder(&db, "lazy"), "", "touch releases the lock");
 }
@@ -111,12 +142,20 @@ fn destroy_deletes_and_releases() {
         let mut s = open(&db.save_path(&format!("lock={mode}")));
         let sid = id(&format!("gone-{mode}"));
         let read = s.lock_and_read(&sid, locked(1_000)).unwrap();
-        s.write_and_unlock(&sid, b"x", LIFETIME, read.lock.as_ref()).unwrap();
+        s.write_and_unlock(&sid, b"x", LIFETIME, read.lock.as_ref())
+            .unwrap();
         let read = s.lock_and_read(&sid, locked(1_000)).unwrap();
         s.destroy(&sid, read.lock.as_ref()).unwrap();
-        assert_eq!(db.query(&format!("SELECT COUNT(*) FROM fleet_sessions WHERE id = 'gone-{mode}'")), "0");
+        assert_eq!(
+            db.query(&format!(
+                "SELECT COUNT(*) FROM fleet_sessions WHERE id = 'gone-{mode}'"
+            )),
+            "0"
+        );
         let mut other = open(&db.save_path(&format!("lock={mode}")));
-        let read = other.lock_and_read(&sid, locked(500)).expect("the lock was released by destroy");
+        let read = other
+            .lock_and_read(&sid, locked(500))
+            .expect("the lock was released by destroy");
         other.unlock(&sid, read.lock.as_ref().unwrap()).unwrap();
     }
 }
@@ -140,11 +179,23 @@ fn waiter_is_served_after_release(mode: &str) {
     });
     thread::sleep(Duration::from_millis(1_500));
     let released_at = Instant::now();
-    holder.write_and_unlock(&sid, b"by-holder", LIFETIME, read.lock.as_ref()).unwrap();
+    holder
+        .write_and_unlock(&sid, b"by-holder", LIFETIME, read.lock.as_ref())
+        .unwrap();
     let (data, waited, _) = waiter.join().unwrap();
-    assert_eq!(data.as_deref(), Some(&b"by-holder"[..]), "{mode}: the waiter reads what the holder wrote");
-    assert!(waited >= Duration::from_millis(1_400), "{mode}: the waiter really waited ({waited:?})");
-    eprintln!("{mode}: waited {waited:?}; served {:?} after the release", released_at.elapsed());
+    assert_eq!(
+        data.as_deref(),
+        Some(&b"by-holder"[..]),
+        "{mode}: the waiter reads what the holder wrote"
+    );
+    assert!(
+        waited >= Duration::from_millis(1_400),
+        "{mode}: the waiter really waited ({waited:?})"
+    );
+    eprintln!(
+        "{mode}: waited {waited:?}; served {:?} after the release",
+        released_at.elapsed()
+    );
 }
 
 #[test]
@@ -180,13 +231,24 @@ fn dead_holder_frees_the_session(mode: &str) {
     assert!(got.unwrap(), "{mode}: the waiter got the lock");
     let after = at.duration_since(killed_at);
     eprintln!("{mode}: waiter got the session {after:?} after the holder's connection died");
-    assert!(after < Duration::from_secs(5), "{mode}: freed by the server, not by a timeout ({after:?})");
-    let err = holder.write_and_unlock(&sid, b"late", LIFETIME, read.lock.as_ref()).unwrap_err();
     assert!(
-        matches!(err, StoreError::ConnectionLost { .. } | StoreError::LockConnectionLost { .. }),
+        after < Duration::from_secs(5),
+        "{mode}: freed by the server, not by a timeout ({after:?})"
+    );
+    let err = holder
+        .write_and_unlock(&sid, b"late", LIFETIME, read.lock.as_ref())
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::ConnectionLost { .. } | StoreError::LockConnectionLost { .. }
+        ),
         "{mode}: a write after losing the lock is refused: {err}"
     );
-    assert_eq!(db.query("SELECT COUNT(*) FROM fleet_sessions WHERE data = 'late'"), "0");
+    assert_eq!(
+        db.query("SELECT COUNT(*) FROM fleet_sessions WHERE data = 'late'"),
+        "0"
+    );
 }
 
 #[test]
@@ -212,11 +274,19 @@ fn lock_wait_timeout_in_both_modes() {
         let start = Instant::now();
         let err = waiter.lock_and_read(&sid, locked(2_500)).unwrap_err();
         let waited = start.elapsed();
-        assert!(matches!(err, StoreError::LockWaitTimeout { .. }), "{mode}: {err}");
+        assert!(
+            matches!(err, StoreError::LockWaitTimeout { .. }),
+            "{mode}: {err}"
+        );
         assert!(err.to_string().contains("fleet.lock_wait_timeout"));
-        assert!(waited >= Duration::from_millis(2_400) && waited < Duration::from_millis(4_500), "{mode}: {waited:?}");
+        assert!(
+            waited >= Duration::from_millis(2_400) && waited < Duration::from_millis(4_500),
+            "{mode}: {waited:?}"
+        );
         // The waiter's connection is still good, and the holder can still write.
-        holder.write_and_unlock(&sid, b"kept", LIFETIME, held.lock.as_ref()).unwrap();
+        holder
+            .write_and_unlock(&sid, b"kept", LIFETIME, held.lock.as_ref())
+            .unwrap();
         let read = waiter.lock_and_read(&sid, locked(1_000)).unwrap();
         assert_eq!(read.data.as_deref(), Some(&b"kept"[..]), "{mode}");
         waiter.unlock(&sid, read.lock.as_ref().unwrap()).unwrap();
@@ -235,8 +305,17 @@ fn concurrent_increments(save_path: &str, threads: usize, per_thread: usize) -> 
                 barrier.wait();
                 for _ in 0..per_thread {
                     let read = s.lock_and_read(&sid, locked(30_000)).unwrap();
-                    let n: u64 = read.data.map(|d| String::from_utf8(d).unwrap().parse().unwrap()).unwrap_or(0);
-                    s.write_and_unlock(&sid, (n + 1).to_string().as_bytes(), LIFETIME, read.lock.as_ref()).unwrap();
+                    let n: u64 = read
+                        .data
+                        .map(|d| String::from_utf8(d).unwrap().parse().unwrap())
+                        .unwrap_or(0);
+                    s.write_and_unlock(
+                        &sid,
+                        (n + 1).to_string().as_bytes(),
+                        LIFETIME,
+                        read.lock.as_ref(),
+                    )
+                    .unwrap();
                 }
             })
         })
@@ -246,15 +325,24 @@ fn concurrent_increments(save_path: &str, threads: usize, per_thread: usize) -> 
     }
     let mut s = open(save_path);
     let read = s.lock_and_read(&sid, UNLOCKED).unwrap();
-    String::from_utf8(read.data.unwrap()).unwrap().parse().unwrap()
+    String::from_utf8(read.data.unwrap())
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 #[test]
 fn no_increment_is_lost_in_either_lock_mode() {
     let db = MariaDbServer::start();
     db.query(&create_table_sql("t_advisory"));
-    assert_eq!(concurrent_increments(&db.save_path("table=t_advisory"), 8, 50), 400);
-    assert_eq!(concurrent_increments(&db.save_path("table=t_row&lock=row"), 8, 50), 400);
+    assert_eq!(
+        concurrent_increments(&db.save_path("table=t_advisory"), 8, 50),
+        400
+    );
+    assert_eq!(
+        concurrent_increments(&db.save_path("table=t_row&lock=row"), 8, 50),
+        400
+    );
 }
 
 #[test]
@@ -266,7 +354,10 @@ fn lock_none_takes_no_lock() {
     assert!(read.lock.is_none());
     assert_eq!(lock_holder(&db, "free"), "");
     s.write_and_unlock(&sid, b"v", LIFETIME, None).unwrap();
-    assert_eq!(db.query("SELECT data FROM fleet_sessions WHERE id = 'free'"), "v");
+    assert_eq!(
+        db.query("SELECT data FROM fleet_sessions WHERE id = 'free'"),
+        "v"
+    );
 }
 
 #[test]
@@ -286,10 +377,13 @@ fn reconnects_after_a_server_restart() {
     let mut s = open(&db.save_path(""));
     let sid = id("survivor");
     let read = s.lock_and_read(&sid, locked(1_000)).unwrap();
-    s.write_and_unlock(&sid, b"kept", LIFETIME, read.lock.as_ref()).unwrap();
+    s.write_and_unlock(&sid, b"kept", LIFETIME, read.lock.as_ref())
+        .unwrap();
     db.stop();
     db.start_again();
-    let read = s.lock_and_read(&sid, locked(1_000)).expect("a dead pooled connection is replaced");
+    let read = s
+        .lock_and_read(&sid, locked(1_000))
+        .expect("a dead pooled connection is replaced");
     assert_eq!(read.data.as_deref(), Some(&b"kept"[..]));
     s.unlock(&sid, read.lock.as_ref().unwrap()).unwrap();
 }
@@ -297,50 +391,116 @@ fn reconnects_after_a_server_restart() {
 #[test]
 fn dead_and_hung_servers_fail_fast_with_the_endpoint_and_no_password() {
     let dead_port = fleet_harness::paths::free_port();
-    let mut s = open(&format!("mysql://fleet:{PASSWORD}@127.0.0.1:{dead_port}/fleet"));
+    let mut s = open(&format!(
+        "mysql://fleet:{PASSWORD}@127.0.0.1:{dead_port}/fleet"
+    ));
     let err = s.connect().unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, StoreError::Connect { .. }), "{msg}");
-    assert!(msg.contains(&format!("127.0.0.1:{dead_port}")) && !msg.contains(PASSWORD), "{msg}");
+    assert!(
+        msg.contains(&format!("127.0.0.1:{dead_port}")) && !msg.contains(PASSWORD),
+        "{msg}"
+    );
 
     let hole = Blackhole::start();
-    let mut s = open(&format!("mysql://fleet:{PASSWORD}@127.0.0.1:{}/fleet?timeout=0.5&connect_timeout=0.5", hole.port));
+    let mut s = open(&format!(
+        "mysql://fleet:{PASSWORD}@127.0.0.1:{}/fleet?timeout=0.5&connect_timeout=0.5",
+        hole.port
+    ));
     let start = Instant::now();
     let err = s.connect().unwrap_err();
     let waited = start.elapsed();
-    assert!(matches!(err, StoreError::TimedOut { .. } | StoreError::Connect { .. }), "{err}");
-    assert!(waited < Duration::from_secs(3), "bounded by the timeouts: {waited:?}");
+    assert!(
+        matches!(
+            err,
+            StoreError::TimedOut { .. } | StoreError::Connect { .. }
+        ),
+        "{err}"
+    );
+    assert!(
+        waited < Duration::from_secs(3),
+        "bounded by the timeouts: {waited:?}"
+    );
     assert!(!err.to_string().contains(PASSWORD));
 }
 
 #[test]
 fn wrong_password_and_missing_table_say_what_to_fix() {
     let db = MariaDbServer::start();
-    let mut s = open(&format!("mysql://fleet:not-the-password@127.0.0.1:{}/fleet", db.port));
+    let mut s = open(&format!(
+        "mysql://fleet:not-the-password@127.0.0.1:{}/fleet",
+        db.port
+    ));
     let err = s.connect().unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, StoreError::Auth { .. }), "{msg}");
     assert!(!msg.contains("not-the-password"), "{msg}");
 
     let mut s = open(&db.save_path("create_table=0&table=missing"));
-    let err = s.lock_and_read(&id("x"), locked(1_000)).unwrap_err().to_string();
+    let err = s
+        .lock_and_read(&id("x"), locked(1_000))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("fleetctl schema --table missing"), "{err}");
 
     // A user with only DML rights on a table the DBA made works (CREATE TABLE is skipped).
     db.query(&create_table_sql("dba_made"));
     db.admin("CREATE USER 'dml'@'127.0.0.1' IDENTIFIED BY 'dml-pw'; GRANT SELECT, INSERT, UPDATE, DELETE ON fleet.dba_made TO 'dml'@'127.0.0.1';");
-    let mut s = open(&format!("mysql://dml:dml-pw@127.0.0.1:{}/fleet?table=dba_made", db.port));
+    let mut s = open(&format!(
+        "mysql://dml:dml-pw@127.0.0.1:{}/fleet?table=dba_made",
+        db.port
+    ));
     let read = s.lock_and_read(&id("y"), locked(1_000)).unwrap();
-    s.write_and_unlock(&id("y"), b"ok", LIFETIME, read.lock.as_ref()).unwrap();
+    s.write_and_unlock(&id("y"), b"ok", LIFETIME, read.lock.as_ref())
+        .unwrap();
     assert_eq!(db.query("SELECT data FROM dba_made"), "ok");
 }
 
 #[test]
 fn unix_socket() {
     let db = MariaDbServer::start();
-    let mut s = open(&format!("mysql://fleet:{PASSWORD}@/fleet?socket={}", db.socket_path().display()));
+    let mut s = open(&format!(
+        "mysql://fleet:{PASSWORD}@/fleet?socket={}",
+        db.socket_path().display()
+    ));
     let sid = id("sock");
     let read = s.lock_and_read(&sid, locked(1_000)).unwrap();
-    s.write_and_unlock(&sid, b"via-socket", LIFETIME, read.lock.as_ref()).unwrap();
+    s.write_and_unlock(&sid, b"via-socket", LIFETIME, read.lock.as_ref())
+        .unwrap();
     assert_eq!(db.query("SELECT data FROM fleet_sessions"), "via-socket");
+}
+
+#[test]
+fn tls_with_a_trusted_ca_and_refusal_of_an_untrusted_certificate() {
+    let db = MariaDbServer::start_tls();
+    let ca = db.tls_ca_file().expect("test CA");
+    let base = format!("mysql://fleet_tls:{PASSWORD}@127.0.0.1:{}/fleet", db.port);
+
+    let mut s = open(&format!("{base}?tls=1&tls_ca_file={}", ca.display()));
+    let sid = id("secure");
+    let read = s
+        .lock_and_read(&sid, locked(1_000))
+        .expect("TLS with the test CA");
+    s.write_and_unlock(&sid, b"over-tls", LIFETIME, read.lock.as_ref())
+        .unwrap();
+    let cipher = db.admin("SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'SSL_ACCEPTS'");
+    assert_ne!(cipher, "0", "the server accepted TLS connections");
+
+    let mut s = open(&format!("{base}?tls=1&tls_verify=0"));
+    s.connect().expect("tls_verify=0 skips verification");
+
+    let mut s = open(&format!("{base}?tls=1"));
+    let err = s.connect().unwrap_err();
+    assert!(
+        matches!(err, StoreError::Tls { .. }),
+        "an untrusted certificate is refused: {err}"
+    );
+    assert!(err.to_string().contains("tls_ca_file"), "{err}");
+
+    let mut s = open(&base);
+    let err = s.connect().unwrap_err();
+    assert!(
+        matches!(err, StoreError::Auth { .. }),
+        "the user requires TLS: {err}"
+    );
 }

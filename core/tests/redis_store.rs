@@ -6,14 +6,19 @@ use std::time::{Duration, Instant};
 use fleet_core::config::{RedisEndpoint, Secret};
 use fleet_core::redis::RedisStore;
 use fleet_core::{
-    parse_save_path, LeaseTerms, LockPolicy, RedisConfig, SessionId, SessionStore, StoreConfig, StoreError, Timeouts,
+    parse_save_path, LeaseTerms, LockPolicy, RedisConfig, SessionId, SessionStore, StoreConfig,
+    StoreError, Timeouts,
 };
 use fleet_harness::{Blackhole, RedisServer};
 
 const LIFETIME: Duration = Duration::from_secs(1440);
 
 fn store(redis: &RedisServer) -> RedisStore {
-    RedisStore::new(&RedisConfig::tcp("127.0.0.1", redis.port), Timeouts::default()).expect("store")
+    RedisStore::new(
+        &RedisConfig::tcp("127.0.0.1", redis.port),
+        Timeouts::default(),
+    )
+    .expect("store")
 }
 
 fn id(s: &str) -> SessionId {
@@ -21,7 +26,12 @@ fn id(s: &str) -> SessionId {
 }
 
 fn locked(ttl_ms: u64, wait_ms: u64) -> LockPolicy {
-    LockPolicy { lease: Some(LeaseTerms { ttl: Duration::from_millis(ttl_ms), wait_timeout: Duration::from_millis(wait_ms) }) }
+    LockPolicy {
+        lease: Some(LeaseTerms {
+            ttl: Duration::from_millis(ttl_ms),
+            wait_timeout: Duration::from_millis(wait_ms),
+        }),
+    }
 }
 
 const UNLOCKED: LockPolicy = LockPolicy { lease: None };
@@ -34,17 +44,36 @@ fn round_trip_uses_phpredis_key_layout() {
     let read = s.lock_and_read(&sid, locked(30_000, 1_000)).unwrap();
     assert_eq!(read.data, None, "a new session reads as absent");
     assert!(read.lock.is_some());
-    assert_eq!(redis.command(&["EXISTS", "PHPREDIS_SESSION:abc123_LOCK"]), ":1");
-    s.write_and_unlock(&sid, b"n|i:1;", LIFETIME, read.lock.as_ref()).unwrap();
-    assert_eq!(redis.command(&["GET", "PHPREDIS_SESSION:abc123"]), "n|i:1;");
-    assert_eq!(redis.command(&["EXISTS", "PHPREDIS_SESSION:abc123_LOCK"]), ":0", "write releases the lock");
     assert_eq!(
-        redis.command(&["EXISTS", "PHPREDIS_SESSION:abc123_LOCK_WAKE", "PHPREDIS_SESSION:abc123_LOCK_WAITERS"]),
+        redis.command(&["EXISTS", "PHPREDIS_SESSION:abc123_LOCK"]),
+        ":1"
+    );
+    s.write_and_unlock(&sid, b"n|i:1;", LIFETIME, read.lock.as_ref())
+        .unwrap();
+    assert_eq!(redis.command(&["GET", "PHPREDIS_SESSION:abc123"]), "n|i:1;");
+    assert_eq!(
+        redis.command(&["EXISTS", "PHPREDIS_SESSION:abc123_LOCK"]),
+        ":0",
+        "write releases the lock"
+    );
+    assert_eq!(
+        redis.command(&[
+            "EXISTS",
+            "PHPREDIS_SESSION:abc123_LOCK_WAKE",
+            "PHPREDIS_SESSION:abc123_LOCK_WAITERS"
+        ]),
         ":0",
         "no wait keys without contention"
     );
-    let ttl: i64 = redis.command(&["TTL", "PHPREDIS_SESSION:abc123"]).trim_start_matches(':').parse().unwrap();
-    assert!((1430..=1440).contains(&ttl), "lifetime is session.gc_maxlifetime: {ttl}");
+    let ttl: i64 = redis
+        .command(&["TTL", "PHPREDIS_SESSION:abc123"])
+        .trim_start_matches(':')
+        .parse()
+        .unwrap();
+    assert!(
+        (1430..=1440).contains(&ttl),
+        "lifetime is session.gc_maxlifetime: {ttl}"
+    );
 
     let read = s.lock_and_read(&sid, UNLOCKED).unwrap();
     assert_eq!(read.data.as_deref(), Some(&b"n|i:1;"[..]));
@@ -58,7 +87,8 @@ fn binary_and_large_data_survive() {
     let sid = id("bin");
     let data: Vec<u8> = (0..1_048_576u32).map(|i| (i * 7 % 256) as u8).collect();
     let read = s.lock_and_read(&sid, locked(30_000, 1_000)).unwrap();
-    s.write_and_unlock(&sid, &data, LIFETIME, read.lock.as_ref()).unwrap();
+    s.write_and_unlock(&sid, &data, LIFETIME, read.lock.as_ref())
+        .unwrap();
     let read = s.lock_and_read(&sid, locked(30_000, 1_000)).unwrap();
     assert_eq!(read.data.as_deref(), Some(&data[..]));
     s.unlock(&sid, read.lock.as_ref().unwrap()).unwrap();
@@ -67,14 +97,21 @@ fn binary_and_large_data_survive() {
 #[test]
 fn custom_prefix_and_database() {
     let redis = RedisServer::start();
-    let StoreConfig::Redis(config) = parse_save_path(&format!("redis://127.0.0.1:{}/2?prefix=app:", redis.port)).unwrap() else { panic!("not a redis save_path") };
+    let StoreConfig::Redis(config) =
+        parse_save_path(&format!("redis://127.0.0.1:{}/2?prefix=app:", redis.port)).unwrap()
+    else {
+        panic!("not a redis save_path")
+    };
     let mut s = RedisStore::new(&config, Timeouts::default()).unwrap();
     let sid = id("p1");
     s.write_and_unlock(&sid, b"x", LIFETIME, None).unwrap();
     // `command` talks to database 0, which must not have it.
     assert_eq!(redis.command(&["GET", "app:p1"]), "$-1", "db 0 has nothing");
     let mut check = RedisStore::new(&config, Timeouts::default()).unwrap();
-    assert_eq!(check.lock_and_read(&sid, UNLOCKED).unwrap().data.as_deref(), Some(&b"x"[..]));
+    assert_eq!(
+        check.lock_and_read(&sid, UNLOCKED).unwrap().data.as_deref(),
+        Some(&b"x"[..])
+    );
 }
 
 #[test]
@@ -87,24 +124,42 @@ fn waiter_starts_when_the_holder_releases_not_by_polling() {
 
     let port = redis.port;
     let waiter = std::thread::spawn(move || {
-        let mut s = RedisStore::new(&RedisConfig::tcp("127.0.0.1", port), Timeouts::default()).unwrap();
+        let mut s =
+            RedisStore::new(&RedisConfig::tcp("127.0.0.1", port), Timeouts::default()).unwrap();
         let read = s.lock_and_read(&id("hot"), locked(60_000, 30_000)).unwrap();
         let acquired_at = Instant::now();
-        s.write_and_unlock(&id("hot"), b"waiter", LIFETIME, read.lock.as_ref()).unwrap();
+        s.write_and_unlock(&id("hot"), b"waiter", LIFETIME, read.lock.as_ref())
+            .unwrap();
         (acquired_at, read.data)
     });
     std::thread::sleep(Duration::from_millis(300));
-    assert!(!waiter.is_finished(), "the waiter must wait while the lock is held");
+    assert!(
+        !waiter.is_finished(),
+        "the waiter must wait while the lock is held"
+    );
     let released_at = Instant::now();
-    holder.write_and_unlock(&sid, b"holder", LIFETIME, held.lock.as_ref()).unwrap();
+    holder
+        .write_and_unlock(&sid, b"holder", LIFETIME, held.lock.as_ref())
+        .unwrap();
     let (acquired_at, seen) = waiter.join().unwrap();
     let latency = acquired_at.saturating_duration_since(released_at);
     println!("waiter took the lock {latency:?} after the release");
-    assert_eq!(seen.as_deref(), Some(&b"holder"[..]), "the waiter reads what the holder wrote");
+    assert_eq!(
+        seen.as_deref(),
+        Some(&b"holder"[..]),
+        "the waiter reads what the holder wrote"
+    );
     // Woken by the release, not by the one-second safety re-check.
-    assert!(latency < fleet_core::lease::MAX_WAIT_SLICE / 2, "{latency:?}");
+    assert!(
+        latency < fleet_core::lease::MAX_WAIT_SLICE / 2,
+        "{latency:?}"
+    );
     let calls = redis.command_calls();
-    let blpops = calls.iter().find(|(c, _)| c == "blpop").map(|(_, n)| *n).unwrap_or(0);
+    let blpops = calls
+        .iter()
+        .find(|(c, _)| c == "blpop")
+        .map(|(_, n)| *n)
+        .unwrap_or(0);
     assert_eq!(blpops, 1, "one blocking wait, no polling: {calls:?}");
 }
 
@@ -120,8 +175,13 @@ fn a_crashed_holders_lock_expires_by_its_ttl() {
     }
     let start = Instant::now();
     let mut next = store(&redis);
-    let read = next.lock_and_read(&sid, locked(30_000, 10_000)).expect("the lock expires");
-    println!("got the crashed holder's lock after {:?} (TTL 400 ms)", start.elapsed());
+    let read = next
+        .lock_and_read(&sid, locked(30_000, 10_000))
+        .expect("the lock expires");
+    println!(
+        "got the crashed holder's lock after {:?} (TTL 400 ms)",
+        start.elapsed()
+    );
     assert!(read.lock.is_some());
 }
 
@@ -146,12 +206,19 @@ fn a_write_after_the_lock_expired_is_refused() {
     std::thread::sleep(Duration::from_millis(300));
     let mut fast = store(&redis);
     let fast_read = fast.lock_and_read(&sid, locked(30_000, 1_000)).unwrap();
-    fast.write_and_unlock(&sid, b"newer", LIFETIME, fast_read.lock.as_ref()).unwrap();
+    fast.write_and_unlock(&sid, b"newer", LIFETIME, fast_read.lock.as_ref())
+        .unwrap();
 
-    let err = slow.write_and_unlock(&sid, b"stale", LIFETIME, slow_read.lock.as_ref()).unwrap_err();
+    let err = slow
+        .write_and_unlock(&sid, b"stale", LIFETIME, slow_read.lock.as_ref())
+        .unwrap_err();
     assert!(matches!(err, StoreError::LockLost { .. }), "{err}");
     assert!(err.to_string().contains("fleet.lock_ttl"));
-    assert_eq!(redis.command(&["GET", "PHPREDIS_SESSION:late"]), "newer", "the newer write is kept");
+    assert_eq!(
+        redis.command(&["GET", "PHPREDIS_SESSION:late"]),
+        "newer",
+        "the newer write is kept"
+    );
 }
 
 #[test]
@@ -165,12 +232,25 @@ fn concurrent_increments_lose_nothing() {
         .map(|_| {
             let barrier = barrier.clone();
             std::thread::spawn(move || {
-                let mut s = RedisStore::new(&RedisConfig::tcp("127.0.0.1", port), Timeouts::default()).unwrap();
+                let mut s =
+                    RedisStore::new(&RedisConfig::tcp("127.0.0.1", port), Timeouts::default())
+                        .unwrap();
                 barrier.wait();
                 for _ in 0..EACH {
-                    let read = s.lock_and_read(&id("counter"), locked(30_000, 30_000)).unwrap();
-                    let n: usize = read.data.map(|d| String::from_utf8(d).unwrap().parse().unwrap()).unwrap_or(0);
-                    s.write_and_unlock(&id("counter"), (n + 1).to_string().as_bytes(), LIFETIME, read.lock.as_ref()).unwrap();
+                    let read = s
+                        .lock_and_read(&id("counter"), locked(30_000, 30_000))
+                        .unwrap();
+                    let n: usize = read
+                        .data
+                        .map(|d| String::from_utf8(d).unwrap().parse().unwrap())
+                        .unwrap_or(0);
+                    s.write_and_unlock(
+                        &id("counter"),
+                        (n + 1).to_string().as_bytes(),
+                        LIFETIME,
+                        read.lock.as_ref(),
+                    )
+                    .unwrap();
                 }
             })
         })
@@ -178,7 +258,10 @@ fn concurrent_increments_lose_nothing() {
     for t in threads {
         t.join().unwrap();
     }
-    assert_eq!(redis.command(&["GET", "PHPREDIS_SESSION:counter"]), (THREADS * EACH).to_string());
+    assert_eq!(
+        redis.command(&["GET", "PHPREDIS_SESSION:counter"]),
+        (THREADS * EACH).to_string()
+    );
 }
 
 #[test]
@@ -186,12 +269,21 @@ fn touch_refreshes_lifetime_and_releases() {
     let redis = RedisServer::start();
     let mut s = store(&redis);
     let sid = id("lazy");
-    s.write_and_unlock(&sid, b"v", Duration::from_secs(100), None).unwrap();
+    s.write_and_unlock(&sid, b"v", Duration::from_secs(100), None)
+        .unwrap();
     let read = s.lock_and_read(&sid, locked(30_000, 1_000)).unwrap();
-    s.touch_and_unlock(&sid, Duration::from_secs(5000), read.lock.as_ref()).unwrap();
-    let ttl: i64 = redis.command(&["TTL", "PHPREDIS_SESSION:lazy"]).trim_start_matches(':').parse().unwrap();
+    s.touch_and_unlock(&sid, Duration::from_secs(5000), read.lock.as_ref())
+        .unwrap();
+    let ttl: i64 = redis
+        .command(&["TTL", "PHPREDIS_SESSION:lazy"])
+        .trim_start_matches(':')
+        .parse()
+        .unwrap();
     assert!(ttl > 4000, "{ttl}");
-    assert_eq!(redis.command(&["EXISTS", "PHPREDIS_SESSION:lazy_LOCK"]), ":0");
+    assert_eq!(
+        redis.command(&["EXISTS", "PHPREDIS_SESSION:lazy_LOCK"]),
+        ":0"
+    );
     assert_eq!(redis.command(&["GET", "PHPREDIS_SESSION:lazy"]), "v");
 }
 
@@ -205,7 +297,10 @@ fn destroy_deletes_and_releases() {
     let read = s.lock_and_read(&sid, locked(30_000, 1_000)).unwrap();
     s.destroy(&sid, read.lock.as_ref()).unwrap();
     assert!(!s.exists(&sid).unwrap());
-    assert_eq!(redis.command(&["EXISTS", "PHPREDIS_SESSION:gone_LOCK"]), ":0");
+    assert_eq!(
+        redis.command(&["EXISTS", "PHPREDIS_SESSION:gone_LOCK"]),
+        ":0"
+    );
 }
 
 #[test]
@@ -216,9 +311,15 @@ fn reconnects_after_the_server_restarts() {
     s.write_and_unlock(&sid, b"before", LIFETIME, None).unwrap();
     redis.restart();
     // The old connection is dead; the first read retries once on a new one.
-    let read = s.lock_and_read(&sid, locked(30_000, 1_000)).expect("reconnected");
-    assert_eq!(read.data, None, "the restarted server has no data (no persistence)");
-    s.write_and_unlock(&sid, b"after", LIFETIME, read.lock.as_ref()).unwrap();
+    let read = s
+        .lock_and_read(&sid, locked(30_000, 1_000))
+        .expect("reconnected");
+    assert_eq!(
+        read.data, None,
+        "the restarted server has no data (no persistence)"
+    );
+    s.write_and_unlock(&sid, b"after", LIFETIME, read.lock.as_ref())
+        .unwrap();
     assert_eq!(redis.command(&["GET", "PHPREDIS_SESSION:restart"]), "after");
 }
 
@@ -228,13 +329,20 @@ fn dead_server_is_a_connect_error_naming_the_endpoint() {
     let mut s = RedisStore::new(&RedisConfig::tcp("127.0.0.1", port), Timeouts::default()).unwrap();
     let err = s.lock_and_read(&id("x"), locked(1_000, 1_000)).unwrap_err();
     assert!(matches!(err, StoreError::Connect { .. }), "{err}");
-    assert!(err.to_string().contains(&format!("redis://127.0.0.1:{port}")), "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("redis://127.0.0.1:{port}")),
+        "{err}"
+    );
 }
 
 #[test]
 fn hung_server_is_bounded_by_the_command_timeout() {
     let hole = Blackhole::start();
-    let timeouts = Timeouts { connect: Duration::from_millis(300), command: Duration::from_millis(300) };
+    let timeouts = Timeouts {
+        connect: Duration::from_millis(300),
+        command: Duration::from_millis(300),
+    };
     let mut s = RedisStore::new(&RedisConfig::tcp("127.0.0.1", hole.port), timeouts).unwrap();
     let start = Instant::now();
     let err = s.lock_and_read(&id("x"), locked(1_000, 1_000)).unwrap_err();
@@ -247,20 +355,35 @@ fn hung_server_is_bounded_by_the_command_timeout() {
 fn password_auth_and_wrong_password() {
     let redis = RedisServer::start_with(&["--requirepass", "s3cret-pw"]);
     std::env::set_var("FLEET_TEST_REDIS_PW", "s3cret-pw");
-    let StoreConfig::Redis(config) =
-        parse_save_path(&format!("redis://127.0.0.1:{}?password_env=FLEET_TEST_REDIS_PW", redis.port)).unwrap() else { panic!("not a redis save_path") };
+    let StoreConfig::Redis(config) = parse_save_path(&format!(
+        "redis://127.0.0.1:{}?password_env=FLEET_TEST_REDIS_PW",
+        redis.port
+    ))
+    .unwrap() else {
+        panic!("not a redis save_path")
+    };
     let mut s = RedisStore::new(&config, Timeouts::default()).unwrap();
-    s.write_and_unlock(&id("auth"), b"ok", LIFETIME, None).expect("authenticated");
+    s.write_and_unlock(&id("auth"), b"ok", LIFETIME, None)
+        .expect("authenticated");
 
     let config = RedisConfig {
-        endpoint: RedisEndpoint::Tcp { host: "127.0.0.1".into(), port: redis.port },
+        endpoint: RedisEndpoint::Tcp {
+            host: "127.0.0.1".into(),
+            port: redis.port,
+        },
         password: Some(Secret::new("wrong-pw")),
         ..RedisConfig::tcp("", 0)
     };
-    let err = RedisStore::new(&config, Timeouts::default()).unwrap().exists(&id("auth")).unwrap_err();
+    let err = RedisStore::new(&config, Timeouts::default())
+        .unwrap()
+        .exists(&id("auth"))
+        .unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, StoreError::Auth { .. }), "{text}");
-    assert!(!text.contains("wrong-pw") && !text.contains("s3cret"), "{text}");
+    assert!(
+        !text.contains("wrong-pw") && !text.contains("s3cret"),
+        "{text}"
+    );
 
     let mut anonymous = store(&redis);
     let err = anonymous.exists(&id("auth")).unwrap_err();
@@ -274,22 +397,45 @@ fn tls_with_a_trusted_ca_without_verification_and_untrusted() {
     let ca = redis.tls_ca_file().expect("ca");
     let sid = id("tls");
 
-    let StoreConfig::Redis(config) =
-        parse_save_path(&format!("rediss://127.0.0.1:{tls_port}?tls_ca_file={}", ca.display())).unwrap() else { panic!("not a redis save_path") };
+    let StoreConfig::Redis(config) = parse_save_path(&format!(
+        "rediss://127.0.0.1:{tls_port}?tls_ca_file={}",
+        ca.display()
+    ))
+    .unwrap() else {
+        panic!("not a redis save_path")
+    };
     let mut s = RedisStore::new(&config, Timeouts::default()).unwrap();
-    let read = s.lock_and_read(&sid, locked(30_000, 1_000)).expect("TLS with the test CA");
-    s.write_and_unlock(&sid, b"over tls", LIFETIME, read.lock.as_ref()).unwrap();
+    let read = s
+        .lock_and_read(&sid, locked(30_000, 1_000))
+        .expect("TLS with the test CA");
+    s.write_and_unlock(&sid, b"over tls", LIFETIME, read.lock.as_ref())
+        .unwrap();
     assert_eq!(redis.command(&["GET", "PHPREDIS_SESSION:tls"]), "over tls");
 
-    let StoreConfig::Redis(config) = parse_save_path(&format!("rediss://127.0.0.1:{tls_port}?tls_verify=0")).unwrap() else { panic!("not a redis save_path") };
+    let StoreConfig::Redis(config) =
+        parse_save_path(&format!("rediss://127.0.0.1:{tls_port}?tls_verify=0")).unwrap()
+    else {
+        panic!("not a redis save_path")
+    };
     let mut s = RedisStore::new(&config, Timeouts::default()).unwrap();
     assert!(s.exists(&sid).expect("TLS without verification"));
 
     // The system roots do not trust the test CA.
-    let StoreConfig::Redis(config) = parse_save_path(&format!("rediss://127.0.0.1:{tls_port}")).unwrap() else { panic!("not a redis save_path") };
-    let err = RedisStore::new(&config, Timeouts::default()).unwrap().exists(&sid).unwrap_err();
+    let StoreConfig::Redis(config) =
+        parse_save_path(&format!("rediss://127.0.0.1:{tls_port}")).unwrap()
+    else {
+        panic!("not a redis save_path")
+    };
+    let err = RedisStore::new(&config, Timeouts::default())
+        .unwrap()
+        .exists(&sid)
+        .unwrap_err();
     println!("untrusted: {err}");
     assert!(matches!(err, StoreError::Tls { .. }), "{err}");
-    assert!(err.to_string().contains(&format!("rediss://127.0.0.1:{tls_port}")), "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("rediss://127.0.0.1:{tls_port}")),
+        "{err}"
+    );
     assert!(err.to_string().contains("tls_ca_file"), "{err}");
 }

@@ -10,8 +10,8 @@ use std::ptr;
 
 use ext_php_rs::builders::ModuleBuilder;
 use ext_php_rs::ffi::{
-    php_error_docref, php_info_print_table_end, php_info_print_table_row, php_info_print_table_start,
-    zend_long, zend_string, E_NOTICE, E_WARNING,
+    php_error_docref, php_info_print_table_end, php_info_print_table_row,
+    php_info_print_table_start, zend_long, zend_string, E_NOTICE, E_WARNING,
 };
 use ext_php_rs::flags::IniEntryPermission;
 use ext_php_rs::types::ZendStr;
@@ -29,13 +29,28 @@ struct PsModule {
     name: *const c_char,
     open: unsafe extern "C" fn(*mut *mut c_void, *const c_char, *const c_char) -> c_int,
     close: unsafe extern "C" fn(*mut *mut c_void) -> c_int,
-    read: unsafe extern "C" fn(*mut *mut c_void, *mut zend_string, *mut *mut zend_string, zend_long) -> c_int,
-    write: unsafe extern "C" fn(*mut *mut c_void, *mut zend_string, *mut zend_string, zend_long) -> c_int,
+    read: unsafe extern "C" fn(
+        *mut *mut c_void,
+        *mut zend_string,
+        *mut *mut zend_string,
+        zend_long,
+    ) -> c_int,
+    write: unsafe extern "C" fn(
+        *mut *mut c_void,
+        *mut zend_string,
+        *mut zend_string,
+        zend_long,
+    ) -> c_int,
     destroy: unsafe extern "C" fn(*mut *mut c_void, *mut zend_string) -> c_int,
     gc: unsafe extern "C" fn(*mut *mut c_void, zend_long, *mut zend_long) -> zend_long,
     create_sid: unsafe extern "C" fn(*mut *mut c_void) -> *mut zend_string,
     validate_sid: unsafe extern "C" fn(*mut *mut c_void, *mut zend_string) -> c_int,
-    update_timestamp: unsafe extern "C" fn(*mut *mut c_void, *mut zend_string, *mut zend_string, zend_long) -> c_int,
+    update_timestamp: unsafe extern "C" fn(
+        *mut *mut c_void,
+        *mut zend_string,
+        *mut zend_string,
+        zend_long,
+    ) -> c_int,
 }
 
 // SAFETY: the table is immutable and its one pointer is to a static C string.
@@ -72,8 +87,18 @@ const MODULE_DEP_REQUIRED: u8 = 1;
 
 /// The session extension must start before Fleet registers itself with it.
 static DEPS: ModuleDeps = ModuleDeps([
-    ModuleDep { name: c"session".as_ptr(), rel: ptr::null(), version: ptr::null(), kind: MODULE_DEP_REQUIRED },
-    ModuleDep { name: ptr::null(), rel: ptr::null(), version: ptr::null(), kind: 0 },
+    ModuleDep {
+        name: c"session".as_ptr(),
+        rel: ptr::null(),
+        version: ptr::null(),
+        kind: MODULE_DEP_REQUIRED,
+    },
+    ModuleDep {
+        name: ptr::null(),
+        rel: ptr::null(),
+        version: ptr::null(),
+        kind: 0,
+    },
 ]);
 
 static INI: IniEntryDefs<6> = IniEntryDefs::new([
@@ -88,7 +113,12 @@ static INI: IniEntryDefs<6> = IniEntryDefs::new([
 extern "C" {
     fn php_session_register_module(module: *const PsModule) -> c_int;
     fn php_session_create_id(mod_data: *mut *mut c_void) -> *mut zend_string;
-    fn zend_ini_string_ex(name: *const c_char, name_length: usize, orig: c_int, exists: *mut bool) -> *mut c_char;
+    fn zend_ini_string_ex(
+        name: *const c_char,
+        name_length: usize,
+        orig: c_int,
+        exists: *mut bool,
+    ) -> *mut c_char;
     fn zend_ini_long(name: *const c_char, name_length: usize, orig: c_int) -> zend_long;
     fn display_ini_entries(module: *mut ModuleEntry);
 }
@@ -130,15 +160,27 @@ unsafe extern "C" fn module_info(module: *mut ModuleEntry) {
     guard((), || {
         let version = c_string(env!("CARGO_PKG_VERSION"));
         let connections = handler::describe_connections();
-        let connections = c_string(&if connections.is_empty() { "none".to_owned() } else { connections.join(", ") });
+        let connections = c_string(&if connections.is_empty() {
+            "none".to_owned()
+        } else {
+            connections.join(", ")
+        });
         // SAFETY: called by phpinfo(); every argument is a NUL-terminated string that lives
         // until the call returns, and the row counts match the argument counts.
         unsafe {
             php_info_print_table_start();
             php_info_print_table_row(2, c"Fleet session handler".as_ptr(), c"enabled".as_ptr());
             php_info_print_table_row(2, c"Version".as_ptr(), version.as_ptr());
-            php_info_print_table_row(2, c"Save path schemes".as_ptr(), c"redis://, rediss://, unix://".as_ptr());
-            php_info_print_table_row(2, c"Connections of this worker".as_ptr(), connections.as_ptr());
+            php_info_print_table_row(
+                2,
+                c"Save path schemes".as_ptr(),
+                c"redis://, rediss://, unix://".as_ptr(),
+            );
+            php_info_print_table_row(
+                2,
+                c"Connections of this worker".as_ptr(),
+                connections.as_ptr(),
+            );
             php_info_print_table_end();
             display_ini_entries(module);
         }
@@ -156,7 +198,9 @@ fn c_string(s: &str) -> CString {
 
 fn emit(level: u32, message: &str) {
     let message = c_string(message);
-    let Ok(level) = c_int::try_from(level) else { return };
+    let Ok(level) = c_int::try_from(level) else {
+        return;
+    };
     // SAFETY: a "%s" format with one NUL-terminated string argument that outlives the call.
     unsafe { php_error_docref(ptr::null(), level, c"%s".as_ptr(), message.as_ptr()) }
 }
@@ -175,13 +219,20 @@ fn ini_string(name: &CStr) -> String {
         return String::new();
     }
     // SAFETY: non-NULL INI values are NUL-terminated strings owned by PHP.
-    unsafe { CStr::from_ptr(value) }.to_string_lossy().into_owned()
+    unsafe { CStr::from_ptr(value) }
+        .to_string_lossy()
+        .into_owned()
 }
 
 fn current_settings() -> Settings {
-    let [locking, lock_ttl, lock_wait_timeout, connect_timeout, read_timeout] =
-        [c"fleet.locking", c"fleet.lock_ttl", c"fleet.lock_wait_timeout", c"fleet.connect_timeout", c"fleet.read_timeout"]
-            .map(ini_string);
+    let [locking, lock_ttl, lock_wait_timeout, connect_timeout, read_timeout] = [
+        c"fleet.locking",
+        c"fleet.lock_ttl",
+        c"fleet.lock_wait_timeout",
+        c"fleet.connect_timeout",
+        c"fleet.read_timeout",
+    ]
+    .map(ini_string);
     let max_execution_time = {
         let name = c"max_execution_time";
         // SAFETY: NUL-terminated name, length without the NUL.
@@ -217,7 +268,11 @@ unsafe fn bytes<'a>(s: *const zend_string) -> &'a [u8] {
 unsafe fn open_session<'a>(mod_data: *mut *mut c_void) -> Option<&'a mut OpenSession> {
     // SAFETY: per this function's contract, a non-NULL slot value is a Box<OpenSession>
     // leaked by ps_open and not yet reclaimed by ps_close.
-    unsafe { mod_data.as_ref().and_then(|slot| slot.cast::<OpenSession>().as_mut()) }
+    unsafe {
+        mod_data
+            .as_ref()
+            .and_then(|slot| slot.cast::<OpenSession>().as_mut())
+    }
 }
 
 fn not_open() -> c_int {
@@ -225,7 +280,11 @@ fn not_open() -> c_int {
     FAILURE
 }
 
-unsafe extern "C" fn ps_open(mod_data: *mut *mut c_void, save_path: *const c_char, _name: *const c_char) -> c_int {
+unsafe extern "C" fn ps_open(
+    mod_data: *mut *mut c_void,
+    save_path: *const c_char,
+    _name: *const c_char,
+) -> c_int {
     guard(FAILURE, || {
         if mod_data.is_null() {
             return FAILURE;
@@ -234,7 +293,9 @@ unsafe extern "C" fn ps_open(mod_data: *mut *mut c_void, save_path: *const c_cha
             String::new()
         } else {
             // SAFETY: PHP passes PS(save_path), a NUL-terminated string.
-            unsafe { CStr::from_ptr(save_path) }.to_string_lossy().into_owned()
+            unsafe { CStr::from_ptr(save_path) }
+                .to_string_lossy()
+                .into_owned()
         };
         match handler::open(&save_path, current_settings()) {
             Ok(session) => {
@@ -274,7 +335,12 @@ unsafe extern "C" fn ps_close(mod_data: *mut *mut c_void) -> c_int {
     })
 }
 
-unsafe extern "C" fn ps_read(mod_data: *mut *mut c_void, key: *mut zend_string, val: *mut *mut zend_string, _maxlifetime: zend_long) -> c_int {
+unsafe extern "C" fn ps_read(
+    mod_data: *mut *mut c_void,
+    key: *mut zend_string,
+    val: *mut *mut zend_string,
+    _maxlifetime: zend_long,
+) -> c_int {
     guard(FAILURE, || {
         // SAFETY: PHP passes its PS(mod_data) slot and a live key.
         let (Some(session), id) = (unsafe { open_session(mod_data) }, unsafe { bytes(key) }) else {
@@ -298,17 +364,31 @@ unsafe extern "C" fn ps_read(mod_data: *mut *mut c_void, key: *mut zend_string, 
     })
 }
 
-unsafe extern "C" fn ps_write(mod_data: *mut *mut c_void, key: *mut zend_string, val: *mut zend_string, maxlifetime: zend_long) -> c_int {
+unsafe extern "C" fn ps_write(
+    mod_data: *mut *mut c_void,
+    key: *mut zend_string,
+    val: *mut zend_string,
+    maxlifetime: zend_long,
+) -> c_int {
     guard(FAILURE, || {
         // SAFETY: PHP passes its PS(mod_data) slot and live key and value strings.
-        let (Some(session), id, data) = (unsafe { open_session(mod_data) }, unsafe { bytes(key) }, unsafe { bytes(val) }) else {
+        let (Some(session), id, data) = (
+            unsafe { open_session(mod_data) },
+            unsafe { bytes(key) },
+            unsafe { bytes(val) },
+        ) else {
             return not_open();
         };
         report(session.write(id, data, maxlifetime))
     })
 }
 
-unsafe extern "C" fn ps_update_timestamp(mod_data: *mut *mut c_void, key: *mut zend_string, _val: *mut zend_string, maxlifetime: zend_long) -> c_int {
+unsafe extern "C" fn ps_update_timestamp(
+    mod_data: *mut *mut c_void,
+    key: *mut zend_string,
+    _val: *mut zend_string,
+    maxlifetime: zend_long,
+) -> c_int {
     guard(FAILURE, || {
         // SAFETY: PHP passes its PS(mod_data) slot and a live key.
         let (Some(session), id) = (unsafe { open_session(mod_data) }, unsafe { bytes(key) }) else {
@@ -328,10 +408,16 @@ unsafe extern "C" fn ps_destroy(mod_data: *mut *mut c_void, key: *mut zend_strin
     })
 }
 
-unsafe extern "C" fn ps_gc(mod_data: *mut *mut c_void, maxlifetime: zend_long, nrdels: *mut zend_long) -> zend_long {
+unsafe extern "C" fn ps_gc(
+    mod_data: *mut *mut c_void,
+    maxlifetime: zend_long,
+    nrdels: *mut zend_long,
+) -> zend_long {
     guard(-1, || {
         // SAFETY: PHP passes its PS(mod_data) slot.
-        let Some(session) = (unsafe { open_session(mod_data) }) else { return -1 };
+        let Some(session) = (unsafe { open_session(mod_data) }) else {
+            return -1;
+        };
         let deleted = match session.gc(maxlifetime) {
             Ok(n) => zend_long::try_from(n).unwrap_or(zend_long::MAX),
             Err(problem) => {

@@ -55,7 +55,11 @@ pub fn open(save_path: &str, settings: Settings) -> Result<OpenSession, Problem>
     });
     let mut store = match cached {
         Some(store) => store,
-        None => open_store(&parse_save_path(save_path).map_err(problem)?, settings.timeouts).map_err(problem)?,
+        None => open_store(
+            &parse_save_path(save_path).map_err(problem)?,
+            settings.timeouts,
+        )
+        .map_err(problem)?,
     };
     if !store.is_connected() {
         if let Err(e) = store.connect() {
@@ -64,8 +68,16 @@ pub fn open(save_path: &str, settings: Settings) -> Result<OpenSession, Problem>
             return Err(problem(e));
         }
     }
-    let settings = Settings { lock: store.lock_policy(settings.lock), ..settings };
-    Ok(OpenSession { key, store, settings, held: None })
+    let settings = Settings {
+        lock: store.lock_policy(settings.lock),
+        ..settings
+    };
+    Ok(OpenSession {
+        key,
+        store,
+        settings,
+        held: None,
+    })
 }
 
 fn put_back(key: StoreKey, store: Box<dyn SessionStore>) {
@@ -84,7 +96,10 @@ impl OpenSession {
     pub fn read(&mut self, raw_id: &[u8]) -> Result<Vec<u8>, Problem> {
         let id = parse_id(raw_id)?;
         self.release_held();
-        let outcome = self.store.lock_and_read(&id, self.settings.lock).map_err(problem)?;
+        let outcome = self
+            .store
+            .lock_and_read(&id, self.settings.lock)
+            .map_err(problem)?;
         if let Some(lock) = outcome.lock {
             self.held = Some((id, lock));
         }
@@ -119,7 +134,9 @@ impl OpenSession {
     pub fn write(&mut self, raw_id: &[u8], data: &[u8], maxlifetime: i64) -> Result<(), Problem> {
         let id = parse_id(raw_id)?;
         let lock = self.take_lock_for(&id)?;
-        self.store.write_and_unlock(&id, data, lifetime(maxlifetime), lock.as_ref()).map_err(problem)
+        self.store
+            .write_and_unlock(&id, data, lifetime(maxlifetime), lock.as_ref())
+            .map_err(problem)
     }
 
     /// `update_timestamp` (lazy_write, data unchanged): refreshes the lifetime and releases
@@ -127,7 +144,9 @@ impl OpenSession {
     pub fn touch(&mut self, raw_id: &[u8], maxlifetime: i64) -> Result<(), Problem> {
         let id = parse_id(raw_id)?;
         let lock = self.take_lock_for(&id)?;
-        self.store.touch_and_unlock(&id, lifetime(maxlifetime), lock.as_ref()).map_err(problem)
+        self.store
+            .touch_and_unlock(&id, lifetime(maxlifetime), lock.as_ref())
+            .map_err(problem)
     }
 
     /// `destroy`: deletes the session and releases its lock if this request holds it.
@@ -139,7 +158,9 @@ impl OpenSession {
 
     /// `validate_sid` (session.use_strict_mode): only ids of stored sessions are accepted.
     pub fn exists(&mut self, raw_id: &[u8]) -> Result<bool, Problem> {
-        let Ok(id) = SessionId::parse(raw_id) else { return Ok(false) };
+        let Ok(id) = SessionId::parse(raw_id) else {
+            return Ok(false);
+        };
         self.store.exists(&id).map_err(problem)
     }
 
@@ -168,7 +189,17 @@ pub fn describe_connections() -> Vec<String> {
         stores
             .borrow()
             .iter()
-            .map(|(_, s)| format!("{} ({})", s.endpoint(), if s.is_connected() { "connected" } else { "not connected" }))
+            .map(|(_, s)| {
+                format!(
+                    "{} ({})",
+                    s.endpoint(),
+                    if s.is_connected() {
+                        "connected"
+                    } else {
+                        "not connected"
+                    }
+                )
+            })
             .collect()
     })
 }

@@ -34,11 +34,20 @@ impl Settings {
             "1" | "on" | "yes" | "true" => true,
             "0" | "off" | "no" | "false" | "" => false,
             other => {
-                problems.push(format!("fleet.locking=\"{other}\" is not a boolean; using 1 (locking on)"));
+                problems.push(format!(
+                    "fleet.locking=\"{other}\" is not a boolean; using 1 (locking on)"
+                ));
                 true
             }
         };
-        let ttl = seconds(&mut problems, "fleet.lock_ttl", raw.lock_ttl, 0.0, 86_400.0, 0.0);
+        let ttl = seconds(
+            &mut problems,
+            "fleet.lock_ttl",
+            raw.lock_ttl,
+            0.0,
+            86_400.0,
+            0.0,
+        );
         let ttl = if ttl > Duration::ZERO {
             ttl
         } else if raw.max_execution_time > 0 {
@@ -46,18 +55,54 @@ impl Settings {
         } else {
             FALLBACK_LOCK_TTL
         };
-        let wait = seconds(&mut problems, "fleet.lock_wait_timeout", raw.lock_wait_timeout, 0.0, 3_600.0, 10.0);
-        let connect = seconds(&mut problems, "fleet.connect_timeout", raw.connect_timeout, 0.001, 3_600.0, 1.0);
-        let read = seconds(&mut problems, "fleet.read_timeout", raw.read_timeout, 0.001, 3_600.0, 1.0);
+        let wait = seconds(
+            &mut problems,
+            "fleet.lock_wait_timeout",
+            raw.lock_wait_timeout,
+            0.0,
+            3_600.0,
+            10.0,
+        );
+        let connect = seconds(
+            &mut problems,
+            "fleet.connect_timeout",
+            raw.connect_timeout,
+            0.001,
+            3_600.0,
+            1.0,
+        );
+        let read = seconds(
+            &mut problems,
+            "fleet.read_timeout",
+            raw.read_timeout,
+            0.001,
+            3_600.0,
+            1.0,
+        );
         let settings = Settings {
-            lock: LockPolicy { lease: locking.then_some(LeaseTerms { ttl, wait_timeout: wait }) },
-            timeouts: Timeouts { connect, command: read },
+            lock: LockPolicy {
+                lease: locking.then_some(LeaseTerms {
+                    ttl,
+                    wait_timeout: wait,
+                }),
+            },
+            timeouts: Timeouts {
+                connect,
+                command: read,
+            },
         };
         (settings, problems)
     }
 }
 
-fn seconds(problems: &mut Vec<String>, name: &str, raw: &str, min: f64, max: f64, default: f64) -> Duration {
+fn seconds(
+    problems: &mut Vec<String>,
+    name: &str,
+    raw: &str,
+    min: f64,
+    max: f64,
+    default: f64,
+) -> Duration {
     match raw.trim().parse::<f64>() {
         Ok(v) if v.is_finite() && v >= min && v <= max => Duration::from_secs_f64(v),
         _ => {
@@ -73,8 +118,20 @@ fn seconds(problems: &mut Vec<String>, name: &str, raw: &str, min: f64, max: f64
 mod tests {
     use super::*;
 
-    fn raw<'a>(locking: &'a str, ttl: &'a str, wait: &'a str, max_execution_time: i64) -> RawIni<'a> {
-        RawIni { locking, lock_ttl: ttl, lock_wait_timeout: wait, connect_timeout: "1", read_timeout: "1", max_execution_time }
+    fn raw<'a>(
+        locking: &'a str,
+        ttl: &'a str,
+        wait: &'a str,
+        max_execution_time: i64,
+    ) -> RawIni<'a> {
+        RawIni {
+            locking,
+            lock_ttl: ttl,
+            lock_wait_timeout: wait,
+            connect_timeout: "1",
+            read_timeout: "1",
+            max_execution_time,
+        }
     }
 
     #[test]
@@ -93,7 +150,10 @@ mod tests {
         let (s, p) = Settings::from_ini(&raw("maybe", "-3", "abc", 30));
         assert_eq!(p.len(), 3);
         assert!(p[1].contains("fleet.lock_ttl"));
-        assert_eq!(s.lock.lease.map(|l| l.wait_timeout), Some(Duration::from_secs(10)));
+        assert_eq!(
+            s.lock.lease.map(|l| l.wait_timeout),
+            Some(Duration::from_secs(10))
+        );
         let (s, _) = Settings::from_ini(&raw("0", "0", "10", 30));
         assert_eq!(s.lock.lease, None);
     }

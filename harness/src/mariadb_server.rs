@@ -18,19 +18,52 @@ pub struct MariaDbServer {
     pub port: u16,
     process: Option<Process>,
     dir: tempfile::TempDir,
+    tls_dir: Option<tempfile::TempDir>,
 }
 
 impl MariaDbServer {
     pub fn start() -> MariaDbServer {
-        let dir = tempfile::Builder::new().prefix("fleet-mariadb-").tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+        MariaDbServer::start_inner(None)
+    }
+
+    /// Starts a server that offers TLS with a certificate from a fresh test CA (see
+    /// [`MariaDbServer::tls_ca_file`]), and a user `fleet_tls` (same password) that must use it.
+    pub fn start_tls() -> MariaDbServer {
+        let server = MariaDbServer::start_inner(Some(crate::redis_server::test_certificates()));
+        server.admin(&format!(
+            "CREATE USER 'fleet_tls'@'127.0.0.1' IDENTIFIED BY '{PASSWORD}' REQUIRE SSL;
+             GRANT ALL ON {DATABASE}.* TO 'fleet_tls'@'127.0.0.1';"
+        ));
+        server
+    }
+
+    /// The test CA that signed a TLS server's certificate.
+    pub fn tls_ca_file(&self) -> Option<PathBuf> {
+        self.tls_dir.as_ref().map(|d| d.path().join("ca.pem"))
+    }
+
+    fn start_inner(tls_dir: Option<tempfile::TempDir>) -> MariaDbServer {
+        let dir = tempfile::Builder::new()
+            .prefix("fleet-mariadb-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("temp dir: {e}"));
         let install = Command::new("mariadb-install-db")
             .arg("--no-defaults")
             .arg(format!("--datadir={}", dir.path().join("data").display()))
             .args(["--user=root", "--auth-root-authentication-method=socket", "--skip-test-db", "--skip-name-resolve"])
             .output()
             .unwrap_or_else(|e| panic!("cannot run mariadb-install-db: {e}; is mariadb-server installed? run scripts/setup.sh"));
-        assert!(install.status.success(), "mariadb-install-db failed: {}", String::from_utf8_lossy(&install.stderr));
-        let mut server = MariaDbServer { port: 0, process: None, dir };
+        assert!(
+            install.status.success(),
+            "mariadb-install-db failed: {}",
+            String::from_utf8_lossy(&install.stderr)
+        );
+        let mut server = MariaDbServer {
+            port: 0,
+            process: None,
+            dir,
+            tls_dir,
+        };
         // A port found free can be taken before mariadbd binds it; try a few.
         for _ in 0..5 {
             server.port = free_port();
@@ -45,7 +78,10 @@ impl MariaDbServer {
                 return server;
             }
         }
-        panic!("mariadbd did not start; see {}", server.log_path().display());
+        panic!(
+            "mariadbd did not start; see {}",
+            server.log_path().display()
+        );
     }
 
     fn launch(&mut self) -> bool {
@@ -58,10 +94,30 @@ impl MariaDbServer {
             .arg(format!("--pid-file={}", d.join("mariadbd.pid").display()))
             .arg(format!("--log-error={}", self.log_path().display()))
             .arg(format!("--port={}", self.port))
-            .args(["--bind-address=127.0.0.1", "--user=root", "--skip-name-resolve"])
+            .args([
+                "--bind-address=127.0.0.1",
+                "--user=root",
+                "--skip-name-resolve",
+            ])
             // A small, throwaway server: little memory, no durability work, instant shutdown.
-            .args(["--innodb-buffer-pool-size=32M", "--innodb-log-file-size=16M", "--innodb-flush-log-at-trx-commit=2"])
-            .args(["--innodb-doublewrite=0", "--innodb-fast-shutdown=2", "--skip-log-bin", "--max-connections=500"]);
+            .args([
+                "--innodb-buffer-pool-size=32M",
+                "--innodb-log-file-size=16M",
+                "--innodb-flush-log-at-trx-commit=2",
+            ])
+            .args([
+                "--innodb-doublewrite=0",
+                "--innodb-fast-shutdown=2",
+                "--skip-log-bin",
+                "--max-connections=500",
+            ]);
+        if let Some(tls) = &self.tls_dir {
+            let t = tls.path();
+            command
+                .arg(format!("--ssl-ca={}", t.join("ca.pem").display()))
+                .arg(format!("--ssl-cert={}", t.join("server.pem").display()))
+                .arg(format!("--ssl-key={}", t.join("server.key").display()));
+        }
         let mut process = Process::spawn("mariadbd", &mut command);
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(30) {
@@ -88,7 +144,10 @@ impl MariaDbServer {
     /// A save_path for the test database as the test user, with extra `options`.
     pub fn save_path(&self, options: &str) -> String {
         let sep = if options.is_empty() { "" } else { "?" };
-        format!("mysql://{USER}:{PASSWORD}@127.0.0.1:{}/{DATABASE}{sep}{options}", self.port)
+        format!(
+            "mysql://{USER}:{PASSWORD}@127.0.0.1:{}/{DATABASE}{sep}{options}",
+            self.port
+        )
     }
 
     /// Runs SQL as root over the socket with the `mariadb` client; returns its tab-separated
@@ -115,7 +174,11 @@ impl MariaDbServer {
 
     /// Starts the stopped server again on the same port and datadir.
     pub fn start_again(&mut self) {
-        assert!(self.launch(), "mariadbd did not restart; see {}", self.log_path().display());
+        assert!(
+            self.launch(),
+            "mariadbd did not restart; see {}",
+            self.log_path().display()
+        );
     }
 }
 
@@ -126,7 +189,11 @@ fn run_client(socket: &Path, sql: &str) -> String {
         .args(["-uroot", "--batch", "--skip-column-names", "-e", sql])
         .output()
         .unwrap_or_else(|e| panic!("cannot run the mariadb client: {e}"));
-    assert!(out.status.success(), "mariadb client failed on {sql:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "mariadb client failed on {sql:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim_end().to_owned()
 }
 

@@ -14,8 +14,13 @@ pub fn extension() -> PathBuf {
     if let Some(path) = std::env::var_os("FLEET_EXT") {
         return PathBuf::from(path);
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target"));
-    let candidates = [target.join("debug/libfleet.so"), target.join("release/libfleet.so")];
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"));
+    let candidates = [
+        target.join("debug/libfleet.so"),
+        target.join("release/libfleet.so"),
+    ];
     match candidates.iter().find(|p| p.exists()) {
         Some(p) => p.clone(),
         None => panic!("the fleet extension is not built: run `cargo build -p fleet` first (looked for {candidates:?})"),

@@ -10,11 +10,13 @@ pub struct Process {
 
 impl Process {
     pub fn spawn(name: &str, command: &mut Command) -> Process {
-        let child = command
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name} ({command:?}): {e}; is it installed? run scripts/setup.sh"));
-        Process { name: name.to_owned(), child }
+        let child = command.stdin(Stdio::null()).spawn().unwrap_or_else(|e| {
+            panic!("cannot start {name} ({command:?}): {e}; is it installed? run scripts/setup.sh")
+        });
+        Process {
+            name: name.to_owned(),
+            child,
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -23,7 +25,9 @@ impl Process {
 
     /// Sends `signal` to the process.
     pub fn signal(&self, signal: libc::c_int) {
-        let Ok(pid) = libc::pid_t::try_from(self.child.id()) else { return };
+        let Ok(pid) = libc::pid_t::try_from(self.child.id()) else {
+            return;
+        };
         // SAFETY: kill(2) on our own child's PID.
         unsafe { libc::kill(pid, signal) };
     }
@@ -47,7 +51,11 @@ impl Process {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        eprintln!("{} (pid {}) ignored SIGTERM; killing it", self.name, self.child.id());
+        eprintln!(
+            "{} (pid {}) ignored SIGTERM; killing it",
+            self.name,
+            self.child.id()
+        );
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

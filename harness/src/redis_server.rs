@@ -18,6 +18,75 @@ pub struct RedisServer {
     tls_dir: Option<tempfile::TempDir>,
 }
 
+/// A temp dir holding a fresh test CA (`ca.pem`) and a server certificate for 127.0.0.1
+/// signed by it (`server.pem`, `server.key`), made with the `openssl` command.
+pub fn test_certificates() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("fleet-tls-")
+        .tempdir()
+        .unwrap_or_else(|e| panic!("temp dir: {e}"));
+    let d = dir.path();
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(d)
+            .output()
+            .unwrap_or_else(|e| panic!("openssl: {e}"));
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    std::fs::write(d.join("san.ext"), "subjectAltName=IP:127.0.0.1\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=fleet-test-ca",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    ]);
+    dir
+}
+
 impl RedisServer {
     pub fn start() -> RedisServer {
         RedisServer::start_with(&[])
@@ -25,7 +94,10 @@ impl RedisServer {
 
     /// Starts with extra `redis-server` arguments, e.g. `["--requirepass", "pw"]`.
     pub fn start_with(extra_args: &[&str]) -> RedisServer {
-        let dir = tempfile::Builder::new().prefix("fleet-redis-").tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+        let dir = tempfile::Builder::new()
+            .prefix("fleet-redis-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("temp dir: {e}"));
         let mut server = RedisServer {
             port: 0,
             tls_port: None,
@@ -41,31 +113,31 @@ impl RedisServer {
                 return server;
             }
         }
-        panic!("redis-server did not start; see {}", server.dir.path().join("redis.log").display());
+        panic!(
+            "redis-server did not start; see {}",
+            server.dir.path().join("redis.log").display()
+        );
     }
 
     /// Starts a server with a TLS listener as well, using a fresh test CA and a server
     /// certificate for 127.0.0.1 made with the `openssl` command. The CA is at
     /// [`RedisServer::tls_ca_file`].
     pub fn start_tls() -> RedisServer {
-        let dir = tempfile::Builder::new().prefix("fleet-tls-").tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+        let dir = test_certificates();
         let d = dir.path();
-        let run = |args: &[&str]| {
-            let out = Command::new("openssl").args(args).current_dir(d).output().unwrap_or_else(|e| panic!("openssl: {e}"));
-            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        };
-        std::fs::write(d.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap_or_else(|e| panic!("{e}"));
-        run(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=fleet-test-ca"]);
-        run(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]);
-        run(&["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "san.ext"]);
         let tls_port = free_port();
         let path = |f: &str| d.join(f).display().to_string();
         let args = [
-            "--tls-port".to_owned(), tls_port.to_string(),
-            "--tls-cert-file".to_owned(), path("server.pem"),
-            "--tls-key-file".to_owned(), path("server.key"),
-            "--tls-ca-cert-file".to_owned(), path("ca.pem"),
-            "--tls-auth-clients".to_owned(), "no".to_owned(),
+            "--tls-port".to_owned(),
+            tls_port.to_string(),
+            "--tls-cert-file".to_owned(),
+            path("server.pem"),
+            "--tls-key-file".to_owned(),
+            path("server.key"),
+            "--tls-ca-cert-file".to_owned(),
+            path("ca.pem"),
+            "--tls-auth-clients".to_owned(),
+            "no".to_owned(),
         ];
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let mut server = RedisServer::start_with(&args);
@@ -83,7 +155,16 @@ impl RedisServer {
     fn launch(&mut self) -> bool {
         let mut command = Command::new("redis-server");
         command
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .args(["--daemonize", "no", "--loglevel", "warning"])
             .arg("--dir")
             .arg(self.dir.path())
@@ -142,18 +223,27 @@ impl RedisServer {
     /// Sends one command (inline protocol) and returns the first reply line, for
     /// inspection from tests without going through the code under test.
     pub fn command(&self, args: &[&str]) -> String {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap_or_else(|e| panic!("connect to redis: {e}"));
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port))
+            .unwrap_or_else(|e| panic!("connect to redis: {e}"));
         let mut request = format!("*{}\r\n", args.len());
         for a in args {
             request.push_str(&format!("${}\r\n{a}\r\n", a.len()));
         }
-        stream.write_all(request.as_bytes()).unwrap_or_else(|e| panic!("write to redis: {e}"));
+        stream
+            .write_all(request.as_bytes())
+            .unwrap_or_else(|e| panic!("write to redis: {e}"));
         let mut reader = BufReader::new(stream);
         let mut line = String::new();
-        reader.read_line(&mut line).unwrap_or_else(|e| panic!("read from redis: {e}"));
-        if let Some(len) = line.strip_prefix('$').and_then(|n| n.trim().parse::<usize>().ok()) {
+        reader
+            .read_line(&mut line)
+            .unwrap_or_else(|e| panic!("read from redis: {e}"));
+        if let Some(len) = line
+            .strip_prefix('$')
+            .and_then(|n| n.trim().parse::<usize>().ok())
+        {
             let mut body = vec![0u8; len + 2];
-            std::io::Read::read_exact(&mut reader, &mut body).unwrap_or_else(|e| panic!("read from redis: {e}"));
+            std::io::Read::read_exact(&mut reader, &mut body)
+                .unwrap_or_else(|e| panic!("read from redis: {e}"));
             body.truncate(len);
             return String::from_utf8_lossy(&body).into_owned();
         }
@@ -165,7 +255,13 @@ impl RedisServer {
     pub fn info_field(&self, field: &str) -> u64 {
         let info = self.command(&["INFO", "everything"]);
         info.lines()
-            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':')?.trim().parse().ok())
+            .find_map(|l| {
+                l.strip_prefix(field)?
+                    .strip_prefix(':')?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
             .unwrap_or_else(|| panic!("INFO has no numeric field {field}"))
     }
 
@@ -176,7 +272,11 @@ impl RedisServer {
             .filter_map(|l| {
                 let rest = l.strip_prefix("cmdstat_")?;
                 let (name, stats) = rest.split_once(':')?;
-                let calls = stats.split(',').find_map(|kv| kv.strip_prefix("calls="))?.parse().ok()?;
+                let calls = stats
+                    .split(',')
+                    .find_map(|kv| kv.strip_prefix("calls="))?
+                    .parse()
+                    .ok()?;
                 Some((name.to_owned(), calls))
             })
             .collect()
@@ -198,8 +298,14 @@ pub struct Blackhole {
 impl Blackhole {
     pub fn start() -> Blackhole {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
-        let port = listener.local_addr().map(|a| a.port()).unwrap_or_else(|e| panic!("addr: {e}"));
+        let port = listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or_else(|e| panic!("addr: {e}"));
         // The kernel completes handshakes into the backlog; nobody ever reads.
-        Blackhole { port, _listener: listener }
+        Blackhole {
+            port,
+            _listener: listener,
+        }
     }
 }

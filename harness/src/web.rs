@@ -40,8 +40,17 @@ impl FpmPool {
             command.arg("-d").arg(format!("{k}=\"{v}\""));
         }
         let process = Process::spawn(&format!("php-fpm pool {name}"), &mut command);
-        wait_for_port(port, Duration::from_secs(10), &format!("php-fpm pool {name}"));
-        FpmPool { name: name.to_owned(), port, process, php_log }
+        wait_for_port(
+            port,
+            Duration::from_secs(10),
+            &format!("php-fpm pool {name}"),
+        );
+        FpmPool {
+            name: name.to_owned(),
+            port,
+            process,
+            php_log,
+        }
     }
 
     /// What PHP logged (warnings, notices) in this pool so far.
@@ -67,8 +76,14 @@ impl WebStack {
     /// Starts one FPM pool per name (each with `workers` workers and the same `ini`) and an
     /// nginx in front of them.
     pub fn start(pool_names: &[&str], workers: usize, ini: &[(&str, &str)]) -> WebStack {
-        let dir = tempfile::Builder::new().prefix("fleet-web-").tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
-        let pools: Vec<FpmPool> = pool_names.iter().map(|n| FpmPool::start(n, workers, ini, dir.path())).collect();
+        let dir = tempfile::Builder::new()
+            .prefix("fleet-web-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("temp dir: {e}"));
+        let pools: Vec<FpmPool> = pool_names
+            .iter()
+            .map(|n| FpmPool::start(n, workers, ini, dir.path()))
+            .collect();
         let port = free_port();
         let d = dir.path().display();
         let mut upstreams = String::new();
@@ -78,7 +93,11 @@ impl WebStack {
         // As root, nginx would otherwise switch its workers to a user that cannot use the
         // temp dirs below.
         // SAFETY: geteuid has no preconditions.
-        let user = if unsafe { libc::geteuid() } == 0 { "user root;" } else { "" };
+        let user = if unsafe { libc::geteuid() } == 0 {
+            "user root;"
+        } else {
+            ""
+        };
         let conf = format!(
             "{user}\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/nginx-error.log warn;\n\
              events {{ worker_connections 4096; }}\n\
@@ -94,19 +113,37 @@ impl WebStack {
         let config = dir.path().join("nginx.conf");
         std::fs::write(&config, conf).unwrap_or_else(|e| panic!("write {}: {e}", config.display()));
         let mut command = Command::new("nginx");
-        command.arg("-p").arg(dir.path()).arg("-c").arg(&config).args(["-g", "daemon off;"]);
+        command
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-c")
+            .arg(&config)
+            .args(["-g", "daemon off;"]);
         let nginx = Process::spawn("nginx", &mut command);
         wait_for_port(port, Duration::from_secs(10), "nginx");
-        WebStack { port, pools, _nginx: nginx, dir }
+        WebStack {
+            port,
+            pools,
+            _nginx: nginx,
+            dir,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}/{}", self.port, path.trim_start_matches('/'))
+        format!(
+            "http://127.0.0.1:{}/{}",
+            self.port,
+            path.trim_start_matches('/')
+        )
     }
 
     /// Everything PHP logged in all pools.
     pub fn php_log(&self) -> String {
-        self.pools.iter().map(FpmPool::php_log).collect::<Vec<_>>().join("")
+        self.pools
+            .iter()
+            .map(FpmPool::php_log)
+            .collect::<Vec<_>>()
+            .join("")
     }
 
     pub fn dir(&self) -> &Path {
@@ -155,11 +192,25 @@ impl Http {
         }
         let mut response = request.call().map_err(|e| format!("GET {url}: {e}"))?;
         let status = response.status().as_u16();
-        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
         let set_cookie = header("set-cookie").and_then(|c| c.split(';').next().map(str::to_owned));
         let worker = header("x-fleet-worker").unwrap_or_default();
-        let body = response.body_mut().read_to_string().map_err(|e| format!("GET {url}: body: {e}"))?;
-        Ok(Reply { status, body, set_cookie, worker })
+        let body = response
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| format!("GET {url}: body: {e}"))?;
+        Ok(Reply {
+            status,
+            body,
+            set_cookie,
+            worker,
+        })
     }
 }
 
@@ -169,7 +220,9 @@ impl Drop for WebStack {
         if !std::thread::panicking() {
             return;
         }
-        let Ok(entries) = std::fs::read_dir(self.dir.path()) else { return };
+        let Ok(entries) = std::fs::read_dir(self.dir.path()) else {
+            return;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             if path.extension().is_some_and(|e| e == "log") {

@@ -35,7 +35,9 @@ impl Backend {
     fn stored(&self, sid: &str) -> String {
         match self {
             Backend::Redis(r) => r.command(&["GET", &format!("PHPREDIS_SESSION:{sid}")]),
-            Backend::MySql(db, _) => db.query(&format!("SELECT data FROM fleet_sessions WHERE id = '{sid}'")),
+            Backend::MySql(db, _) => db.query(&format!(
+                "SELECT data FROM fleet_sessions WHERE id = '{sid}'"
+            )),
         }
     }
 
@@ -43,9 +45,12 @@ impl Backend {
     fn connections(&self) -> u64 {
         match self {
             Backend::Redis(r) => r.info_field("total_connections_received"),
-            Backend::MySql(db, _) => {
-                db.admin("SHOW GLOBAL STATUS LIKE 'Connections'").split('\t').nth(1).and_then(|n| n.parse().ok()).unwrap_or(0)
-            }
+            Backend::MySql(db, _) => db
+                .admin("SHOW GLOBAL STATUS LIKE 'Connections'")
+                .split('\t')
+                .nth(1)
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0),
         }
     }
 
@@ -58,12 +63,19 @@ impl Backend {
 }
 
 fn session_id(cookie: &str) -> String {
-    cookie.split_once('=').map(|(_, v)| v.to_owned()).unwrap_or_default()
+    cookie
+        .split_once('=')
+        .map(|(_, v)| v.to_owned())
+        .unwrap_or_default()
 }
 
 fn fleet_stack(save_path: &str, workers: usize, extra: &[(&str, &str)]) -> WebStack {
     let ext = extension().display().to_string();
-    let mut ini = vec![("extension", ext.as_str()), ("session.save_handler", "fleet"), ("session.save_path", save_path)];
+    let mut ini = vec![
+        ("extension", ext.as_str()),
+        ("session.save_handler", "fleet"),
+        ("session.save_path", save_path),
+    ];
     ini.extend_from_slice(extra);
     WebStack::start(&["app-a", "app-b"], workers, &ini)
 }
@@ -110,7 +122,11 @@ fn hammer(http: &Http, url: &str, cookie: &str, requests: usize, clients: usize)
     let counters = results.iter().map(|(c, _)| *c).collect();
     let mut latencies: Vec<Duration> = results.iter().map(|(_, l)| *l).collect();
     latencies.sort_unstable();
-    Load { counters, latencies, elapsed }
+    Load {
+        counters,
+        latencies,
+        elapsed,
+    }
 }
 
 #[test]
@@ -127,20 +143,38 @@ fn cookie_honoured_across_app_servers(backend: Backend) {
     let web = fleet_stack(&backend.save_path(), 2, &[]);
     let http = Http::default();
 
-    let first = http.get(&web.url("counter.php"), None).expect("first request");
+    let first = http
+        .get(&web.url("counter.php"), None)
+        .expect("first request");
     assert_eq!((first.status, first.body.trim()), (200, "1"), "{first:?}");
-    let cookie = first.set_cookie.clone().expect("the first reply sets a session cookie");
+    let cookie = first
+        .set_cookie
+        .clone()
+        .expect("the first reply sets a session cookie");
     let mut workers = vec![first.worker.clone()];
     for expected in 2..=10 {
-        let reply = http.get(&web.url("counter.php"), Some(&cookie)).expect("request");
+        let reply = http
+            .get(&web.url("counter.php"), Some(&cookie))
+            .expect("request");
         assert_eq!(reply.status, 200, "{reply:?}");
-        assert_eq!(reply.body.trim(), expected.to_string(), "request {expected} on {}", reply.worker);
-        assert_eq!(reply.set_cookie, None, "request {expected} was given a new session");
+        assert_eq!(
+            reply.body.trim(),
+            expected.to_string(),
+            "request {expected} on {}",
+            reply.worker
+        );
+        assert_eq!(
+            reply.set_cookie, None,
+            "request {expected} was given a new session"
+        );
         workers.push(reply.worker);
     }
     println!("{}: workers in order: {workers:?}", backend.name());
     for pair in workers.windows(2) {
-        assert_ne!(pair[0], pair[1], "round robin should alternate app servers: {workers:?}");
+        assert_ne!(
+            pair[0], pair[1],
+            "round robin should alternate app servers: {workers:?}"
+        );
     }
     assert_eq!(web.php_log(), "", "PHP logged problems");
 }
@@ -165,7 +199,9 @@ fn five_hundred_concurrent_increments(backend: Backend) {
     const CLIENTS: usize = 32;
     let web = fleet_stack(&backend.save_path(), 8, &[]);
     let http = Http::default();
-    let first = http.get(&web.url("counter.php"), None).expect("first request");
+    let first = http
+        .get(&web.url("counter.php"), None)
+        .expect("first request");
     let cookie = first.set_cookie.clone().expect("session cookie");
     let sid = session_id(&cookie);
     if let Backend::Redis(redis) = &backend {
@@ -179,16 +215,35 @@ fn five_hundred_concurrent_increments(backend: Backend) {
     // counts them).
     let new_connections = backend.connections() - connections_before;
     let workers = 2 * 8;
-    println!("{}: new connections during {REQUESTS} requests: {new_connections} (for {workers} workers)", backend.name());
-    assert!(new_connections <= workers as u64 + 1, "connections are not reused: {new_connections}");
+    println!(
+        "{}: new connections during {REQUESTS} requests: {new_connections} (for {workers} workers)",
+        backend.name()
+    );
+    assert!(
+        new_connections <= workers as u64 + 1,
+        "connections are not reused: {new_connections}"
+    );
     let stored = backend.stored(&sid);
-    let final_counter: usize = stored.trim_start_matches("n|i:").trim_end_matches(';').parse().unwrap_or(0);
-    assert_eq!(final_counter, REQUESTS + 1, "{} of {REQUESTS} increments were lost", (REQUESTS + 1).saturating_sub(final_counter));
+    let final_counter: usize = stored
+        .trim_start_matches("n|i:")
+        .trim_end_matches(';')
+        .parse()
+        .unwrap_or(0);
+    assert_eq!(
+        final_counter,
+        REQUESTS + 1,
+        "{} of {REQUESTS} increments were lost",
+        (REQUESTS + 1).saturating_sub(final_counter)
+    );
     let mut seen = load.counters.clone();
     seen.sort_unstable();
     seen.dedup();
     // The first request made it 1; each of the 500 must have seen a distinct next value.
-    assert_eq!(seen.len(), REQUESTS, "two requests saw the same counter value");
+    assert_eq!(
+        seen.len(),
+        REQUESTS,
+        "two requests saw the same counter value"
+    );
 
     let lat = &load.latencies;
     println!(
@@ -212,17 +267,32 @@ fn dead_backend_gives_a_warning_and_the_worker_lives_on() {
     let web = fleet_stack(&format!("redis://127.0.0.1:{port}"), 1, &[]);
     let http = Http::new(Duration::from_secs(20));
     for _ in 0..4 {
-        let reply = http.get(&web.url("counter.php"), None).expect("the worker answers");
+        let reply = http
+            .get(&web.url("counter.php"), None)
+            .expect("the worker answers");
         assert_eq!((reply.status, reply.body.trim()), (503, "no session"));
     }
     let log = web.php_log();
-    assert!(log.contains(&format!("Fleet: cannot connect to redis://127.0.0.1:{port}")), "{log}");
-    assert!(log.contains("fleet.connect_timeout"), "the warning names the setting: {log}");
-    assert!(!log.contains("Segmentation") && !log.contains("exited on signal"), "{log}");
+    assert!(
+        log.contains(&format!(
+            "Fleet: cannot connect to redis://127.0.0.1:{port}"
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains("fleet.connect_timeout"),
+        "the warning names the setting: {log}"
+    );
+    assert!(
+        !log.contains("Segmentation") && !log.contains("exited on signal"),
+        "{log}"
+    );
     // Each pool's one worker survived all four requests.
     let fpm_logs: String = ["app-a", "app-b"]
         .iter()
-        .map(|n| std::fs::read_to_string(web.dir().join(format!("fpm-{n}.log"))).unwrap_or_default())
+        .map(|n| {
+            std::fs::read_to_string(web.dir().join(format!("fpm-{n}.log"))).unwrap_or_default()
+        })
         .collect();
     assert!(!fpm_logs.contains("exited"), "a worker died: {fpm_logs}");
 }
@@ -230,15 +300,24 @@ fn dead_backend_gives_a_warning_and_the_worker_lives_on() {
 #[test]
 fn hung_backend_is_bounded_by_the_read_timeout() {
     let hole = Blackhole::start();
-    let web = fleet_stack(&format!("redis://127.0.0.1:{}", hole.port), 1, &[("fleet.read_timeout", "0.5")]);
+    let web = fleet_stack(
+        &format!("redis://127.0.0.1:{}", hole.port),
+        1,
+        &[("fleet.read_timeout", "0.5")],
+    );
     // A client that gives up long before phpredis's 30 s+ hang would end.
     let http = Http::new(Duration::from_secs(10));
     let start = Instant::now();
-    let reply = http.get(&web.url("counter.php"), None).expect("the worker answers despite a hung Redis");
+    let reply = http
+        .get(&web.url("counter.php"), None)
+        .expect("the worker answers despite a hung Redis");
     println!("hung backend answered in {:?}", start.elapsed());
     assert_eq!((reply.status, reply.body.trim()), (503, "no session"));
     let log = web.php_log();
-    assert!(log.contains("did not answer within") && log.contains("fleet.read_timeout"), "{log}");
+    assert!(
+        log.contains("did not answer within") && log.contains("fleet.read_timeout"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -246,8 +325,15 @@ fn a_killed_workers_lock_expires_by_its_ttl() {
     let redis = RedisServer::start();
     let web = fleet_stack(&redis.url(), 2, &[("fleet.lock_ttl", "2")]);
     let http = Http::new(Duration::from_secs(30));
-    let cookie = http.get(&web.url("counter.php"), None).expect("first").set_cookie.expect("cookie");
-    let sid = cookie.split_once('=').map(|(_, v)| v.to_owned()).unwrap_or_default();
+    let cookie = http
+        .get(&web.url("counter.php"), None)
+        .expect("first")
+        .set_cookie
+        .expect("cookie");
+    let sid = cookie
+        .split_once('=')
+        .map(|(_, v)| v.to_owned())
+        .unwrap_or_default();
 
     // A request takes the lock and hangs, and its worker is killed, as the OOM killer or a
     // segfault would.
@@ -259,23 +345,41 @@ fn a_killed_workers_lock_expires_by_its_ttl() {
     };
     let wait_start = Instant::now();
     let pid = loop {
-        if let Some(pid) = std::fs::read_to_string(&pid_file).ok().and_then(|p| p.trim().parse::<i32>().ok()) {
+        if let Some(pid) = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok())
+        {
             break pid;
         }
-        assert!(wait_start.elapsed() < Duration::from_secs(10), "the hanging request never took the lock");
+        assert!(
+            wait_start.elapsed() < Duration::from_secs(10),
+            "the hanging request never took the lock"
+        );
         std::thread::sleep(Duration::from_millis(5));
     };
     let lock_taken = Instant::now();
-    assert_eq!(redis.command(&["EXISTS", &format!("PHPREDIS_SESSION:{sid}_LOCK")]), ":1");
+    assert_eq!(
+        redis.command(&["EXISTS", &format!("PHPREDIS_SESSION:{sid}_LOCK")]),
+        ":1"
+    );
     // SAFETY: kill(2) on the FPM worker serving the hanging request.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
     let killed = hung.join().expect("client thread").expect("nginx answers");
     assert_eq!(killed.status, 502, "the killed request fails: {killed:?}");
 
-    let reply = http.get(&web.url("counter.php"), Some(&cookie)).expect("next request");
-    println!("the next request got the session {:?} after the dead worker took the lock (lock TTL 2 s)", lock_taken.elapsed());
+    let reply = http
+        .get(&web.url("counter.php"), Some(&cookie))
+        .expect("next request");
+    println!(
+        "the next request got the session {:?} after the dead worker took the lock (lock TTL 2 s)",
+        lock_taken.elapsed()
+    );
     assert_eq!(reply.status, 200, "{reply:?}");
-    assert_eq!(reply.body.trim(), "2", "the killed request never wrote, so the counter goes 1 -> 2");
+    assert_eq!(
+        reply.body.trim(),
+        "2",
+        "the killed request never wrote, so the counter goes 1 -> 2"
+    );
 }
 
 #[test]
@@ -295,9 +399,22 @@ fn hot_session(backend: Backend) {
     const CLIENTS: usize = 16;
     let web = fleet_stack(&backend.save_path(), 8, &[]);
     let http = Http::default();
-    let cookie = http.get(&web.url("counter.php"), None).expect("first").set_cookie.expect("cookie");
-    let load = hammer(&http, &web.url("counter.php?hold_ms=20"), &cookie, REQUESTS, CLIENTS);
-    let (lat, rps) = (&load.latencies, REQUESTS as f64 / load.elapsed.as_secs_f64());
+    let cookie = http
+        .get(&web.url("counter.php"), None)
+        .expect("first")
+        .set_cookie
+        .expect("cookie");
+    let load = hammer(
+        &http,
+        &web.url("counter.php?hold_ms=20"),
+        &cookie,
+        REQUESTS,
+        CLIENTS,
+    );
+    let (lat, rps) = (
+        &load.latencies,
+        REQUESTS as f64 / load.elapsed.as_secs_f64(),
+    );
     println!(
         "{}: hot session, {CLIENTS} clients, 20 ms hold: {:.1} req/s ({:.0}% of the 50 req/s serial limit), p50 {:?}, p99 {:?}, max {:?}",
         backend.name(),
@@ -307,7 +424,10 @@ fn hot_session(backend: Backend) {
         percentile(lat, 0.99),
         lat[lat.len() - 1]
     );
-    assert_eq!(backend.stored(&session_id(&cookie)), format!("n|i:{};", REQUESTS + 1));
+    assert_eq!(
+        backend.stored(&session_id(&cookie)),
+        format!("n|i:{};", REQUESTS + 1)
+    );
     assert_eq!(web.php_log(), "", "PHP logged problems");
 }
 
@@ -317,7 +437,11 @@ fn mysql_a_killed_workers_session_is_free_at_once() {
         let backend = Backend::mysql(mode);
         let web = fleet_stack(&backend.save_path(), 2, &[]);
         let http = Http::new(Duration::from_secs(30));
-        let cookie = http.get(&web.url("counter.php"), None).expect("first").set_cookie.expect("cookie");
+        let cookie = http
+            .get(&web.url("counter.php"), None)
+            .expect("first")
+            .set_cookie
+            .expect("cookie");
         let pid_file = web.dir().join("holder.pid");
         let hung = {
             let url = web.url(&format!("hold.php?pid_file={}", pid_file.display()));
@@ -326,10 +450,16 @@ fn mysql_a_killed_workers_session_is_free_at_once() {
         };
         let wait_start = Instant::now();
         let pid = loop {
-            if let Some(pid) = std::fs::read_to_string(&pid_file).ok().and_then(|p| p.trim().parse::<i32>().ok()) {
+            if let Some(pid) = std::fs::read_to_string(&pid_file)
+                .ok()
+                .and_then(|p| p.trim().parse::<i32>().ok())
+            {
                 break pid;
             }
-            assert!(wait_start.elapsed() < Duration::from_secs(10), "the hanging request never took the lock");
+            assert!(
+                wait_start.elapsed() < Duration::from_secs(10),
+                "the hanging request never took the lock"
+            );
             std::thread::sleep(Duration::from_millis(5));
         };
         // SAFETY: kill(2) on the FPM worker serving the hanging request.
@@ -337,11 +467,20 @@ fn mysql_a_killed_workers_session_is_free_at_once() {
         let killed_at = Instant::now();
         let killed = hung.join().expect("client thread").expect("nginx answers");
         assert_eq!(killed.status, 502, "the killed request fails: {killed:?}");
-        let reply = http.get(&web.url("counter.php"), Some(&cookie)).expect("next request");
+        let reply = http
+            .get(&web.url("counter.php"), Some(&cookie))
+            .expect("next request");
         let after = killed_at.elapsed();
         println!("mysql lock={mode}: the next request got the session {after:?} after the holder was killed");
         assert_eq!(reply.status, 200, "{reply:?}");
-        assert_eq!(reply.body.trim(), "2", "the killed request never wrote, so the counter goes 1 -> 2");
-        assert!(after < Duration::from_secs(5), "freed by the server when the connection died, not by a timeout: {after:?}");
+        assert_eq!(
+            reply.body.trim(),
+            "2",
+            "the killed request never wrote, so the counter goes 1 -> 2"
+        );
+        assert!(
+            after < Duration::from_secs(5),
+            "freed by the server when the connection died, not by a timeout: {after:?}"
+        );
     }
 }

@@ -11,15 +11,28 @@ use fleet_harness::{MariaDbServer, RedisServer};
 #[test]
 fn phpt_suite_passes_on_redis() {
     let redis = RedisServer::start();
-    run_suite("redis", &[("FLEET_PORT", redis.port.to_string()), ("FLEET_SOCKET", redis.socket_path().display().to_string())]);
+    run_suite(
+        "redis",
+        &[
+            ("FLEET_PORT", redis.port.to_string()),
+            ("FLEET_SOCKET", redis.socket_path().display().to_string()),
+        ],
+    );
 }
 
 #[test]
 fn phpt_suite_passes_on_mysql() {
     let db = MariaDbServer::start();
     // As a DBA would: the table from `fleetctl schema` (Fleet would also create it itself).
-    let ddl = Command::new(fleetctl()).arg("schema").output().expect("fleetctl runs");
-    assert!(ddl.status.success(), "fleetctl schema: {}", String::from_utf8_lossy(&ddl.stderr));
+    let ddl = Command::new(fleetctl())
+        .arg("schema")
+        .output()
+        .expect("fleetctl runs");
+    assert!(
+        ddl.status.success(),
+        "fleetctl schema: {}",
+        String::from_utf8_lossy(&ddl.stderr)
+    );
     db.query(&String::from_utf8_lossy(&ddl.stdout));
     run_suite(
         "mysql",
@@ -42,7 +55,14 @@ fn run_suite(backend: &str, env: &[(&str, String)]) {
         .arg(format!("extension={}", ext.display()))
         // As PHP's own session tests do: no cookies or cache headers in the CLI, and output
         // buffered so printing does not count as "headers sent".
-        .args(["-d", "output_buffering=1", "-d", "session.use_cookies=0", "-d", "session.cache_limiter="])
+        .args([
+            "-d",
+            "output_buffering=1",
+            "-d",
+            "session.use_cookies=0",
+            "-d",
+            "session.cache_limiter=",
+        ])
         .arg(&dir)
         .env("NO_INTERACTION", "1")
         .env("REPORT_EXIT_STATUS", "1")
@@ -72,13 +92,32 @@ fn run_suite(backend: &str, env: &[(&str, String)]) {
         })
         .unwrap_or_default();
     let other = if backend == "redis" { "mysql" } else { "redis" };
-    let for_other = tests.iter().filter(|t| t.contains(&format!("fleet_only('{other}')"))).count();
+    let for_other = tests
+        .iter()
+        .filter(|t| t.contains(&format!("fleet_only('{other}')")))
+        .count();
     let files = tests.len();
-    assert_eq!(count("Tests passed"), files - for_other, "{backend}: every .phpt file not written for {other} must run and pass");
-    assert_eq!(count("Tests failed"), 0, "{backend}: failed .phpt tests (diffs above)");
-    assert_eq!(count("Tests skipped"), for_other, "{backend}: only the {for_other} tests written for {other} may skip (see SKIP lines above)");
+    assert_eq!(
+        count("Tests passed"),
+        files - for_other,
+        "{backend}: every .phpt file not written for {other} must run and pass"
+    );
+    assert_eq!(
+        count("Tests failed"),
+        0,
+        "{backend}: failed .phpt tests (diffs above)"
+    );
+    assert_eq!(
+        count("Tests skipped"),
+        for_other,
+        "{backend}: only the {for_other} tests written for {other} may skip (see SKIP lines above)"
+    );
     assert_eq!(count("Tests borked"), 0, "{backend}: borked .phpt tests");
-    assert!(output.status.success(), "run-tests.php exited with {}", output.status);
+    assert!(
+        output.status.success(),
+        "run-tests.php exited with {}",
+        output.status
+    );
 }
 
 fn which_php() -> String {

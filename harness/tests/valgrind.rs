@@ -21,9 +21,21 @@ fn session_hooks_have_no_memory_errors_or_leaks_on_mysql() {
 fn run_under_valgrind(save_path: &str) {
     let log = tempfile::NamedTempFile::new().expect("temp file");
     let output = Command::new("valgrind")
-        .args(["--leak-check=full", "--errors-for-leak-kinds=definite,indirect", "--error-exitcode=9"])
+        .args([
+            "--leak-check=full",
+            "--errors-for-leak-kinds=definite,indirect",
+            "--error-exitcode=9",
+        ])
         .arg(format!("--log-file={}", log.path().display()))
-        .args(["php", "-n", "-d", "output_buffering=1", "-d", "session.use_cookies=0", "-d"])
+        .args([
+            "php",
+            "-n",
+            "-d",
+            "output_buffering=1",
+            "-d",
+            "session.use_cookies=0",
+            "-d",
+        ])
         .arg(format!("extension={}", extension().display()))
         .arg(repo_root().join("harness/scripts/session_cycle.php"))
         .env("USE_ZEND_ALLOC", "0")
@@ -34,10 +46,21 @@ fn run_under_valgrind(save_path: &str) {
     let report = std::fs::read_to_string(log.path()).unwrap_or_default();
     let summary: Vec<&str> = report
         .lines()
-        .filter(|l| l.contains("ERROR SUMMARY") || l.contains("definitely lost") || l.contains("indirectly lost"))
+        .filter(|l| {
+            l.contains("ERROR SUMMARY")
+                || l.contains("definitely lost")
+                || l.contains("indirectly lost")
+        })
         .collect();
     println!("{}", summary.join("\n"));
-    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "done", "the script ran to the end");
-    assert!(output.status.success(), "valgrind found errors or leaks:\n{report}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "done",
+        "the script ran to the end"
+    );
+    assert!(
+        output.status.success(),
+        "valgrind found errors or leaks:\n{report}"
+    );
     assert!(report.contains("ERROR SUMMARY: 0 errors"), "{report}");
 }

@@ -14,8 +14,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{
-    parse_bool, parse_host_port, parse_seconds, percent_decode, read_password_env, read_password_file,
-    split_query, Secret, Timeouts,
+    parse_bool, parse_host_port, parse_seconds, percent_decode, read_password_env,
+    read_password_file, split_query, Secret, Timeouts,
 };
 use crate::error::ConfigError;
 
@@ -84,7 +84,10 @@ impl MySqlConfig {
     /// A config for a TCP server with every option at its default.
     pub fn tcp(host: impl Into<String>, port: u16, database: impl Into<String>) -> Self {
         MySqlConfig {
-            endpoint: MySqlEndpoint::Tcp { host: host.into(), port },
+            endpoint: MySqlEndpoint::Tcp {
+                host: host.into(),
+                port,
+            },
             database: database.into(),
             user: None,
             password: None,
@@ -104,7 +107,9 @@ impl MySqlConfig {
                 format!("mysql://[{host}]:{port}/{}", self.database)
             }
             MySqlEndpoint::Tcp { host, port } => format!("mysql://{host}:{port}/{}", self.database),
-            MySqlEndpoint::Unix { path } => format!("mysql:///{}?socket={}", self.database, path.display()),
+            MySqlEndpoint::Unix { path } => {
+                format!("mysql:///{}?socket={}", self.database, path.display())
+            }
         }
     }
 
@@ -138,12 +143,17 @@ pub(super) fn parse(rest: &str) -> Result<MySqlConfig, ConfigError> {
         });
     }
     let endpoint = if hostport.is_empty() {
-        MySqlEndpoint::Unix { path: PathBuf::from(DEFAULT_SOCKET) }
+        MySqlEndpoint::Unix {
+            path: PathBuf::from(DEFAULT_SOCKET),
+        }
     } else {
         let (host, port) = parse_host_port(hostport, DEFAULT_PORT)?;
         MySqlEndpoint::Tcp { host, port }
     };
-    let mut config = MySqlConfig { endpoint, ..MySqlConfig::tcp("", 0, database) };
+    let mut config = MySqlConfig {
+        endpoint,
+        ..MySqlConfig::tcp("", 0, database)
+    };
     let mut password_sources = 0;
     if let Some(userinfo) = userinfo {
         let (user, pass) = match userinfo.split_once(':') {
@@ -163,13 +173,22 @@ pub(super) fn parse(rest: &str) -> Result<MySqlConfig, ConfigError> {
         let (raw_name, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
         let name = percent_decode(raw_name, "option name")?;
         let is_secret = name == "password";
-        let value = percent_decode(raw_value, if is_secret { "password" } else { "option value" })?;
+        let value = percent_decode(
+            raw_value,
+            if is_secret {
+                "password"
+            } else {
+                "option value"
+            },
+        )?;
         match name.as_str() {
             "table" => config.table = parse_table(&value)?,
             "lock" => config.lock = parse_lock_mode(&value)?,
             "create_table" => config.create_table = parse_bool(&name, &value)?,
             "connect_timeout" => config.connect_timeout = Some(parse_seconds(&name, &value)?),
-            "timeout" | "read_timeout" => config.command_timeout = Some(parse_seconds(&name, &value)?),
+            "timeout" | "read_timeout" => {
+                config.command_timeout = Some(parse_seconds(&name, &value)?)
+            }
             "user" | "username" => config.user = Some(value).filter(|v| !v.is_empty()),
             "password" => {
                 password_sources += 1;
@@ -187,7 +206,8 @@ pub(super) fn parse(rest: &str) -> Result<MySqlConfig, ConfigError> {
                 if !value.starts_with('/') {
                     return Err(ConfigError::Invalid {
                         part: format!("socket={value}"),
-                        reason: "the socket path must be absolute, e.g. socket=/run/mysqld/mysqld.sock",
+                        reason:
+                            "the socket path must be absolute, e.g. socket=/run/mysqld/mysqld.sock",
                     });
                 }
                 match &config.endpoint {
@@ -203,7 +223,12 @@ pub(super) fn parse(rest: &str) -> Result<MySqlConfig, ConfigError> {
             "tls" | "ssl" => tls = parse_bool(&name, &value)?,
             "tls_verify" => tls_verify = Some(parse_bool(&name, &value)?),
             "tls_ca_file" => tls_ca_file = Some(PathBuf::from(value)),
-            _ => return Err(ConfigError::UnknownOption { option: name, known: OPTIONS }),
+            _ => {
+                return Err(ConfigError::UnknownOption {
+                    option: name,
+                    known: OPTIONS,
+                })
+            }
         }
     }
     if password_sources > 1 {
@@ -213,7 +238,10 @@ pub(super) fn parse(rest: &str) -> Result<MySqlConfig, ConfigError> {
         });
     }
     if tls {
-        config.tls = Some(MySqlTls { verify: tls_verify.unwrap_or(true), ca_file: tls_ca_file });
+        config.tls = Some(MySqlTls {
+            verify: tls_verify.unwrap_or(true),
+            ca_file: tls_ca_file,
+        });
     } else if tls_verify.is_some() || tls_ca_file.is_some() {
         return Err(ConfigError::Invalid {
             part: "tls_verify/tls_ca_file".to_owned(),
@@ -225,7 +253,9 @@ pub(super) fn parse(rest: &str) -> Result<MySqlConfig, ConfigError> {
 
 /// A table name goes into SQL text, so only plain identifiers are accepted.
 fn parse_table(value: &str) -> Result<String, ConfigError> {
-    let plain = value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    let plain = value
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_');
     if value.is_empty() || value.len() > 64 || !plain {
         return Err(ConfigError::Invalid {
             part: format!("table={value}"),
@@ -262,11 +292,20 @@ mod tests {
     #[test]
     fn defaults() {
         let c = mysql("mysql://app:pw@db.local/shop");
-        assert_eq!(c.endpoint, MySqlEndpoint::Tcp { host: "db.local".into(), port: 3306 });
+        assert_eq!(
+            c.endpoint,
+            MySqlEndpoint::Tcp {
+                host: "db.local".into(),
+                port: 3306
+            }
+        );
         assert_eq!(c.database, "shop");
         assert_eq!(c.user.as_deref(), Some("app"));
         assert_eq!(c.password.as_ref().map(Secret::expose), Some("pw"));
-        assert_eq!((c.table.as_str(), c.lock, c.create_table, &c.tls), (DEFAULT_TABLE, MySqlLockMode::Advisory, true, &None));
+        assert_eq!(
+            (c.table.as_str(), c.lock, c.create_table, &c.tls),
+            (DEFAULT_TABLE, MySqlLockMode::Advisory, true, &None)
+        );
         assert_eq!(c.describe(), "mysql://db.local:3306/shop");
         assert!(!format!("{c:?}").contains("pw\""));
     }
@@ -276,21 +315,46 @@ mod tests {
         let c = mysql(
             "mysql://u@10.0.0.5:3307/app?table=php_sessions&lock=row&create_table=0&connect_timeout=0.5&timeout=2&tls=1&tls_verify=0&tls_ca_file=/etc/ca.pem",
         );
-        assert_eq!(c.endpoint, MySqlEndpoint::Tcp { host: "10.0.0.5".into(), port: 3307 });
-        assert_eq!((c.table.as_str(), c.lock, c.create_table), ("php_sessions", MySqlLockMode::Row, false));
+        assert_eq!(
+            c.endpoint,
+            MySqlEndpoint::Tcp {
+                host: "10.0.0.5".into(),
+                port: 3307
+            }
+        );
+        assert_eq!(
+            (c.table.as_str(), c.lock, c.create_table),
+            ("php_sessions", MySqlLockMode::Row, false)
+        );
         assert_eq!(c.connect_timeout, Some(Duration::from_millis(500)));
         assert_eq!(c.command_timeout, Some(Duration::from_secs(2)));
-        assert_eq!(c.tls, Some(MySqlTls { verify: false, ca_file: Some("/etc/ca.pem".into()) }));
+        assert_eq!(
+            c.tls,
+            Some(MySqlTls {
+                verify: false,
+                ca_file: Some("/etc/ca.pem".into())
+            })
+        );
         assert_eq!(mysql("mysql://h/d?lock=none").lock, MySqlLockMode::None);
     }
 
     #[test]
     fn unix_socket() {
         let c = mysql("mysql:///app?socket=/tmp/my.sock");
-        assert_eq!(c.endpoint, MySqlEndpoint::Unix { path: "/tmp/my.sock".into() });
+        assert_eq!(
+            c.endpoint,
+            MySqlEndpoint::Unix {
+                path: "/tmp/my.sock".into()
+            }
+        );
         assert_eq!(c.describe(), "mysql:///app?socket=/tmp/my.sock");
         let c = mysql("mysql://root@/app");
-        assert_eq!(c.endpoint, MySqlEndpoint::Unix { path: DEFAULT_SOCKET.into() });
+        assert_eq!(
+            c.endpoint,
+            MySqlEndpoint::Unix {
+                path: DEFAULT_SOCKET.into()
+            }
+        );
     }
 
     #[test]
@@ -310,7 +374,9 @@ mod tests {
             let e = parse_save_path(input).expect_err(input).to_string();
             assert!(e.contains(quoted), "{input}: {e}");
         }
-        let e = parse_save_path("mysql://u:hunter2@h/d?password_env=X").unwrap_err().to_string();
+        let e = parse_save_path("mysql://u:hunter2@h/d?password_env=X")
+            .unwrap_err()
+            .to_string();
         assert!(!e.contains("hunter2"), "{e}");
     }
 }

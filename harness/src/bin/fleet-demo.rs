@@ -18,13 +18,26 @@ fn run() -> bool {
     let web = WebStack::start(
         &["app-a", "app-b"],
         2,
-        &[("extension", &ext_s), ("session.save_handler", "fleet"), ("session.save_path", &save_path)],
+        &[
+            ("extension", &ext_s),
+            ("session.save_handler", "fleet"),
+            ("session.save_path", &save_path),
+        ],
     );
     println!("Fleet demo");
     println!("  extension: {ext_s}");
-    println!("  redis:     {} (pid {})", redis.url(), redis.pid().unwrap_or(0));
+    println!(
+        "  redis:     {} (pid {})",
+        redis.url(),
+        redis.pid().unwrap_or(0)
+    );
     for p in &web.pools {
-        println!("  {}:     php-fpm on 127.0.0.1:{} (pid {})", p.name, p.port, p.master_pid());
+        println!(
+            "  {}:     php-fpm on 127.0.0.1:{} (pid {})",
+            p.name,
+            p.port,
+            p.master_pid()
+        );
     }
     println!("  nginx:     round robin on {}", web.url(""));
     println!();
@@ -46,7 +59,10 @@ fn run() -> bool {
             (Some(_), Some(_)) => "cookie sent, got a NEW one (session lost!)".to_owned(),
             (None, None) => "no cookie set (session failed!)".to_owned(),
         };
-        println!("request {i:>2}: served by {:<6} counter = {counter:<3} {note}", reply.worker);
+        println!(
+            "request {i:>2}: served by {:<6} counter = {counter:<3} {note}",
+            reply.worker
+        );
         ok &= reply.status == 200 && counter == i.to_string();
         if cookie.is_none() {
             cookie = reply.set_cookie.clone();
