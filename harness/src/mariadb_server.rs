@@ -47,9 +47,14 @@ impl MariaDbServer {
             .prefix("fleet-mariadb-")
             .tempdir()
             .unwrap_or_else(|e| panic!("temp dir: {e}"));
+        // Its own tmpdir: servers bootstrapping side by side in /tmp trip over each other's
+        // temporary tables.
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir_all(&tmp).unwrap_or_else(|e| panic!("{}: {e}", tmp.display()));
         let install = Command::new("mariadb-install-db")
             .arg("--no-defaults")
             .arg(format!("--datadir={}", dir.path().join("data").display()))
+            .arg(format!("--tmpdir={}", tmp.display()))
             .args(["--user=root", "--auth-root-authentication-method=socket", "--skip-test-db", "--skip-name-resolve"])
             .output()
             .unwrap_or_else(|e| panic!("cannot run mariadb-install-db: {e}; is mariadb-server installed? run scripts/setup.sh"));
@@ -94,6 +99,7 @@ impl MariaDbServer {
             .arg(format!("--pid-file={}", d.join("mariadbd.pid").display()))
             .arg(format!("--log-error={}", self.log_path().display()))
             .arg(format!("--port={}", self.port))
+            .arg(format!("--tmpdir={}", d.join("tmp").display()))
             .args([
                 "--bind-address=127.0.0.1",
                 "--user=root",
