@@ -33,8 +33,11 @@ impl SessionId {
         if let Some(position) = raw.iter().position(|b| !is_id_byte(*b)) {
             return Err(InvalidId::BadByte { position });
         }
-        // Every byte is ASCII, so this is valid UTF-8.
-        Ok(SessionId(raw.iter().map(|b| *b as char).collect()))
+        // Every byte is ASCII, so this cannot fail; no char-by-char rebuild needed.
+        match std::str::from_utf8(raw) {
+            Ok(s) => Ok(SessionId(s.to_owned())),
+            Err(e) => Err(InvalidId::BadByte { position: e.valid_up_to() }),
+        }
     }
 
     pub fn as_str(&self) -> &str {

@@ -19,9 +19,9 @@ impl LeaseToken {
     pub fn generate() -> Result<LeaseToken, StoreError> {
         let mut bytes = [0u8; 16];
         getrandom::fill(&mut bytes).map_err(|e| StoreError::Random(e.to_string()))?;
-        Ok(LeaseToken(
-            bytes.iter().map(|b| format!("{b:02x}")).collect(),
-        ))
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let hex = bytes.iter().flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]).map(char::from).collect();
+        Ok(LeaseToken(hex))
     }
 
     pub fn as_str(&self) -> &str {
