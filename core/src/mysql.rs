@@ -564,16 +564,22 @@ impl SessionStore for MySqlStore {
         Ok(found.is_some())
     }
 
-    /// Deletes expired rows, `GC_BATCH` at a time, for at most `GC_BUDGET`. Rows carry their
+    /// Deletes expired rows, `GC_BATCH` at a time, for at most `GC_BUDGET`; stops early
+    /// rather than fail when a batch collides with requests' locks. Rows carry their
     /// own expiry (set from `session.gc_maxlifetime` when written), so `lifetime` is not
     /// needed here.
     fn gc(&mut self, _lifetime: Duration) -> Result<u64, StoreError> {
         let started = Instant::now();
         let mut deleted = 0;
         loop {
-            let batch = self.run(true, |c, sql| {
-                c.exec_drop(&sql.gc, ()).map(|_| c.affected_rows())
+            // A batch that deadlocks with, or waits on, a request's row locks is given up:
+            // the rows are already invisible, and the next gc deletes them.
+            let batch = self.run(true, |c, sql| match c.exec_drop(&sql.gc, ()) {
+                Ok(()) => Ok(Some(c.affected_rows())),
+                Err(MySqlError::MySqlError(e)) if e.code == ER_LOCK_DEADLOCK || e.code == ER_LOCK_WAIT_TIMEOUT => Ok(None),
+                Err(e) => Err(e),
             })?;
+            let Some(batch) = batch else { return Ok(deleted) };
             deleted += batch;
             if batch < GC_BATCH || started.elapsed() >= GC_BUDGET {
                 return Ok(deleted);
