@@ -1,4 +1,4 @@
-set terminal pngcairo size 1100,560 font 'sans,10'
+set terminal pngcairo size 1100,560 font 'sans,10' noenhanced
 set output '/work/main/bench/results/chart.png'
 set title 'Requests per second by session handler (higher is better)'
 set style data histograms
@@ -10,4 +10,4 @@ set ylabel 'req/s'
 set grid ytics
 set key top right
 set datafile separator '\t'
-plot '/work/main/bench/results/results.csv' using 2:xtic(1) title '(a) increments, many sessions', '' using 3 title '(b) read-mostly (lazy\_write)', '' using 5 title '(d) = (a) + 0.25 ms each way'
+plot '/work/main/bench/results/results.csv' using 2:xtic(1) title '(a) increments, many sessions', '' using 3 title '(b) read-mostly (lazy_write)', '' using 5 title '(d) = (a) + 0.25 ms each way'
