@@ -335,37 +335,12 @@ fn a_killed_workers_lock_expires_by_its_ttl() {
         .map(|(_, v)| v.to_owned())
         .unwrap_or_default();
 
-    // A request takes the lock and hangs, and its worker is killed, as the OOM killer or a
-    // segfault would.
-    let pid_file = web.dir().join("holder.pid");
-    let hung = {
-        let url = web.url(&format!("hold.php?pid_file={}", pid_file.display()));
-        let (http, cookie) = (http.clone(), cookie.clone());
-        std::thread::spawn(move || http.get(&url, Some(&cookie)))
-    };
-    let wait_start = Instant::now();
-    let pid = loop {
-        if let Some(pid) = std::fs::read_to_string(&pid_file)
-            .ok()
-            .and_then(|p| p.trim().parse::<i32>().ok())
-        {
-            break pid;
-        }
-        assert!(
-            wait_start.elapsed() < Duration::from_secs(10),
-            "the hanging request never took the lock"
+    let (lock_taken, _) = kill_a_worker_holding_the_session(&web, &http, &cookie, || {
+        assert_eq!(
+            redis.command(&["EXISTS", &format!("PHPREDIS_SESSION:{sid}_LOCK")]),
+            ":1"
         );
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let lock_taken = Instant::now();
-    assert_eq!(
-        redis.command(&["EXISTS", &format!("PHPREDIS_SESSION:{sid}_LOCK")]),
-        ":1"
-    );
-    // SAFETY: kill(2) on the FPM worker serving the hanging request.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
-    let killed = hung.join().expect("client thread").expect("nginx answers");
-    assert_eq!(killed.status, 502, "the killed request fails: {killed:?}");
+    });
 
     let reply = http
         .get(&web.url("counter.php"), Some(&cookie))
@@ -442,31 +417,7 @@ fn mysql_a_killed_workers_session_is_free_at_once() {
             .expect("first")
             .set_cookie
             .expect("cookie");
-        let pid_file = web.dir().join("holder.pid");
-        let hung = {
-            let url = web.url(&format!("hold.php?pid_file={}", pid_file.display()));
-            let (http, cookie) = (http.clone(), cookie.clone());
-            std::thread::spawn(move || http.get(&url, Some(&cookie)))
-        };
-        let wait_start = Instant::now();
-        let pid = loop {
-            if let Some(pid) = std::fs::read_to_string(&pid_file)
-                .ok()
-                .and_then(|p| p.trim().parse::<i32>().ok())
-            {
-                break pid;
-            }
-            assert!(
-                wait_start.elapsed() < Duration::from_secs(10),
-                "the hanging request never took the lock"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        // SAFETY: kill(2) on the FPM worker serving the hanging request.
-        assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
-        let killed_at = Instant::now();
-        let killed = hung.join().expect("client thread").expect("nginx answers");
-        assert_eq!(killed.status, 502, "the killed request fails: {killed:?}");
+        let (_, killed_at) = kill_a_worker_holding_the_session(&web, &http, &cookie, || {});
         let reply = http
             .get(&web.url("counter.php"), Some(&cookie))
             .expect("next request");
@@ -483,4 +434,32 @@ fn mysql_a_killed_workers_session_is_free_at_once() {
             "freed by the server when the connection died, not by a timeout: {after:?}"
         );
     }
+}
+
+/// Sends a request that takes the session and hangs (`hold.php`), waits until it holds the
+/// session, runs `while_held`, then SIGKILLs the FPM worker serving it, as the OOM killer or
+/// a segfault would. Returns when the session was taken and when the worker was killed.
+fn kill_a_worker_holding_the_session(web: &WebStack, http: &Http, cookie: &str, while_held: impl FnOnce()) -> (Instant, Instant) {
+    let pid_file = web.dir().join("holder.pid");
+    let hung = {
+        let url = web.url(&format!("hold.php?pid_file={}", pid_file.display()));
+        let (http, cookie) = (http.clone(), cookie.to_owned());
+        std::thread::spawn(move || http.get(&url, Some(&cookie)))
+    };
+    let wait_start = Instant::now();
+    let pid = loop {
+        if let Some(pid) = std::fs::read_to_string(&pid_file).ok().and_then(|p| p.trim().parse::<i32>().ok()) {
+            break pid;
+        }
+        assert!(wait_start.elapsed() < Duration::from_secs(10), "the hanging request never took the session");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let taken = Instant::now();
+    while_held();
+    // SAFETY: kill(2) on the FPM worker serving the hanging request.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    let killed_at = Instant::now();
+    let killed = hung.join().expect("client thread").expect("nginx answers");
+    assert_eq!(killed.status, 502, "the killed request fails: {killed:?}");
+    (taken, killed_at)
 }
