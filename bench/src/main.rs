@@ -104,7 +104,10 @@ impl Handler {
     }
 
     fn uses_redis(self) -> bool {
-        matches!(self, Handler::PhpRedis | Handler::PhpRedisLocking | Handler::FleetRedis)
+        matches!(
+            self,
+            Handler::PhpRedis | Handler::PhpRedisLocking | Handler::FleetRedis
+        )
     }
 
     fn uses_mysql(self) -> bool {
@@ -117,7 +120,11 @@ impl Handler {
         let kv = |k: &str, v: String| (k.to_owned(), v);
         let redis_port = if lan { b.redis_lan.port } else { b.redis.port };
         let mysql_port = if lan { b.mysql_lan.port } else { b.db.port };
-        let memcached_port = if lan { b.memcached_lan.port } else { b.memcached_port };
+        let memcached_port = if lan {
+            b.memcached_lan.port
+        } else {
+            b.memcached_port
+        };
         let mut ini = vec![
             kv("zend_extension", format!("{PHP_EXT_DIR}/opcache.so")),
             kv("opcache.enable", "1".into()),
@@ -127,12 +134,18 @@ impl Handler {
             Handler::NoSession => {}
             Handler::Files => {
                 ini.push(kv("session.save_handler", "files".into()));
-                ini.push(kv("session.save_path", b.files_dir.path().display().to_string()));
+                ini.push(kv(
+                    "session.save_path",
+                    b.files_dir.path().display().to_string(),
+                ));
             }
             Handler::PhpRedis | Handler::PhpRedisLocking => {
                 ini.extend([ext("igbinary"), ext("redis")]);
                 ini.push(kv("session.save_handler", "redis".into()));
-                ini.push(kv("session.save_path", format!("tcp://127.0.0.1:{redis_port}")));
+                ini.push(kv(
+                    "session.save_path",
+                    format!("tcp://127.0.0.1:{redis_port}"),
+                ));
                 if self == Handler::PhpRedisLocking {
                     ini.push(kv("redis.session.locking_enabled", "1".into()));
                     // Told to wait as long as it takes (the default gives up after 10 tries
@@ -143,17 +156,32 @@ impl Handler {
             Handler::Memcached => {
                 ini.extend([ext("igbinary"), ext("msgpack"), ext("memcached")]);
                 ini.push(kv("session.save_handler", "memcached".into()));
-                ini.push(kv("session.save_path", format!("127.0.0.1:{memcached_port}")));
+                ini.push(kv(
+                    "session.save_path",
+                    format!("127.0.0.1:{memcached_port}"),
+                ));
             }
             Handler::PdoUserland => {
                 ini.extend([ext("mysqlnd"), ext("pdo"), ext("pdo_mysql")]);
-                ini.push(kv("auto_prepend_file", repo_root().join("bench/php/pdo_session.php").display().to_string()));
-                ini.push(kv("session.save_path", format!("127.0.0.1;{mysql_port};{DATABASE};{USER};{PASSWORD};php_sessions")));
+                ini.push(kv(
+                    "auto_prepend_file",
+                    repo_root()
+                        .join("bench/php/pdo_session.php")
+                        .display()
+                        .to_string(),
+                ));
+                ini.push(kv(
+                    "session.save_path",
+                    format!("127.0.0.1;{mysql_port};{DATABASE};{USER};{PASSWORD};php_sessions"),
+                ));
             }
             Handler::FleetRedis => {
                 ini.push(kv("extension", extension().display().to_string()));
                 ini.push(kv("session.save_handler", "fleet".into()));
-                ini.push(kv("session.save_path", format!("redis://127.0.0.1:{redis_port}")));
+                ini.push(kv(
+                    "session.save_path",
+                    format!("redis://127.0.0.1:{redis_port}"),
+                ));
             }
             Handler::FleetMySql => {
                 ini.push(kv("extension", extension().display().to_string()));
@@ -195,16 +223,24 @@ struct Options {
 }
 
 fn main() {
-    let mut options = Options { duration: Duration::from_secs(10), rss_requests: 100_000, only: None };
+    let mut options = Options {
+        duration: Duration::from_secs(10),
+        rss_requests: 100_000,
+        only: None,
+    };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < args.len() {
         match (args[i].as_str(), args.get(i + 1)) {
-            ("--duration", Some(v)) => options.duration = Duration::from_secs(v.parse().unwrap_or(10)),
+            ("--duration", Some(v)) => {
+                options.duration = Duration::from_secs(v.parse().unwrap_or(10))
+            }
             ("--rss-requests", Some(v)) => options.rss_requests = v.parse().unwrap_or(100_000),
             ("--only", Some(v)) => options.only = Some(v.clone()),
             _ => {
-                eprintln!("usage: fleet-bench [--duration SECONDS] [--rss-requests N] [--only NAME]");
+                eprintln!(
+                    "usage: fleet-bench [--duration SECONDS] [--rss-requests N] [--only NAME]"
+                );
                 std::process::exit(2);
             }
         }
@@ -217,10 +253,9 @@ fn main() {
 
     let mut results: BTreeMap<&'static str, HandlerResults> = BTreeMap::new();
     for handler in HANDLERS {
-        let wanted = options
-            .only
-            .as_deref()
-            .is_none_or(|o| handler == Handler::NoSession || o.split(',').any(|o| handler.name().contains(o)));
+        let wanted = options.only.as_deref().is_none_or(|o| {
+            handler == Handler::NoSession || o.split(',').any(|o| handler.name().contains(o))
+        });
         if !wanted {
             continue;
         }
@@ -231,10 +266,15 @@ fn main() {
     let report = report(&results, &options, lan_rtt, &rss);
     let out = repo_root().join("bench/results");
     std::fs::create_dir_all(&out).unwrap_or_else(|e| panic!("{}: {e}", out.display()));
-    std::fs::write(out.join("results.md"), &report).unwrap_or_else(|e| panic!("write results.md: {e}"));
+    std::fs::write(out.join("results.md"), &report)
+        .unwrap_or_else(|e| panic!("write results.md: {e}"));
     write_csv_and_chart(&results, &out);
     println!("{report}");
-    eprintln!("bench: done in {:?}; results in {}", started.elapsed(), out.display());
+    eprintln!(
+        "bench: done in {:?}; results in {}",
+        started.elapsed(),
+        out.display()
+    );
 }
 
 fn start_backends() -> Backends {
@@ -250,7 +290,20 @@ fn start_backends() -> Backends {
     }
     let memcached_port = free_port();
     let mut command = Command::new("memcached");
-    command.args(["-l", "127.0.0.1", "-p", &memcached_port.to_string(), "-U", "0", "-m", "256", "-u", "root", "-t", "2"]);
+    command.args([
+        "-l",
+        "127.0.0.1",
+        "-p",
+        &memcached_port.to_string(),
+        "-U",
+        "0",
+        "-m",
+        "256",
+        "-u",
+        "root",
+        "-t",
+        "2",
+    ]);
     let memcached = Process::spawn("memcached", &mut command);
     wait_for_port(memcached_port, Duration::from_secs(10), "memcached");
     Backends {
@@ -261,7 +314,10 @@ fn start_backends() -> Backends {
         db,
         memcached_port,
         _memcached: memcached,
-        files_dir: tempfile::Builder::new().prefix("fleet-bench-files-").tempdir().unwrap_or_else(|e| panic!("{e}")),
+        files_dir: tempfile::Builder::new()
+            .prefix("fleet-bench-files-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("{e}")),
     }
 }
 
@@ -269,7 +325,8 @@ fn start_backends() -> Backends {
 fn measure_proxy_rtt(b: &Backends) -> Duration {
     let ping = |port: u16| {
         use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| panic!("ping: {e}"));
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port))
+            .unwrap_or_else(|e| panic!("ping: {e}"));
         let _ = s.set_nodelay(true);
         let mut times: Vec<Duration> = (0..200)
             .map(|_| {
@@ -313,12 +370,24 @@ fn bench_handler(handler: Handler, b: &Backends, options: &Options) -> HandlerRe
     // Sessions of this handler only: another handler's leftovers (a lock held by a request
     // cut off when its stack stopped) must not slow it down.
     let prefix = format!("h{}s", handler as u8);
-    let sessions = [("FLEET_BENCH_SESSIONS", SESSIONS.to_string()), ("FLEET_BENCH_PREFIX", prefix.clone())];
-    let hot = [("FLEET_BENCH_SESSIONS", "1".to_owned()), ("FLEET_BENCH_PREFIX", format!("h{}hot", handler as u8))];
+    let sessions = [
+        ("FLEET_BENCH_SESSIONS", SESSIONS.to_string()),
+        ("FLEET_BENCH_PREFIX", prefix.clone()),
+    ];
+    let hot = [
+        ("FLEET_BENCH_SESSIONS", "1".to_owned()),
+        ("FLEET_BENCH_PREFIX", format!("h{}hot", handler as u8)),
+    ];
     {
         let web = start_stack(&pool_ini(handler, b, false));
         let warm = Duration::from_secs(2);
-        wrk::run(&web.url(&page(handler, Scenario::A)), CLIENTS, warm, Some(&script()), &sessions);
+        wrk::run(
+            &web.url(&page(handler, Scenario::A)),
+            CLIENTS,
+            warm,
+            Some(&script()),
+            &sessions,
+        );
         results.rss_before_kb = workers_rss_kb(&web).iter().sum();
         let mut requests = 0;
         for scenario in [Scenario::A, Scenario::B, Scenario::C] {
@@ -329,7 +398,15 @@ fn bench_handler(handler: Handler, b: &Backends, options: &Options) -> HandlerRe
                 Scenario::C => (HOT_CLIENTS, hot.clone()),
                 _ => (CLIENTS, sessions.clone()),
             };
-            let m = measure(handler, b, || wrk::run(&web.url(&page(handler, scenario)), clients, options.duration, Some(&script()), &env));
+            let m = measure(handler, b, || {
+                wrk::run(
+                    &web.url(&page(handler, scenario)),
+                    clients,
+                    options.duration,
+                    Some(&script()),
+                    &env,
+                )
+            });
             requests += m.wrk.requests;
             report_problems(&web, handler, scenario, &m);
             results.runs.insert(scenario, m);
@@ -342,12 +419,27 @@ fn bench_handler(handler: Handler, b: &Backends, options: &Options) -> HandlerRe
     }
     {
         let web = start_stack(&pool_ini(handler, b, true));
-        wrk::run(&web.url(&page(handler, Scenario::A)), CLIENTS, Duration::from_secs(1), Some(&script()), &sessions);
+        wrk::run(
+            &web.url(&page(handler, Scenario::A)),
+            CLIENTS,
+            Duration::from_secs(1),
+            Some(&script()),
+            &sessions,
+        );
         let proxy = lan_proxy(handler, b);
         let before = proxy.map(LatencyProxy::client_messages);
-        let mut m = measure(handler, b, || wrk::run(&web.url(&page(handler, Scenario::D)), CLIENTS, options.duration, Some(&script()), &sessions));
+        let mut m = measure(handler, b, || {
+            wrk::run(
+                &web.url(&page(handler, Scenario::D)),
+                CLIENTS,
+                options.duration,
+                Some(&script()),
+                &sessions,
+            )
+        });
         if let (Some(p), Some(before)) = (proxy, before) {
-            m.round_trips = Some((p.client_messages() - before) as f64 / m.wrk.requests.max(1) as f64);
+            m.round_trips =
+                Some((p.client_messages() - before) as f64 / m.wrk.requests.max(1) as f64);
         }
         report_problems(&web, handler, Scenario::D, &m);
         results.runs.insert(Scenario::D, m);
@@ -359,7 +451,11 @@ fn report_problems(web: &WebStack, handler: Handler, scenario: Scenario, m: &Mea
     if m.wrk.errors > 0 {
         let log = web.php_log();
         let first: String = log.lines().take(3).collect::<Vec<_>>().join("\n");
-        eprintln!("bench: {} {scenario:?}: {} failed requests; PHP log starts:\n{first}", handler.name(), m.wrk.errors);
+        eprintln!(
+            "bench: {} {scenario:?}: {} failed requests; PHP log starts:\n{first}",
+            handler.name(),
+            m.wrk.errors
+        );
     }
 }
 
@@ -369,10 +465,16 @@ fn measure(handler: Handler, b: &Backends, load: impl FnOnce() -> WrkResult) -> 
     let wrk = load();
     let after = backend_calls(handler, b);
     let backend_calls = match (before, after) {
-        (Some(x), Some(y)) if wrk.requests > 0 => Some((y.saturating_sub(x)) as f64 / wrk.requests as f64),
+        (Some(x), Some(y)) if wrk.requests > 0 => {
+            Some((y.saturating_sub(x)) as f64 / wrk.requests as f64)
+        }
         _ => None,
     };
-    Measurement { wrk, backend_calls, round_trips: None }
+    Measurement {
+        wrk,
+        backend_calls,
+        round_trips: None,
+    }
 }
 
 /// The backend's latency proxy, for handlers that have one.
@@ -391,7 +493,13 @@ fn lan_proxy(handler: Handler, b: &Backends) -> Option<&LatencyProxy> {
 /// Total operations the handler's backend has served so far, excluding our own probes.
 fn backend_calls(handler: Handler, b: &Backends) -> Option<u64> {
     if handler.uses_redis() {
-        let calls: u64 = b.redis.command_calls().iter().filter(|(c, _)| !c.starts_with("info") && !c.starts_with("config")).map(|(_, n)| n).sum();
+        let calls: u64 = b
+            .redis
+            .command_calls()
+            .iter()
+            .filter(|(c, _)| !c.starts_with("info") && !c.starts_with("config"))
+            .map(|(_, n)| n)
+            .sum();
         Some(calls)
     } else if handler.uses_mysql() {
         // Statements clients sent (prepared executions included); each is a round trip.
@@ -416,7 +524,17 @@ fn memcached_calls(port: u16) -> Option<u64> {
         }
         let f: Vec<&str> = line.split_whitespace().collect();
         if let ["STAT", name, value] = f.as_slice() {
-            if ["cmd_get", "cmd_set", "cmd_touch", "delete_hits", "delete_misses", "incr_hits", "incr_misses"].contains(name) {
+            if [
+                "cmd_get",
+                "cmd_set",
+                "cmd_touch",
+                "delete_hits",
+                "delete_misses",
+                "incr_hits",
+                "incr_misses",
+            ]
+            .contains(name)
+            {
                 total += value.parse::<u64>().unwrap_or(0);
             }
         }
@@ -429,13 +547,25 @@ fn workers_rss_kb(web: &WebStack) -> Vec<u64> {
     let masters: Vec<u32> = web.pools.iter().map(|p| p.master_pid()).collect();
     let mut rss = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
         // The parent PID is the second field after the parenthesised command name.
-        let ppid = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)).and_then(|p| p.parse::<u32>().ok());
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
         if ppid.is_some_and(|p| masters.contains(&p)) {
             let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-            if let Some(kb) = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()).and_then(|v| v.parse().ok()) {
+            if let Some(kb) = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+            {
                 rss.push(kb);
             }
         }
@@ -450,17 +580,47 @@ struct RssRun {
     after_kb: Vec<u64>,
 }
 
-fn rss_over_many_requests(b: &Backends, options: &Options, results: &BTreeMap<&'static str, HandlerResults>) -> RssRun {
-    let rps = results.get(Handler::FleetRedis.name()).and_then(|r| r.runs.get(&Scenario::A)).map(|m| m.wrk.rps).unwrap_or(1000.0);
+fn rss_over_many_requests(
+    b: &Backends,
+    options: &Options,
+    results: &BTreeMap<&'static str, HandlerResults>,
+) -> RssRun {
+    let rps = results
+        .get(Handler::FleetRedis.name())
+        .and_then(|r| r.runs.get(&Scenario::A))
+        .map(|m| m.wrk.rps)
+        .unwrap_or(1000.0);
     let seconds = ((options.rss_requests as f64 / rps) * 1.15).ceil() as u64 + 1;
-    eprintln!("bench: Fleet Redis worker RSS over {} requests (~{seconds} s)", options.rss_requests);
+    eprintln!(
+        "bench: Fleet Redis worker RSS over {} requests (~{seconds} s)",
+        options.rss_requests
+    );
     let web = start_stack(&pool_ini(Handler::FleetRedis, b, false));
-    let env = [("FLEET_BENCH_SESSIONS", SESSIONS.to_string()), ("FLEET_BENCH_PREFIX", "rss".to_owned())];
-    wrk::run(&web.url("counter.php"), CLIENTS, Duration::from_secs(3), Some(&script()), &env);
+    let env = [
+        ("FLEET_BENCH_SESSIONS", SESSIONS.to_string()),
+        ("FLEET_BENCH_PREFIX", "rss".to_owned()),
+    ];
+    wrk::run(
+        &web.url("counter.php"),
+        CLIENTS,
+        Duration::from_secs(3),
+        Some(&script()),
+        &env,
+    );
     let before_kb = workers_rss_kb(&web);
-    let run = wrk::run(&web.url("counter.php"), CLIENTS, Duration::from_secs(seconds), Some(&script()), &env);
+    let run = wrk::run(
+        &web.url("counter.php"),
+        CLIENTS,
+        Duration::from_secs(seconds),
+        Some(&script()),
+        &env,
+    );
     let after_kb = workers_rss_kb(&web);
-    RssRun { requests: run.requests, before_kb, after_kb }
+    RssRun {
+        requests: run.requests,
+        before_kb,
+        after_kb,
+    }
 }
 
 fn us(d: Duration) -> String {
@@ -477,16 +637,32 @@ fn us(d: Duration) -> String {
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())))
+        .and_then(|c| {
+            c.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
+        })
         .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
     let version = |cmd: &str, args: &[&str]| {
         Command::new(cmd)
             .args(args)
             .output()
             .map(|o| {
-                let text = if o.stdout.is_empty() { o.stderr } else { o.stdout };
-                String::from_utf8_lossy(&text).lines().next().unwrap_or("").trim().to_owned()
+                let text = if o.stdout.is_empty() {
+                    o.stderr
+                } else {
+                    o.stdout
+                };
+                String::from_utf8_lossy(&text)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_owned()
             })
             .unwrap_or_default()
     };
@@ -494,15 +670,29 @@ fn machine() -> String {
         "{cores} cores ({cpu}), Linux {}; {}; {}; {}; {}; {}; wrk {}",
         version("uname", &["-r"]),
         version("php8.2", &["-v"]).split(" (").next().unwrap_or(""),
-        version("redis-server", &["--version"]).split(" sha").next().unwrap_or(""),
-        version("mariadbd", &["--version"]).split(" for ").next().unwrap_or(""),
+        version("redis-server", &["--version"])
+            .split(" sha")
+            .next()
+            .unwrap_or(""),
+        version("mariadbd", &["--version"])
+            .split(" for ")
+            .next()
+            .unwrap_or(""),
         version("memcached", &["-V"]),
         version("nginx", &["-v"]),
-        version("wrk", &["--version"]).split_whitespace().nth(1).unwrap_or(""),
+        version("wrk", &["--version"])
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or(""),
     )
 }
 
-fn report(results: &BTreeMap<&'static str, HandlerResults>, options: &Options, lan_rtt: Duration, rss: &RssRun) -> String {
+fn report(
+    results: &BTreeMap<&'static str, HandlerResults>,
+    options: &Options,
+    lan_rtt: Duration,
+    rss: &RssRun,
+) -> String {
     let get = |h: Handler, s: Scenario| results.get(h.name()).and_then(|r| r.runs.get(&s));
     let mut md = String::new();
     let _ = writeln!(md, "# Fleet benchmark results\n");
@@ -518,16 +708,24 @@ fn report(results: &BTreeMap<&'static str, HandlerResults>, options: &Options, l
     let _ = writeln!(md, "*Overhead* = 1/rps(handler) − 1/rps(same page without a session), same scenario, same run. *Ops/req* = Redis commands (including those Fleet's Lua scripts run inside Redis), MySQL statements or memcached commands per request, from the server's counters. *Round trips/req*, in (d), = client-to-server messages counted by the proxy per request.\n");
     for scenario in [Scenario::A, Scenario::B, Scenario::C, Scenario::D] {
         let _ = writeln!(md, "## {}\n", scenario.title());
-        let _ = writeln!(md, "| handler | req/s | p50 | p99 | overhead | ops/req | round trips/req | failed |");
+        let _ = writeln!(
+            md,
+            "| handler | req/s | p50 | p99 | overhead | ops/req | round trips/req | failed |"
+        );
         let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|");
         let base = get(Handler::NoSession, scenario).map(|m| m.wrk.rps);
         for h in HANDLERS {
             let Some(m) = get(h, scenario) else { continue };
             let overhead = match (base, h) {
-                (Some(b), h) if h != Handler::NoSession && scenario != Scenario::C => us(Duration::from_secs_f64((1.0 / m.wrk.rps - 1.0 / b).max(0.0))),
+                (Some(b), h) if h != Handler::NoSession && scenario != Scenario::C => us(
+                    Duration::from_secs_f64((1.0 / m.wrk.rps - 1.0 / b).max(0.0)),
+                ),
                 _ => "".into(),
             };
-            let calls = m.backend_calls.map(|c| format!("{c:.2}")).unwrap_or_default();
+            let calls = m
+                .backend_calls
+                .map(|c| format!("{c:.2}"))
+                .unwrap_or_default();
             let trips = m.round_trips.map(|c| format!("{c:.2}")).unwrap_or_default();
             let _ = writeln!(
                 md,
@@ -542,14 +740,29 @@ fn report(results: &BTreeMap<&'static str, HandlerResults>, options: &Options, l
         let _ = writeln!(md);
     }
     let _ = writeln!(md, "## Worker memory\n");
-    let _ = writeln!(md, "| handler | RSS of all 16 workers before (a)–(c) | after | requests in between |");
+    let _ = writeln!(
+        md,
+        "| handler | RSS of all 16 workers before (a)–(c) | after | requests in between |"
+    );
     let _ = writeln!(md, "|---|---:|---:|---:|");
     for h in HANDLERS {
         if let Some(r) = results.get(h.name()) {
-            let _ = writeln!(md, "| {} | {} kB | {} kB | {} |", h.name(), r.rss_before_kb, r.rss_after_kb, r.requests_between_rss);
+            let _ = writeln!(
+                md,
+                "| {} | {} kB | {} kB | {} |",
+                h.name(),
+                r.rss_before_kb,
+                r.rss_after_kb,
+                r.requests_between_rss
+            );
         }
     }
-    let deltas: Vec<i64> = rss.before_kb.iter().zip(&rss.after_kb).map(|(a, b)| *b as i64 - *a as i64).collect();
+    let deltas: Vec<i64> = rss
+        .before_kb
+        .iter()
+        .zip(&rss.after_kb)
+        .map(|(a, b)| *b as i64 - *a as i64)
+        .collect();
     let _ = writeln!(
         md,
         "\nFleet Redis, {} requests of (a) after a 3 s warm-up: per-worker RSS before {:?} kB, after {:?} kB; largest growth {} kB.\n",
@@ -571,15 +784,48 @@ fn report(results: &BTreeMap<&'static str, HandlerResults>, options: &Options, l
     let fleet_c = get(Handler::FleetRedis, Scenario::C);
     let _ = writeln!(md, "| target | measured |");
     let _ = writeln!(md, "|---|---|");
-    let _ = writeln!(md, "| (a) Fleet Redis ≥ 1.2× phpredis-with-locking req/s | {} |", ratio(rps(Handler::FleetRedis, Scenario::A), rps(Handler::PhpRedisLocking, Scenario::A)));
-    let _ = writeln!(md, "| (a) Fleet Redis overhead ≤ 0.6× phpredis-with-locking's | {} |", ratio(overhead(Handler::FleetRedis, Scenario::A), overhead(Handler::PhpRedisLocking, Scenario::A)));
-    let _ = writeln!(md, "| (a) Fleet Redis ≥ 1.0× phpredis without locking | {} |", ratio(rps(Handler::FleetRedis, Scenario::A), rps(Handler::PhpRedis, Scenario::A)));
+    let _ = writeln!(
+        md,
+        "| (a) Fleet Redis ≥ 1.2× phpredis-with-locking req/s | {} |",
+        ratio(
+            rps(Handler::FleetRedis, Scenario::A),
+            rps(Handler::PhpRedisLocking, Scenario::A)
+        )
+    );
+    let _ = writeln!(
+        md,
+        "| (a) Fleet Redis overhead ≤ 0.6× phpredis-with-locking's | {} |",
+        ratio(
+            overhead(Handler::FleetRedis, Scenario::A),
+            overhead(Handler::PhpRedisLocking, Scenario::A)
+        )
+    );
+    let _ = writeln!(
+        md,
+        "| (a) Fleet Redis ≥ 1.0× phpredis without locking | {} |",
+        ratio(
+            rps(Handler::FleetRedis, Scenario::A),
+            rps(Handler::PhpRedis, Scenario::A)
+        )
+    );
     let _ = writeln!(
         md,
         "| (c) Fleet Redis ≥ 0.9× the 50 req/s serial limit, p99 ≤ 500 ms | {} |",
-        fleet_c.map(|m| format!("{:.2}× ({:.1} req/s), p99 {}", m.wrk.rps / 50.0, m.wrk.rps, us(m.wrk.p99))).unwrap_or_default()
+        fleet_c
+            .map(|m| format!(
+                "{:.2}× ({:.1} req/s), p99 {}",
+                m.wrk.rps / 50.0,
+                m.wrk.rps,
+                us(m.wrk.p99)
+            ))
+            .unwrap_or_default()
     );
-    let trips = |h: Handler| get(h, Scenario::D).and_then(|m| m.round_trips).map(|c| format!("{c:.2}")).unwrap_or_default();
+    let trips = |h: Handler| {
+        get(h, Scenario::D)
+            .and_then(|m| m.round_trips)
+            .map(|c| format!("{c:.2}"))
+            .unwrap_or_default()
+    };
     let _ = writeln!(
         md,
         "| (d) Fleet ≤ 2 round trips per request (phpredis with locking: 4) | Fleet Redis {}, phpredis with locking {}, phpredis without {} (Fleet MySQL {}) |",
@@ -591,10 +837,25 @@ fn report(results: &BTreeMap<&'static str, HandlerResults>, options: &Options, l
     let _ = writeln!(
         md,
         "| (d) Fleet Redis req/s vs phpredis with locking, 0.25 ms each way | {} |",
-        ratio(rps(Handler::FleetRedis, Scenario::D), rps(Handler::PhpRedisLocking, Scenario::D))
+        ratio(
+            rps(Handler::FleetRedis, Scenario::D),
+            rps(Handler::PhpRedisLocking, Scenario::D)
+        )
     );
-    let _ = writeln!(md, "| Fleet MySQL overhead ≤ 1/3 of the userland PDO handler's (a) | {} |", ratio(overhead(Handler::FleetMySql, Scenario::A), overhead(Handler::PdoUserland, Scenario::A)));
-    let _ = writeln!(md, "| Worker RSS flat (within 1 MB) over {} requests | largest per-worker growth {} kB |", rss.requests, deltas.iter().max().copied().unwrap_or(0));
+    let _ = writeln!(
+        md,
+        "| Fleet MySQL overhead ≤ 1/3 of the userland PDO handler's (a) | {} |",
+        ratio(
+            overhead(Handler::FleetMySql, Scenario::A),
+            overhead(Handler::PdoUserland, Scenario::A)
+        )
+    );
+    let _ = writeln!(
+        md,
+        "| Worker RSS flat (within 1 MB) over {} requests | largest per-worker growth {} kB |",
+        rss.requests,
+        deltas.iter().max().copied().unwrap_or(0)
+    );
     md
 }
 
@@ -603,9 +864,24 @@ fn write_csv_and_chart(results: &BTreeMap<&'static str, HandlerResults>, out: &P
     // draw as an empty group.
     let mut csv = String::new();
     for h in HANDLERS {
-        let Some(r) = results.get(h.name()) else { continue };
-        let v = |s: Scenario| r.runs.get(&s).map(|m| format!("{:.0}", m.wrk.rps)).unwrap_or_else(|| "0".into());
-        let _ = writeln!(csv, "\"{}\"\t{}\t{}\t{}\t{}", h.name(), v(Scenario::A), v(Scenario::B), v(Scenario::C), v(Scenario::D));
+        let Some(r) = results.get(h.name()) else {
+            continue;
+        };
+        let v = |s: Scenario| {
+            r.runs
+                .get(&s)
+                .map(|m| format!("{:.0}", m.wrk.rps))
+                .unwrap_or_else(|| "0".into())
+        };
+        let _ = writeln!(
+            csv,
+            "\"{}\"\t{}\t{}\t{}\t{}",
+            h.name(),
+            v(Scenario::A),
+            v(Scenario::B),
+            v(Scenario::C),
+            v(Scenario::D)
+        );
     }
     let data = out.join("results.csv");
     std::fs::write(&data, csv).unwrap_or_else(|e| panic!("write results.csv: {e}"));
@@ -623,6 +899,8 @@ fn write_csv_and_chart(results: &BTreeMap<&'static str, HandlerResults>, out: &P
     std::fs::write(&script, plot).unwrap_or_else(|e| panic!("write chart.gnuplot: {e}"));
     match Command::new("gnuplot").arg(&script).status() {
         Ok(s) if s.success() => {}
-        other => eprintln!("bench: gnuplot did not draw the chart ({other:?}); is gnuplot-nox installed?"),
+        other => eprintln!(
+            "bench: gnuplot did not draw the chart ({other:?}); is gnuplot-nox installed?"
+        ),
     }
 }

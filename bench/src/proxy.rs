@@ -24,21 +24,32 @@ pub struct LatencyProxy {
 impl LatencyProxy {
     /// Listens on a free loopback port and forwards to `127.0.0.1:upstream_port`.
     pub fn start(upstream_port: u16, delay: Duration) -> LatencyProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("proxy bind: {e}"));
-        let port = listener.local_addr().map(|a| a.port()).unwrap_or_else(|e| panic!("proxy addr: {e}"));
+        let listener =
+            TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("proxy bind: {e}"));
+        let port = listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or_else(|e| panic!("proxy addr: {e}"));
         let client_messages = Arc::new(AtomicU64::new(0));
         let counter = client_messages.clone();
         thread::spawn(move || {
             for client in listener.incoming().flatten() {
-                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream_port)) else { continue };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream_port)) else {
+                    continue;
+                };
                 let _ = client.set_nodelay(true);
                 let _ = server.set_nodelay(true);
-                let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) else { continue };
+                let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) else {
+                    continue;
+                };
                 pipe(client, server, delay, Some(counter.clone()));
                 pipe(s2, c2, delay, None);
             }
         });
-        LatencyProxy { port, client_messages }
+        LatencyProxy {
+            port,
+            client_messages,
+        }
     }
 
     /// Client-to-server messages forwarded so far.
@@ -58,7 +69,10 @@ fn pipe(mut from: TcpStream, mut to: TcpStream, delay: Duration, count: Option<A
                     if let Some(count) = &count {
                         count.fetch_add(1, Ordering::Relaxed);
                     }
-                    if tx.send((Instant::now() + delay, buf[..n].to_vec())).is_err() {
+                    if tx
+                        .send((Instant::now() + delay, buf[..n].to_vec()))
+                        .is_err()
+                    {
                         break;
                     }
                 }

@@ -15,7 +15,13 @@ pub struct WrkResult {
 }
 
 /// `connections` clients for `duration` against `url`, optionally with a Lua script.
-pub fn run(url: &str, connections: usize, duration: Duration, script: Option<&Path>, env: &[(&str, String)]) -> WrkResult {
+pub fn run(
+    url: &str,
+    connections: usize,
+    duration: Duration,
+    script: Option<&Path>,
+    env: &[(&str, String)],
+) -> WrkResult {
     let mut command = Command::new("wrk");
     command
         .arg(format!("-t{}", connections.min(2)))
@@ -25,10 +31,18 @@ pub fn run(url: &str, connections: usize, duration: Duration, script: Option<&Pa
     if let Some(script) = script {
         command.arg("-s").arg(script);
     }
-    command.arg(url).envs(env.iter().map(|(k, v)| (*k, v.as_str())));
-    let out = command.output().unwrap_or_else(|e| panic!("cannot run wrk: {e}; run bench/run.sh, which installs it"));
+    command
+        .arg(url)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run wrk: {e}; run bench/run.sh, which installs it"));
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "wrk failed: {text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "wrk failed: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     parse(&text).unwrap_or_else(|| panic!("cannot read wrk's report:\n{text}"))
 }
 
@@ -44,7 +58,10 @@ fn parse(text: &str) -> Option<WrkResult> {
             ["Non-2xx", "or", "3xx", "responses:", n] => r.errors += n.parse::<u64>().ok()?,
             ["Socket", "errors:", rest @ ..] => {
                 // "connect 0, read 0, write 0, timeout 0"
-                r.errors += rest.iter().filter_map(|f| f.trim_end_matches(',').parse::<u64>().ok()).sum::<u64>();
+                r.errors += rest
+                    .iter()
+                    .filter_map(|f| f.trim_end_matches(',').parse::<u64>().ok())
+                    .sum::<u64>();
             }
             _ => {}
         }

@@ -21,6 +21,7 @@ use std::time::Duration;
 use crate::error::ConfigError;
 
 mod mysql;
+
 pub use mysql::{MySqlConfig, MySqlEndpoint, MySqlLockMode, MySqlTls, DEFAULT_TABLE};
 
 /// phpredis's default key prefix; Fleet uses it too so a site can switch without logging
@@ -231,22 +232,10 @@ fn parse_redis_network(rest: &str, tls: bool) -> Result<RedisConfig, ConfigError
         endpoint,
         ..RedisConfig::tcp("", 0)
     };
-    if let Some(userinfo) = userinfo {
-        let (user, pass) = match userinfo.split_once(':') {
-            Some((u, p)) => (u, Some(p)),
-            None => (userinfo, None),
-        };
-        if !user.is_empty() {
-            config.username = Some(percent_decode(user, "user name")?);
-        }
-        if let Some(pass) = pass.filter(|p| !p.is_empty()) {
-            config.password = Some(Secret::new(percent_decode(pass, "password")?));
-        }
-    }
     if !path.is_empty() {
         config.db = parse_db(path)?;
     }
-    apply_options(&mut config, query)?;
+    apply_options(&mut config, Credentials::from_userinfo(userinfo)?, query)?;
     Ok(config)
 }
 
@@ -264,7 +253,7 @@ fn parse_redis_unix(rest: &str) -> Result<RedisConfig, ConfigError> {
         },
         ..RedisConfig::tcp("", 0)
     };
-    apply_options(&mut config, query)?;
+    apply_options(&mut config, Credentials::default(), query)?;
     Ok(config)
 }
 
@@ -364,34 +353,21 @@ pub(crate) fn parse_bool(name: &str, value: &str) -> Result<bool, ConfigError> {
     }
 }
 
-fn apply_options(config: &mut RedisConfig, query: &str) -> Result<(), ConfigError> {
-    let mut password_sources = 0;
-    if config.password.is_some() {
-        password_sources += 1;
-    }
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (raw_name, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
-        let name = percent_decode(raw_name, "option name")?;
-        let is_secret = name == "auth" || name == "password";
-        let value = percent_decode(
-            raw_value,
-            if is_secret {
-                "password"
-            } else {
-                "option value"
-            },
-        )?;
-        // Quoted in errors; a password option is quoted by name only.
-        let shown = if is_secret {
-            format!("{name}=***")
-        } else {
-            format!("{name}={value}")
-        };
+fn apply_options(
+    config: &mut RedisConfig,
+    mut credentials: Credentials,
+    query: &str,
+) -> Result<(), ConfigError> {
+    for pair in query_pairs(query, &["auth", "password"]) {
+        let (name, value) = pair?;
+        if credentials.take_option(&name, &value, &["auth", "password"])? {
+            continue;
+        }
         match name.as_str() {
             "prefix" => {
                 if value.len() > 512 {
                     return Err(ConfigError::Invalid {
-                        part: shown,
+                        part: format!("{name}={value}"),
                         reason: "the prefix is longer than 512 bytes",
                     });
                 }
@@ -402,26 +378,13 @@ fn apply_options(config: &mut RedisConfig, query: &str) -> Result<(), ConfigErro
             "timeout" | "read_timeout" => {
                 config.command_timeout = Some(parse_seconds(&name, &value)?)
             }
-            "user" | "username" => config.username = Some(value).filter(|v| !v.is_empty()),
-            "auth" | "password" => {
-                password_sources += 1;
-                config.password = Some(Secret::new(value)).filter(|s| !s.expose().is_empty());
-            }
-            "password_file" => {
-                password_sources += 1;
-                config.password = Some(read_password_file(&value)?);
-            }
-            "password_env" => {
-                password_sources += 1;
-                config.password = Some(read_password_env(&value)?);
-            }
             "tls_verify" | "tls_ca_file" => {
                 let RedisEndpoint::Tls {
                     verify, ca_file, ..
                 } = &mut config.endpoint
                 else {
                     return Err(ConfigError::Invalid {
-                        part: shown,
+                        part: format!("{name}={value}"),
                         reason: "TLS options need a rediss:// save_path",
                     });
                 };
@@ -442,14 +405,100 @@ fn apply_options(config: &mut RedisConfig, query: &str) -> Result<(), ConfigErro
             }
         }
     }
-    if password_sources > 1 {
-        return Err(ConfigError::Invalid {
-            part: "password".to_owned(),
-            reason:
-                "give the password one way only: in the URL, auth=, password_file= or password_env=",
-        });
-    }
+    (config.username, config.password) = credentials.finish(
+        "give the password one way only: in the URL, auth=, password_file= or password_env=",
+    )?;
     Ok(())
+}
+
+/// A user name and password as a save_path gives them: `user:password@` in the URL, or
+/// options (the password inline, from a file, or from an environment variable). The
+/// password may come one way only, so it is never ambiguous which one is used.
+#[derive(Default)]
+pub(crate) struct Credentials {
+    user: Option<String>,
+    password: Option<Secret>,
+    password_sources: u8,
+}
+
+impl Credentials {
+    /// From the URL's userinfo (`user`, `user:password`), if any.
+    pub(crate) fn from_userinfo(userinfo: Option<&str>) -> Result<Credentials, ConfigError> {
+        let mut credentials = Credentials::default();
+        let Some(userinfo) = userinfo else {
+            return Ok(credentials);
+        };
+        let (user, pass) = match userinfo.split_once(':') {
+            Some((u, p)) => (u, Some(p)),
+            None => (userinfo, None),
+        };
+        if !user.is_empty() {
+            credentials.user = Some(percent_decode(user, "user name")?);
+        }
+        if let Some(pass) = pass.filter(|p| !p.is_empty()) {
+            credentials.password = Some(Secret::new(percent_decode(pass, "password")?));
+            credentials.password_sources += 1;
+        }
+        Ok(credentials)
+    }
+
+    /// Takes option `name` if it is a credential: `user`, one of `inline` (the password
+    /// itself), `password_file` or `password_env`. Returns whether it was one.
+    pub(crate) fn take_option(
+        &mut self,
+        name: &str,
+        value: &str,
+        inline: &[&str],
+    ) -> Result<bool, ConfigError> {
+        match name {
+            "user" | "username" => self.user = Some(value.to_owned()).filter(|v| !v.is_empty()),
+            "password_file" => self.set_password(Some(read_password_file(value)?)),
+            "password_env" => self.set_password(Some(read_password_env(value)?)),
+            _ if inline.contains(&name) => {
+                self.set_password(Some(Secret::new(value)).filter(|s| !s.expose().is_empty()))
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    fn set_password(&mut self, password: Option<Secret>) {
+        self.password_sources += 1;
+        self.password = password;
+    }
+
+    /// The user and password; `one_way_only` is the error when the password came twice.
+    pub(crate) fn finish(
+        self,
+        one_way_only: &'static str,
+    ) -> Result<(Option<String>, Option<Secret>), ConfigError> {
+        if self.password_sources > 1 {
+            return Err(ConfigError::Invalid {
+                part: "password".to_owned(),
+                reason: one_way_only,
+            });
+        }
+        Ok((self.user, self.password))
+    }
+}
+
+/// The `name=value` options of a query string, %-decoded. The value of an option named in
+/// `secret` is decoded as a password, so an error about it never quotes it.
+pub(crate) fn query_pairs<'a>(
+    query: &'a str,
+    secret: &'a [&str],
+) -> impl Iterator<Item = Result<(String, String), ConfigError>> + 'a {
+    query.split('&').filter(|p| !p.is_empty()).map(move |pair| {
+        let (raw_name, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
+        let name = percent_decode(raw_name, "option name")?;
+        let what = if secret.contains(&name.as_str()) {
+            "password"
+        } else {
+            "option value"
+        };
+        let value = percent_decode(raw_value, what)?;
+        Ok((name, value))
+    })
 }
 
 pub(crate) fn read_password_file(path: &str) -> Result<Secret, ConfigError> {

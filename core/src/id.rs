@@ -36,7 +36,9 @@ impl SessionId {
         // Every byte is ASCII, so this cannot fail; no char-by-char rebuild needed.
         match std::str::from_utf8(raw) {
             Ok(s) => Ok(SessionId(s.to_owned())),
-            Err(e) => Err(InvalidId::BadByte { position: e.valid_up_to() }),
+            Err(e) => Err(InvalidId::BadByte {
+                position: e.valid_up_to(),
+            }),
         }
     }
 

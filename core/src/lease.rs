@@ -20,7 +20,11 @@ impl LeaseToken {
         let mut bytes = [0u8; 16];
         getrandom::fill(&mut bytes).map_err(|e| StoreError::Random(e.to_string()))?;
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        let hex = bytes.iter().flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]).map(char::from).collect();
+        let hex = bytes
+            .iter()
+            .flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]])
+            .map(char::from)
+            .collect();
         Ok(LeaseToken(hex))
     }
 

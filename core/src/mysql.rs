@@ -576,10 +576,16 @@ impl SessionStore for MySqlStore {
             // the rows are already invisible, and the next gc deletes them.
             let batch = self.run(true, |c, sql| match c.exec_drop(&sql.gc, ()) {
                 Ok(()) => Ok(Some(c.affected_rows())),
-                Err(MySqlError::MySqlError(e)) if e.code == ER_LOCK_DEADLOCK || e.code == ER_LOCK_WAIT_TIMEOUT => Ok(None),
+                Err(MySqlError::MySqlError(e))
+                    if e.code == ER_LOCK_DEADLOCK || e.code == ER_LOCK_WAIT_TIMEOUT =>
+                {
+                    Ok(None)
+                }
                 Err(e) => Err(e),
             })?;
-            let Some(batch) = batch else { return Ok(deleted) };
+            let Some(batch) = batch else {
+                return Ok(deleted);
+            };
             deleted += batch;
             if batch < GC_BATCH || started.elapsed() >= GC_BUDGET {
                 return Ok(deleted);

@@ -439,7 +439,12 @@ fn mysql_a_killed_workers_session_is_free_at_once() {
 /// Sends a request that takes the session and hangs (`hold.php`), waits until it holds the
 /// session, runs `while_held`, then SIGKILLs the FPM worker serving it, as the OOM killer or
 /// a segfault would. Returns when the session was taken and when the worker was killed.
-fn kill_a_worker_holding_the_session(web: &WebStack, http: &Http, cookie: &str, while_held: impl FnOnce()) -> (Instant, Instant) {
+fn kill_a_worker_holding_the_session(
+    web: &WebStack,
+    http: &Http,
+    cookie: &str,
+    while_held: impl FnOnce(),
+) -> (Instant, Instant) {
     let pid_file = web.dir().join("holder.pid");
     let hung = {
         let url = web.url(&format!("hold.php?pid_file={}", pid_file.display()));
@@ -448,10 +453,16 @@ fn kill_a_worker_holding_the_session(web: &WebStack, http: &Http, cookie: &str, 
     };
     let wait_start = Instant::now();
     let pid = loop {
-        if let Some(pid) = std::fs::read_to_string(&pid_file).ok().and_then(|p| p.trim().parse::<i32>().ok()) {
+        if let Some(pid) = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok())
+        {
             break pid;
         }
-        assert!(wait_start.elapsed() < Duration::from_secs(10), "the hanging request never took the session");
+        assert!(
+            wait_start.elapsed() < Duration::from_secs(10),
+            "the hanging request never took the session"
+        );
         std::thread::sleep(Duration::from_millis(5));
     };
     let taken = Instant::now();

@@ -14,8 +14,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{
-    parse_bool, parse_host_port, parse_seconds, percent_decode, read_password_env,
-    read_password_file, split_query, Secret, Timeouts,
+    parse_bool, parse_host_port, parse_seconds, percent_decode, query_pairs, split_query,
+    Credentials, Secret, Timeouts,
 };
 use crate::error::ConfigError;
 
@@ -154,33 +154,13 @@ pub(super) fn parse(rest: &str) -> Result<MySqlConfig, ConfigError> {
         endpoint,
         ..MySqlConfig::tcp("", 0, database)
     };
-    let mut password_sources = 0;
-    if let Some(userinfo) = userinfo {
-        let (user, pass) = match userinfo.split_once(':') {
-            Some((u, p)) => (u, Some(p)),
-            None => (userinfo, None),
-        };
-        if !user.is_empty() {
-            config.user = Some(percent_decode(user, "user name")?);
-        }
-        if let Some(pass) = pass.filter(|p| !p.is_empty()) {
-            config.password = Some(Secret::new(percent_decode(pass, "password")?));
-            password_sources += 1;
-        }
-    }
+    let mut credentials = Credentials::from_userinfo(userinfo)?;
     let (mut tls, mut tls_verify, mut tls_ca_file) = (false, None, None);
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (raw_name, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
-        let name = percent_decode(raw_name, "option name")?;
-        let is_secret = name == "password";
-        let value = percent_decode(
-            raw_value,
-            if is_secret {
-                "password"
-            } else {
-                "option value"
-            },
-        )?;
+    for pair in query_pairs(query, &["password"]) {
+        let (name, value) = pair?;
+        if credentials.take_option(&name, &value, &["password"])? {
+            continue;
+        }
         match name.as_str() {
             "table" => config.table = parse_table(&value)?,
             "lock" => config.lock = parse_lock_mode(&value)?,
@@ -188,19 +168,6 @@ pub(super) fn parse(rest: &str) -> Result<MySqlConfig, ConfigError> {
             "connect_timeout" => config.connect_timeout = Some(parse_seconds(&name, &value)?),
             "timeout" | "read_timeout" => {
                 config.command_timeout = Some(parse_seconds(&name, &value)?)
-            }
-            "user" | "username" => config.user = Some(value).filter(|v| !v.is_empty()),
-            "password" => {
-                password_sources += 1;
-                config.password = Some(Secret::new(value)).filter(|s| !s.expose().is_empty());
-            }
-            "password_file" => {
-                password_sources += 1;
-                config.password = Some(read_password_file(&value)?);
-            }
-            "password_env" => {
-                password_sources += 1;
-                config.password = Some(read_password_env(&value)?);
             }
             "socket" => {
                 if !value.starts_with('/') {
@@ -231,12 +198,9 @@ pub(super) fn parse(rest: &str) -> Result<MySqlConfig, ConfigError> {
             }
         }
     }
-    if password_sources > 1 {
-        return Err(ConfigError::Invalid {
-            part: "password".to_owned(),
-            reason: "give the password one way only: in the URL, password=, password_file= or password_env=",
-        });
-    }
+    (config.user, config.password) = credentials.finish(
+        "give the password one way only: in the URL, password=, password_file= or password_env=",
+    )?;
     if tls {
         config.tls = Some(MySqlTls {
             verify: tls_verify.unwrap_or(true),
