@@ -2,6 +2,7 @@
 # Installs what Fleet needs on Debian 12, as root, and nothing that is already there:
 # PHP 8.2 (headers, CLI, FPM, phpredis for the interop test), clang for ext-php-rs,
 # redis-server, mariadb-server and nginx for the tests and demo, and cargo-nextest.
+# Extra package names given as arguments are installed the same way.
 set -euo pipefail
 export PATH="$HOME/.cargo/bin:$PATH"
 
@@ -10,6 +11,8 @@ packages=(
   clang libclang-dev libssl-dev pkg-config
   redis-server mariadb-server mariadb-client nginx-light procps valgrind
 )
+# Callers may ask for more (bench/run.sh: wrk, memcached, …).
+packages+=("$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
