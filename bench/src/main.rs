@@ -205,9 +205,14 @@ struct Measurement {
     backend_calls: Option<f64>,
     /// Round trips per request to the backend, counted by the latency proxy ((d) only).
     round_trips: Option<f64>,
+    /// CPU time per request of the PHP-FPM workers, and of the backend server process.
+    worker_cpu: Option<Duration>,
+    backend_cpu: Option<Duration>,
+    /// Lowest and highest req/s over the rounds.
+    rps_range: Option<(f64, f64)>,
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct HandlerResults {
     runs: BTreeMap<Scenario, Measurement>,
     rss_before_kb: u64,
@@ -220,13 +225,16 @@ struct Options {
     rss_requests: u64,
     /// Comma-separated parts of handler names to run (for a quick look); all by default.
     only: Option<String>,
+    /// Every handler is measured this many times, in turn; the report gives the median.
+    rounds: usize,
 }
 
 fn main() {
     let mut options = Options {
-        duration: Duration::from_secs(10),
+        duration: Duration::from_secs(5),
         rss_requests: 100_000,
         only: None,
+        rounds: 3,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -237,9 +245,10 @@ fn main() {
             }
             ("--rss-requests", Some(v)) => options.rss_requests = v.parse().unwrap_or(100_000),
             ("--only", Some(v)) => options.only = Some(v.clone()),
+            ("--rounds", Some(v)) => options.rounds = v.parse().unwrap_or(3).max(1),
             _ => {
                 eprintln!(
-                    "usage: fleet-bench [--duration SECONDS] [--rss-requests N] [--only NAME]"
+                    "usage: fleet-bench [--duration SECONDS] [--rounds N] [--rss-requests N] [--only NAME,…]"
                 );
                 std::process::exit(2);
             }
@@ -251,17 +260,31 @@ fn main() {
     let lan_rtt = measure_proxy_rtt(&backends);
     eprintln!("bench: proxy adds {lan_rtt:?} per round trip (measured with Redis PING)");
 
-    let mut results: BTreeMap<&'static str, HandlerResults> = BTreeMap::new();
-    for handler in HANDLERS {
-        let wanted = options.only.as_deref().is_none_or(|o| {
-            handler == Handler::NoSession || o.split(',').any(|o| handler.name().contains(o))
-        });
-        if !wanted {
-            continue;
+    // Rounds interleave the handlers, so a slow spell of this shared machine hits all of
+    // them rather than one; the report takes each handler's median.
+    let mut rounds: BTreeMap<&'static str, Vec<HandlerResults>> = BTreeMap::new();
+    for round in 0..options.rounds {
+        for handler in HANDLERS {
+            let wanted = options.only.as_deref().is_none_or(|o| {
+                handler == Handler::NoSession || o.split(',').any(|o| handler.name().contains(o))
+            });
+            if !wanted {
+                continue;
+            }
+            eprintln!(
+                "bench: round {} of {}: {}",
+                round + 1,
+                options.rounds,
+                handler.name()
+            );
+            let r = bench_handler(handler, &backends, &options, round);
+            rounds.entry(handler.name()).or_default().push(r);
         }
-        eprintln!("bench: {}", handler.name());
-        results.insert(handler.name(), bench_handler(handler, &backends, &options));
     }
+    let results: BTreeMap<&'static str, HandlerResults> = rounds
+        .into_iter()
+        .map(|(name, runs)| (name, median_of(runs)))
+        .collect();
     let rss = rss_over_many_requests(&backends, &options, &results);
     let report = report(&results, &options, lan_rtt, &rss);
     let out = repo_root().join("bench/results");
@@ -365,18 +388,48 @@ fn page(handler: Handler, scenario: Scenario) -> String {
     }
 }
 
-fn bench_handler(handler: Handler, b: &Backends, options: &Options) -> HandlerResults {
+/// Each scenario's median-throughput run out of the rounds (so its other numbers come from
+/// the same run), with the range of req/s across rounds; memory from the last round.
+fn median_of(rounds: Vec<HandlerResults>) -> HandlerResults {
+    let mut out = rounds.last().cloned().unwrap_or_default();
+    for (scenario, m) in out.runs.iter_mut() {
+        let mut runs: Vec<&Measurement> =
+            rounds.iter().filter_map(|r| r.runs.get(scenario)).collect();
+        runs.sort_by(|a, b| a.wrk.rps.total_cmp(&b.wrk.rps));
+        let (lo, hi) = (
+            runs.first().map(|r| r.wrk.rps),
+            runs.last().map(|r| r.wrk.rps),
+        );
+        if let Some(median) = runs.get(runs.len() / 2) {
+            *m = Measurement {
+                rps_range: lo.zip(hi),
+                ..(*median).clone()
+            };
+        }
+    }
+    out
+}
+
+fn bench_handler(
+    handler: Handler,
+    b: &Backends,
+    options: &Options,
+    round: usize,
+) -> HandlerResults {
     let mut results = HandlerResults::default();
     // Sessions of this handler only: another handler's leftovers (a lock held by a request
     // cut off when its stack stopped) must not slow it down.
-    let prefix = format!("h{}s", handler as u8);
+    let prefix = format!("h{}r{round}s", handler as u8);
     let sessions = [
         ("FLEET_BENCH_SESSIONS", SESSIONS.to_string()),
         ("FLEET_BENCH_PREFIX", prefix.clone()),
     ];
     let hot = [
         ("FLEET_BENCH_SESSIONS", "1".to_owned()),
-        ("FLEET_BENCH_PREFIX", format!("h{}hot", handler as u8)),
+        (
+            "FLEET_BENCH_PREFIX",
+            format!("h{}r{round}hot", handler as u8),
+        ),
     ];
     {
         let web = start_stack(&pool_ini(handler, b, false));
@@ -398,7 +451,7 @@ fn bench_handler(handler: Handler, b: &Backends, options: &Options) -> HandlerRe
                 Scenario::C => (HOT_CLIENTS, hot.clone()),
                 _ => (CLIENTS, sessions.clone()),
             };
-            let m = measure(handler, b, || {
+            let m = measure(handler, b, &web, || {
                 wrk::run(
                     &web.url(&page(handler, scenario)),
                     clients,
@@ -428,7 +481,7 @@ fn bench_handler(handler: Handler, b: &Backends, options: &Options) -> HandlerRe
         );
         let proxy = lan_proxy(handler, b);
         let before = proxy.map(LatencyProxy::client_messages);
-        let mut m = measure(handler, b, || {
+        let mut m = measure(handler, b, &web, || {
             wrk::run(
                 &web.url(&page(handler, Scenario::D)),
                 CLIENTS,
@@ -443,6 +496,7 @@ fn bench_handler(handler: Handler, b: &Backends, options: &Options) -> HandlerRe
         }
         report_problems(&web, handler, Scenario::D, &m);
         results.runs.insert(Scenario::D, m);
+        std::thread::sleep(Duration::from_secs(1));
     }
     results
 }
@@ -460,11 +514,30 @@ fn report_problems(web: &WebStack, handler: Handler, scenario: Scenario, m: &Mea
 }
 
 /// Runs `load`, counting the backend operations it caused.
-fn measure(handler: Handler, b: &Backends, load: impl FnOnce() -> WrkResult) -> Measurement {
-    let before = backend_calls(handler, b);
+fn measure(
+    handler: Handler,
+    b: &Backends,
+    web: &WebStack,
+    load: impl FnOnce() -> WrkResult,
+) -> Measurement {
+    let workers = worker_pids(web);
+    let backend = backend_pid(handler, b);
+    let (calls_before, workers_before, backend_before) = (
+        backend_calls(handler, b),
+        cpu_of(&workers),
+        backend.map(|p| cpu_of(&[p])),
+    );
     let wrk = load();
-    let after = backend_calls(handler, b);
-    let backend_calls = match (before, after) {
+    let (calls_after, workers_after, backend_after) = (
+        backend_calls(handler, b),
+        cpu_of(&workers),
+        backend.map(|p| cpu_of(&[p])),
+    );
+    let requests = wrk.requests.max(1);
+    let per_request = |before: Duration, after: Duration| {
+        after.saturating_sub(before) / u32::try_from(requests).unwrap_or(u32::MAX)
+    };
+    let backend_calls = match (calls_before, calls_after) {
         (Some(x), Some(y)) if wrk.requests > 0 => {
             Some((y.saturating_sub(x)) as f64 / wrk.requests as f64)
         }
@@ -474,7 +547,47 @@ fn measure(handler: Handler, b: &Backends, load: impl FnOnce() -> WrkResult) -> 
         wrk,
         backend_calls,
         round_trips: None,
+        rps_range: None,
+        worker_cpu: Some(per_request(workers_before, workers_after)),
+        backend_cpu: backend_before
+            .zip(backend_after)
+            .map(|(x, y)| per_request(x, y)),
     }
+}
+
+/// The backend server process a handler talks to.
+fn backend_pid(handler: Handler, b: &Backends) -> Option<u32> {
+    if handler.uses_redis() {
+        b.redis.pid()
+    } else if handler.uses_mysql() {
+        b.db.pid()
+    } else if handler == Handler::Memcached {
+        Some(b._memcached.pid())
+    } else {
+        None
+    }
+}
+
+/// User + system CPU time the processes have used so far.
+fn cpu_of(pids: &[u32]) -> Duration {
+    // SAFETY: sysconf has no preconditions.
+    let ticks_per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let ticks: u64 = pids
+        .iter()
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
+        .filter_map(|stat| {
+            // After the parenthesised command name: state is field 0, utime 11, stime 12.
+            let rest: Vec<u64> = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .skip(1)
+                .filter_map(|f| f.parse().ok())
+                .collect();
+            Some(rest.get(10)? + rest.get(11)?)
+        })
+        .sum();
+    Duration::from_micros(ticks * 1_000_000 / ticks_per_second)
 }
 
 /// The backend's latency proxy, for handlers that have one.
@@ -542,10 +655,10 @@ fn memcached_calls(port: u16) -> Option<u64> {
     Some(total)
 }
 
-/// RSS (kB) of each FPM worker of the stack: the children of each pool's master.
-fn workers_rss_kb(web: &WebStack) -> Vec<u64> {
+/// The FPM workers of the stack: the children of each pool's master.
+fn worker_pids(web: &WebStack) -> Vec<u32> {
     let masters: Vec<u32> = web.pools.iter().map(|p| p.master_pid()).collect();
-    let mut rss = Vec::new();
+    let mut pids = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
             continue;
@@ -559,18 +672,27 @@ fn workers_rss_kb(web: &WebStack) -> Vec<u64> {
             .and_then(|(_, rest)| rest.split_whitespace().nth(1))
             .and_then(|p| p.parse::<u32>().ok());
         if ppid.is_some_and(|p| masters.contains(&p)) {
-            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-            if let Some(kb) = status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|v| v.parse().ok())
-            {
-                rss.push(kb);
-            }
+            pids.push(pid);
         }
     }
-    rss
+    pids
+}
+
+/// RSS (kB) of each FPM worker of the stack.
+fn workers_rss_kb(web: &WebStack) -> Vec<u64> {
+    worker_pids(web)
+        .iter()
+        .filter_map(|pid| {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect()
 }
 
 /// Fleet Redis workers' RSS before and after `options.rss_requests` requests of scenario (a).
@@ -687,6 +809,13 @@ fn machine() -> String {
     )
 }
 
+/// CPU a handler's sessions cost per request: its workers' CPU beyond the same page without
+/// a session, plus the backend server's. Steadier than throughput on a shared machine.
+fn session_cpu(m: &Measurement, no_session: Option<&Measurement>) -> Option<Duration> {
+    let base = no_session?.worker_cpu?;
+    Some(m.worker_cpu?.saturating_sub(base) + m.backend_cpu.unwrap_or_default())
+}
+
 fn report(
     results: &BTreeMap<&'static str, HandlerResults>,
     options: &Options,
@@ -699,20 +828,25 @@ fn report(
     let _ = writeln!(md, "Machine: {}.\n", machine());
     let _ = writeln!(
         md,
-        "Setup: nginx round robin over two PHP-FPM pools × {WORKERS_PER_POOL} workers (opcache on), each handler in turn in one run; \
+        "Setup: nginx round robin over two PHP-FPM pools × {WORKERS_PER_POOL} workers (opcache on); \
          wrk, {CLIENTS} connections ({HOT_CLIENTS} for (c)), {} s per run after a warm-up. {SESSIONS} sessions in (a), (b), (d). \
+         {} rounds, each running every handler in turn; each row is the handler's median round by req/s, and *range* is the lowest and highest req/s over the rounds. \
          Fleet is a release build. (d) goes through a delaying TCP proxy that added {} per round trip (Redis PING, median).\n",
         options.duration.as_secs(),
+        options.rounds,
         us(lan_rtt)
     );
-    let _ = writeln!(md, "*Overhead* = 1/rps(handler) − 1/rps(same page without a session), same scenario, same run. *Ops/req* = Redis commands (including those Fleet's Lua scripts run inside Redis), MySQL statements or memcached commands per request, from the server's counters. *Round trips/req*, in (d), = client-to-server messages counted by the proxy per request.\n");
+    let _ = writeln!(md, "*Overhead* = 1/rps(handler) − 1/rps(same page without a session), same scenario, medians of the same rounds. *Ops/req* = Redis commands (including those Fleet's Lua scripts run inside Redis), MySQL statements or memcached commands per request, from the server's counters. *Round trips/req*, in (d), = client-to-server messages counted by the proxy per request. *PHP CPU/req* and *backend CPU/req* = user+system CPU time of all FPM workers, and of the backend server process, per request (from /proc; 10 ms ticks, so only meaningful over whole runs). *Session CPU/req* = PHP CPU/req minus the no-session page's, plus backend CPU/req: what sessions cost the machine, which varies far less between runs than req/s does.\n");
     for scenario in [Scenario::A, Scenario::B, Scenario::C, Scenario::D] {
         let _ = writeln!(md, "## {}\n", scenario.title());
         let _ = writeln!(
             md,
-            "| handler | req/s | p50 | p99 | overhead | ops/req | round trips/req | failed |"
+            "| handler | req/s | range | p50 | p99 | overhead | ops/req | round trips/req | PHP CPU/req | backend CPU/req | session CPU/req | failed |"
         );
-        let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(
+            md,
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
         let base = get(Handler::NoSession, scenario).map(|m| m.wrk.rps);
         for h in HANDLERS {
             let Some(m) = get(h, scenario) else { continue };
@@ -727,9 +861,21 @@ fn report(
                 .map(|c| format!("{c:.2}"))
                 .unwrap_or_default();
             let trips = m.round_trips.map(|c| format!("{c:.2}")).unwrap_or_default();
+            let php_cpu = m.worker_cpu.map(us).unwrap_or_default();
+            let cpu = match h {
+                Handler::NoSession => String::new(),
+                _ => session_cpu(m, get(Handler::NoSession, scenario))
+                    .map(us)
+                    .unwrap_or_default(),
+            };
+            let range = m
+                .rps_range
+                .map(|(lo, hi)| format!("{lo:.0}–{hi:.0}"))
+                .unwrap_or_default();
+            let backend_cpu = m.backend_cpu.map(us).unwrap_or_default();
             let _ = writeln!(
                 md,
-                "| {} | {:.0} | {} | {} | {overhead} | {calls} | {trips} | {} |",
+                "| {} | {:.0} | {range} | {} | {} | {overhead} | {calls} | {trips} | {php_cpu} | {backend_cpu} | {cpu} | {} |",
                 h.name(),
                 m.wrk.rps,
                 us(m.wrk.p50),
@@ -781,6 +927,11 @@ fn report(
         (Some(r), Some(b)) => Some((1.0 / r - 1.0 / b).max(1e-9)),
         _ => None,
     };
+    let cpu = |h: Handler, s: Scenario| {
+        get(h, s)
+            .and_then(|m| session_cpu(m, get(Handler::NoSession, s)))
+            .map(|d| d.as_secs_f64())
+    };
     let fleet_c = get(Handler::FleetRedis, Scenario::C);
     let _ = writeln!(md, "| target | measured |");
     let _ = writeln!(md, "|---|---|");
@@ -794,19 +945,24 @@ fn report(
     );
     let _ = writeln!(
         md,
-        "| (a) Fleet Redis overhead ≤ 0.6× phpredis-with-locking's | {} |",
+        "| (a) Fleet Redis overhead ≤ 0.6× phpredis-with-locking's | {} (session CPU: {}) |",
         ratio(
             overhead(Handler::FleetRedis, Scenario::A),
             overhead(Handler::PhpRedisLocking, Scenario::A)
+        ),
+        ratio(
+            cpu(Handler::FleetRedis, Scenario::A),
+            cpu(Handler::PhpRedisLocking, Scenario::A)
         )
     );
     let _ = writeln!(
         md,
-        "| (a) Fleet Redis ≥ 1.0× phpredis without locking | {} |",
+        "| (a) Fleet Redis ≥ 1.0× phpredis without locking | {} (its session CPU: {} of phpredis's) |",
         ratio(
             rps(Handler::FleetRedis, Scenario::A),
             rps(Handler::PhpRedis, Scenario::A)
-        )
+        ),
+        ratio(cpu(Handler::FleetRedis, Scenario::A), cpu(Handler::PhpRedis, Scenario::A))
     );
     let _ = writeln!(
         md,
@@ -842,13 +998,15 @@ fn report(
             rps(Handler::PhpRedisLocking, Scenario::D)
         )
     );
-    let _ = writeln!(
+    let _ =
+        writeln!(
         md,
-        "| Fleet MySQL overhead ≤ 1/3 of the userland PDO handler's (a) | {} |",
+        "| Fleet MySQL overhead ≤ 1/3 of the userland PDO handler's (a) | {} (session CPU: {}) |",
         ratio(
             overhead(Handler::FleetMySql, Scenario::A),
             overhead(Handler::PdoUserland, Scenario::A)
-        )
+        ),
+        ratio(cpu(Handler::FleetMySql, Scenario::A), cpu(Handler::PdoUserland, Scenario::A))
     );
     let _ = writeln!(
         md,
