@@ -22,7 +22,10 @@ use crate::error::ConfigError;
 
 mod mysql;
 
-pub use mysql::{MySqlConfig, MySqlEndpoint, MySqlLockMode, MySqlTls, DEFAULT_TABLE};
+pub use mysql::{
+    MySqlConfig, MySqlEndpoint, MySqlLockMode, MySqlProcedures, MySqlTls, DEFAULT_TABLE,
+    MAX_TABLE_FOR_PROCEDURES,
+};
 
 /// phpredis's default key prefix; Fleet uses it too so a site can switch without logging
 /// anyone out.

@@ -12,7 +12,10 @@
 //!   server waits for the lock on the client's behalf and releases it when the holding
 //!   connection ends, so a killed worker frees its sessions at once. Round trips: `GET_LOCK`,
 //!   `SELECT`, then `INSERT … ON DUPLICATE KEY UPDATE` (or `UPDATE` for lazy_write) and
-//!   `RELEASE_LOCK`.
+//!   `RELEASE_LOCK`. With Fleet's stored procedures (`procedures=auto`, the default, where
+//!   the user may create or execute them), the same statements run inside two `CALL`s: one
+//!   round trip to lock and read, one to write and unlock. A `CALL` is a prepared statement
+//!   with bound parameters like any other, so nothing is spliced into SQL there either.
 //! - `row`: a transaction holding the row lock (`SELECT … FOR UPDATE`), committed by the
 //!   write. For servers where named locks are unsuitable (Galera does not replicate them);
 //!   a waiter waits on InnoDB's lock queue, and the lock ends with the transaction. Round
@@ -28,7 +31,9 @@ use std::time::{Duration, Instant};
 use ::mysql::prelude::Queryable;
 use ::mysql::{Conn, Error as MySqlError, Opts, OptsBuilder, SslOpts, Statement};
 
-use crate::config::{MySqlConfig, MySqlEndpoint, MySqlLockMode, Timeouts};
+use crate::config::{
+    MySqlConfig, MySqlEndpoint, MySqlLockMode, MySqlProcedures, Timeouts, MAX_TABLE_FOR_PROCEDURES,
+};
 use crate::error::StoreError;
 use crate::id::SessionId;
 use crate::lease::{LeaseTerms, MAX_WAIT_SLICE};
@@ -51,6 +56,8 @@ const ER_TABLEACCESS_DENIED: u16 = 1142;
 const ER_NO_SUCH_TABLE: u16 = 1146;
 const ER_LOCK_WAIT_TIMEOUT: u16 = 1205;
 const ER_LOCK_DEADLOCK: u16 = 1213;
+const ER_SP_DOES_NOT_EXIST: u16 = 1305;
+const ER_PROCACCESS_DENIED: u16 = 1370;
 
 /// The DDL of the session table. Fleet runs it (with `IF NOT EXISTS`) unless
 /// `create_table=0`; `fleetctl schema` prints it for DBAs who create the table themselves.
@@ -66,6 +73,89 @@ pub fn create_table_sql(table: &str) -> String {
     )
 }
 
+/// The name of one of the stored procedures for `table`. The `1` is the version of their
+/// bodies: a release that changes one creates `fleet2_…` beside it, so workers of both
+/// versions run side by side during a rolling upgrade.
+fn procedure_name(table: &str, what: &str) -> String {
+    format!("fleet1_{table}_{what}")
+}
+
+/// The DDL of the stored procedures `lock=advisory` calls (see [`MySqlProcedures`]). Fleet
+/// runs it unless `create_table=0` or `procedures=0`; `fleetctl schema` prints it.
+///
+/// They run with the caller's privileges (`SQL SECURITY INVOKER`), so they grant nothing
+/// the session user does not already have. Each takes the lock name's source text, hashed
+/// as the plain statements hash it, so workers with and without the procedures exclude
+/// each other on the same session. A failing statement inside releases the lock before
+/// the error goes back, as the plain statements' caller does.
+pub fn create_procedures_sql(table: &str) -> [String; 3] {
+    let read = procedure_name(table, "read");
+    let write = procedure_name(table, "write");
+    let touch = procedure_name(table, "touch");
+    let lock = "CONCAT('fleet:', SHA1(p_lock_key))";
+    let params = "IN p_id VARCHAR(256) CHARACTER SET ascii, IN p_lock_key VARCHAR(1024) CHARACTER SET utf8mb4";
+    let release_on_error = format!(
+        "DECLARE EXIT HANDLER FOR SQLEXCEPTION BEGIN DO RELEASE_LOCK({lock}); RESIGNAL; END;"
+    );
+    [
+        format!(
+            "CREATE PROCEDURE IF NOT EXISTS `{read}`({params}, IN p_wait DOUBLE)
+  SQL SECURITY INVOKER
+  COMMENT 'Fleet sessions: lock a session and read it'
+BEGIN
+  DECLARE got INT DEFAULT NULL;
+  DECLARE EXIT HANDLER FOR SQLEXCEPTION
+  BEGIN
+    IF got = 1 THEN DO RELEASE_LOCK({lock}); END IF;
+    RESIGNAL;
+  END;
+  SET got = GET_LOCK({lock}, p_wait);
+  IF got = 1 THEN
+    SELECT got, `data` FROM `{table}` WHERE `id` = p_id AND `expires` > UNIX_TIMESTAMP();
+  ELSE
+    SELECT got, NULL;
+  END IF;
+END"
+        ),
+        format!(
+            "CREATE PROCEDURE IF NOT EXISTS `{write}`({params}, IN p_data LONGBLOB, IN p_lifetime BIGINT)
+  SQL SECURITY INVOKER
+  COMMENT 'Fleet sessions: write a locked session and unlock it'
+BEGIN
+  {release_on_error}
+  INSERT INTO `{table}` (`id`, `data`, `expires`) VALUES (p_id, p_data, UNIX_TIMESTAMP() + p_lifetime)
+    ON DUPLICATE KEY UPDATE `data` = VALUES(`data`), `expires` = VALUES(`expires`);
+  DO RELEASE_LOCK({lock});
+END"
+        ),
+        format!(
+            "CREATE PROCEDURE IF NOT EXISTS `{touch}`({params}, IN p_lifetime BIGINT)
+  SQL SECURITY INVOKER
+  COMMENT 'Fleet sessions: extend a locked, unchanged session and unlock it'
+BEGIN
+  {release_on_error}
+  UPDATE `{table}` SET `expires` = UNIX_TIMESTAMP() + p_lifetime WHERE `id` = p_id;
+  DO RELEASE_LOCK({lock});
+END"
+        ),
+    ]
+}
+
+/// The whole schema for `table` as a script for the `mysql`/`mariadb` client: the table,
+/// and the procedures unless `procedures` is false (or the table name is too long for them).
+pub fn schema_script(table: &str, procedures: bool) -> String {
+    let mut script = format!("{};\n", create_table_sql(table));
+    if procedures && table.len() <= MAX_TABLE_FOR_PROCEDURES {
+        script.push_str("\nDELIMITER //\n");
+        for ddl in create_procedures_sql(table) {
+            script.push_str(&ddl);
+            script.push_str(" //\n");
+        }
+        script.push_str("DELIMITER ;\n");
+    }
+    script
+}
+
 /// The SQL of every statement, with the table name in it, built once per store.
 struct StatementTexts {
     get_lock: String,
@@ -78,11 +168,17 @@ struct StatementTexts {
     delete: String,
     exists: String,
     gc: String,
+    call_read: String,
+    call_write: String,
+    call_touch: String,
 }
 
 impl StatementTexts {
     fn new(table: &str) -> StatementTexts {
         StatementTexts {
+            call_read: format!("CALL `{}`(?, ?, ?)", procedure_name(table, "read")),
+            call_write: format!("CALL `{}`(?, ?, ?, ?)", procedure_name(table, "write")),
+            call_touch: format!("CALL `{}`(?, ?, ?)", procedure_name(table, "touch")),
             // Lock names are limited to 64 characters; a hash of database, table and id fits
             // any id.
             get_lock: "SELECT GET_LOCK(CONCAT('fleet:', SHA1(?)), ?)".to_owned(),
@@ -122,12 +218,34 @@ struct Statements {
     delete: Statement,
     exists: Statement,
     gc: Statement,
+    calls: Option<ProcedureCalls>,
+}
+
+/// The prepared `CALL`s of the stored procedures. Preparing a `CALL` does not check that
+/// the procedure exists; the first execution does.
+struct ProcedureCalls {
+    read: Statement,
+    write: Statement,
+    touch: Statement,
 }
 
 impl Statements {
     /// Prepares every statement: once per connection, so once per worker normally.
-    fn prepare(conn: &mut Conn, t: &StatementTexts) -> Result<Statements, MySqlError> {
+    fn prepare(
+        conn: &mut Conn,
+        t: &StatementTexts,
+        with_calls: bool,
+    ) -> Result<Statements, MySqlError> {
+        let calls = match with_calls {
+            true => Some(ProcedureCalls {
+                read: conn.prep(&t.call_read)?,
+                write: conn.prep(&t.call_write)?,
+                touch: conn.prep(&t.call_touch)?,
+            }),
+            false => None,
+        };
         Ok(Statements {
+            calls,
             get_lock: conn.prep(&t.get_lock)?,
             release_lock: conn.prep(&t.release_lock)?,
             read: conn.prep(&t.read)?,
@@ -167,6 +285,11 @@ pub struct MySqlStore {
     texts: StatementTexts,
     create_table: bool,
     table_ready: bool,
+    /// `procedures=` as it applies here: `Off` unless `lock=advisory`.
+    procedures: MySqlProcedures,
+    /// Whether to call the procedures; `procedures=auto` clears it for good (for this
+    /// worker) when the server says they are missing or not executable.
+    calls_usable: bool,
     timeouts: Timeouts,
     /// The connection's socket read timeout: the command timeout, plus one row-lock wait
     /// slice in `lock=row` mode.
@@ -217,8 +340,17 @@ impl MySqlStore {
             }
             opts = opts.ssl_opts(Some(ssl));
         }
+        let procedures = match config.procedures {
+            _ if config.lock != MySqlLockMode::Advisory => MySqlProcedures::Off,
+            MySqlProcedures::Auto if config.table.len() > MAX_TABLE_FOR_PROCEDURES => {
+                MySqlProcedures::Off
+            }
+            p => p,
+        };
         Ok(MySqlStore {
             endpoint,
+            procedures,
+            calls_usable: procedures != MySqlProcedures::Off,
             opts: opts.into(),
             conn: None,
             mode: config.lock,
@@ -233,46 +365,49 @@ impl MySqlStore {
     }
 
     fn open_connection(&mut self) -> Result<Live, StoreError> {
-        let mut conn = Conn::new(self.opts.clone()).map_err(|e| {
-            classify(
-                &self.endpoint,
-                &self.table,
-                e,
-                self.timeouts,
-                self.read_timeout,
-                true,
-            )
-        })?;
+        let mut conn = Conn::new(self.opts.clone()).map_err(|e| self.classify(e, true))?;
         if self.create_table && !self.table_ready {
-            match conn.query_drop(create_table_sql(&self.table)) {
-                Ok(()) => {}
-                // No CREATE privilege: the DBA made the table (or will be told it is missing
-                // by the first statement that needs it).
-                Err(MySqlError::MySqlError(e)) if e.code == ER_TABLEACCESS_DENIED => {}
-                Err(e) => {
-                    return Err(classify(
-                        &self.endpoint,
-                        &self.table,
-                        e,
-                        self.timeouts,
-                        self.read_timeout,
-                        false,
-                    ))
-                }
-            }
+            self.create_schema(&mut conn)?;
         }
         self.table_ready = true;
-        let sql = Statements::prepare(&mut conn, &self.texts).map_err(|e| {
-            classify(
-                &self.endpoint,
-                &self.table,
-                e,
-                self.timeouts,
-                self.read_timeout,
-                false,
-            )
-        })?;
+        let sql = Statements::prepare(&mut conn, &self.texts, self.calls_usable)
+            .map_err(|e| self.classify(e, false))?;
         Ok(Live { conn, sql })
+    }
+
+    /// Creates the table and the procedures if they are missing, as far as the user's
+    /// privileges allow: without them the DBA made the objects (or will be told what is
+    /// missing by the first statement that needs it, or the procedures are not used).
+    fn create_schema(&self, conn: &mut Conn) -> Result<(), StoreError> {
+        match conn.query_drop(create_table_sql(&self.table)) {
+            Ok(()) => {}
+            Err(MySqlError::MySqlError(e)) if e.code == ER_TABLEACCESS_DENIED => {}
+            Err(e) => return Err(self.classify(e, false)),
+        }
+        if self.procedures == MySqlProcedures::Off {
+            return Ok(());
+        }
+        for ddl in create_procedures_sql(&self.table) {
+            match conn.query_drop(ddl) {
+                // No CREATE ROUTINE privilege, or a server without `CREATE PROCEDURE IF NOT
+                // EXISTS` (MySQL before 8.0.29): whether the procedures can be called is
+                // found out by calling them.
+                Ok(()) | Err(MySqlError::MySqlError(_)) => {}
+                Err(e) => return Err(self.classify(e, false)),
+            }
+        }
+        Ok(())
+    }
+
+    fn classify(&self, e: MySqlError, connecting: bool) -> StoreError {
+        classify(
+            &self.endpoint,
+            &self.table,
+            e,
+            self.timeouts,
+            self.read_timeout,
+            connecting,
+        )
     }
 
     /// Runs `op` on the connection, opening one if needed. A failure other than the server's
@@ -309,14 +444,7 @@ impl MySqlStore {
                 if matches!(e, MySqlError::MySqlError(_)) {
                     self.conn = Some(live);
                 }
-                Err(classify(
-                    &self.endpoint,
-                    &self.table,
-                    e,
-                    self.timeouts,
-                    self.read_timeout,
-                    false,
-                ))
+                Err(self.classify(e, false))
             }
         }
     }
@@ -380,12 +508,58 @@ impl MySqlStore {
                 .saturating_duration_since(Instant::now())
                 .min(slice_cap);
             let seconds = slice.as_secs_f64();
-            let got: Option<Option<i64>> = self.run(first, |c, sql| {
-                c.exec_first(&sql.get_lock, (key.as_str(), seconds))
-            })?;
+            // The data comes with the lock when the procedure took it.
+            let mut data_if_locked = None;
+            let got = match self.calls_usable {
+                true => {
+                    let called = self.call(None, first, |c, calls| {
+                        c.exec_first::<(Option<i64>, Option<Vec<u8>>), _, _>(
+                            &calls.read,
+                            (id.as_str(), key.as_str(), seconds),
+                        )
+                    })?;
+                    match called {
+                        // Locked, and no live session: the procedure's SELECT found no row.
+                        Some(None) => {
+                            data_if_locked = Some(None);
+                            Some(1)
+                        }
+                        Some(Some((got, data))) => {
+                            data_if_locked = Some(data);
+                            got
+                        }
+                        None => continue,
+                    }
+                }
+                false => self
+                    .run(first, |c, sql| {
+                        c.exec_first::<Option<i64>, _, _>(&sql.get_lock, (key.as_str(), seconds))
+                    })?
+                    .flatten(),
+            };
             first = false;
-            match got.flatten() {
-                Some(1) => break,
+            match got {
+                Some(1) => {
+                    let lock = self.held_here()?;
+                    if let Some(data) = data_if_locked {
+                        return Ok(ReadOutcome {
+                            data,
+                            lock: Some(lock),
+                        });
+                    }
+                    return match self.run(false, |c, sql| {
+                        c.exec_first::<Vec<u8>, _, _>(&sql.read, (id.as_str(),))
+                    }) {
+                        Ok(data) => Ok(ReadOutcome {
+                            data,
+                            lock: Some(lock),
+                        }),
+                        Err(e) => {
+                            let _ = self.release(id, &lock);
+                            Err(e)
+                        }
+                    };
+                }
                 Some(_) if Instant::now() < deadline => continue,
                 Some(_) => {
                     return Err(StoreError::LockWaitTimeout {
@@ -400,19 +574,41 @@ impl MySqlStore {
                 }
             }
         }
-        let lock = self.held_here()?;
-        match self.run(false, |c, sql| {
-            c.exec_first::<Vec<u8>, _, _>(&sql.read, (id.as_str(),))
-        }) {
-            Ok(data) => Ok(ReadOutcome {
-                data,
-                lock: Some(lock),
-            }),
-            Err(e) => {
-                let _ = self.release(id, &lock);
-                Err(e)
+    }
+
+    /// Runs `op` with the procedures' prepared `CALL`s, on the connection holding `lock` if
+    /// given; `Ok(None)` when `procedures=auto` finds the procedures missing or not
+    /// executable, after which this store uses the plain statements.
+    fn call<T>(
+        &mut self,
+        lock: Option<&HeldLock>,
+        retry: bool,
+        mut op: impl FnMut(&mut Conn, &ProcedureCalls) -> Result<T, MySqlError>,
+    ) -> Result<Option<T>, StoreError> {
+        let fall_back = self.procedures == MySqlProcedures::Auto;
+        let wrapped = |c: &mut Conn, sql: &Statements| {
+            let Some(calls) = &sql.calls else {
+                return Ok(None);
+            };
+            match op(c, calls) {
+                Ok(v) => Ok(Some(v)),
+                Err(MySqlError::MySqlError(e))
+                    if fall_back
+                        && (e.code == ER_SP_DOES_NOT_EXIST || e.code == ER_PROCACCESS_DENIED) =>
+                {
+                    Ok(None)
+                }
+                Err(e) => Err(e),
             }
+        };
+        let answer = match lock {
+            Some(lock) => self.run_holding(lock, wrapped)?,
+            None => self.run(retry, wrapped)?,
+        };
+        if answer.is_none() {
+            self.calls_usable = false;
         }
+        Ok(answer)
     }
 
     fn lock_row(&mut self, id: &SessionId, terms: LeaseTerms) -> Result<ReadOutcome, StoreError> {
@@ -582,6 +778,22 @@ impl SessionStore for MySqlStore {
         lock: Option<&HeldLock>,
     ) -> Result<(), StoreError> {
         let seconds = lifetime_secs(lifetime);
+        if let (Some(lock), true) = (lock, self.calls_usable) {
+            let key = self.lock_key(id);
+            let called = self.call(Some(lock), false, |c, calls| {
+                c.exec_drop(&calls.write, (id.as_str(), key.as_str(), data, seconds))
+            });
+            match called {
+                Ok(Some(())) => return Ok(()),
+                Ok(None) => {}
+                Err(e) => {
+                    // The procedure releases the lock when a statement in it fails, but not
+                    // when the CALL itself is refused; releasing again is harmless.
+                    let _ = self.release(id, lock);
+                    return Err(e);
+                }
+            }
+        }
         self.then_release(id, lock, |c, sql| {
             c.exec_drop(&sql.write, (id.as_str(), data, seconds))
         })
@@ -594,6 +806,22 @@ impl SessionStore for MySqlStore {
         lock: Option<&HeldLock>,
     ) -> Result<(), StoreError> {
         let seconds = lifetime_secs(lifetime);
+        if let (Some(lock), true) = (lock, self.calls_usable) {
+            let key = self.lock_key(id);
+            let called = self.call(Some(lock), false, |c, calls| {
+                c.exec_drop(&calls.touch, (id.as_str(), key.as_str(), seconds))
+            });
+            match called {
+                Ok(Some(())) => return Ok(()),
+                Ok(None) => {}
+                Err(e) => {
+                    // The procedure releases the lock when a statement in it fails, but not
+                    // when the CALL itself is refused; releasing again is harmless.
+                    let _ = self.release(id, lock);
+                    return Err(e);
+                }
+            }
+        }
         self.then_release(id, lock, |c, sql| {
             c.exec_drop(&sql.touch, (seconds, id.as_str()))
         })
@@ -677,6 +905,16 @@ fn classify(
                 ER_TABLEACCESS_DENIED => StoreError::Schema {
                     endpoint,
                     cause: format!("{cause}. Grant SELECT, INSERT, UPDATE, DELETE on the session table to the session.save_path user"),
+                },
+                ER_SP_DOES_NOT_EXIST => StoreError::Schema {
+                    endpoint,
+                    cause: format!(
+                        "{cause}. Create Fleet's procedures with the statements `fleetctl schema --table {table}` prints (this needs CREATE ROUTINE), or set procedures=auto in session.save_path to use plain statements without them"
+                    ),
+                },
+                ER_PROCACCESS_DENIED => StoreError::Schema {
+                    endpoint,
+                    cause: format!("{cause}. Grant EXECUTE on Fleet's procedures to the session.save_path user, or set procedures=auto in session.save_path"),
                 },
                 _ => StoreError::Server { endpoint, cause },
             }

@@ -4,7 +4,7 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use fleet_core::mysql::{create_table_sql, MySqlStore};
+use fleet_core::mysql::{create_table_sql, schema_script, MySqlStore};
 use fleet_core::{
     parse_save_path, LeaseTerms, LockPolicy, SessionId, SessionStore, StoreConfig, StoreError,
     Timeouts,
@@ -14,6 +14,14 @@ use fleet_harness::{Blackhole, MariaDbServer};
 
 const LIFETIME: Duration = Duration::from_secs(1440);
 const UNLOCKED: LockPolicy = LockPolicy { lease: None };
+
+/// Every way Fleet can lock a session on MySQL, as a name and the save_path options that
+/// select it: named locks through the stored procedures or plain statements, and row locks.
+const LOCKING: [(&str, &str); 3] = [
+    ("procedures", "lock=advisory&procedures=1"),
+    ("statements", "lock=advisory&procedures=0"),
+    ("row", "lock=row"),
+];
 
 fn open(save_path: &str) -> MySqlStore {
     match parse_save_path(save_path).expect("save_path") {
@@ -37,7 +45,13 @@ fn locked(wait_ms: u64) -> LockPolicy {
 
 /// Which connection holds the named lock of session `sid` (empty if none).
 fn lock_holder(db: &MariaDbServer, sid: &str) -> String {
-    db.admin(&format!("SELECT IFNULL(IS_USED_LOCK(CONCAT('fleet:', SHA1('{DATABASE}.fleet_sessions:{sid}'))), '')"))
+    lock_holder_in(db, "fleet_sessions", sid)
+}
+
+fn lock_holder_in(db: &MariaDbServer, table: &str, sid: &str) -> String {
+    db.admin(&format!(
+        "SELECT IFNULL(IS_USED_LOCK(CONCAT('fleet:', SHA1('{DATABASE}.{table}:{sid}'))), '')"
+    ))
 }
 
 #[test]
@@ -77,11 +91,168 @@ fn advisory_round_trip_creates_the_table_and_holds_a_named_lock() {
     assert!(!s.exists(&id("nope")).unwrap());
 }
 
+/// Server-wide counts of (`CALL`s, prepared statements executed): each prepared execution
+/// is one round trip of a request. The test's own queries use the text protocol.
+fn executed(db: &MariaDbServer) -> (u64, u64) {
+    let out = db.admin(
+        "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS
+         WHERE VARIABLE_NAME IN ('COM_CALL_PROCEDURE', 'COM_STMT_EXECUTE') ORDER BY VARIABLE_NAME",
+    );
+    let counts: Vec<u64> = out.lines().map(|l| l.trim().parse().unwrap()).collect();
+    (counts[0], counts[1])
+}
+
+/// Locks, reads and writes `sid` through a new store on `save_path`.
+fn one_request(save_path: &str, sid: &str, data: &[u8]) {
+    let mut s = open(save_path);
+    let sid = id(sid);
+    let read = s.lock_and_read(&sid, locked(1_000)).unwrap();
+    assert!(read.lock.is_some());
+    s.write_and_unlock(&sid, data, LIFETIME, read.lock.as_ref())
+        .unwrap();
+}
+
+fn routines(db: &MariaDbServer) -> String {
+    db.admin(&format!(
+        "SELECT GROUP_CONCAT(CONCAT(ROUTINE_NAME, ':', SECURITY_TYPE) ORDER BY ROUTINE_NAME)
+         FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = '{DATABASE}'"
+    ))
+}
+
+#[test]
+fn a_locked_request_is_two_round_trips_with_the_procedures_and_four_without() {
+    let db = MariaDbServer::start();
+    for (options, calls, round_trips) in [("", 2, 2), ("procedures=0", 0, 4)] {
+        let mut s = open(&db.save_path(options));
+        s.connect().unwrap();
+        let sid = id(&format!("counted{calls}"));
+        let before = executed(&db);
+        let read = s.lock_and_read(&sid, locked(1_000)).unwrap();
+        s.write_and_unlock(&sid, b"x", LIFETIME, read.lock.as_ref())
+            .unwrap();
+        let after = executed(&db);
+        assert_eq!(
+            (after.0 - before.0, after.1 - before.1),
+            (calls, round_trips),
+            "{options:?}: (CALLs, round trips) of lock+read+write+unlock"
+        );
+        // lazy_write's path: lock, read, extend the expiry, unlock.
+        let read = s.lock_and_read(&sid, locked(1_000)).unwrap();
+        s.touch_and_unlock(&sid, LIFETIME, read.lock.as_ref())
+            .unwrap();
+        let again = executed(&db);
+        assert_eq!(
+            (again.0 - after.0, again.1 - after.1),
+            (calls, round_trips),
+            "{options:?}: (CALLs, round trips) of lock+read+touch+unlock"
+        );
+    }
+    assert_eq!(
+        routines(&db),
+        "fleet1_fleet_sessions_read:INVOKER,fleet1_fleet_sessions_touch:INVOKER,fleet1_fleet_sessions_write:INVOKER",
+        "procedures=auto (the default) created them, running with the caller's rights"
+    );
+}
+
+#[test]
+fn procedures_auto_uses_statements_where_the_procedures_cannot_be_used() {
+    let db = MariaDbServer::start();
+    db.query(&schema_script("dba_made", false));
+    db.admin("CREATE USER 'dml'@'127.0.0.1' IDENTIFIED BY 'dml-pw'; GRANT SELECT, INSERT, UPDATE, DELETE ON fleet.dba_made TO 'dml'@'127.0.0.1';");
+    let path = format!(
+        "mysql://dml:dml-pw@127.0.0.1:{}/fleet?table=dba_made",
+        db.port
+    );
+    // No procedures, and no right to create them.
+    one_request(&path, "a", b"without");
+    assert_eq!(routines(&db), "NULL", "nothing was created");
+    // Procedures a DBA created, but no right to execute them.
+    db.query(&schema_script("dba_made", true));
+    one_request(&path, "b", b"not-executable");
+    // Executable: used.
+    db.admin("GRANT EXECUTE ON fleet.* TO 'dml'@'127.0.0.1'");
+    let before = executed(&db);
+    one_request(&path, "c", b"with");
+    assert_eq!(executed(&db).0 - before.0, 2, "two CALLs once allowed");
+    assert_eq!(
+        db.query("SELECT GROUP_CONCAT(id, '=', data ORDER BY id) FROM dba_made"),
+        "a=without,b=not-executable,c=with"
+    );
+
+    // procedures=1 insists, and says how to make them; no lock is left behind.
+    db.query(&create_table_sql("bare"));
+    let mut s = open(&db.save_path("table=bare&create_table=0&procedures=1"));
+    let err = s.lock_and_read(&id("d"), locked(1_000)).unwrap_err();
+    assert!(matches!(err, StoreError::Schema { .. }), "{err}");
+    assert!(
+        err.to_string().contains("fleetctl schema --table bare"),
+        "{err}"
+    );
+    assert_eq!(
+        lock_holder_in(&db, "bare", "d"),
+        "",
+        "no named lock is held"
+    );
+}
+
+#[test]
+fn procedures_and_statements_exclude_each_other() {
+    let db = MariaDbServer::start();
+    let mut with = open(&db.save_path("procedures=1"));
+    let mut without = open(&db.save_path("procedures=0"));
+    let sid = id("shared");
+    let held = with.lock_and_read(&sid, locked(1_000)).unwrap();
+    let err = without.lock_and_read(&sid, locked(300)).unwrap_err();
+    assert!(matches!(err, StoreError::LockWaitTimeout { .. }), "{err}");
+    with.write_and_unlock(&sid, b"one", LIFETIME, held.lock.as_ref())
+        .unwrap();
+    let held = without.lock_and_read(&sid, locked(1_000)).unwrap();
+    assert_eq!(held.data.as_deref(), Some(&b"one"[..]));
+    let err = with.lock_and_read(&sid, locked(300)).unwrap_err();
+    assert!(matches!(err, StoreError::LockWaitTimeout { .. }), "{err}");
+    without
+        .write_and_unlock(&sid, b"two", LIFETIME, held.lock.as_ref())
+        .unwrap();
+    let read = with.lock_and_read(&sid, locked(1_000)).unwrap();
+    assert_eq!(read.data.as_deref(), Some(&b"two"[..]));
+    with.unlock(&sid, read.lock.as_ref().unwrap()).unwrap();
+}
+
+#[test]
+fn a_statement_failing_inside_a_procedure_releases_the_lock() {
+    let db = MariaDbServer::start();
+    let mut s = open(&db.save_path("procedures=1"));
+    let sid = id("doomed");
+    let read = s.lock_and_read(&sid, locked(1_000)).unwrap();
+    assert_ne!(lock_holder(&db, "doomed"), "");
+    db.query("RENAME TABLE fleet_sessions TO moved_away");
+    let err = s
+        .write_and_unlock(&sid, b"x", LIFETIME, read.lock.as_ref())
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Schema { .. }) && err.to_string().contains("fleet_sessions"),
+        "{err}"
+    );
+    assert_eq!(
+        lock_holder(&db, "doomed"),
+        "",
+        "the failed write released the lock"
+    );
+    // The same for a read that fails after the lock was taken.
+    let err = s.lock_and_read(&sid, locked(1_000)).unwrap_err();
+    assert!(matches!(err, StoreError::Schema { .. }), "{err}");
+    assert_eq!(
+        lock_holder(&db, "doomed"),
+        "",
+        "the failed read released the lock"
+    );
+}
+
 #[test]
 fn binary_and_large_data_survive() {
     let db = MariaDbServer::start();
-    for mode in ["advisory", "row"] {
-        let mut s = open(&db.save_path(&format!("lock={mode}")));
+    for (mode, options) in LOCKING {
+        let mut s = open(&db.save_path(options));
         let sid = id(&format!("bin-{mode}"));
         let data: Vec<u8> = (0..4_000_000u32).map(|i| (i * 7 % 256) as u8).collect();
         let read = s.lock_and_read(&sid, locked(1_000)).unwrap();
@@ -120,26 +291,36 @@ fn expired_rows_are_never_returned_and_gc_deletes_them_in_batches() {
 #[test]
 fn touch_moves_only_the_expiry() {
     let db = MariaDbServer::start();
-    let mut s = open(&db.save_path(""));
-    let sid = id("lazy");
+    for (mode, options) in LOCKING {
+        touch_moves_only_the_expiry_in(&db, mode, options);
+    }
+}
+
+fn touch_moves_only_the_expiry_in(db: &MariaDbServer, mode: &str, options: &str) {
+    let mut s = open(&db.save_path(options));
+    let sid = id(&format!("lazy-{mode}"));
     let read = s.lock_and_read(&sid, locked(1_000)).unwrap();
     s.write_and_unlock(&sid, b"a|i:1;", Duration::from_secs(10), read.lock.as_ref())
         .unwrap();
     let read = s.lock_and_read(&sid, locked(1_000)).unwrap();
     s.touch_and_unlock(&sid, Duration::from_secs(5000), read.lock.as_ref())
         .unwrap();
-    let row = db.query(
-        "SELECT data, expires - UNIX_TIMESTAMP() > 4000 FROM fleet_sessions WHERE id = 'lazy'",
+    let row = db.query(&format!(
+        "SELECT data, expires - UNIX_TIMESTAMP() > 4000 FROM fleet_sessions WHERE id = 'lazy-{mode}'"
+    ));
+    assert_eq!(row, "a|i:1;\t1", "{mode}");
+    assert_eq!(
+        lock_holder(db, &format!("lazy-{mode}")),
+        "",
+        "{mode}: touch releases the lock"
     );
-    assert_eq!(row, "a|i:1;\t1");
-    assert_eq!(lock_holder(&db, "lazy"), "", "touch releases the lock");
 }
 
 #[test]
 fn destroy_deletes_and_releases() {
     let db = MariaDbServer::start();
-    for mode in ["advisory", "row"] {
-        let mut s = open(&db.save_path(&format!("lock={mode}")));
+    for (mode, options) in LOCKING {
+        let mut s = open(&db.save_path(options));
         let sid = id(&format!("gone-{mode}"));
         let read = s.lock_and_read(&sid, locked(1_000)).unwrap();
         s.write_and_unlock(&sid, b"x", LIFETIME, read.lock.as_ref())
@@ -152,7 +333,7 @@ fn destroy_deletes_and_releases() {
             )),
             "0"
         );
-        let mut other = open(&db.save_path(&format!("lock={mode}")));
+        let mut other = open(&db.save_path(options));
         let read = other
             .lock_and_read(&sid, locked(500))
             .expect("the lock was released by destroy");
@@ -160,11 +341,18 @@ fn destroy_deletes_and_releases() {
     }
 }
 
+fn options_of(mode: &str) -> &'static str {
+    match LOCKING.iter().find(|(name, _)| *name == mode) {
+        Some((_, options)) => options,
+        None => panic!("no locking mode {mode}"),
+    }
+}
+
 /// Holds a session in one thread for `hold`, while another asks for it: the waiter gets it
 /// right after the holder writes, and sees the holder's data.
 fn waiter_is_served_after_release(mode: &str) {
     let db = MariaDbServer::start();
-    let path = db.save_path(&format!("lock={mode}"));
+    let path = db.save_path(options_of(mode));
     let sid = id("contended");
     let mut holder = open(&path);
     let read = holder.lock_and_read(&sid, locked(1_000)).unwrap();
@@ -199,8 +387,13 @@ fn waiter_is_served_after_release(mode: &str) {
 }
 
 #[test]
-fn advisory_waiter_is_served_after_release() {
-    waiter_is_served_after_release("advisory");
+fn procedures_waiter_is_served_after_release() {
+    waiter_is_served_after_release("procedures");
+}
+
+#[test]
+fn statements_waiter_is_served_after_release() {
+    waiter_is_served_after_release("statements");
 }
 
 #[test]
@@ -212,7 +405,7 @@ fn row_waiter_is_served_after_release() {
 /// once: the server ends its named lock or rolls back its transaction.
 fn dead_holder_frees_the_session(mode: &str) {
     let db = MariaDbServer::start();
-    let path = db.save_path(&format!("lock={mode}"));
+    let path = db.save_path(options_of(mode));
     let sid = id("crashed");
     let mut holder = open(&path);
     let read = holder.lock_and_read(&sid, locked(1_000)).unwrap();
@@ -252,8 +445,13 @@ fn dead_holder_frees_the_session(mode: &str) {
 }
 
 #[test]
-fn advisory_dead_holder_frees_the_session() {
-    dead_holder_frees_the_session("advisory");
+fn procedures_dead_holder_frees_the_session() {
+    dead_holder_frees_the_session("procedures");
+}
+
+#[test]
+fn statements_dead_holder_frees_the_session() {
+    dead_holder_frees_the_session("statements");
 }
 
 #[test]
@@ -262,11 +460,11 @@ fn row_dead_holder_frees_the_session() {
 }
 
 #[test]
-fn lock_wait_timeout_in_both_modes() {
+fn lock_wait_timeout_in_every_mode() {
     let db = MariaDbServer::start();
-    for mode in ["advisory", "row"] {
+    for (mode, options) in LOCKING {
         // A short command timeout makes the 2.5 s wait span several server-side waits.
-        let path = db.save_path(&format!("lock={mode}&timeout=0.5"));
+        let path = db.save_path(&format!("{options}&timeout=0.5"));
         let sid = id(&format!("busy-{mode}"));
         let mut holder = open(&path);
         let held = holder.lock_and_read(&sid, locked(1_000)).unwrap();
@@ -332,17 +530,12 @@ fn concurrent_increments(save_path: &str, threads: usize, per_thread: usize) -> 
 }
 
 #[test]
-fn no_increment_is_lost_in_either_lock_mode() {
+fn no_increment_is_lost_in_any_lock_mode() {
     let db = MariaDbServer::start();
-    db.query(&create_table_sql("t_advisory"));
-    assert_eq!(
-        concurrent_increments(&db.save_path("table=t_advisory"), 8, 50),
-        400
-    );
-    assert_eq!(
-        concurrent_increments(&db.save_path("table=t_row&lock=row"), 8, 50),
-        400
-    );
+    for (mode, options) in LOCKING {
+        let path = db.save_path(&format!("table=t_{mode}&{options}"));
+        assert_eq!(concurrent_increments(&path, 8, 50), 400, "{mode}");
+    }
 }
 
 #[test]

@@ -5,7 +5,8 @@
 //! mysql://[user[:password]@]/database?socket=/run/mysqld/mysqld.sock[&options]
 //! ```
 //!
-//! Options: `table`, `lock` (`advisory`, `row`, `none`), `create_table`, `connect_timeout`,
+//! Options: `table`, `lock` (`advisory`, `row`, `none`), `procedures` (`auto`, `1`, `0`),
+//! `create_table`, `connect_timeout`,
 //! `timeout` (alias `read_timeout`), `user`, `password_file`, `password_env`, `socket`,
 //! `tls`, `tls_verify`, `tls_ca_file`.
 
@@ -25,7 +26,7 @@ pub const DEFAULT_TABLE: &str = "fleet_sessions";
 const DEFAULT_PORT: u16 = 3306;
 /// Where Debian's and most distributions' MariaDB and MySQL servers put their socket.
 const DEFAULT_SOCKET: &str = "/run/mysqld/mysqld.sock";
-const OPTIONS: &str = "table, lock, create_table, connect_timeout, timeout, read_timeout, user, password_file, password_env, socket, tls, tls_verify, tls_ca_file";
+const OPTIONS: &str = "table, lock, procedures, create_table, connect_timeout, timeout, read_timeout, user, password_file, password_env, socket, tls, tls_verify, tls_ca_file";
 
 /// Where the MySQL or MariaDB server is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,6 +53,21 @@ pub enum MySqlLockMode {
     None,
 }
 
+/// Whether `lock=advisory` uses Fleet's stored procedures, which lock and read a session in
+/// one round trip and write and unlock it in another (four without them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MySqlProcedures {
+    /// Use them where they exist or can be created, else plain statements (the default).
+    Auto,
+    /// Use them; a request fails with a hint if they are missing or not executable.
+    Required,
+    /// Never create or call them.
+    Off,
+}
+
+/// The longest table name that leaves room for the procedure names derived from it.
+pub const MAX_TABLE_FOR_PROCEDURES: usize = 64 - "fleet1__write".len();
+
 impl fmt::Display for MySqlLockMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -72,6 +88,7 @@ pub struct MySqlConfig {
     /// Validated as a plain identifier, so it can be spliced into SQL text (back-quoted).
     pub table: String,
     pub lock: MySqlLockMode,
+    pub procedures: MySqlProcedures,
     /// Whether to `CREATE TABLE IF NOT EXISTS` on first use (`create_table=0` for DBAs who
     /// create it themselves and grant only DML).
     pub create_table: bool,
@@ -93,6 +110,7 @@ impl MySqlConfig {
             password: None,
             table: DEFAULT_TABLE.to_owned(),
             lock: MySqlLockMode::Advisory,
+            procedures: MySqlProcedures::Auto,
             create_table: true,
             tls: None,
             connect_timeout: None,
@@ -164,6 +182,7 @@ pub(super) fn parse(rest: &str) -> Result<MySqlConfig, ConfigError> {
         match name.as_str() {
             "table" => config.table = parse_table(&value)?,
             "lock" => config.lock = parse_lock_mode(&value)?,
+            "procedures" => config.procedures = parse_procedures(&value)?,
             "create_table" => config.create_table = parse_bool(&name, &value)?,
             "connect_timeout" => config.connect_timeout = Some(parse_seconds(&name, &value)?),
             "timeout" | "read_timeout" => {
@@ -212,6 +231,20 @@ pub(super) fn parse(rest: &str) -> Result<MySqlConfig, ConfigError> {
             reason: "TLS options need tls=1 as well",
         });
     }
+    if config.procedures == MySqlProcedures::Required {
+        if config.lock != MySqlLockMode::Advisory {
+            return Err(ConfigError::Invalid {
+                part: "procedures=1".to_owned(),
+                reason: "the procedures are for lock=advisory; leave procedures out with other lock modes",
+            });
+        }
+        if config.table.len() > MAX_TABLE_FOR_PROCEDURES {
+            return Err(ConfigError::Invalid {
+                part: format!("table={}", config.table),
+                reason: "with procedures=1 a table name may be at most 51 characters, so the procedure names fit in 64",
+            });
+        }
+    }
     Ok(config)
 }
 
@@ -227,6 +260,18 @@ fn parse_table(value: &str) -> Result<String, ConfigError> {
         });
     }
     Ok(value.to_owned())
+}
+
+fn parse_procedures(value: &str) -> Result<MySqlProcedures, ConfigError> {
+    match value.to_ascii_lowercase().as_str() {
+        "auto" => Ok(MySqlProcedures::Auto),
+        "1" | "true" | "yes" | "on" => Ok(MySqlProcedures::Required),
+        "0" | "false" | "no" | "off" => Ok(MySqlProcedures::Off),
+        _ => Err(ConfigError::Invalid {
+            part: format!("procedures={value}"),
+            reason: "expected procedures=auto (the default), 1 or 0",
+        }),
+    }
 }
 
 fn parse_lock_mode(value: &str) -> Result<MySqlLockMode, ConfigError> {
@@ -270,6 +315,7 @@ mod tests {
             (c.table.as_str(), c.lock, c.create_table, &c.tls),
             (DEFAULT_TABLE, MySqlLockMode::Advisory, true, &None)
         );
+        assert_eq!(c.procedures, MySqlProcedures::Auto);
         assert_eq!(c.describe(), "mysql://db.local:3306/shop");
         assert!(!format!("{c:?}").contains("pw\""));
     }
@@ -300,6 +346,24 @@ mod tests {
             })
         );
         assert_eq!(mysql("mysql://h/d?lock=none").lock, MySqlLockMode::None);
+        for (value, procedures) in [
+            ("auto", MySqlProcedures::Auto),
+            ("1", MySqlProcedures::Required),
+            ("on", MySqlProcedures::Required),
+            ("0", MySqlProcedures::Off),
+        ] {
+            let c = mysql(&format!("mysql://h/d?procedures={value}"));
+            assert_eq!(c.procedures, procedures, "{value}");
+        }
+        let longest = "t".repeat(MAX_TABLE_FOR_PROCEDURES);
+        let c = mysql(&format!("mysql://h/d?procedures=1&table={longest}"));
+        assert_eq!(c.table, longest);
+    }
+
+    #[test]
+    fn procedure_names_fit_in_64_characters() {
+        let longest = "t".repeat(MAX_TABLE_FOR_PROCEDURES);
+        assert_eq!(format!("fleet1_{longest}_write").len(), 64);
     }
 
     #[test]
@@ -323,12 +387,16 @@ mod tests {
 
     #[test]
     fn errors_name_the_part() {
+        let long_table = format!("mysql://h/d?procedures=1&table={}", "t".repeat(52));
         let cases = [
             ("mysql://h", "database"),
             ("mysql://h/", "database"),
             ("mysql://h/d?table=a;drop", "table=a;drop"),
             ("mysql://h/d?table=a`b", "table=a`b"),
             ("mysql://h/d?lock=maybe", "lock=maybe"),
+            ("mysql://h/d?procedures=maybe", "procedures=maybe"),
+            ("mysql://h/d?procedures=1&lock=row", "procedures=1"),
+            (&long_table, "at most 51"),
             ("mysql://h/d?tls_verify=0", "tls=1"),
             ("mysql://h/d?socket=/s", "socket=/s"),
             ("mysql://h/d?prefix=x", "prefix"),
