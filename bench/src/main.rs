@@ -76,9 +76,11 @@ enum Handler {
     PdoUserland,
     FleetRedis,
     FleetMySql,
+    /// Fleet MySQL without its stored procedures: four round trips per request, not two.
+    FleetMySqlStatements,
 }
 
-const HANDLERS: [Handler; 8] = [
+const HANDLERS: [Handler; 9] = [
     Handler::NoSession,
     Handler::Files,
     Handler::PhpRedis,
@@ -87,6 +89,7 @@ const HANDLERS: [Handler; 8] = [
     Handler::PdoUserland,
     Handler::FleetRedis,
     Handler::FleetMySql,
+    Handler::FleetMySqlStatements,
 ];
 
 impl Handler {
@@ -100,6 +103,7 @@ impl Handler {
             Handler::PdoUserland => "userland PDO + GET_LOCK",
             Handler::FleetRedis => "Fleet Redis",
             Handler::FleetMySql => "Fleet MySQL (advisory)",
+            Handler::FleetMySqlStatements => "Fleet MySQL (advisory, procedures=0)",
         }
     }
 
@@ -111,7 +115,10 @@ impl Handler {
     }
 
     fn uses_mysql(self) -> bool {
-        matches!(self, Handler::PdoUserland | Handler::FleetMySql)
+        matches!(
+            self,
+            Handler::PdoUserland | Handler::FleetMySql | Handler::FleetMySqlStatements
+        )
     }
 
     /// INI for this handler's FPM pools; `lan`: through the latency proxies.
@@ -183,12 +190,16 @@ impl Handler {
                     format!("redis://127.0.0.1:{redis_port}"),
                 ));
             }
-            Handler::FleetMySql => {
+            Handler::FleetMySql | Handler::FleetMySqlStatements => {
+                let procedures = match self {
+                    Handler::FleetMySqlStatements => "&procedures=0",
+                    _ => "",
+                };
                 ini.push(kv("extension", extension().display().to_string()));
                 ini.push(kv("session.save_handler", "fleet".into()));
                 ini.push(kv(
                     "session.save_path",
-                    format!("mysql://{USER}:{PASSWORD}@127.0.0.1:{mysql_port}/{DATABASE}?table=fleet_sessions"),
+                    format!("mysql://{USER}:{PASSWORD}@127.0.0.1:{mysql_port}/{DATABASE}?table=fleet_sessions{procedures}"),
                 ));
             }
         }
@@ -984,11 +995,12 @@ fn report(
     };
     let _ = writeln!(
         md,
-        "| (d) Fleet ≤ 2 round trips per request (phpredis with locking: 4) | Fleet Redis {}, phpredis with locking {}, phpredis without {} (Fleet MySQL {}) |",
+        "| (d) Fleet ≤ 2 round trips per request (phpredis with locking: 4) | Fleet Redis {}, phpredis with locking {}, phpredis without {} (Fleet MySQL {}, with procedures=0 {}) |",
         trips(Handler::FleetRedis),
         trips(Handler::PhpRedisLocking),
         trips(Handler::PhpRedis),
-        trips(Handler::FleetMySql)
+        trips(Handler::FleetMySql),
+        trips(Handler::FleetMySqlStatements)
     );
     let _ = writeln!(
         md,
@@ -1001,12 +1013,20 @@ fn report(
     let _ =
         writeln!(
         md,
-        "| Fleet MySQL overhead ≤ 1/3 of the userland PDO handler's (a) | {} (session CPU: {}) |",
+        "| Fleet MySQL overhead ≤ 1/3 of the userland PDO handler's (a) | {} (session CPU: {}); with procedures=0 {} (session CPU: {}) |",
         ratio(
             overhead(Handler::FleetMySql, Scenario::A),
             overhead(Handler::PdoUserland, Scenario::A)
         ),
-        ratio(cpu(Handler::FleetMySql, Scenario::A), cpu(Handler::PdoUserland, Scenario::A))
+        ratio(cpu(Handler::FleetMySql, Scenario::A), cpu(Handler::PdoUserland, Scenario::A)),
+        ratio(
+            overhead(Handler::FleetMySqlStatements, Scenario::A),
+            overhead(Handler::PdoUserland, Scenario::A)
+        ),
+        ratio(
+            cpu(Handler::FleetMySqlStatements, Scenario::A),
+            cpu(Handler::PdoUserland, Scenario::A)
+        )
     );
     let _ = writeln!(
         md,
