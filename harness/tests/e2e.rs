@@ -189,6 +189,12 @@ fn mysql_advisory_five_hundred_concurrent_increments_lose_nothing() {
     five_hundred_concurrent_increments(Backend::mysql("advisory"));
 }
 
+/// The default uses the stored procedures; this is the plain-statement path.
+#[test]
+fn mysql_advisory_without_procedures_five_hundred_concurrent_increments_lose_nothing() {
+    five_hundred_concurrent_increments(Backend::mysql("advisory&procedures=0"));
+}
+
 #[test]
 fn mysql_row_five_hundred_concurrent_increments_lose_nothing() {
     five_hundred_concurrent_increments(Backend::mysql("row"));
