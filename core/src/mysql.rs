@@ -890,33 +890,25 @@ fn classify(
     match e {
         MySqlError::MySqlError(e) => {
             let cause = format!("{} (error {})", e.message, e.code);
-            match e.code {
-                ER_ACCESS_DENIED | ER_DBACCESS_DENIED => StoreError::Auth { endpoint, cause },
-                ER_BAD_DB => StoreError::Schema {
-                    endpoint,
-                    cause: format!("{cause}. Create the database, or fix its name in session.save_path"),
-                },
-                ER_NO_SUCH_TABLE => StoreError::Schema {
-                    endpoint,
-                    cause: format!(
-                        "{cause}. Create the table with the statement `fleetctl schema --table {table}` prints, or let Fleet create it (create_table=1, the default, needs the CREATE privilege)"
-                    ),
-                },
-                ER_TABLEACCESS_DENIED => StoreError::Schema {
-                    endpoint,
-                    cause: format!("{cause}. Grant SELECT, INSERT, UPDATE, DELETE on the session table to the session.save_path user"),
-                },
-                ER_SP_DOES_NOT_EXIST => StoreError::Schema {
-                    endpoint,
-                    cause: format!(
-                        "{cause}. Create Fleet's procedures with the statements `fleetctl schema --table {table}` prints (this needs CREATE ROUTINE), or set procedures=auto in session.save_path to use plain statements without them"
-                    ),
-                },
-                ER_PROCACCESS_DENIED => StoreError::Schema {
-                    endpoint,
-                    cause: format!("{cause}. Grant EXECUTE on Fleet's procedures to the session.save_path user, or set procedures=auto in session.save_path"),
-                },
-                _ => StoreError::Server { endpoint, cause },
+            // What the admin can do about a missing object or privilege.
+            let fix = match e.code {
+                ER_ACCESS_DENIED | ER_DBACCESS_DENIED => {
+                    return StoreError::Auth { endpoint, cause }
+                }
+                ER_BAD_DB => "Create the database, or fix its name in session.save_path".to_owned(),
+                ER_NO_SUCH_TABLE => format!(
+                    "Create the table with the statement `fleetctl schema --table {table}` prints, or let Fleet create it (create_table=1, the default, needs the CREATE privilege)"
+                ),
+                ER_TABLEACCESS_DENIED => "Grant SELECT, INSERT, UPDATE, DELETE on the session table to the session.save_path user".to_owned(),
+                ER_SP_DOES_NOT_EXIST => format!(
+                    "Create Fleet's procedures with the statements `fleetctl schema --table {table}` prints (this needs CREATE ROUTINE), or set procedures=auto in session.save_path to use plain statements without them"
+                ),
+                ER_PROCACCESS_DENIED => "Grant EXECUTE on Fleet's procedures to the session.save_path user, or set procedures=auto in session.save_path".to_owned(),
+                _ => return StoreError::Server { endpoint, cause },
+            };
+            StoreError::Schema {
+                endpoint,
+                cause: format!("{cause}. {fix}"),
             }
         }
         e if matches!(
