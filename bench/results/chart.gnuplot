@@ -5,7 +5,7 @@ set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.85 border -1
 set boxwidth 0.9
-set xtics rotate by -20 scale 0
+set xtics rotate by -25 scale 0
 set ylabel 'req/s'
 set grid ytics
 set key top right

@@ -103,7 +103,7 @@ impl Handler {
             Handler::PdoUserland => "userland PDO + GET_LOCK",
             Handler::FleetRedis => "Fleet Redis",
             Handler::FleetMySql => "Fleet MySQL (advisory)",
-            Handler::FleetMySqlStatements => "Fleet MySQL (advisory, procedures=0)",
+            Handler::FleetMySqlStatements => "Fleet MySQL, procedures=0",
         }
     }
 
@@ -1067,7 +1067,7 @@ fn write_csv_and_chart(results: &BTreeMap<&'static str, HandlerResults>, out: &P
     let plot = format!(
         "set terminal pngcairo size 1100,560 font 'sans,10' noenhanced\nset output '{png}'\nset title 'Requests per second by session handler (higher is better)'\n\
          set style data histograms\nset style histogram clustered gap 1\nset style fill solid 0.85 border -1\nset boxwidth 0.9\n\
-         set xtics rotate by -20 scale 0\nset ylabel 'req/s'\nset grid ytics\nset key top right\nset datafile separator '\\t'\n\
+         set xtics rotate by -25 scale 0\nset ylabel 'req/s'\nset grid ytics\nset key top right\nset datafile separator '\\t'\n\
          plot '{data}' using 2:xtic(1) title '(a) increments, many sessions', '' using 3 title '(b) read-mostly (lazy_write)', \
          '' using 5 title '(d) = (a) + 0.25 ms each way'\n",
         png = png.display(),
