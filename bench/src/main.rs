@@ -586,19 +586,20 @@ fn cpu_of(pids: &[u32]) -> Duration {
     let ticks: u64 = pids
         .iter()
         .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
-        .filter_map(|stat| {
-            // After the parenthesised command name: state is field 0, utime 11, stime 12.
-            let rest: Vec<u64> = stat
-                .rsplit_once(')')?
-                .1
-                .split_whitespace()
-                .skip(1)
-                .filter_map(|f| f.parse().ok())
-                .collect();
-            Some(rest.get(10)? + rest.get(11)?)
-        })
+        .filter_map(|stat| cpu_ticks(&stat))
         .sum();
     Duration::from_micros(ticks * 1_000_000 / ticks_per_second)
+}
+
+/// utime + stime, in clock ticks, from the text of `/proc/PID/stat`.
+fn cpu_ticks(stat: &str) -> Option<u64> {
+    // Fields after the parenthesised command name, from 0: state, ppid, pgrp, session,
+    // tty_nr, tpgid, …, utime at 11, stime at 12. Index them as they are: tpgid is -1 for a
+    // process without a terminal, and skipping what does not parse as unsigned shifted
+    // every later field (the bench once reported stime + cutime as CPU time that way).
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let field = |i: usize| fields.get(i)?.parse::<u64>().ok();
+    Some(field(11)? + field(12)?)
 }
 
 /// The backend's latency proxy, for handlers that have one.
@@ -1080,5 +1081,18 @@ fn write_csv_and_chart(results: &BTreeMap<&'static str, HandlerResults>, out: &P
         other => eprintln!(
             "bench: gnuplot did not draw the chart ({other:?}); is gnuplot-nox installed?"
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cpu_ticks;
+
+    #[test]
+    fn cpu_ticks_are_utime_plus_stime_for_a_process_without_a_terminal() {
+        // A real line (PID 1 here): tpgid is -1; utime 264, stime 560, cutime 45277.
+        let stat = "1 (process api) S 0 0 0 0 -1 4194560 18747 5056502 0 2400 264 560 45277 70991 10 -10 13 0 23";
+        assert_eq!(cpu_ticks(stat), Some(264 + 560));
+        assert_eq!(cpu_ticks("garbage"), None);
     }
 }
