@@ -707,6 +707,33 @@ impl MySqlStore {
         }
     }
 
+    /// Ends a request with a change to the session: through the procedure `by_call` (given
+    /// the lock name), which writes and unlocks in one round trip, when the request holds a
+    /// named lock and the procedures are usable; else through the plain statement `by_sql`
+    /// and a separate release.
+    fn finish_request(
+        &mut self,
+        id: &SessionId,
+        lock: Option<&HeldLock>,
+        mut by_call: impl FnMut(&mut Conn, &ProcedureCalls, &str) -> Result<(), MySqlError>,
+        by_sql: impl FnMut(&mut Conn, &Statements) -> Result<(), MySqlError>,
+    ) -> Result<(), StoreError> {
+        if let (Some(lock), true) = (lock, self.calls_usable) {
+            let key = self.lock_key(id);
+            match self.call(Some(lock), false, |c, calls| by_call(c, calls, &key)) {
+                Ok(Some(())) => return Ok(()),
+                Ok(None) => {}
+                Err(e) => {
+                    // The procedure releases the lock when a statement in it fails, but not
+                    // when the CALL itself is refused; releasing again is harmless.
+                    let _ = self.release(id, lock);
+                    return Err(e);
+                }
+            }
+        }
+        self.then_release(id, lock, by_sql)
+    }
+
     /// Runs a write under `lock` and releases it; without a lock, just the write.
     fn then_release(
         &mut self,
@@ -778,25 +805,12 @@ impl SessionStore for MySqlStore {
         lock: Option<&HeldLock>,
     ) -> Result<(), StoreError> {
         let seconds = lifetime_secs(lifetime);
-        if let (Some(lock), true) = (lock, self.calls_usable) {
-            let key = self.lock_key(id);
-            let called = self.call(Some(lock), false, |c, calls| {
-                c.exec_drop(&calls.write, (id.as_str(), key.as_str(), data, seconds))
-            });
-            match called {
-                Ok(Some(())) => return Ok(()),
-                Ok(None) => {}
-                Err(e) => {
-                    // The procedure releases the lock when a statement in it fails, but not
-                    // when the CALL itself is refused; releasing again is harmless.
-                    let _ = self.release(id, lock);
-                    return Err(e);
-                }
-            }
-        }
-        self.then_release(id, lock, |c, sql| {
-            c.exec_drop(&sql.write, (id.as_str(), data, seconds))
-        })
+        self.finish_request(
+            id,
+            lock,
+            |c, calls, key| c.exec_drop(&calls.write, (id.as_str(), key, data, seconds)),
+            |c, sql| c.exec_drop(&sql.write, (id.as_str(), data, seconds)),
+        )
     }
 
     fn touch_and_unlock(
@@ -806,25 +820,12 @@ impl SessionStore for MySqlStore {
         lock: Option<&HeldLock>,
     ) -> Result<(), StoreError> {
         let seconds = lifetime_secs(lifetime);
-        if let (Some(lock), true) = (lock, self.calls_usable) {
-            let key = self.lock_key(id);
-            let called = self.call(Some(lock), false, |c, calls| {
-                c.exec_drop(&calls.touch, (id.as_str(), key.as_str(), seconds))
-            });
-            match called {
-                Ok(Some(())) => return Ok(()),
-                Ok(None) => {}
-                Err(e) => {
-                    // The procedure releases the lock when a statement in it fails, but not
-                    // when the CALL itself is refused; releasing again is harmless.
-                    let _ = self.release(id, lock);
-                    return Err(e);
-                }
-            }
-        }
-        self.then_release(id, lock, |c, sql| {
-            c.exec_drop(&sql.touch, (seconds, id.as_str()))
-        })
+        self.finish_request(
+            id,
+            lock,
+            |c, calls, key| c.exec_drop(&calls.touch, (id.as_str(), key, seconds)),
+            |c, sql| c.exec_drop(&sql.touch, (seconds, id.as_str())),
+        )
     }
 
     fn unlock(&mut self, id: &SessionId, lock: &HeldLock) -> Result<(), StoreError> {
