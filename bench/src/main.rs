@@ -944,37 +944,45 @@ fn report(
             .and_then(|m| session_cpu(m, get(Handler::NoSession, s)))
             .map(|d| d.as_secs_f64())
     };
+    // `metric` of handler `h` as a multiple of `base`'s, in scenario `s`.
+    let vs = |metric: &dyn Fn(Handler, Scenario) -> Option<f64>,
+              h: Handler,
+              base: Handler,
+              s: Scenario| ratio(metric(h, s), metric(base, s));
     let fleet_c = get(Handler::FleetRedis, Scenario::C);
     let _ = writeln!(md, "| target | measured |");
     let _ = writeln!(md, "|---|---|");
     let _ = writeln!(
         md,
         "| (a) Fleet Redis ≥ 1.2× phpredis-with-locking req/s | {} |",
-        ratio(
-            rps(Handler::FleetRedis, Scenario::A),
-            rps(Handler::PhpRedisLocking, Scenario::A)
+        vs(
+            &rps,
+            Handler::FleetRedis,
+            Handler::PhpRedisLocking,
+            Scenario::A
         )
     );
     let _ = writeln!(
         md,
         "| (a) Fleet Redis overhead ≤ 0.6× phpredis-with-locking's | {} (session CPU: {}) |",
-        ratio(
-            overhead(Handler::FleetRedis, Scenario::A),
-            overhead(Handler::PhpRedisLocking, Scenario::A)
+        vs(
+            &overhead,
+            Handler::FleetRedis,
+            Handler::PhpRedisLocking,
+            Scenario::A
         ),
-        ratio(
-            cpu(Handler::FleetRedis, Scenario::A),
-            cpu(Handler::PhpRedisLocking, Scenario::A)
+        vs(
+            &cpu,
+            Handler::FleetRedis,
+            Handler::PhpRedisLocking,
+            Scenario::A
         )
     );
     let _ = writeln!(
         md,
         "| (a) Fleet Redis ≥ 1.0× phpredis without locking | {} (its session CPU: {} of phpredis's) |",
-        ratio(
-            rps(Handler::FleetRedis, Scenario::A),
-            rps(Handler::PhpRedis, Scenario::A)
-        ),
-        ratio(cpu(Handler::FleetRedis, Scenario::A), cpu(Handler::PhpRedis, Scenario::A))
+        vs(&rps, Handler::FleetRedis, Handler::PhpRedis, Scenario::A),
+        vs(&cpu, Handler::FleetRedis, Handler::PhpRedis, Scenario::A)
     );
     let _ = writeln!(
         md,
@@ -1006,28 +1014,21 @@ fn report(
     let _ = writeln!(
         md,
         "| (d) Fleet Redis req/s vs phpredis with locking, 0.25 ms each way | {} |",
-        ratio(
-            rps(Handler::FleetRedis, Scenario::D),
-            rps(Handler::PhpRedisLocking, Scenario::D)
+        vs(
+            &rps,
+            Handler::FleetRedis,
+            Handler::PhpRedisLocking,
+            Scenario::D
         )
     );
     let _ =
         writeln!(
         md,
         "| Fleet MySQL overhead ≤ 1/3 of the userland PDO handler's (a) | {} (session CPU: {}); with procedures=0 {} (session CPU: {}) |",
-        ratio(
-            overhead(Handler::FleetMySql, Scenario::A),
-            overhead(Handler::PdoUserland, Scenario::A)
-        ),
-        ratio(cpu(Handler::FleetMySql, Scenario::A), cpu(Handler::PdoUserland, Scenario::A)),
-        ratio(
-            overhead(Handler::FleetMySqlStatements, Scenario::A),
-            overhead(Handler::PdoUserland, Scenario::A)
-        ),
-        ratio(
-            cpu(Handler::FleetMySqlStatements, Scenario::A),
-            cpu(Handler::PdoUserland, Scenario::A)
-        )
+        vs(&overhead, Handler::FleetMySql, Handler::PdoUserland, Scenario::A),
+        vs(&cpu, Handler::FleetMySql, Handler::PdoUserland, Scenario::A),
+        vs(&overhead, Handler::FleetMySqlStatements, Handler::PdoUserland, Scenario::A),
+        vs(&cpu, Handler::FleetMySqlStatements, Handler::PdoUserland, Scenario::A)
     );
     let _ = writeln!(
         md,
