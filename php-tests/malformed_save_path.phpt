@@ -29,7 +29,7 @@ session_start(): Fleet: session.save_path: "db": the database must be a non-nega
 bool(false)
 session_start(): Fleet: session.save_path: "timeout=soon": expected a number of seconds greater than 0 and at most 3600, e.g. 1.5
 bool(false)
-session_start(): Fleet: session.save_path: unknown option "colour"; known options are prefix, database, connect_timeout, timeout, read_timeout, auth, user, password_file, password_env, tls_verify, tls_ca_file
+session_start(): Fleet: session.save_path: unknown option "colour"; known options are prefix, database, connect_timeout, timeout, read_timeout, auth, user, password_file, password_env, tls_verify, tls_ca_file, wait_replicas, wait_timeout, max_connection_age, sentinel_user, sentinel_password_file, sentinel_password_env
 bool(false)
 session_start(): Fleet: session.save_path: "mysql://127.0.0.1": the database is missing; write mysql://user@host/database
 bool(false)
@@ -37,9 +37,9 @@ session_start(): Fleet: session.save_path: "table=sessions;drop": a table name m
 bool(false)
 session_start(): Fleet: session.save_path: "lock=sometimes": expected lock=advisory (the default), lock=row or lock=none
 bool(false)
-session_start(): Fleet: session.save_path scheme "memcached://" is not supported; use redis://, rediss://, unix:// or mysql://
+session_start(): Fleet: session.save_path scheme "memcached://" is not supported; use redis://, rediss://, unix://, redis+sentinel://, rediss+sentinel:// or mysql://
 bool(false)
-session_start(): Fleet: session.save_path "127.0.0.1:6379" has no scheme; write it as redis://host:port, rediss://host:port, unix:///path/to/redis.sock or mysql://user@host/database
+session_start(): Fleet: session.save_path "127.0.0.1:6379" has no scheme; write it as redis://host:port, rediss://host:port, unix:///path/to/redis.sock, redis+sentinel://s1:26379,s2:26379/mymaster or mysql://user@host/database
 bool(false)
 session_start(): Fleet: session.save_path is empty; set it to e.g. "redis://127.0.0.1:6379"
 bool(false)

@@ -13,9 +13,9 @@ use crate::id::InvalidId;
 pub enum ConfigError {
     #[error("session.save_path is empty; set it to e.g. \"redis://127.0.0.1:6379\"")]
     Empty,
-    #[error("session.save_path \"{value}\" has no scheme; write it as redis://host:port, rediss://host:port, unix:///path/to/redis.sock or mysql://user@host/database")]
+    #[error("session.save_path \"{value}\" has no scheme; write it as redis://host:port, rediss://host:port, unix:///path/to/redis.sock, redis+sentinel://s1:26379,s2:26379/mymaster or mysql://user@host/database")]
     NoScheme { value: String },
-    #[error("session.save_path scheme \"{scheme}://\" is not supported; use redis://, rediss://, unix:// or mysql://")]
+    #[error("session.save_path scheme \"{scheme}://\" is not supported; use redis://, rediss://, unix://, redis+sentinel://, rediss+sentinel:// or mysql://")]
     UnknownScheme { scheme: String },
     #[error("session.save_path: \"{part}\": {reason}")]
     Invalid { part: String, reason: &'static str },
@@ -44,6 +44,8 @@ pub enum StoreError {
     Auth { endpoint: String, cause: String },
     #[error("{endpoint} answered with an error: {cause}")]
     Server { endpoint: String, cause: String },
+    #[error("{endpoint} is not (or no longer) the primary: {cause}. Fleet dropped that connection and looks for the primary again on the next step; if this persists, point session.save_path at the primary (its managed endpoint name, the sentinels, or a host list)")]
+    NotPrimary { endpoint: String, cause: String },
     #[error("the session is locked by another request that did not finish within {waited:?} (fleet.lock_wait_timeout), so this request has no session. Raise fleet.lock_wait_timeout if requests on one session really take that long")]
     LockWaitTimeout { waited: Duration },
     #[error("this request held the session lock longer than its lifetime of {ttl:?} (fleet.lock_ttl, default max_execution_time), so another request may have changed the session; this request's changes were not saved. Raise fleet.lock_ttl above your slowest request")]
@@ -65,5 +67,11 @@ impl StoreError {
     /// carried out on the old one.
     pub fn is_connection_failure(&self) -> bool {
         matches!(self, StoreError::ConnectionLost { .. })
+    }
+
+    /// Whether the server said it is not the primary (a demoted node, a replica, a
+    /// read-only database): the step was refused, and the primary is elsewhere.
+    pub fn is_not_primary(&self) -> bool {
+        matches!(self, StoreError::NotPrimary { .. })
     }
 }

@@ -7,13 +7,16 @@
 //! - [`id`]: session id validation; a [`SessionId`] is safe to put in a key.
 //! - [`lease`]: time-bounded exclusive ownership, the basis of session (and cron) locks.
 //! - [`store`]: the [`SessionStore`] trait every backend implements, and [`open_store`].
-//! - [`redis`]: the Redis backend.
-//! - [`mysql`]: the MySQL/MariaDB backend.
+//! - [`redis`]: the Redis backend (standalone, TLS, unix socket, Sentinel).
+//! - [`mysql`]: the MySQL/MariaDB backend (one host or a failover list).
+//! - `keeper` (internal): the one connection a worker keeps, and what a failed step
+//!   means for it (reconnect, retry once, follow a failover), for every backend.
 //! - [`error`]: typed errors with messages an admin can act on.
 
 pub mod config;
 pub mod error;
 pub mod id;
+pub(crate) mod keeper;
 pub mod lease;
 pub mod mysql;
 pub mod redis;

@@ -44,11 +44,18 @@ pub trait SessionStore {
     /// Where the backend is, for messages; never contains credentials.
     fn endpoint(&self) -> &str;
 
-    /// Opens the connection now if there is none, so a dead server is reported early.
+    /// Called when a request starts: opens the connection now if there is none (so a dead
+    /// server is reported early), or replaces one older than `max_connection_age`.
     fn connect(&mut self) -> Result<(), StoreError>;
 
     /// Whether a connection is open (it may still turn out to be dead).
     fn is_connected(&self) -> bool;
+
+    /// Something that went wrong in the last step without failing it, for a warning (a
+    /// write that fewer replicas acknowledged than `wait_replicas` asks).
+    fn take_notice(&mut self) -> Option<String> {
+        None
+    }
 
     /// The policy this store applies when asked for `requested`: a save_path can turn
     /// locking off for its backend (MySQL's `lock=none`).

@@ -379,7 +379,8 @@ unsafe extern "C" fn ps_write(
         ) else {
             return not_open();
         };
-        report(session.write(id, data, maxlifetime))
+        let outcome = session.write(id, data, maxlifetime);
+        report_with_notice(session, outcome)
     })
 }
 
@@ -394,7 +395,8 @@ unsafe extern "C" fn ps_update_timestamp(
         let (Some(session), id) = (unsafe { open_session(mod_data) }, unsafe { bytes(key) }) else {
             return not_open();
         };
-        report(session.touch(id, maxlifetime))
+        let outcome = session.touch(id, maxlifetime);
+        report_with_notice(session, outcome)
     })
 }
 
@@ -404,7 +406,8 @@ unsafe extern "C" fn ps_destroy(mod_data: *mut *mut c_void, key: *mut zend_strin
         let (Some(session), id) = (unsafe { open_session(mod_data) }, unsafe { bytes(key) }) else {
             return not_open();
         };
-        report(session.destroy(id))
+        let outcome = session.destroy(id);
+        report_with_notice(session, outcome)
     })
 }
 
@@ -459,6 +462,15 @@ unsafe extern "C" fn ps_validate_sid(mod_data: *mut *mut c_void, key: *mut zend_
             }
         }
     })
+}
+
+/// Like `report`, after warning about what went wrong without failing the step (a write
+/// fewer replicas acknowledged than `wait_replicas` asks).
+fn report_with_notice(session: &mut OpenSession, outcome: Result<(), handler::Problem>) -> c_int {
+    if let Some(notice) = session.take_notice() {
+        warn(&notice);
+    }
+    report(outcome)
 }
 
 fn report(outcome: Result<(), handler::Problem>) -> c_int {

@@ -61,12 +61,12 @@ pub fn open(save_path: &str, settings: Settings) -> Result<OpenSession, Problem>
         )
         .map_err(problem)?,
     };
-    if !store.is_connected() {
-        if let Err(e) = store.connect() {
-            // Keep the store: its parsed config is still good, and the next request retries.
-            put_back(key, store);
-            return Err(problem(e));
-        }
+    // Opens a connection if there is none, or replaces one older than max_connection_age:
+    // no lock is held at this point. No I/O when the kept connection is fine.
+    if let Err(e) = store.connect() {
+        // Keep the store: its parsed config is still good, and the next request retries.
+        put_back(key, store);
+        return Err(problem(e));
     }
     let settings = Settings {
         lock: store.lock_policy(settings.lock),
@@ -167,6 +167,11 @@ impl OpenSession {
     /// `gc`: the number of sessions removed.
     pub fn gc(&mut self, maxlifetime: i64) -> Result<u64, Problem> {
         self.store.gc(lifetime(maxlifetime)).map_err(problem)
+    }
+
+    /// What went wrong in the last step without failing it, worded for the admin.
+    pub fn take_notice(&mut self) -> Option<Problem> {
+        self.store.take_notice().map(problem)
     }
 
     fn release_held(&mut self) -> Option<Problem> {

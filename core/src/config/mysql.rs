@@ -2,21 +2,26 @@
 //!
 //! ```text
 //! mysql://[user[:password]@]host[:port]/database[?options]
+//! mysql://[user[:password]@]h1[:port],h2[:port],…/database[?options]   (failover list)
 //! mysql://[user[:password]@]/database?socket=/run/mysqld/mysqld.sock[&options]
 //! ```
 //!
 //! Options: `table`, `lock` (`advisory`, `row`, `none`), `procedures` (`auto`, `1`, `0`),
 //! `create_table`, `connect_timeout`,
 //! `timeout` (alias `read_timeout`), `user`, `password_file`, `password_env`, `socket`,
-//! `tls`, `tls_verify`, `tls_ca_file`.
+//! `tls`, `tls_verify`, `tls_ca_file`, `max_connection_age`.
+//!
+//! With a host list, Fleet uses the first host in the list that is writable
+//! (`@@read_only = 0`; MySQL's `super_read_only` implies `read_only`), so every worker of
+//! every app server converges on the same primary.
 
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{
-    parse_bool, parse_host_port, parse_seconds, percent_decode, query_pairs, split_query,
-    Credentials, Secret, Timeouts,
+    host_port, parse_bool, parse_host_list, parse_seconds, parse_seconds_long, percent_decode,
+    query_pairs, split_query, Credentials, Secret, Timeouts,
 };
 use crate::error::ConfigError;
 
@@ -26,13 +31,22 @@ pub const DEFAULT_TABLE: &str = "fleet_sessions";
 const DEFAULT_PORT: u16 = 3306;
 /// Where Debian's and most distributions' MariaDB and MySQL servers put their socket.
 const DEFAULT_SOCKET: &str = "/run/mysqld/mysqld.sock";
-const OPTIONS: &str = "table, lock, procedures, create_table, connect_timeout, timeout, read_timeout, user, password_file, password_env, socket, tls, tls_verify, tls_ca_file";
+const OPTIONS: &str = "table, lock, procedures, create_table, connect_timeout, timeout, read_timeout, user, password_file, password_env, socket, tls, tls_verify, tls_ca_file, max_connection_age";
 
 /// Where the MySQL or MariaDB server is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MySqlEndpoint {
-    Tcp { host: String, port: u16 },
-    Unix { path: PathBuf },
+    Tcp {
+        host: String,
+        port: u16,
+    },
+    /// A failover list: the first writable one is used.
+    Hosts {
+        hosts: Vec<(String, u16)>,
+    },
+    Unix {
+        path: PathBuf,
+    },
 }
 
 /// TLS to the server (`tls=1`). Verification is on unless `tls_verify=0`.
@@ -95,6 +109,8 @@ pub struct MySqlConfig {
     pub tls: Option<MySqlTls>,
     pub connect_timeout: Option<Duration>,
     pub command_timeout: Option<Duration>,
+    /// Replace a connection older than this when a request starts.
+    pub max_connection_age: Option<Duration>,
 }
 
 impl MySqlConfig {
@@ -115,6 +131,7 @@ impl MySqlConfig {
             tls: None,
             connect_timeout: None,
             command_timeout: None,
+            max_connection_age: None,
         }
     }
 
@@ -125,6 +142,15 @@ impl MySqlConfig {
                 format!("mysql://[{host}]:{port}/{}", self.database)
             }
             MySqlEndpoint::Tcp { host, port } => format!("mysql://{host}:{port}/{}", self.database),
+            MySqlEndpoint::Hosts { hosts } => format!(
+                "mysql://{}/{}",
+                hosts
+                    .iter()
+                    .map(|(h, p)| host_port(h, *p))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                self.database
+            ),
             MySqlEndpoint::Unix { path } => {
                 format!("mysql:///{}?socket={}", self.database, path.display())
             }
@@ -165,8 +191,14 @@ pub(super) fn parse(rest: &str) -> Result<MySqlConfig, ConfigError> {
             path: PathBuf::from(DEFAULT_SOCKET),
         }
     } else {
-        let (host, port) = parse_host_port(hostport, DEFAULT_PORT)?;
-        MySqlEndpoint::Tcp { host, port }
+        let mut hosts = parse_host_list(hostport, DEFAULT_PORT)?;
+        match hosts.len() {
+            1 => {
+                let (host, port) = hosts.remove(0);
+                MySqlEndpoint::Tcp { host, port }
+            }
+            _ => MySqlEndpoint::Hosts { hosts },
+        }
     };
     let mut config = MySqlConfig {
         endpoint,
@@ -197,6 +229,12 @@ pub(super) fn parse(rest: &str) -> Result<MySqlConfig, ConfigError> {
                     });
                 }
                 match &config.endpoint {
+                    MySqlEndpoint::Hosts { .. } => {
+                        return Err(ConfigError::Invalid {
+                            part: format!("socket={value}"),
+                            reason: "a socket is local; it cannot be combined with a host list",
+                        })
+                    }
                     MySqlEndpoint::Tcp { host, .. } if host != "localhost" => {
                         return Err(ConfigError::Invalid {
                             part: format!("socket={value}"),
@@ -207,6 +245,9 @@ pub(super) fn parse(rest: &str) -> Result<MySqlConfig, ConfigError> {
                 }
             }
             "tls" | "ssl" => tls = parse_bool(&name, &value)?,
+            "max_connection_age" => {
+                config.max_connection_age = Some(parse_seconds_long(&name, &value)?)
+            }
             "tls_verify" => tls_verify = Some(parse_bool(&name, &value)?),
             "tls_ca_file" => tls_ca_file = Some(PathBuf::from(value)),
             _ => {
@@ -364,6 +405,25 @@ mod tests {
     fn procedure_names_fit_in_64_characters() {
         let longest = "t".repeat(MAX_TABLE_FOR_PROCEDURES);
         assert_eq!(format!("fleet1_{longest}_write").len(), 64);
+    }
+
+    #[test]
+    fn host_list_for_failover() {
+        let c = mysql("mysql://app@db1:3307,db2,[::1]:3308/app?max_connection_age=600");
+        assert_eq!(
+            c.endpoint,
+            MySqlEndpoint::Hosts {
+                hosts: vec![
+                    ("db1".into(), 3307),
+                    ("db2".into(), DEFAULT_PORT),
+                    ("::1".into(), 3308)
+                ]
+            }
+        );
+        assert_eq!(c.describe(), "mysql://db1:3307,db2:3306,[::1]:3308/app");
+        assert_eq!(c.max_connection_age, Some(Duration::from_secs(600)));
+        let e = parse_save_path("mysql://db1,db2/app?socket=/run/x.sock").unwrap_err();
+        assert!(e.to_string().contains("host list"), "{e}");
     }
 
     #[test]

@@ -29,15 +29,19 @@
 use std::time::{Duration, Instant};
 
 use ::mysql::prelude::Queryable;
-use ::mysql::{Conn, Error as MySqlError, Opts, OptsBuilder, SslOpts, Statement};
+use ::mysql::{Conn, Error as MySqlError, OptsBuilder, SslOpts, Statement};
 
-use crate::config::{
-    MySqlConfig, MySqlEndpoint, MySqlLockMode, MySqlProcedures, Timeouts, MAX_TABLE_FOR_PROCEDURES,
-};
+pub(crate) use crate::config::MAX_TABLE_FOR_PROCEDURES;
+use crate::config::{MySqlConfig, MySqlLockMode, MySqlProcedures, Timeouts};
 use crate::error::StoreError;
 use crate::id::SessionId;
+use crate::keeper::{Keeper, Retry};
 use crate::lease::{LeaseTerms, MAX_WAIT_SLICE};
 use crate::store::{HeldLock, LockPolicy, ReadOutcome, SessionStore};
+
+mod connect;
+
+use connect::MySqlConnector;
 
 /// Rows deleted per `gc` statement; small enough that one statement holds its locks only
 /// briefly.
@@ -52,12 +56,16 @@ const ROW_WAIT_SLICE_SECS: u64 = 1;
 const ER_DBACCESS_DENIED: u16 = 1044;
 const ER_ACCESS_DENIED: u16 = 1045;
 const ER_BAD_DB: u16 = 1049;
-const ER_TABLEACCESS_DENIED: u16 = 1142;
+pub(super) const ER_TABLEACCESS_DENIED: u16 = 1142;
 const ER_NO_SUCH_TABLE: u16 = 1146;
 const ER_LOCK_WAIT_TIMEOUT: u16 = 1205;
 const ER_LOCK_DEADLOCK: u16 = 1213;
 const ER_SP_DOES_NOT_EXIST: u16 = 1305;
 const ER_PROCACCESS_DENIED: u16 = 1370;
+/// `--read-only` (or `super_read_only`) refused a statement.
+const ER_OPTION_PREVENTS_STATEMENT: u16 = 1290;
+/// The server is in read-only mode (MySQL).
+const ER_READ_ONLY_MODE: u16 = 1836;
 
 /// The DDL of the session table. Fleet runs it (with `IF NOT EXISTS`) unless
 /// `create_table=0`; `fleetctl schema` prints it for DBAs who create the table themselves.
@@ -157,7 +165,7 @@ pub fn schema_script(table: &str, procedures: bool) -> String {
 }
 
 /// The SQL of every statement, with the table name in it, built once per store.
-struct StatementTexts {
+pub(super) struct StatementTexts {
     get_lock: String,
     release_lock: String,
     read: String,
@@ -174,7 +182,7 @@ struct StatementTexts {
 }
 
 impl StatementTexts {
-    fn new(table: &str) -> StatementTexts {
+    pub(super) fn new(table: &str) -> StatementTexts {
         StatementTexts {
             call_read: format!("CALL `{}`(?, ?, ?)", procedure_name(table, "read")),
             call_write: format!("CALL `{}`(?, ?, ?, ?)", procedure_name(table, "write")),
@@ -207,7 +215,7 @@ impl StatementTexts {
 /// The statements prepared on one connection. Executing a prepared handle skips the
 /// driver's per-call work on SQL text (it scans every query string for named parameters,
 /// which callgrind showed to be an eighth of a request's instructions).
-struct Statements {
+pub(super) struct Statements {
     get_lock: Statement,
     release_lock: Statement,
     read: Statement,
@@ -231,7 +239,7 @@ struct ProcedureCalls {
 
 impl Statements {
     /// Prepares every statement: once per connection, so once per worker normally.
-    fn prepare(
+    pub(super) fn prepare(
         conn: &mut Conn,
         t: &StatementTexts,
         with_calls: bool,
@@ -260,46 +268,24 @@ impl Statements {
     }
 }
 
-/// An open connection and the statements prepared on it.
-struct Live {
-    conn: Conn,
-    sql: Statements,
-}
-
 /// A session store on one MySQL/MariaDB database, holding the one connection a worker needs
 /// (a PHP worker runs one request at a time), kept across requests and re-opened after a
-/// failure.
+/// failure (see [`crate::keeper`]), to one host or the first writable host of a list.
 ///
 /// This is a pool of one managed here rather than the driver's `Pool` or r2d2: the driver's
 /// pool takes back a connection that broke mid-request and hands it out again, and r2d2
 /// opens connections on background threads and reports a refused connection only after
 /// waiting out its timeout. Neither fits a single-threaded worker that must fail fast.
 pub struct MySqlStore {
-    endpoint: String,
-    opts: Opts,
-    conn: Option<Live>,
+    keeper: Keeper<MySqlConnector>,
     mode: MySqlLockMode,
     /// `database.table:`, the part of every lock name that is not the id.
     lock_scope: String,
-    table: String,
-    texts: StatementTexts,
-    create_table: bool,
-    table_ready: bool,
-    /// `procedures=` as it applies here: `Off` unless `lock=advisory`.
-    procedures: MySqlProcedures,
-    /// Whether to call the procedures; `procedures=auto` clears it for good (for this
-    /// worker) when the server says they are missing or not executable.
-    calls_usable: bool,
-    timeouts: Timeouts,
-    /// The connection's socket read timeout: the command timeout, plus one row-lock wait
-    /// slice in `lock=row` mode.
-    read_timeout: Duration,
 }
 
 impl MySqlStore {
     /// Prepares a store; connects lazily on first use.
     pub fn new(config: &MySqlConfig, default_timeouts: Timeouts) -> Result<MySqlStore, StoreError> {
-        let endpoint = config.describe();
         let timeouts = config.timeouts(default_timeouts);
         // A row-lock wait blocks a statement for up to a whole second (InnoDB counts whole
         // seconds), so that connection's replies may take that much longer. Named-lock waits
@@ -327,10 +313,6 @@ impl MySqlStore {
             .read_timeout(Some(read_timeout))
             .write_timeout(Some(timeouts.command))
             .init(init);
-        opts = match &config.endpoint {
-            MySqlEndpoint::Tcp { host, port } => opts.ip_or_hostname(Some(host)).tcp_port(*port),
-            MySqlEndpoint::Unix { path } => opts.socket(Some(path.to_string_lossy())),
-        };
         if let Some(tls) = &config.tls {
             let mut ssl = SslOpts::default()
                 .with_danger_accept_invalid_certs(!tls.verify)
@@ -340,117 +322,31 @@ impl MySqlStore {
             }
             opts = opts.ssl_opts(Some(ssl));
         }
-        let procedures = match config.procedures {
-            _ if config.lock != MySqlLockMode::Advisory => MySqlProcedures::Off,
-            MySqlProcedures::Auto if config.table.len() > MAX_TABLE_FOR_PROCEDURES => {
-                MySqlProcedures::Off
-            }
-            p => p,
-        };
+        let connector = MySqlConnector::new(config, opts, timeouts, read_timeout);
         Ok(MySqlStore {
-            endpoint,
-            procedures,
-            calls_usable: procedures != MySqlProcedures::Off,
-            opts: opts.into(),
-            conn: None,
+            keeper: Keeper::new(connector, config.max_connection_age),
             mode: config.lock,
             lock_scope: format!("{}.{}:", config.database, config.table),
-            table: config.table.clone(),
-            texts: StatementTexts::new(&config.table),
-            create_table: config.create_table,
-            table_ready: false,
-            timeouts,
-            read_timeout,
         })
     }
 
-    fn open_connection(&mut self) -> Result<Live, StoreError> {
-        let mut conn = Conn::new(self.opts.clone()).map_err(|e| self.classify(e, true))?;
-        if self.create_table && !self.table_ready {
-            self.create_schema(&mut conn)?;
-        }
-        self.table_ready = true;
-        let sql = Statements::prepare(&mut conn, &self.texts, self.calls_usable)
-            .map_err(|e| self.classify(e, false))?;
-        Ok(Live { conn, sql })
+    fn endpoint_owned(&self) -> String {
+        self.keeper.connector.endpoint.clone()
     }
 
-    /// Creates the table and the procedures if they are missing, as far as the user's
-    /// privileges allow: without them the DBA made the objects (or will be told what is
-    /// missing by the first statement that needs it, or the procedures are not used).
-    fn create_schema(&self, conn: &mut Conn) -> Result<(), StoreError> {
-        match conn.query_drop(create_table_sql(&self.table)) {
-            Ok(()) => {}
-            Err(MySqlError::MySqlError(e)) if e.code == ER_TABLEACCESS_DENIED => {}
-            Err(e) => return Err(self.classify(e, false)),
-        }
-        if self.procedures == MySqlProcedures::Off {
-            return Ok(());
-        }
-        for ddl in create_procedures_sql(&self.table) {
-            match conn.query_drop(ddl) {
-                // No CREATE ROUTINE privilege, or a server without `CREATE PROCEDURE IF NOT
-                // EXISTS` (MySQL before 8.0.29): whether the procedures can be called is
-                // found out by calling them.
-                Ok(()) | Err(MySqlError::MySqlError(_)) => {}
-                Err(e) => return Err(self.classify(e, false)),
-            }
-        }
-        Ok(())
-    }
-
-    fn classify(&self, e: MySqlError, connecting: bool) -> StoreError {
-        classify(
-            &self.endpoint,
-            &self.table,
-            e,
-            self.timeouts,
-            self.read_timeout,
-            connecting,
-        )
-    }
-
-    /// Runs `op` on the connection, opening one if needed. A failure other than the server's
-    /// error reply leaves the connection in an unknown state, so it is dropped (ending any
-    /// lock it held) and the next call reconnects. If `retry` and the connection was an old
-    /// one that turned out dead, retries once on a fresh one; only reads pass `retry`.
+    /// Runs `op` on the connection, and again on a fresh one where `retry` allows; see
+    /// [`Keeper::run`]. A failure other than the server's error reply drops the connection
+    /// (ending any lock it held).
     fn run<T>(
         &mut self,
-        retry: bool,
+        retry: Retry,
         mut op: impl FnMut(&mut Conn, &Statements) -> Result<T, MySqlError>,
     ) -> Result<T, StoreError> {
-        let reused = self.conn.is_some();
-        match self.run_once(&mut op) {
-            Err(e) if retry && reused && e.is_connection_failure() => self.run_once(&mut op),
-            other => other,
-        }
-    }
-
-    fn run_once<T>(
-        &mut self,
-        op: &mut impl FnMut(&mut Conn, &Statements) -> Result<T, MySqlError>,
-    ) -> Result<T, StoreError> {
-        let mut live = match self.conn.take() {
-            Some(live) => live,
-            None => self.open_connection()?,
-        };
-        let outcome = op(&mut live.conn, &live.sql);
-        match outcome {
-            Ok(v) => {
-                self.conn = Some(live);
-                Ok(v)
-            }
-            Err(e) => {
-                if matches!(e, MySqlError::MySqlError(_)) {
-                    self.conn = Some(live);
-                }
-                Err(self.classify(e, false))
-            }
-        }
+        self.keeper.run(retry, |live| op(&mut live.conn, &live.sql))
     }
 
     /// Runs `op` on the connection that holds `lock`; if that connection is gone, so is the
-    /// lock, and nothing is done.
+    /// lock, and nothing is done. Never retried: a fresh connection would not hold the lock.
     fn run_holding<T>(
         &mut self,
         lock: &HeldLock,
@@ -458,13 +354,13 @@ impl MySqlStore {
     ) -> Result<T, StoreError> {
         let HeldLock::Connection { connection_id } = lock else {
             return Err(StoreError::ForeignLock {
-                endpoint: self.endpoint.clone(),
+                endpoint: self.endpoint_owned(),
             });
         };
-        match &self.conn {
-            Some(live) if live.conn.connection_id() == *connection_id => self.run(false, op),
+        match self.keeper.current() {
+            Some(live) if live.conn.connection_id() == *connection_id => self.run(Retry::Never, op),
             _ => Err(StoreError::LockConnectionLost {
-                endpoint: self.endpoint.clone(),
+                endpoint: self.endpoint_owned(),
             }),
         }
     }
@@ -474,18 +370,18 @@ impl MySqlStore {
     }
 
     fn held_here(&self) -> Result<HeldLock, StoreError> {
-        match &self.conn {
+        match self.keeper.current() {
             Some(live) => Ok(HeldLock::Connection {
                 connection_id: live.conn.connection_id(),
             }),
             None => Err(StoreError::LockConnectionLost {
-                endpoint: self.endpoint.clone(),
+                endpoint: self.endpoint_owned(),
             }),
         }
     }
 
     fn read_unlocked(&mut self, id: &SessionId) -> Result<Option<Vec<u8>>, StoreError> {
-        self.run(true, |c, sql| {
+        self.run(Retry::Idempotent, |c, sql| {
             c.exec_first::<Vec<u8>, _, _>(&sql.read, (id.as_str(),))
         })
     }
@@ -500,7 +396,7 @@ impl MySqlStore {
         // Each GET_LOCK must answer within the read timeout; waits longer than that are
         // made of several, each of which waits in the server's queue.
         let slice_cap = MAX_WAIT_SLICE
-            .min(self.timeouts.command / 2)
+            .min(self.keeper.connector.timeouts.command / 2)
             .max(Duration::from_millis(1));
         let mut first = true;
         loop {
@@ -510,7 +406,7 @@ impl MySqlStore {
             let seconds = slice.as_secs_f64();
             // The data comes with the lock when the procedure took it.
             let mut data_if_locked = None;
-            let got = match self.calls_usable {
+            let got = match self.keeper.connector.calls_usable {
                 true => {
                     let called = self.call(None, first, |c, calls| {
                         c.exec_first::<(Option<i64>, Option<Vec<u8>>), _, _>(
@@ -532,7 +428,7 @@ impl MySqlStore {
                     }
                 }
                 false => self
-                    .run(first, |c, sql| {
+                    .run(retry_first(first), |c, sql| {
                         c.exec_first::<Option<i64>, _, _>(&sql.get_lock, (key.as_str(), seconds))
                     })?
                     .flatten(),
@@ -547,7 +443,7 @@ impl MySqlStore {
                             lock: Some(lock),
                         });
                     }
-                    return match self.run(false, |c, sql| {
+                    return match self.run(Retry::Never, |c, sql| {
                         c.exec_first::<Vec<u8>, _, _>(&sql.read, (id.as_str(),))
                     }) {
                         Ok(data) => Ok(ReadOutcome {
@@ -568,7 +464,7 @@ impl MySqlStore {
                 }
                 None => {
                     return Err(StoreError::Server {
-                        endpoint: self.endpoint.clone(),
+                        endpoint: self.endpoint_owned(),
                         cause: "GET_LOCK returned NULL (the wait was interrupted)".into(),
                     })
                 }
@@ -585,7 +481,7 @@ impl MySqlStore {
         retry: bool,
         mut op: impl FnMut(&mut Conn, &ProcedureCalls) -> Result<T, MySqlError>,
     ) -> Result<Option<T>, StoreError> {
-        let fall_back = self.procedures == MySqlProcedures::Auto;
+        let fall_back = self.keeper.connector.procedures == MySqlProcedures::Auto;
         let wrapped = |c: &mut Conn, sql: &Statements| {
             let Some(calls) = &sql.calls else {
                 return Ok(None);
@@ -603,20 +499,20 @@ impl MySqlStore {
         };
         let answer = match lock {
             Some(lock) => self.run_holding(lock, wrapped)?,
-            None => self.run(retry, wrapped)?,
+            None => self.run(retry_first(retry), wrapped)?,
         };
         if answer.is_none() {
-            self.calls_usable = false;
+            self.keeper.connector.calls_usable = false;
         }
         Ok(answer)
     }
 
     fn lock_row(&mut self, id: &SessionId, terms: LeaseTerms) -> Result<ReadOutcome, StoreError> {
         let deadline = Instant::now() + terms.wait_timeout;
-        self.run(true, |c, _| c.query_drop("START TRANSACTION"))?;
+        self.run(Retry::Idempotent, |c, _| c.query_drop("START TRANSACTION"))?;
         let outcome = self.lock_row_in_transaction(id, terms, deadline);
         if outcome.is_err() {
-            let _ = self.run(false, |c, _| c.query_drop("ROLLBACK"));
+            let _ = self.run(Retry::Never, |c, _| c.query_drop("ROLLBACK"));
         }
         outcome
     }
@@ -655,7 +551,7 @@ impl MySqlStore {
                 }
                 Some(None) => {
                     return Err(StoreError::Server {
-                        endpoint: self.endpoint.clone(),
+                        endpoint: self.endpoint_owned(),
                         cause: "the session row vanished while locked".into(),
                     })
                 }
@@ -677,7 +573,7 @@ impl MySqlStore {
     ) -> Result<Option<T>, StoreError> {
         let mut op = op;
         let mut last_code = 0;
-        let outcome = self.run(false, |c, sql| match op(c, sql) {
+        let outcome = self.run(Retry::Never, |c, sql| match op(c, sql) {
             Err(MySqlError::MySqlError(e))
                 if e.code == ER_LOCK_WAIT_TIMEOUT || e.code == ER_LOCK_DEADLOCK =>
             {
@@ -688,7 +584,7 @@ impl MySqlStore {
         })?;
         if last_code == ER_LOCK_DEADLOCK {
             // A deadlock rolls the whole transaction back; start another.
-            self.run(false, |c, _| c.query_drop("START TRANSACTION"))?;
+            self.run(Retry::Never, |c, _| c.query_drop("START TRANSACTION"))?;
         }
         Ok(outcome)
     }
@@ -718,7 +614,7 @@ impl MySqlStore {
         mut by_call: impl FnMut(&mut Conn, &ProcedureCalls, &str) -> Result<(), MySqlError>,
         by_sql: impl FnMut(&mut Conn, &Statements) -> Result<(), MySqlError>,
     ) -> Result<(), StoreError> {
-        if let (Some(lock), true) = (lock, self.calls_usable) {
+        if let (Some(lock), true) = (lock, self.keeper.connector.calls_usable) {
             let key = self.lock_key(id);
             match self.call(Some(lock), false, |c, calls| by_call(c, calls, &key)) {
                 Ok(Some(())) => return Ok(()),
@@ -754,25 +650,22 @@ impl MySqlStore {
                 };
                 written.and(released)
             }
-            None => self.run(false, op),
+            None => self.run(Retry::Never, op),
         }
     }
 }
 
 impl SessionStore for MySqlStore {
     fn endpoint(&self) -> &str {
-        &self.endpoint
+        &self.keeper.connector.endpoint
     }
 
     fn connect(&mut self) -> Result<(), StoreError> {
-        if self.conn.is_none() {
-            self.conn = Some(self.open_connection()?);
-        }
-        Ok(())
+        self.keeper.connect()
     }
 
     fn is_connected(&self) -> bool {
-        self.conn.is_some()
+        self.keeper.is_connected()
     }
 
     fn lock_policy(&self, requested: LockPolicy) -> LockPolicy {
@@ -842,8 +735,9 @@ impl SessionStore for MySqlStore {
     }
 
     fn exists(&mut self, id: &SessionId) -> Result<bool, StoreError> {
-        let found: Option<i64> =
-            self.run(true, |c, sql| c.exec_first(&sql.exists, (id.as_str(),)))?;
+        let found: Option<i64> = self.run(Retry::Idempotent, |c, sql| {
+            c.exec_first(&sql.exists, (id.as_str(),))
+        })?;
         Ok(found.is_some())
     }
 
@@ -857,7 +751,7 @@ impl SessionStore for MySqlStore {
         loop {
             // A batch that deadlocks with, or waits on, a request's row locks is given up:
             // the rows are already invisible, and the next gc deletes them.
-            let batch = self.run(true, |c, sql| match c.exec_drop(&sql.gc, ()) {
+            let batch = self.run(Retry::Idempotent, |c, sql| match c.exec_drop(&sql.gc, ()) {
                 Ok(()) => Ok(Some(c.affected_rows())),
                 Err(MySqlError::MySqlError(e))
                     if e.code == ER_LOCK_DEADLOCK || e.code == ER_LOCK_WAIT_TIMEOUT =>
@@ -879,7 +773,7 @@ impl SessionStore for MySqlStore {
 
 /// Turns a driver error into one an admin can act on. `connecting`: the error came from
 /// opening the connection.
-fn classify(
+pub(super) fn classify(
     endpoint: &str,
     table: &str,
     e: MySqlError,
@@ -895,6 +789,12 @@ fn classify(
             let fix = match e.code {
                 ER_ACCESS_DENIED | ER_DBACCESS_DENIED => {
                     return StoreError::Auth { endpoint, cause }
+                }
+                ER_READ_ONLY_MODE => return StoreError::NotPrimary { endpoint, cause },
+                ER_OPTION_PREVENTS_STATEMENT
+                    if e.message.contains("read-only") || e.message.contains("read_only") =>
+                {
+                    return StoreError::NotPrimary { endpoint, cause }
                 }
                 ER_BAD_DB => "Create the database, or fix its name in session.save_path".to_owned(),
                 ER_NO_SUCH_TABLE => format!(
@@ -957,6 +857,18 @@ fn io_error_kind(e: &MySqlError) -> Option<std::io::ErrorKind> {
             .and_then(|s| s.downcast_ref::<std::io::Error>())
             .map(|io| io.kind()),
         _ => None,
+    }
+}
+
+/// Only a request's first lock attempt may be repeated on a fresh connection for a dead
+/// one (the connection sat idle since the last request and may have died meanwhile); later
+/// attempts run on a connection that just answered. A refusal as not the primary is
+/// retried either way.
+fn retry_first(first: bool) -> Retry {
+    if first {
+        Retry::Idempotent
+    } else {
+        Retry::IfRefused
     }
 }
 

@@ -1,0 +1,382 @@
+//! `session.save_path` parsing into a typed configuration.
+//!
+//! One module per backend: [`redis`] (standalone, TLS, unix socket, Sentinel) and
+//! [`mysql`] (one server or a failover host list). This module holds what they share: the
+//! scheme dispatch, credentials (inline, from a file, from the environment), timeouts, the
+//! query-string reader and `%`-decoding. Errors quote the offending part of the value, never
+//! a password.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::error::ConfigError;
+
+mod mysql;
+mod redis;
+
+pub use mysql::{
+    MySqlConfig, MySqlEndpoint, MySqlLockMode, MySqlProcedures, MySqlTls, DEFAULT_TABLE,
+    MAX_TABLE_FOR_PROCEDURES,
+};
+pub use redis::{
+    host_port, RedisConfig, RedisEndpoint, RedisTls, DEFAULT_PREFIX, DEFAULT_SENTINEL_PORT,
+};
+
+/// A password. Its `Debug` and `Display` never show the value, so it cannot leak through
+/// a log line or a warning by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The password itself, for the one place that must send it to the server.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// save_path options override them per pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    pub connect: Duration,
+    /// Bound on any single command's reply (blocking lock waits add their own wait on top).
+    pub command: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(1),
+            command: Duration::from_secs(1),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreConfig {
+    Redis(RedisConfig),
+    MySql(MySqlConfig),
+}
+
+impl StoreConfig {
+    /// Where the backend is, for warnings; never contains a password.
+    pub fn endpoint(&self) -> String {
+        match self {
+            StoreConfig::Redis(c) => c.endpoint.to_string(),
+            StoreConfig::MySql(c) => c.describe(),
+        }
+    }
+}
+
+/// Parses a `session.save_path` value. Errors quote the offending part of the value, but
+/// never a password.
+pub fn parse_save_path(save_path: &str) -> Result<StoreConfig, ConfigError> {
+    let save_path = save_path.trim();
+    if save_path.is_empty() {
+        return Err(ConfigError::Empty);
+    }
+    let Some((scheme, rest)) = save_path.split_once("://") else {
+        return Err(ConfigError::NoScheme {
+            value: redact_userinfo(save_path),
+        });
+    };
+    match scheme.to_ascii_lowercase().as_str() {
+        "redis" | "tcp" | "rediss" | "tls" | "unix" | "redis+sentinel" | "rediss+sentinel" => {
+            redis::parse(&scheme.to_ascii_lowercase(), rest).map(StoreConfig::Redis)
+        }
+        "mysql" | "mariadb" => mysql::parse(rest).map(StoreConfig::MySql),
+        other => Err(ConfigError::UnknownScheme {
+            scheme: other.to_owned(),
+        }),
+    }
+}
+
+/// Replaces the userinfo of something that looks like a URL with `***`, for error messages.
+pub fn redact_userinfo(value: &str) -> String {
+    let (head, tail) = match value.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        None => (String::new(), value),
+    };
+    let authority_end = tail.find(['/', '?']).unwrap_or(tail.len());
+    match tail[..authority_end].rfind('@') {
+        Some(at) => format!("{head}***@{}", &tail[at + 1..]),
+        None => format!("{head}{tail}"),
+    }
+}
+
+pub(crate) fn split_query(rest: &str) -> (&str, &str) {
+    match rest.split_once('?') {
+        Some((a, q)) => (a, q),
+        None => (rest, ""),
+    }
+}
+
+pub(crate) fn parse_host_port(
+    hostport: &str,
+    default_port: u16,
+) -> Result<(String, u16), ConfigError> {
+    if hostport.is_empty() {
+        return Err(ConfigError::Invalid {
+            part: String::new(),
+            reason: "the host is missing",
+        });
+    }
+    let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+        let Some((host, after)) = v6.split_once(']') else {
+            return Err(ConfigError::Invalid {
+                part: hostport.to_owned(),
+                reason: "an IPv6 address must be closed with ']'",
+            });
+        };
+        match after.strip_prefix(':') {
+            Some(port) => (host, Some(port)),
+            None if after.is_empty() => (host, None),
+            None => {
+                return Err(ConfigError::Invalid {
+                    part: hostport.to_owned(),
+                    reason: "expected ':port' after the IPv6 address",
+                })
+            }
+        }
+    } else {
+        match hostport.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (hostport, None),
+        }
+    };
+    if host.is_empty()
+        || !host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-_:".contains(c))
+    {
+        return Err(ConfigError::Invalid {
+            part: hostport.to_owned(),
+            reason: "not a valid host name or address",
+        });
+    }
+    let port = match port {
+        None => default_port,
+        Some(p) => match p.parse::<u16>() {
+            Ok(p) if p > 0 => p,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    part: p.to_owned(),
+                    reason: "the port must be a number from 1 to 65535",
+                })
+            }
+        },
+    };
+    Ok((host.to_owned(), port))
+}
+
+/// A comma-separated list of `host[:port]` (sentinels, a MySQL failover
+/// list), in the order given.
+pub(crate) fn parse_host_list(
+    list: &str,
+    default_port: u16,
+) -> Result<Vec<(String, u16)>, ConfigError> {
+    list.split(',')
+        .map(|hostport| parse_host_port(hostport.trim(), default_port))
+        .collect()
+}
+
+pub(crate) fn parse_seconds(name: &str, value: &str) -> Result<Duration, ConfigError> {
+    match value.parse::<f64>() {
+        Ok(s) if s.is_finite() && s > 0.0 && s <= 3600.0 => Ok(Duration::from_secs_f64(s)),
+        _ => Err(ConfigError::Invalid {
+            part: format!("{name}={value}"),
+            reason: "expected a number of seconds greater than 0 and at most 3600, e.g. 1.5",
+        }),
+    }
+}
+
+/// Seconds for settings that may be long (a connection's age): up to a day.
+pub(crate) fn parse_seconds_long(name: &str, value: &str) -> Result<Duration, ConfigError> {
+    match value.parse::<f64>() {
+        Ok(s) if s.is_finite() && s > 0.0 && s <= 86_400.0 => Ok(Duration::from_secs_f64(s)),
+        _ => Err(ConfigError::Invalid {
+            part: format!("{name}={value}"),
+            reason: "expected a number of seconds greater than 0 and at most 86400",
+        }),
+    }
+}
+
+pub(crate) fn parse_bool(name: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(ConfigError::Invalid {
+            part: format!("{name}={value}"),
+            reason: "expected 1 or 0",
+        }),
+    }
+}
+
+/// A user name and password as a save_path gives them: `user:password@` in the URL, or
+/// options (the password inline, from a file, or from an environment variable). The
+/// password may come one way only, so it is never ambiguous which one is used.
+#[derive(Default)]
+pub(crate) struct Credentials {
+    user: Option<String>,
+    password: Option<Secret>,
+    password_sources: u8,
+}
+
+impl Credentials {
+    /// From the URL's userinfo (`user`, `user:password`), if any.
+    pub(crate) fn from_userinfo(userinfo: Option<&str>) -> Result<Credentials, ConfigError> {
+        let mut credentials = Credentials::default();
+        let Some(userinfo) = userinfo else {
+            return Ok(credentials);
+        };
+        let (user, pass) = match userinfo.split_once(':') {
+            Some((u, p)) => (u, Some(p)),
+            None => (userinfo, None),
+        };
+        if !user.is_empty() {
+            credentials.user = Some(percent_decode(user, "user name")?);
+        }
+        if let Some(pass) = pass.filter(|p| !p.is_empty()) {
+            credentials.password = Some(Secret::new(percent_decode(pass, "password")?));
+            credentials.password_sources += 1;
+        }
+        Ok(credentials)
+    }
+
+    /// Takes option `name` if it is a credential: `user`, one of `inline` (the password
+    /// itself), `password_file` or `password_env`. Returns whether it was one.
+    pub(crate) fn take_option(
+        &mut self,
+        name: &str,
+        value: &str,
+        inline: &[&str],
+    ) -> Result<bool, ConfigError> {
+        match name {
+            "user" | "username" => self.user = Some(value.to_owned()).filter(|v| !v.is_empty()),
+            "password_file" => self.set_password(Some(read_password_file(value)?)),
+            "password_env" => self.set_password(Some(read_password_env(value)?)),
+            _ if inline.contains(&name) => {
+                self.set_password(Some(Secret::new(value)).filter(|s| !s.expose().is_empty()))
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    fn set_password(&mut self, password: Option<Secret>) {
+        self.password_sources += 1;
+        self.password = password;
+    }
+
+    /// The user and password; `one_way_only` is the error when the password came twice.
+    pub(crate) fn finish(
+        self,
+        one_way_only: &'static str,
+    ) -> Result<(Option<String>, Option<Secret>), ConfigError> {
+        if self.password_sources > 1 {
+            return Err(ConfigError::Invalid {
+                part: "password".to_owned(),
+                reason: one_way_only,
+            });
+        }
+        Ok((self.user, self.password))
+    }
+}
+
+/// The `name=value` options of a query string, %-decoded. The value of an option named in
+/// `secret` is decoded as a password, so an error about it never quotes it.
+pub(crate) fn query_pairs<'a>(
+    query: &'a str,
+    secret: &'a [&str],
+) -> impl Iterator<Item = Result<(String, String), ConfigError>> + 'a {
+    query.split('&').filter(|p| !p.is_empty()).map(move |pair| {
+        let (raw_name, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
+        let name = percent_decode(raw_name, "option name")?;
+        let what = if secret.contains(&name.as_str()) {
+            "password"
+        } else {
+            "option value"
+        };
+        let value = percent_decode(raw_value, what)?;
+        Ok((name, value))
+    })
+}
+
+pub(crate) fn read_password_file(path: &str) -> Result<Secret, ConfigError> {
+    let contents = std::fs::read_to_string(path).map_err(|e| ConfigError::PasswordFile {
+        path: path.to_owned(),
+        cause: e.to_string(),
+    })?;
+    // Secrets files written by `echo` or orchestrators end in a newline that is not part
+    // of the password.
+    let password = contents.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        return Err(ConfigError::PasswordFile {
+            path: path.to_owned(),
+            cause: "the file is empty".into(),
+        });
+    }
+    Ok(Secret::new(password))
+}
+
+pub(crate) fn read_password_env(name: &str) -> Result<Secret, ConfigError> {
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => Ok(Secret::new(v)),
+        Ok(_) => Err(ConfigError::PasswordEnv {
+            name: name.to_owned(),
+            cause: "it is empty",
+        }),
+        Err(std::env::VarError::NotPresent) => Err(ConfigError::PasswordEnv {
+            name: name.to_owned(),
+            cause: "it is not set",
+        }),
+        Err(std::env::VarError::NotUnicode(_)) => Err(ConfigError::PasswordEnv {
+            name: name.to_owned(),
+            cause: "it is not valid UTF-8",
+        }),
+    }
+}
+
+/// Decodes `%XX` escapes. `what` names the part for the error, which never quotes a
+/// password's text.
+pub(crate) fn percent_decode(value: &str, what: &'static str) -> Result<String, ConfigError> {
+    if !value.contains('%') {
+        return Ok(value.to_owned());
+    }
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok());
+            match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                Some(b) => {
+                    out.push(b);
+                    i += 3;
+                    continue;
+                }
+                None => return Err(ConfigError::BadEscape { what }),
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out).map_err(|_| ConfigError::BadEscape { what })
+}

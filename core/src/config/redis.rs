@@ -1,0 +1,631 @@
+//! Redis save paths.
+//!
+//! ```text
+//! redis://[user[:password]@]host[:port][/db][?options]
+//! rediss://…                      (TLS)
+//! tcp://host:port?…               (phpredis spelling of redis://)
+//! unix:///path/to/redis.sock[?options]
+//! redis+sentinel://[user[:password]@]s1:26379,s2:26379,s3:26379/MASTER_NAME[/db][?options]
+//! rediss+sentinel://…             (TLS to the sentinels and the data nodes)
+//! ```
+//!
+//! The user and password in the URL (or `user`, `auth`, `password_file`, `password_env`)
+//! are the data nodes'. Sentinels often have their own: `sentinel_user`,
+//! `sentinel_password_file`, `sentinel_password_env`.
+//!
+//! Options: `prefix`, `database`, `connect_timeout`, `timeout` (alias `read_timeout`),
+//! `auth`, `user`, `password_file`, `password_env`, `tls_verify`, `tls_ca_file`,
+//! `wait_replicas`, `wait_timeout`, `max_connection_age`, and the sentinel credentials above.
+//! phpredis options that do not apply to Fleet (`persistent`, `weight`, `retry_interval`)
+//! are accepted and ignored so an existing phpredis save_path keeps working.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::{
+    parse_bool, parse_host_list, parse_host_port, parse_seconds, parse_seconds_long,
+    percent_decode, query_pairs, read_password_env, read_password_file, split_query, Credentials,
+    Secret, Timeouts,
+};
+use crate::error::ConfigError;
+
+/// phpredis's default key prefix; Fleet uses it too so a site can switch without logging
+/// anyone out.
+pub const DEFAULT_PREFIX: &str = "PHPREDIS_SESSION:";
+
+/// The port sentinels listen on unless the save_path says otherwise.
+pub const DEFAULT_SENTINEL_PORT: u16 = 26379;
+
+/// How long a write waits for `wait_replicas` acknowledgements unless `wait_timeout` says.
+const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(1);
+
+const OPTIONS: &str = "prefix, database, connect_timeout, timeout, read_timeout, auth, user, password_file, password_env, tls_verify, tls_ca_file, wait_replicas, wait_timeout, max_connection_age, sentinel_user, sentinel_password_file, sentinel_password_env";
+
+/// TLS settings of the Sentinel form (`rediss+sentinel://`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RedisTls {
+    pub verify: bool,
+    pub ca_file: Option<PathBuf>,
+}
+
+/// Where the Redis server is, or how to find it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RedisEndpoint {
+    Tcp {
+        host: String,
+        port: u16,
+    },
+    Tls {
+        host: String,
+        port: u16,
+        verify: bool,
+        ca_file: Option<PathBuf>,
+    },
+    Unix {
+        path: PathBuf,
+    },
+    /// The master of `master` as the sentinels (any one that answers) name it.
+    Sentinel {
+        sentinels: Vec<(String, u16)>,
+        master: String,
+        tls: Option<RedisTls>,
+    },
+}
+
+impl RedisEndpoint {
+    fn tls_mut(&mut self) -> Option<(&mut bool, &mut Option<PathBuf>)> {
+        match self {
+            RedisEndpoint::Tls {
+                verify, ca_file, ..
+            } => Some((verify, ca_file)),
+            RedisEndpoint::Sentinel { tls: Some(t), .. } => Some((&mut t.verify, &mut t.ca_file)),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for RedisEndpoint {
+    /// The endpoint as an admin would recognise it, never with credentials.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = |tls: &Option<RedisTls>| if tls.is_some() { "s" } else { "" };
+        match self {
+            RedisEndpoint::Tcp { host, port } => write!(f, "redis://{}", host_port(host, *port)),
+            RedisEndpoint::Tls { host, port, .. } => {
+                write!(f, "rediss://{}", host_port(host, *port))
+            }
+            RedisEndpoint::Unix { path } => write!(f, "unix://{}", path.display()),
+            RedisEndpoint::Sentinel {
+                sentinels,
+                master,
+                tls,
+            } => write!(
+                f,
+                "redis{}+sentinel://{}/{master}",
+                s(tls),
+                host_list(sentinels)
+            ),
+        }
+    }
+}
+
+/// `host:port`, with an IPv6 address in brackets.
+pub fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+fn host_list(hosts: &[(String, u16)]) -> String {
+    hosts
+        .iter()
+        .map(|(h, p)| host_port(h, *p))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Everything needed to reach Redis and lay out keys on it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RedisConfig {
+    pub endpoint: RedisEndpoint,
+    pub db: i64,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    /// Credentials for the sentinels (Sentinel form only).
+    pub sentinel_username: Option<String>,
+    pub sentinel_password: Option<Secret>,
+    pub prefix: String,
+    /// Options given in save_path override the INI defaults; `None` means "not given".
+    pub connect_timeout: Option<Duration>,
+    pub command_timeout: Option<Duration>,
+    /// `WAIT` for this many replicas after each write or destroy (0: do not wait).
+    pub wait_replicas: u32,
+    pub wait_timeout: Duration,
+    /// Replace a connection older than this when a request starts.
+    pub max_connection_age: Option<Duration>,
+}
+
+impl RedisConfig {
+    /// A config for a plain TCP endpoint with every option at its default.
+    pub fn tcp(host: impl Into<String>, port: u16) -> Self {
+        RedisConfig {
+            endpoint: RedisEndpoint::Tcp {
+                host: host.into(),
+                port,
+            },
+            db: 0,
+            username: None,
+            password: None,
+            sentinel_username: None,
+            sentinel_password: None,
+            prefix: DEFAULT_PREFIX.to_owned(),
+            connect_timeout: None,
+            command_timeout: None,
+            wait_replicas: 0,
+            wait_timeout: DEFAULT_WAIT_TIMEOUT,
+            max_connection_age: None,
+        }
+    }
+
+    /// Effective timeouts: save_path options where given, else `defaults`.
+    pub fn timeouts(&self, defaults: Timeouts) -> Timeouts {
+        Timeouts {
+            connect: self.connect_timeout.unwrap_or(defaults.connect),
+            command: self.command_timeout.unwrap_or(defaults.command),
+        }
+    }
+}
+
+/// Parses what follows `scheme://` of a Redis save_path (`scheme` in lower case).
+pub(super) fn parse(scheme: &str, rest: &str) -> Result<RedisConfig, ConfigError> {
+    let tls = scheme.starts_with("rediss") || scheme == "tls";
+    let plain_tls = || RedisTls {
+        verify: true,
+        ca_file: None,
+    };
+    match scheme {
+        "unix" => parse_unix(rest),
+        "redis+sentinel" | "rediss+sentinel" => {
+            let (config, path, query) = network(rest, |hosts| {
+                Ok(RedisEndpoint::Sentinel {
+                    sentinels: parse_host_list(hosts, DEFAULT_SENTINEL_PORT)?,
+                    master: String::new(),
+                    tls: tls.then(plain_tls),
+                })
+            })?;
+            let mut config = config;
+            let (master, db) = match path.split_once('/') {
+                Some((m, db)) => (m, Some(db)),
+                None => (path, None),
+            };
+            if master.is_empty() {
+                return Err(ConfigError::Invalid {
+                    part: format!("{scheme}://…/"),
+                    reason:
+                        "the master name is missing: redis+sentinel://s1:26379,s2:26379/MASTER_NAME",
+                });
+            }
+            if let RedisEndpoint::Sentinel { master: m, .. } = &mut config.endpoint {
+                *m = percent_decode(master, "master name")?;
+            }
+            if let Some(db) = db.filter(|d| !d.is_empty()) {
+                config.db = parse_db(db)?;
+            }
+            apply_options(config, query)
+        }
+        _ => {
+            let (mut config, path, query) = network(rest, |hostport| {
+                let (host, port) = parse_host_port(hostport, 6379)?;
+                Ok(match tls {
+                    true => RedisEndpoint::Tls {
+                        host,
+                        port,
+                        verify: true,
+                        ca_file: None,
+                    },
+                    false => RedisEndpoint::Tcp { host, port },
+                })
+            })?;
+            if !path.is_empty() {
+                config.db = parse_db(path)?;
+            }
+            apply_options(config, query)
+        }
+    }
+}
+
+/// A partly filled config for a network form: the endpoint `endpoint` makes from the
+/// authority's host part, and the credentials from its userinfo (pending until the options
+/// are read). Returns it with the path (without the leading `/`) and the query.
+fn network(
+    rest: &str,
+    endpoint: impl FnOnce(&str) -> Result<RedisEndpoint, ConfigError>,
+) -> Result<(PendingConfig, &str, &str), ConfigError> {
+    let (before_query, query) = split_query(rest);
+    let (authority, path) = match before_query.find('/') {
+        Some(i) => (&before_query[..i], &before_query[i + 1..]),
+        None => (before_query, ""),
+    };
+    let (userinfo, hosts) = match authority.rfind('@') {
+        Some(at) => (Some(&authority[..at]), &authority[at + 1..]),
+        None => (None, authority),
+    };
+    let config = PendingConfig {
+        config: RedisConfig {
+            endpoint: endpoint(hosts)?,
+            ..RedisConfig::tcp("", 0)
+        },
+        credentials: Credentials::from_userinfo(userinfo)?,
+    };
+    Ok((config, path, query))
+}
+
+/// A config whose credentials are still being gathered from the URL and the options.
+struct PendingConfig {
+    config: RedisConfig,
+    credentials: Credentials,
+}
+
+impl std::ops::Deref for PendingConfig {
+    type Target = RedisConfig;
+    fn deref(&self) -> &RedisConfig {
+        &self.config
+    }
+}
+
+impl std::ops::DerefMut for PendingConfig {
+    fn deref_mut(&mut self) -> &mut RedisConfig {
+        &mut self.config
+    }
+}
+
+fn parse_unix(rest: &str) -> Result<RedisConfig, ConfigError> {
+    let (path, query) = split_query(rest);
+    if !path.starts_with('/') {
+        return Err(ConfigError::Invalid {
+            part: format!("unix://{path}"),
+            reason: "a unix socket path must be absolute, e.g. unix:///run/redis/redis.sock",
+        });
+    }
+    let config = PendingConfig {
+        config: RedisConfig {
+            endpoint: RedisEndpoint::Unix {
+                path: PathBuf::from(percent_decode(path, "socket path")?),
+            },
+            ..RedisConfig::tcp("", 0)
+        },
+        credentials: Credentials::default(),
+    };
+    apply_options(config, query)
+}
+
+fn parse_db(value: &str) -> Result<i64, ConfigError> {
+    match value.parse::<i64>() {
+        Ok(db) if (0..=1_000_000).contains(&db) => Ok(db),
+        _ => Err(ConfigError::Invalid {
+            part: value.to_owned(),
+            reason: "the database must be a non-negative number, e.g. /0",
+        }),
+    }
+}
+
+fn apply_options(mut pending: PendingConfig, query: &str) -> Result<RedisConfig, ConfigError> {
+    let is_sentinel = matches!(pending.endpoint, RedisEndpoint::Sentinel { .. });
+    let mut sentinel_password: Option<Secret> = None;
+    let mut sentinel_password_sources = 0;
+    for pair in query_pairs(query, &["auth", "password"]) {
+        let (name, value) = pair?;
+        if pending
+            .credentials
+            .take_option(&name, &value, &["auth", "password"])?
+        {
+            continue;
+        }
+        let config = &mut pending.config;
+        match name.as_str() {
+            "prefix" => {
+                if value.len() > 512 {
+                    return Err(ConfigError::Invalid {
+                        part: format!("{name}={value}"),
+                        reason: "the prefix is longer than 512 bytes",
+                    });
+                }
+                config.prefix = value;
+            }
+            "database" | "db" => config.db = parse_db(&value)?,
+            "connect_timeout" => config.connect_timeout = Some(parse_seconds(&name, &value)?),
+            "timeout" | "read_timeout" => {
+                config.command_timeout = Some(parse_seconds(&name, &value)?)
+            }
+            "tls_verify" | "tls_ca_file" => {
+                let Some((verify, ca_file)) = config.endpoint.tls_mut() else {
+                    return Err(ConfigError::Invalid {
+                        part: format!("{name}={value}"),
+                        reason: "TLS options need a rediss:// or rediss+sentinel:// save_path",
+                    });
+                };
+                if name == "tls_verify" {
+                    *verify = parse_bool(&name, &value)?;
+                } else {
+                    *ca_file = Some(PathBuf::from(value));
+                }
+            }
+            "wait_replicas" => {
+                config.wait_replicas = match value.parse::<u32>() {
+                    Ok(n) if n <= 100 => n,
+                    _ => {
+                        return Err(ConfigError::Invalid {
+                            part: format!("{name}={value}"),
+                            reason: "expected a number of replicas from 0 to 100",
+                        })
+                    }
+                }
+            }
+            "wait_timeout" => config.wait_timeout = parse_seconds(&name, &value)?,
+            "max_connection_age" => {
+                config.max_connection_age = Some(parse_seconds_long(&name, &value)?)
+            }
+            "sentinel_user" | "sentinel_password_file" | "sentinel_password_env"
+                if !is_sentinel =>
+            {
+                return Err(ConfigError::Invalid {
+                    part: name,
+                    reason: "sentinel credentials need a redis+sentinel:// save_path",
+                })
+            }
+            "sentinel_user" => config.sentinel_username = Some(value).filter(|v| !v.is_empty()),
+            "sentinel_password_file" => {
+                sentinel_password = Some(read_password_file(&value)?);
+                sentinel_password_sources += 1;
+            }
+            "sentinel_password_env" => {
+                sentinel_password = Some(read_password_env(&value)?);
+                sentinel_password_sources += 1;
+            }
+            // phpredis options with no meaning here: a Fleet connection is always per worker
+            // and persistent.
+            "persistent" | "weight" | "retry_interval" => {}
+            _ => {
+                return Err(ConfigError::UnknownOption {
+                    option: name,
+                    known: OPTIONS,
+                })
+            }
+        }
+    }
+    if sentinel_password_sources > 1 {
+        return Err(ConfigError::Invalid {
+            part: "sentinel_password".to_owned(),
+            reason: "give the sentinel password one way only: sentinel_password_file= or sentinel_password_env=",
+        });
+    }
+    let PendingConfig {
+        mut config,
+        credentials,
+    } = pending;
+    config.sentinel_password = sentinel_password;
+    (config.username, config.password) = credentials.finish(
+        "give the password one way only: in the URL, auth=, password_file= or password_env=",
+    )?;
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{parse_save_path, redact_userinfo, StoreConfig};
+
+    fn redis(s: &str) -> RedisConfig {
+        match parse_save_path(s) {
+            Ok(StoreConfig::Redis(c)) => c,
+            other => panic!("{s}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn plain_host_gets_defaults() {
+        let c = redis("redis://10.0.0.5");
+        assert_eq!(
+            c.endpoint,
+            RedisEndpoint::Tcp {
+                host: "10.0.0.5".into(),
+                port: 6379
+            }
+        );
+        assert_eq!(c.prefix, DEFAULT_PREFIX);
+        assert_eq!(c.db, 0);
+        assert_eq!(c.password, None);
+    }
+
+    #[test]
+    fn full_url() {
+        let c = redis(
+            "redis://app:s%40cret@cache.local:6380/3?prefix=app:&connect_timeout=0.5&timeout=2",
+        );
+        assert_eq!(
+            c.endpoint,
+            RedisEndpoint::Tcp {
+                host: "cache.local".into(),
+                port: 6380
+            }
+        );
+        assert_eq!(c.username.as_deref(), Some("app"));
+        assert_eq!(c.password.as_ref().map(Secret::expose), Some("s@cret"));
+        assert_eq!(c.db, 3);
+        assert_eq!(c.prefix, "app:");
+        assert_eq!(c.connect_timeout, Some(Duration::from_millis(500)));
+        assert_eq!(c.command_timeout, Some(Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn phpredis_spelling_is_accepted() {
+        let c =
+            redis("tcp://127.0.0.1:6379?auth=pw&database=2&persistent=1&weight=1&read_timeout=3");
+        assert_eq!(c.password.as_ref().map(Secret::expose), Some("pw"));
+        assert_eq!(c.db, 2);
+        assert_eq!(c.command_timeout, Some(Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn tls_and_unix_and_ipv6() {
+        let c = redis("rediss://h:6390?tls_verify=0&tls_ca_file=/etc/ca.pem");
+        assert_eq!(
+            c.endpoint,
+            RedisEndpoint::Tls {
+                host: "h".into(),
+                port: 6390,
+                verify: false,
+                ca_file: Some("/etc/ca.pem".into())
+            }
+        );
+        let c = redis("unix:///run/redis/redis.sock?prefix=x:&database=1");
+        assert_eq!(
+            c.endpoint,
+            RedisEndpoint::Unix {
+                path: "/run/redis/redis.sock".into()
+            }
+        );
+        assert_eq!((c.prefix.as_str(), c.db), ("x:", 1));
+        let c = redis("redis://[::1]:7000");
+        assert_eq!(
+            c.endpoint,
+            RedisEndpoint::Tcp {
+                host: "::1".into(),
+                port: 7000
+            }
+        );
+        assert_eq!(c.endpoint.to_string(), "redis://[::1]:7000");
+    }
+
+    #[test]
+    fn password_from_env_and_file() {
+        std::env::set_var("FLEET_TEST_PW_ENV", "from-env");
+        let c = redis("redis://h?password_env=FLEET_TEST_PW_ENV");
+        assert_eq!(c.password.as_ref().map(Secret::expose), Some("from-env"));
+
+        let file = std::env::temp_dir().join(format!("fleet-pw-{}", std::process::id()));
+        std::fs::write(&file, "from-file\n").unwrap();
+        let c = redis(&format!("redis://h?password_file={}", file.display()));
+        assert_eq!(c.password.as_ref().map(Secret::expose), Some("from-file"));
+        std::fs::remove_file(&file).unwrap();
+
+        let e = parse_save_path("redis://h?password_env=FLEET_TEST_UNSET_VAR").unwrap_err();
+        assert!(e.to_string().contains("FLEET_TEST_UNSET_VAR"), "{e}");
+        let e = parse_save_path("redis://h?password_file=/nonexistent/pw").unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/pw"), "{e}");
+    }
+
+    #[test]
+    fn errors_quote_the_bad_part_but_never_the_password() {
+        let cases = [
+            ("redis://h:notaport", "notaport"),
+            ("redis://h:0", "0"),
+            ("redis://h/abc", "abc"),
+            ("redis://h?timeout=-1", "timeout=-1"),
+            ("redis://h?bogus=1", "bogus"),
+            ("memcached://h", "memcached"),
+            ("redis://h?table=x", "table"),
+            ("redis://bad host", "bad host"),
+            ("unix://relative.sock", "relative.sock"),
+            ("redis://h?tls_verify=0", "tls_verify=0"),
+        ];
+        for (input, quoted) in cases {
+            let e = parse_save_path(input).expect_err(input).to_string();
+            assert!(e.contains(quoted), "{input}: {e}");
+        }
+        for input in [
+            "h:6379",
+            "redis://u:hunter2@h:bad",
+            "redis://h?auth=hunter2&password_env=X",
+        ] {
+            let e = parse_save_path(input).expect_err(input).to_string();
+            assert!(!e.contains("hunter2"), "{input}: {e}");
+        }
+        let e = parse_save_path("u:hunter2@h:6379").unwrap_err().to_string();
+        assert!(!e.contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn secret_never_formats() {
+        let c = redis("redis://u:hunter2@h");
+        assert!(!format!("{c:?}").contains("hunter2"));
+        assert_eq!(
+            redact_userinfo("redis://u:hunter2@h:1/0"),
+            "redis://***@h:1/0"
+        );
+    }
+
+    #[test]
+    fn sentinel_form() {
+        std::env::set_var("FLEET_TEST_SENTINEL_PW", "s-secret");
+        let c = redis(
+            "redis+sentinel://app:n%40pw@s1:26380,s2,[::1]:26381/mymaster/2?sentinel_user=watch&sentinel_password_env=FLEET_TEST_SENTINEL_PW&wait_replicas=1&wait_timeout=0.5&max_connection_age=300",
+        );
+        assert_eq!(
+            c.endpoint,
+            RedisEndpoint::Sentinel {
+                sentinels: vec![
+                    ("s1".into(), 26380),
+                    ("s2".into(), DEFAULT_SENTINEL_PORT),
+                    ("::1".into(), 26381)
+                ],
+                master: "mymaster".into(),
+                tls: None,
+            }
+        );
+        assert_eq!(c.db, 2);
+        assert_eq!(c.username.as_deref(), Some("app"));
+        assert_eq!(c.password.as_ref().map(Secret::expose), Some("n@pw"));
+        assert_eq!(c.sentinel_username.as_deref(), Some("watch"));
+        assert_eq!(
+            c.sentinel_password.as_ref().map(Secret::expose),
+            Some("s-secret")
+        );
+        assert_eq!(
+            (c.wait_replicas, c.wait_timeout),
+            (1, Duration::from_millis(500))
+        );
+        assert_eq!(c.max_connection_age, Some(Duration::from_secs(300)));
+        assert_eq!(
+            c.endpoint.to_string(),
+            "redis+sentinel://s1:26380,s2:26379,[::1]:26381/mymaster"
+        );
+        assert!(!format!("{c:?}").contains("s-secret"));
+
+        let c = redis("rediss+sentinel://s1/m?tls_ca_file=/ca.pem");
+        assert_eq!(
+            c.endpoint,
+            RedisEndpoint::Sentinel {
+                sentinels: vec![("s1".into(), DEFAULT_SENTINEL_PORT)],
+                master: "m".into(),
+                tls: Some(RedisTls {
+                    verify: true,
+                    ca_file: Some("/ca.pem".into())
+                }),
+            }
+        );
+    }
+
+    #[test]
+    fn topology_errors_name_the_fix() {
+        let cases = [
+            ("redis+sentinel://s1,s2", "master name"),
+            ("redis+sentinel://s1,s2/", "master name"),
+            ("redis://h?sentinel_user=x", "redis+sentinel://"),
+            ("redis+sentinel://s1,bad host/m", "bad host"),
+            ("redis://h?wait_replicas=-1", "wait_replicas=-1"),
+            ("redis://h?max_connection_age=0", "max_connection_age=0"),
+            ("redis+sentinel://s/m?tls_verify=0", "rediss+sentinel://"),
+        ];
+        for (input, quoted) in cases {
+            let e = parse_save_path(input).expect_err(input).to_string();
+            assert!(e.contains(quoted), "{input}: {e}");
+        }
+        let e = parse_save_path("redis+sentinel://u:hunter2@s1/m?sentinel_password_env=NOPE_UNSET")
+            .expect_err("unset env")
+            .to_string();
+        assert!(!e.contains("hunter2") && e.contains("NOPE_UNSET"), "{e}");
+    }
+}

@@ -1,0 +1,407 @@
+//! The Redis backend.
+//!
+//! Keys, compatible with phpredis so a site can switch handlers without logging anyone out:
+//!
+//! | key                      | holds                                   |
+//! |--------------------------|-----------------------------------------|
+//! | `<prefix><id>`           | the session data, with `EX` lifetime     |
+//! | `<prefix><id>_LOCK`      | the lock: a random token, with `PX` TTL  |
+//! | `<prefix><id>_LOCK_WAKE` | wake-up list a releaser pushes to        |
+//! | `<prefix><id>_LOCK_WAITERS` | flag: someone is waiting (short TTL)  |
+//!
+//! Round trips per request with locking on: one script takes the lock and reads the data;
+//! one script writes (or touches) and releases. A waiter that finds the lock held raises the
+//! waiters flag and blocks in `BLPOP` on the wake-up list; a release pushes one element when
+//! the flag is up, and Redis hands it to the longest-blocked client, so waiters run in
+//! arrival order and start as soon as the holder releases. Uncontended sessions never get
+//! the two extra keys.
+
+use std::time::{Duration, Instant};
+
+use ::redis::{Connection, FromRedisValue, RedisError, Script, Value};
+
+use crate::config::{RedisConfig, Timeouts};
+use crate::error::StoreError;
+use crate::id::SessionId;
+use crate::keeper::{Keeper, Retry};
+use crate::lease::{wait_slice, LeaseTerms, LeaseToken};
+use crate::store::{HeldLock, LockPolicy, ReadOutcome, SessionStore};
+
+mod connect;
+mod scripts;
+
+use connect::RedisConnector;
+use scripts::{eval, send, Acked, ReplicaWait, Scripts, WAIT_KEYS_TTL_MS};
+
+/// The keys of one session.
+struct SessionKeys {
+    data: Vec<u8>,
+    lock: Vec<u8>,
+    wake: Vec<u8>,
+    waiters: Vec<u8>,
+}
+
+impl SessionKeys {
+    /// The keys every script takes, in its KEYS order.
+    fn all(&self) -> [&[u8]; 4] {
+        [&self.data, &self.lock, &self.wake, &self.waiters]
+    }
+
+    fn new(prefix: &str, id: &SessionId) -> SessionKeys {
+        let mut data = Vec::with_capacity(prefix.len() + id.as_str().len());
+        data.extend_from_slice(prefix.as_bytes());
+        data.extend_from_slice(id.as_str().as_bytes());
+        let mut lock = data.clone();
+        lock.extend_from_slice(b"_LOCK");
+        let mut wake = lock.clone();
+        wake.extend_from_slice(b"_WAKE");
+        let mut waiters = lock.clone();
+        waiters.extend_from_slice(b"_WAITERS");
+        SessionKeys {
+            data,
+            lock,
+            wake,
+            waiters,
+        }
+    }
+}
+
+/// A session store on Redis, holding one connection that it reuses across requests and
+/// re-opens after a failure (see [`crate::keeper`]), to a fixed server or to the master the
+/// sentinels name.
+pub struct RedisStore {
+    keeper: Keeper<RedisConnector>,
+    prefix: String,
+    scripts: Scripts,
+    /// `wait_replicas`: `WAIT` after each change.
+    wait: Option<ReplicaWait>,
+    /// What went wrong without failing the step (fewer replicas acknowledged than asked).
+    notice: Option<String>,
+}
+
+enum Acquire {
+    Held(Option<Vec<u8>>),
+    Busy { holder_ttl_left: Option<Duration> },
+}
+
+impl RedisStore {
+    /// Prepares a store; connects lazily on first use.
+    pub fn new(config: &RedisConfig, default_timeouts: Timeouts) -> Result<RedisStore, StoreError> {
+        let connector = RedisConnector::new(config, config.timeouts(default_timeouts))?;
+        let wait = (config.wait_replicas > 0).then(|| ReplicaWait {
+            replicas: config.wait_replicas,
+            timeout_ms: duration_ms(config.wait_timeout),
+        });
+        Ok(RedisStore {
+            keeper: Keeper::new(connector, config.max_connection_age),
+            prefix: config.prefix.clone(),
+            scripts: Scripts::new(),
+            wait,
+            notice: None,
+        })
+    }
+
+    fn endpoint_owned(&self) -> String {
+        self.keeper.connector.endpoint.clone()
+    }
+
+    /// Runs `op` on the connection, and again on a fresh one where `retry` allows; see
+    /// [`Keeper::run`].
+    fn run<T>(
+        &mut self,
+        retry: Retry,
+        mut op: impl FnMut(&mut Connection, &Scripts) -> Result<T, RedisError>,
+    ) -> Result<T, StoreError> {
+        let scripts = &self.scripts;
+        self.keeper.run(retry, |c| op(c, scripts))
+    }
+
+    /// Notes a change that fewer replicas acknowledged than `wait_replicas` asks.
+    fn check_acks<T>(&mut self, acked: Acked<T>) -> T {
+        if let (Some(wait), Some(replicas)) = (self.wait, acked.replicas) {
+            if replicas < i64::from(wait.replicas) {
+                self.notice = Some(format!(
+                    "{}: only {replicas} of the {} replicas asked for (wait_replicas) acknowledged the session write within {} ms (wait_timeout); it is stored on the master only, and a failover now could lose it",
+                    self.keeper.connector.endpoint, wait.replicas, wait.timeout_ms
+                ));
+            }
+        }
+        acked.reply
+    }
+
+    fn try_acquire(
+        &mut self,
+        keys: &SessionKeys,
+        token: &LeaseToken,
+        ttl: Duration,
+    ) -> Result<Acquire, StoreError> {
+        let ttl_ms = duration_ms(ttl).to_string();
+        let wake_ttl = WAIT_KEYS_TTL_MS.to_string();
+        let reply: Acked<Value> = self.run(Retry::Idempotent, |c, s| {
+            eval(
+                c,
+                &s.acquire_and_read,
+                &keys.all(),
+                &[
+                    token.as_str().as_bytes(),
+                    ttl_ms.as_bytes(),
+                    wake_ttl.as_bytes(),
+                ],
+                None,
+            )
+        })?;
+        parse_acquire(reply.reply).ok_or_else(|| StoreError::Server {
+            endpoint: self.endpoint_owned(),
+            cause: "unexpected reply to the lock script".into(),
+        })
+    }
+
+    /// Blocks until a holder releases (a wake-up is pushed) or `slice` passes.
+    fn wait_for_release(&mut self, keys: &SessionKeys, slice: Duration) -> Result<(), StoreError> {
+        let base = self.keeper.connector.base_read_timeout;
+        let command_timeout = self.keeper.connector.command_timeout();
+        self.run(Retry::Never, |c, _| {
+            c.set_read_timeout(Some(slice + command_timeout))?;
+            let reply: Result<Value, RedisError> = ::redis::cmd("BLPOP")
+                .arg(&keys.wake)
+                .arg(format!("{:.3}", slice.as_secs_f64()))
+                .query(c);
+            c.set_read_timeout(Some(base))?;
+            reply.map(|_| ())
+        })
+    }
+
+    fn lock_and_read_locked(
+        &mut self,
+        keys: &SessionKeys,
+        terms: LeaseTerms,
+    ) -> Result<ReadOutcome, StoreError> {
+        let token = LeaseToken::generate()?;
+        let deadline = Instant::now() + terms.wait_timeout;
+        loop {
+            match self.try_acquire(keys, &token, terms.ttl)? {
+                Acquire::Held(data) => {
+                    return Ok(ReadOutcome {
+                        data,
+                        lock: Some(HeldLock::Lease {
+                            token,
+                            ttl: terms.ttl,
+                        }),
+                    })
+                }
+                Acquire::Busy { holder_ttl_left } => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return Err(StoreError::LockWaitTimeout {
+                            waited: terms.wait_timeout,
+                        });
+                    }
+                    self.wait_for_release(keys, wait_slice(holder_ttl_left, deadline - now))?;
+                }
+            }
+        }
+    }
+
+    /// Runs one of the release scripts (which check the token, so they may be repeated
+    /// after a refusal), with `WAIT` if `changes` and `wait_replicas` is set.
+    fn release_script(
+        &mut self,
+        script: fn(&Scripts) -> &Script,
+        keys: &SessionKeys,
+        token: &LeaseToken,
+        extra: &[&[u8]],
+        changes: bool,
+    ) -> Result<bool, StoreError> {
+        let wake_ttl = WAIT_KEYS_TTL_MS.to_string();
+        let mut args: Vec<&[u8]> = vec![token.as_str().as_bytes(), wake_ttl.as_bytes()];
+        args.extend_from_slice(extra);
+        let wait = self.wait.filter(|_| changes);
+        let released: Acked<i64> = self.run(Retry::IfRefused, |c, s| {
+            eval(c, script(s), &keys.all(), &args, wait)
+        })?;
+        Ok(self.check_acks(released) == 1)
+    }
+
+    /// Runs an unlocked change (locking off), with `WAIT` if `wait_replicas` is set. A plain
+    /// write's outcome may be unknown after a failure, so it is not repeated.
+    fn unlocked_change<T: FromRedisValue>(
+        &mut self,
+        command: ::redis::Cmd,
+    ) -> Result<T, StoreError> {
+        let wait = self.wait;
+        let acked = self.run(Retry::IfRefused, |c, _| send(c, &command, wait))?;
+        Ok(self.check_acks(acked))
+    }
+}
+
+impl SessionStore for RedisStore {
+    fn endpoint(&self) -> &str {
+        &self.keeper.connector.endpoint
+    }
+
+    fn connect(&mut self) -> Result<(), StoreError> {
+        self.keeper.connect()
+    }
+
+    fn is_connected(&self) -> bool {
+        self.keeper.is_connected()
+    }
+
+    fn take_notice(&mut self) -> Option<String> {
+        self.notice.take()
+    }
+
+    fn lock_and_read(
+        &mut self,
+        id: &SessionId,
+        policy: LockPolicy,
+    ) -> Result<ReadOutcome, StoreError> {
+        let keys = SessionKeys::new(&self.prefix, id);
+        match policy.lease {
+            Some(terms) => self.lock_and_read_locked(&keys, terms),
+            None => {
+                let data: Option<Vec<u8>> = self.run(Retry::Idempotent, |c, _| {
+                    ::redis::cmd("GET").arg(&keys.data).query(c)
+                })?;
+                Ok(ReadOutcome { data, lock: None })
+            }
+        }
+    }
+
+    fn write_and_unlock(
+        &mut self,
+        id: &SessionId,
+        data: &[u8],
+        lifetime: Duration,
+        lock: Option<&HeldLock>,
+    ) -> Result<(), StoreError> {
+        let keys = SessionKeys::new(&self.prefix, id);
+        let lifetime = lifetime_secs(lifetime).to_string();
+        match lock {
+            Some(lock) => {
+                let (token, ttl) = lease(lock, self.endpoint())?;
+                let written = self.release_script(
+                    |s| &s.write_and_release,
+                    &keys,
+                    token,
+                    &[data, lifetime.as_bytes()],
+                    true,
+                )?;
+                if written {
+                    Ok(())
+                } else {
+                    Err(StoreError::LockLost { ttl })
+                }
+            }
+            None => {
+                let mut set = ::redis::cmd("SET");
+                set.arg(&keys.data).arg(data).arg("EX").arg(&lifetime);
+                self.unlocked_change::<()>(set)
+            }
+        }
+    }
+
+    fn touch_and_unlock(
+        &mut self,
+        id: &SessionId,
+        lifetime: Duration,
+        lock: Option<&HeldLock>,
+    ) -> Result<(), StoreError> {
+        let keys = SessionKeys::new(&self.prefix, id);
+        let lifetime = lifetime_secs(lifetime).to_string();
+        match lock {
+            Some(lock) => {
+                let token = lease(lock, self.endpoint())?.0;
+                self.release_script(
+                    |s| &s.touch_and_release,
+                    &keys,
+                    token,
+                    &[lifetime.as_bytes()],
+                    true,
+                )
+                .map(|_| ())
+            }
+            None => {
+                let mut expire = ::redis::cmd("EXPIRE");
+                expire.arg(&keys.data).arg(&lifetime);
+                self.unlocked_change::<i64>(expire).map(|_| ())
+            }
+        }
+    }
+
+    fn unlock(&mut self, id: &SessionId, lock: &HeldLock) -> Result<(), StoreError> {
+        let keys = SessionKeys::new(&self.prefix, id);
+        let token = lease(lock, self.endpoint())?.0;
+        self.release_script(|s| &s.release, &keys, token, &[], false)
+            .map(|_| ())
+    }
+
+    fn destroy(&mut self, id: &SessionId, lock: Option<&HeldLock>) -> Result<(), StoreError> {
+        let keys = SessionKeys::new(&self.prefix, id);
+        match lock {
+            Some(lock) => {
+                let token = lease(lock, self.endpoint())?.0;
+                self.release_script(|s| &s.destroy_and_release, &keys, token, &[], true)
+                    .map(|_| ())
+            }
+            None => {
+                let mut del = ::redis::cmd("DEL");
+                del.arg(&keys.data);
+                self.unlocked_change::<i64>(del).map(|_| ())
+            }
+        }
+    }
+
+    fn exists(&mut self, id: &SessionId) -> Result<bool, StoreError> {
+        let keys = SessionKeys::new(&self.prefix, id);
+        self.run(Retry::Idempotent, |c, _| {
+            ::redis::cmd("EXISTS")
+                .arg(&keys.data)
+                .query::<i64>(c)
+                .map(|n| n == 1)
+        })
+    }
+
+    /// Redis expires sessions itself (every write sets `EX`), so there is nothing to sweep.
+    fn gc(&mut self, _lifetime: Duration) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+}
+
+/// The token and TTL of a Redis lease. Any other kind of lock was not taken here, so this
+/// request cannot prove it holds the session.
+fn lease<'a>(lock: &'a HeldLock, endpoint: &str) -> Result<(&'a LeaseToken, Duration), StoreError> {
+    match lock {
+        HeldLock::Lease { token, ttl } => Ok((token, *ttl)),
+        HeldLock::Connection { .. } => Err(StoreError::ForeignLock {
+            endpoint: endpoint.to_owned(),
+        }),
+    }
+}
+
+fn parse_acquire(reply: Value) -> Option<Acquire> {
+    let Value::Array(items) = reply else {
+        return None;
+    };
+    let mut items = items.into_iter();
+    let (Some(Value::Int(flag)), Some(second)) = (items.next(), items.next()) else {
+        return None;
+    };
+    match (flag, second) {
+        (1, Value::Nil) => Some(Acquire::Held(None)),
+        (1, Value::BulkString(data)) => Some(Acquire::Held(Some(data))),
+        (0, Value::Int(pttl)) => Some(Acquire::Busy {
+            holder_ttl_left: u64::try_from(pttl).ok().map(Duration::from_millis),
+        }),
+        _ => None,
+    }
+}
+
+fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+/// Redis rejects `EX 0`; a session always lives at least a second.
+fn lifetime_secs(d: Duration) -> u64 {
+    d.as_secs().max(1)
+}

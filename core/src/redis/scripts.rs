@@ -1,0 +1,159 @@
+//! The Lua scripts of the Redis store, and how one is sent.
+//!
+//! Every locked step is one script on the keys of one session (which the Cluster form puts
+//! in one slot), so each is one round trip and atomic. A script is sent as `EVALSHA`; a
+//! server that does not know it yet (restarted, failed over) answers
+//! `NOSCRIPT`, which nothing was executed for, and is sent `SCRIPT LOAD` and the call again.
+//!
+//! With `wait_replicas`, a step that changes the session is followed by `WAIT` in the same
+//! pipeline, so the acknowledgement costs no extra round trip.
+
+use ::redis::{
+    cmd, ConnectionLike, ErrorKind, FromRedisValue, Pipeline, RedisError, RedisResult, Script,
+    ServerErrorKind, Value,
+};
+
+/// How long a wake-up token and the waiters flag live. A waiter re-raises the flag on every
+/// attempt, at least once per `MAX_WAIT_SLICE`, so it stays up while anyone waits; a token
+/// only has to bridge a waiter's failed attempt and its `BLPOP`, and the next successful
+/// acquire deletes it anyway.
+pub(super) const WAIT_KEYS_TTL_MS: u64 = 5_000;
+
+/// Lua that releases the lock in KEYS[2] if ARGV[1] holds it and, if the flag in KEYS[4] says
+/// someone waits, wakes one waiter on KEYS[3]. Returns 1 if released, 0 if not ours.
+macro_rules! release_lua {
+    () => {
+        "if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[2])
+if redis.call('EXISTS', KEYS[4]) == 1 then
+  if redis.call('LLEN', KEYS[3]) == 0 then redis.call('RPUSH', KEYS[3], '1') end
+  redis.call('PEXPIRE', KEYS[3], ARGV[2])
+end
+return 1
+"
+    };
+}
+
+/// KEYS: data, lock, wake, waiters. ARGV: token, ttl ms, waiters flag ttl ms.
+/// Returns {1, data-or-nil} when the lock is ours (also when a retry finds it already ours),
+/// else raises the waiters flag and returns {0, PTTL of the holder's lock}.
+const ACQUIRE_AND_READ: &str = "
+local taken = redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2])
+if not taken then
+  if redis.call('GET', KEYS[2]) ~= ARGV[1] then
+    redis.call('SET', KEYS[4], '1', 'PX', ARGV[3])
+    return {0, redis.call('PTTL', KEYS[2])}
+  end
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+end
+redis.call('DEL', KEYS[3])
+return {1, redis.call('GET', KEYS[1])}
+";
+
+/// KEYS: data, lock, wake, waiters. ARGV: token, wake ttl ms, data, lifetime s.
+/// Writes only while holding the lock, so a request whose lock expired cannot overwrite a
+/// newer session.
+const WRITE_AND_RELEASE: &str = concat!(
+    "if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[3], 'EX', ARGV[4])
+",
+    release_lua!()
+);
+
+/// KEYS: data, lock, wake, waiters. ARGV: token, wake ttl ms, lifetime s.
+/// Refreshing the lifetime is harmless even if the lock was lost, so it always happens.
+const TOUCH_AND_RELEASE: &str = concat!("redis.call('EXPIRE', KEYS[1], ARGV[3])\n", release_lua!());
+
+/// KEYS: data, lock, wake, waiters. ARGV: token, wake ttl ms.
+const DESTROY_AND_RELEASE: &str = concat!("redis.call('DEL', KEYS[1])\n", release_lua!());
+
+/// KEYS: data, lock, wake, waiters. ARGV: token, wake ttl ms.
+const RELEASE: &str = release_lua!();
+
+pub(super) struct Scripts {
+    pub acquire_and_read: Script,
+    pub write_and_release: Script,
+    pub touch_and_release: Script,
+    pub destroy_and_release: Script,
+    pub release: Script,
+}
+
+impl Scripts {
+    pub fn new() -> Scripts {
+        Scripts {
+            acquire_and_read: Script::new(ACQUIRE_AND_READ),
+            write_and_release: Script::new(WRITE_AND_RELEASE),
+            touch_and_release: Script::new(TOUCH_AND_RELEASE),
+            destroy_and_release: Script::new(DESTROY_AND_RELEASE),
+            release: Script::new(RELEASE),
+        }
+    }
+}
+
+/// `WAIT numreplicas timeout` after a change: how many replicas must have it.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct ReplicaWait {
+    pub replicas: u32,
+    pub timeout_ms: u64,
+}
+
+/// The reply of a step, and how many replicas acknowledged it when it was followed by
+/// `WAIT`.
+pub(super) struct Acked<T> {
+    pub reply: T,
+    pub replicas: Option<i64>,
+}
+
+/// Runs `script` with `keys` and `args`, followed by `WAIT` if `wait`, in one round trip.
+pub(super) fn eval<T: FromRedisValue>(
+    con: &mut dyn ConnectionLike,
+    script: &Script,
+    keys: &[&[u8]],
+    args: &[&[u8]],
+    wait: Option<ReplicaWait>,
+) -> RedisResult<Acked<T>> {
+    let mut call = cmd("EVALSHA");
+    call.arg(script.get_hash()).arg(keys.len());
+    for k in keys {
+        call.arg(*k);
+    }
+    for a in args {
+        call.arg(*a);
+    }
+    match send(con, &call, wait) {
+        Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+            script.load(con)?;
+            send(con, &call, wait)
+        }
+        other => other,
+    }
+}
+
+/// Runs one command, followed by `WAIT` if `wait`, in one round trip.
+pub(super) fn send<T: FromRedisValue>(
+    con: &mut dyn ConnectionLike,
+    command: &::redis::Cmd,
+    wait: Option<ReplicaWait>,
+) -> RedisResult<Acked<T>> {
+    let Some(wait) = wait else {
+        return Ok(Acked {
+            reply: command.query(con)?,
+            replicas: None,
+        });
+    };
+    let mut pipe = Pipeline::with_capacity(2);
+    pipe.add_command(command.clone());
+    pipe.cmd("WAIT").arg(wait.replicas).arg(wait.timeout_ms);
+    let replies: Vec<Value> = pipe.query(con)?;
+    let mut replies = replies.into_iter();
+    let (Some(reply), Some(acked)) = (replies.next(), replies.next()) else {
+        return Err(RedisError::from((
+            ErrorKind::UnexpectedReturnType,
+            "the pipeline with WAIT did not answer twice",
+        )));
+    };
+    Ok(Acked {
+        reply: T::from_redis_value(reply)?,
+        replicas: i64::from_redis_value(acked).ok(),
+    })
+}
