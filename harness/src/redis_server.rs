@@ -9,6 +9,8 @@ use crate::paths::free_port;
 use crate::process::Process;
 
 pub struct RedisServer {
+    /// The loopback address it listens on (127.0.0.1 unless started with [`RedisServer::start_at`]).
+    pub bind: String,
     pub port: u16,
     /// Port of the TLS listener, for servers made by [`RedisServer::start_tls`].
     pub tls_port: Option<u16>,
@@ -99,6 +101,7 @@ impl RedisServer {
             .tempdir()
             .unwrap_or_else(|e| panic!("temp dir: {e}"));
         let mut server = RedisServer {
+            bind: "127.0.0.1".to_owned(),
             port: 0,
             tls_port: None,
             process: None,
@@ -117,6 +120,53 @@ impl RedisServer {
             "redis-server did not start; see {}",
             server.dir.path().join("redis.log").display()
         );
+    }
+
+    /// Starts on a given loopback address and port, as a second host of a pair that one DNS
+    /// name moves between (each on its own 127.0.0.x, the same port).
+    pub fn start_at(bind: &str, port: u16, extra_args: &[&str]) -> RedisServer {
+        let dir = tempfile::Builder::new()
+            .prefix("fleet-redis-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("temp dir: {e}"));
+        let mut server = RedisServer {
+            bind: bind.to_owned(),
+            port,
+            tls_port: None,
+            process: None,
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            dir,
+            tls_dir: None,
+        };
+        if !server.launch() {
+            panic!(
+                "redis-server did not start on {bind}:{port}; see {}",
+                server.dir.path().join("redis.log").display()
+            );
+        }
+        server
+    }
+
+    /// Starts a replica of `master`.
+    pub fn start_replica_of(master: &RedisServer) -> RedisServer {
+        let port = master.port.to_string();
+        RedisServer::start_with(&["--replicaof", &master.bind, &port])
+    }
+
+    /// Waits until this replica has caught up with its master's link (`master_link_status:up`).
+    pub fn wait_for_replication(&self) {
+        let start = Instant::now();
+        while !self
+            .command(&["INFO", "replication"])
+            .contains("master_link_status:up")
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "replica on port {} never linked to its master",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Starts a server with a TLS listener as well, using a fresh test CA and a server
@@ -159,7 +209,7 @@ impl RedisServer {
                 "--port",
                 &self.port.to_string(),
                 "--bind",
-                "127.0.0.1",
+                &self.bind,
                 "--save",
                 "",
                 "--appendonly",
@@ -179,7 +229,7 @@ impl RedisServer {
             if !process.is_running() {
                 return false;
             }
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            if TcpStream::connect((self.bind.as_str(), self.port)).is_ok() {
                 self.process = Some(process);
                 return true;
             }
@@ -194,11 +244,19 @@ impl RedisServer {
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        format!("redis://{}:{}", self.bind, self.port)
     }
 
     pub fn pid(&self) -> Option<u32> {
         self.process.as_ref().map(Process::pid)
+    }
+
+    /// SIGKILLs the server, as a crash or the OOM killer would.
+    pub fn kill(&mut self) {
+        if let Some(p) = self.process.take() {
+            p.signal(libc::SIGKILL);
+            drop(p);
+        }
     }
 
     /// Stops the server (data is lost: no persistence).
@@ -220,34 +278,10 @@ impl RedisServer {
         panic!("redis-server did not restart on port {}", self.port);
     }
 
-    /// Sends one command (inline protocol) and returns the first reply line, for
+    /// Sends one command and returns the first reply line (a bulk string whole), for
     /// inspection from tests without going through the code under test.
     pub fn command(&self, args: &[&str]) -> String {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port))
-            .unwrap_or_else(|e| panic!("connect to redis: {e}"));
-        let mut request = format!("*{}\r\n", args.len());
-        for a in args {
-            request.push_str(&format!("${}\r\n{a}\r\n", a.len()));
-        }
-        stream
-            .write_all(request.as_bytes())
-            .unwrap_or_else(|e| panic!("write to redis: {e}"));
-        let mut reader = BufReader::new(stream);
-        let mut line = String::new();
-        reader
-            .read_line(&mut line)
-            .unwrap_or_else(|e| panic!("read from redis: {e}"));
-        if let Some(len) = line
-            .strip_prefix('$')
-            .and_then(|n| n.trim().parse::<usize>().ok())
-        {
-            let mut body = vec![0u8; len + 2];
-            std::io::Read::read_exact(&mut reader, &mut body)
-                .unwrap_or_else(|e| panic!("read from redis: {e}"));
-            body.truncate(len);
-            return String::from_utf8_lossy(&body).into_owned();
-        }
-        line.trim_end().to_owned()
+        command_at(&self.bind, self.port, args)
     }
 
     /// A numeric field of `INFO`, e.g. `total_connections_received`. Each call opens one
@@ -286,6 +320,123 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Sends one command to `host:port` and returns the first reply line (a bulk string whole).
+pub fn command_at(host: &str, port: u16, args: &[&str]) -> String {
+    let mut stream = TcpStream::connect((host, port))
+        .unwrap_or_else(|e| panic!("connect to redis at {host}:{port}: {e}"));
+    let mut request = format!("*{}\r\n", args.len());
+    for a in args {
+        request.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    stream
+        .write_all(request.as_bytes())
+        .unwrap_or_else(|e| panic!("write to redis: {e}"));
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader
+        .read_line(&mut line)
+        .unwrap_or_else(|e| panic!("read from redis: {e}"));
+    if let Some(len) = line
+        .strip_prefix('$')
+        .and_then(|n| n.trim().parse::<usize>().ok())
+    {
+        let mut body = vec![0u8; len + 2];
+        std::io::Read::read_exact(&mut reader, &mut body)
+            .unwrap_or_else(|e| panic!("read from redis: {e}"));
+        body.truncate(len);
+        return String::from_utf8_lossy(&body).into_owned();
+    }
+    line.trim_end().to_owned()
+}
+
+/// A `redis-server --sentinel` watching one master under a name.
+pub struct Sentinel {
+    pub port: u16,
+    _process: Process,
+    _dir: tempfile::TempDir,
+}
+
+impl Sentinel {
+    pub fn command(&self, args: &[&str]) -> String {
+        command_at("127.0.0.1", self.port, args)
+    }
+
+    /// Waits until this sentinel knows `sentinels` sentinels (itself included) and
+    /// `replicas` replicas of master `name`, as it must before it can vote in a failover.
+    pub fn wait_until_it_knows(&self, name: &str, sentinels: usize, replicas: usize) {
+        let want = format!("name={name},status=ok,");
+        let tail = format!("slaves={replicas},sentinels={sentinels}");
+        let start = Instant::now();
+        loop {
+            let info = self.command(&["INFO", "sentinel"]);
+            if info
+                .lines()
+                .any(|l| l.contains(&want) && l.ends_with(&tail))
+            {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "sentinel on port {} never saw {tail}: {info}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts a sentinel that watches `master` as `name`, with `quorum`, declaring it down
+    /// after `down_after_ms`. `extra` lines go into its config (e.g. `requirepass pw`,
+    /// `sentinel auth-pass NAME pw`).
+    pub fn start(
+        master: &RedisServer,
+        name: &str,
+        quorum: u32,
+        down_after_ms: u64,
+        extra: &[&str],
+    ) -> Sentinel {
+        let dir = tempfile::Builder::new()
+            .prefix("fleet-sentinel-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("temp dir: {e}"));
+        for _ in 0..5 {
+            let port = free_port();
+            let config = dir.path().join("sentinel.conf");
+            let mut conf = format!(
+                "port {port}\nbind 127.0.0.1\ndir {d}\nlogfile {d}/sentinel.log\n\
+                 sentinel monitor {name} {host} {mport} {quorum}\n\
+                 sentinel down-after-milliseconds {name} {down_after_ms}\n\
+                 sentinel failover-timeout {name} 10000\nsentinel parallel-syncs {name} 1\n",
+                d = dir.path().display(),
+                host = master.bind,
+                mport = master.port,
+            );
+            for line in extra {
+                conf.push_str(line);
+                conf.push('\n');
+            }
+            std::fs::write(&config, conf).unwrap_or_else(|e| panic!("write sentinel.conf: {e}"));
+            let mut command = Command::new("redis-server");
+            command.arg(&config).arg("--sentinel");
+            let mut process = Process::spawn("redis sentinel", &mut command);
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(10) && process.is_running() {
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Sentinel {
+                        port,
+                        _process: process,
+                        _dir: dir,
+                    };
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        panic!(
+            "redis sentinel did not start; see {}",
+            dir.path().join("sentinel.log").display()
+        );
     }
 }
 

@@ -291,6 +291,8 @@ pub(super) fn classify(
     if auth_failure {
         StoreError::Auth { endpoint, cause }
     } else if not_primary {
+        // The message goes on after the cause.
+        let cause = cause.trim_end_matches('.').to_owned();
         StoreError::NotPrimary { endpoint, cause }
     } else if connecting && (cause.contains("SSL") || cause.contains("certificate")) {
         StoreError::Tls { endpoint, cause }

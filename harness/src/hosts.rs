@@ -1,0 +1,75 @@
+//! A host name of the test's own in `/etc/hosts`, which the test can move from one loopback
+//! address to another, as a managed service (ElastiCache, Azure Cache, Aurora) moves its
+//! endpoint name on failover. glibc reads `/etc/hosts` on every lookup, so PHP workers and
+//! the code under test follow the move on their next connect.
+//!
+//! Each name is unique to its test process (`fleet-<pid>-<tag>.test`), edits are made under
+//! an exclusive `flock` on a lock file (tests run in parallel processes), the file is
+//! rewritten in place (it may be a bind mount in a container), and the line is removed when
+//! the guard is dropped.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::fd::AsRawFd;
+
+const HOSTS: &str = "/etc/hosts";
+const LOCK: &str = "/tmp/fleet-harness-hosts.lock";
+
+pub struct HostName {
+    pub name: String,
+}
+
+impl HostName {
+    /// Adds `name → address`.
+    pub fn add(tag: &str, address: &str) -> HostName {
+        let host = HostName {
+            name: format!("fleet-{}-{tag}.test", std::process::id()),
+        };
+        host.point_to(address);
+        host
+    }
+
+    /// Moves the name to `address`.
+    pub fn point_to(&self, address: &str) {
+        let line = format!("{address} {}", self.name);
+        edit(|lines| {
+            lines.retain(|l| !self.owns(l));
+            lines.push(line.clone());
+        });
+    }
+
+    fn owns(&self, line: &str) -> bool {
+        line.split_whitespace().nth(1) == Some(self.name.as_str())
+    }
+}
+
+impl Drop for HostName {
+    fn drop(&mut self) {
+        edit(|lines| lines.retain(|l| !self.owns(l)));
+    }
+}
+
+fn edit(change: impl FnOnce(&mut Vec<String>)) {
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(LOCK)
+        .unwrap_or_else(|e| panic!("{LOCK}: {e}"));
+    // SAFETY: flock(2) on a file descriptor we own, for the lifetime of `lock`.
+    let locked = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
+    assert_eq!(locked, 0, "flock {LOCK}");
+    let text = std::fs::read_to_string(HOSTS).unwrap_or_default();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    change(&mut lines);
+    let mut out = lines.join("\n");
+    out.push('\n');
+    let mut file = OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(HOSTS)
+        .unwrap_or_else(|e| panic!("{HOSTS} must be writable for this test (run as root): {e}"));
+    file.write_all(out.as_bytes())
+        .unwrap_or_else(|e| panic!("write {HOSTS}: {e}"));
+    // The lock ends when `lock` is closed.
+}
