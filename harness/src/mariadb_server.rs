@@ -15,7 +15,11 @@ pub const USER: &str = "fleet";
 pub const PASSWORD: &str = "fleet-test-pw";
 
 pub struct MariaDbServer {
+    /// The loopback address it listens on (127.0.0.1 unless started with [`MariaDbServer::start_at`]).
+    pub bind: String,
     pub port: u16,
+    /// With a server id the server writes a binary log, so replicas can follow it.
+    server_id: Option<u32>,
     process: Option<Process>,
     dir: tempfile::TempDir,
     tls_dir: Option<tempfile::TempDir>,
@@ -23,13 +27,81 @@ pub struct MariaDbServer {
 
 impl MariaDbServer {
     pub fn start() -> MariaDbServer {
-        MariaDbServer::start_inner(None)
+        MariaDbServer::start_inner(None, "127.0.0.1", None, None)
+    }
+
+    /// Starts on a given loopback address and port (e.g. the second host of a pair one DNS
+    /// name moves between), as a replication primary with binary log and `server_id`.
+    pub fn start_at(bind: &str, port: Option<u16>, server_id: u32) -> MariaDbServer {
+        MariaDbServer::start_inner(None, bind, port, Some(server_id))
+    }
+
+    /// Makes this (fresh) server a read-only replica of `primary`, from the primary's
+    /// current binary log position (both were bootstrapped alike), and waits until it runs.
+    pub fn replicate_from(&self, primary: &MariaDbServer) {
+        primary.admin(&format!(
+            "CREATE USER IF NOT EXISTS 'repl'@'%' IDENTIFIED BY '{PASSWORD}';
+             GRANT REPLICATION SLAVE ON *.* TO 'repl'@'%';"
+        ));
+        let status = primary.admin("SHOW MASTER STATUS");
+        let mut fields = status.split('\t');
+        let (Some(file), Some(position)) = (fields.next(), fields.next()) else {
+            panic!("the primary has no binary log: {status:?}");
+        };
+        self.admin(&format!(
+            "CHANGE MASTER TO MASTER_HOST='{host}', MASTER_PORT={port}, MASTER_USER='repl',
+               MASTER_PASSWORD='{PASSWORD}', MASTER_LOG_FILE='{file}', MASTER_LOG_POS={position};
+             SET GLOBAL read_only = 1;
+             START SLAVE;",
+            host = primary.bind,
+            port = primary.port,
+        ));
+        let start = Instant::now();
+        loop {
+            // ON once both the I/O and the SQL thread run.
+            let running = self.admin("SHOW GLOBAL STATUS LIKE 'Slave_running'");
+            if running.ends_with("ON") {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "replication did not start: {running}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until this replica has applied everything its primary has written.
+    pub fn wait_caught_up(&self, primary: &MariaDbServer) {
+        let start = Instant::now();
+        loop {
+            let want = primary.admin("SELECT @@global.gtid_binlog_pos");
+            let have = self.admin("SELECT @@global.gtid_slave_pos");
+            if want == have {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "replica stuck at {have}, primary at {want}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Promotes a replica as an orchestrator would: stop replicating, take writes.
+    pub fn promote(&self) {
+        self.admin("STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only = 0;");
     }
 
     /// Starts a server that offers TLS with a certificate from a fresh test CA (see
     /// [`MariaDbServer::tls_ca_file`]), and a user `fleet_tls` (same password) that must use it.
     pub fn start_tls() -> MariaDbServer {
-        let server = MariaDbServer::start_inner(Some(crate::redis_server::test_certificates()));
+        let server = MariaDbServer::start_inner(
+            Some(crate::redis_server::test_certificates()),
+            "127.0.0.1",
+            None,
+            None,
+        );
         server.admin(&format!(
             "CREATE USER 'fleet_tls'@'127.0.0.1' IDENTIFIED BY '{PASSWORD}' REQUIRE SSL;
              GRANT ALL ON {DATABASE}.* TO 'fleet_tls'@'127.0.0.1';"
@@ -42,7 +114,12 @@ impl MariaDbServer {
         self.tls_dir.as_ref().map(|d| d.path().join("ca.pem"))
     }
 
-    fn start_inner(tls_dir: Option<tempfile::TempDir>) -> MariaDbServer {
+    fn start_inner(
+        tls_dir: Option<tempfile::TempDir>,
+        bind: &str,
+        port: Option<u16>,
+        server_id: Option<u32>,
+    ) -> MariaDbServer {
         let dir = tempfile::Builder::new()
             .prefix("fleet-mariadb-")
             .tempdir()
@@ -64,6 +141,8 @@ impl MariaDbServer {
             String::from_utf8_lossy(&install.stderr)
         );
         let mut server = MariaDbServer {
+            bind: bind.to_owned(),
+            server_id,
             port: 0,
             process: None,
             dir,
@@ -71,7 +150,7 @@ impl MariaDbServer {
         };
         // A port found free can be taken before mariadbd binds it; try a few.
         for _ in 0..5 {
-            server.port = free_port();
+            server.port = port.unwrap_or_else(free_port);
             if server.launch() {
                 server.admin(&format!(
                     "CREATE DATABASE {DATABASE};
@@ -100,8 +179,8 @@ impl MariaDbServer {
             .arg(format!("--log-error={}", self.log_path().display()))
             .arg(format!("--port={}", self.port))
             .arg(format!("--tmpdir={}", d.join("tmp").display()))
+            .arg(format!("--bind-address={}", self.bind))
             .args([
-                "--bind-address=127.0.0.1",
                 "--user=root",
                 "--skip-name-resolve",
             ])
@@ -114,9 +193,16 @@ impl MariaDbServer {
             .args([
                 "--innodb-doublewrite=0",
                 "--innodb-fast-shutdown=2",
-                "--skip-log-bin",
                 "--max-connections=500",
             ]);
+        match self.server_id {
+            Some(id) => command.arg(format!("--server-id={id}")).args([
+                "--log-bin=binlog",
+                "--binlog-format=ROW",
+                "--log-slave-updates=1",
+            ]),
+            None => command.arg("--skip-log-bin"),
+        };
         if let Some(tls) = &self.tls_dir {
             let t = tls.path();
             command
@@ -130,7 +216,9 @@ impl MariaDbServer {
             if !process.is_running() {
                 return false;
             }
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() && self.socket_path().exists() {
+            if TcpStream::connect((self.bind.as_str(), self.port)).is_ok()
+                && self.socket_path().exists()
+            {
                 self.process = Some(process);
                 return true;
             }
@@ -151,8 +239,8 @@ impl MariaDbServer {
     pub fn save_path(&self, options: &str) -> String {
         let sep = if options.is_empty() { "" } else { "?" };
         format!(
-            "mysql://{USER}:{PASSWORD}@127.0.0.1:{}/{DATABASE}{sep}{options}",
-            self.port
+            "mysql://{USER}:{PASSWORD}@{}:{}/{DATABASE}{sep}{options}",
+            self.bind, self.port
         )
     }
 
