@@ -47,7 +47,9 @@ fn increment(store: &mut MySqlStore, sid: &SessionId) -> Result<u64, StoreError>
 }
 
 fn stored(db: &MariaDbServer, sid: &str) -> String {
-    db.query(&format!("SELECT data FROM fleet_sessions WHERE id = '{sid}'"))
+    db.query(&format!(
+        "SELECT data FROM fleet_sessions WHERE id = '{sid}'"
+    ))
 }
 
 /// Statements the server prepared: Fleet prepares its statements only on a connection to a
@@ -78,7 +80,11 @@ fn a_host_list_uses_the_writable_host_and_follows_a_promotion() {
     assert_eq!(stored(&primary, "hostlistfailover1"), "3");
     replica.wait_caught_up(&primary);
     assert_eq!(stored(&replica, "hostlistfailover1"), "3");
-    assert_eq!(prepared(&replica), 0, "Fleet prepared statements on the read-only replica");
+    assert_eq!(
+        prepared(&replica),
+        0,
+        "Fleet prepared statements on the read-only replica"
+    );
 
     // The primary dies. Until an orchestrator promotes the replica, no host is writable,
     // and requests fail with a message that says so for each host.
@@ -92,7 +98,11 @@ fn a_host_list_uses_the_writable_host_and_follows_a_promotion() {
         "{message}"
     );
     assert!(!message.contains(PASSWORD), "{message}");
-    assert_eq!(prepared(&replica), 0, "a request wrote to the read-only replica");
+    assert_eq!(
+        prepared(&replica),
+        0,
+        "a request wrote to the read-only replica"
+    );
 
     std::thread::sleep(Duration::from_millis(300));
     replica.promote();
@@ -162,5 +172,8 @@ fn a_name_moved_from_a_read_only_primary_is_followed() {
         name.name
     ));
     let e = late.connect().expect_err("read-only at connect");
-    assert!(e.is_not_primary() && e.to_string().contains("read-only"), "{e}");
+    assert!(
+        e.is_not_primary() && e.to_string().contains("read-only"),
+        "{e}"
+    );
 }

@@ -180,10 +180,7 @@ impl MariaDbServer {
             .arg(format!("--port={}", self.port))
             .arg(format!("--tmpdir={}", d.join("tmp").display()))
             .arg(format!("--bind-address={}", self.bind))
-            .args([
-                "--user=root",
-                "--skip-name-resolve",
-            ])
+            .args(["--user=root", "--skip-name-resolve"])
             // A small, throwaway server: little memory, no durability work, instant shutdown.
             .args([
                 "--innodb-buffer-pool-size=32M",

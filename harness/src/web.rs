@@ -129,6 +129,32 @@ impl WebStack {
         }
     }
 
+    /// Two app servers (`app-a`, `app-b`) of `workers` workers each with the built Fleet
+    /// extension as their session handler on `save_path`, plus `extra` INI settings.
+    pub fn fleet(save_path: &str, workers: usize, extra: &[(&str, &str)]) -> WebStack {
+        let ext = crate::paths::extension().display().to_string();
+        let mut ini = vec![
+            ("extension", ext.as_str()),
+            ("session.save_handler", "fleet"),
+            ("session.save_path", save_path),
+        ];
+        ini.extend_from_slice(extra);
+        WebStack::start(&["app-a", "app-b"], workers, &ini)
+    }
+
+    /// Whether any FPM worker died (a crash, not a test's own SIGKILL) per the masters' logs.
+    pub fn a_worker_died(&self) -> Option<String> {
+        let logs: String = self
+            .pools
+            .iter()
+            .map(|p| {
+                std::fs::read_to_string(self.dir().join(format!("fpm-{}.log", p.name)))
+                    .unwrap_or_default()
+            })
+            .collect();
+        logs.contains("exited on signal").then_some(logs)
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!(
             "http://127.0.0.1:{}/{}",

@@ -5,7 +5,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use fleet_harness::paths::extension;
 use fleet_harness::{Blackhole, Http, MariaDbServer, RedisServer, WebStack};
 
 /// A real backend server and how Fleet is pointed at it.
@@ -70,14 +69,7 @@ fn session_id(cookie: &str) -> String {
 }
 
 fn fleet_stack(save_path: &str, workers: usize, extra: &[(&str, &str)]) -> WebStack {
-    let ext = extension().display().to_string();
-    let mut ini = vec![
-        ("extension", ext.as_str()),
-        ("session.save_handler", "fleet"),
-        ("session.save_path", save_path),
-    ];
-    ini.extend_from_slice(extra);
-    WebStack::start(&["app-a", "app-b"], workers, &ini)
+    WebStack::fleet(save_path, workers, extra)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
