@@ -37,9 +37,9 @@ session_start(): Fleet: session.save_path: "table=sessions;drop": a table name m
 bool(false)
 session_start(): Fleet: session.save_path: "lock=sometimes": expected lock=advisory (the default), lock=row or lock=none
 bool(false)
-session_start(): Fleet: session.save_path scheme "memcached://" is not supported; use redis://, rediss://, unix://, redis+sentinel://, rediss+sentinel:// or mysql://
+session_start(): Fleet: session.save_path scheme "memcached://" is not supported; use redis://, rediss://, unix://, redis+sentinel://, rediss+sentinel://, redis+cluster://, rediss+cluster:// or mysql://
 bool(false)
-session_start(): Fleet: session.save_path "127.0.0.1:6379" has no scheme; write it as redis://host:port, rediss://host:port, unix:///path/to/redis.sock, redis+sentinel://s1:26379,s2:26379/mymaster or mysql://user@host/database
+session_start(): Fleet: session.save_path "127.0.0.1:6379" has no scheme; write it as redis://host:port, rediss://host:port, unix:///path/to/redis.sock, redis+sentinel://s1:26379,s2:26379/mymaster, redis+cluster://n1:7000,n2:7001 or mysql://user@host/database
 bool(false)
 session_start(): Fleet: session.save_path is empty; set it to e.g. "redis://127.0.0.1:6379"
 bool(false)

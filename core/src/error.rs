@@ -13,9 +13,9 @@ use crate::id::InvalidId;
 pub enum ConfigError {
     #[error("session.save_path is empty; set it to e.g. \"redis://127.0.0.1:6379\"")]
     Empty,
-    #[error("session.save_path \"{value}\" has no scheme; write it as redis://host:port, rediss://host:port, unix:///path/to/redis.sock, redis+sentinel://s1:26379,s2:26379/mymaster or mysql://user@host/database")]
+    #[error("session.save_path \"{value}\" has no scheme; write it as redis://host:port, rediss://host:port, unix:///path/to/redis.sock, redis+sentinel://s1:26379,s2:26379/mymaster, redis+cluster://n1:7000,n2:7001 or mysql://user@host/database")]
     NoScheme { value: String },
-    #[error("session.save_path scheme \"{scheme}://\" is not supported; use redis://, rediss://, unix://, redis+sentinel://, rediss+sentinel:// or mysql://")]
+    #[error("session.save_path scheme \"{scheme}://\" is not supported; use redis://, rediss://, unix://, redis+sentinel://, rediss+sentinel://, redis+cluster://, rediss+cluster:// or mysql://")]
     UnknownScheme { scheme: String },
     #[error("session.save_path: \"{part}\": {reason}")]
     Invalid { part: String, reason: &'static str },

@@ -5,6 +5,7 @@
 //! - [`process`]: a child process that is stopped (TERM, then KILL) when dropped.
 //! - [`redis_server`]: a Redis server (also a replica, or on another 127.0.0.x), a sentinel,
 //!   and a TCP endpoint that accepts but never answers.
+//! - [`redis_cluster`]: a Redis Cluster made with `redis-cli --cluster create`.
 //! - [`hosts`]: a test's own name in /etc/hosts, moved between addresses as a managed
 //!   endpoint name is on failover.
 //! - [`mariadb_server`]: a MariaDB server with a database and user for Fleet.
@@ -15,10 +16,12 @@ pub mod hosts;
 pub mod mariadb_server;
 pub mod paths;
 pub mod process;
+pub mod redis_cluster;
 pub mod redis_server;
 pub mod web;
 
 pub use hosts::HostName;
 pub use mariadb_server::MariaDbServer;
+pub use redis_cluster::RedisCluster;
 pub use redis_server::{Blackhole, RedisServer, Sentinel};
 pub use web::{Http, WebStack};

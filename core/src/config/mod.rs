@@ -1,6 +1,6 @@
 //! `session.save_path` parsing into a typed configuration.
 //!
-//! One module per backend: [`redis`] (standalone, TLS, unix socket, Sentinel) and
+//! One module per backend: [`redis`] (standalone, TLS, unix socket, Sentinel, Cluster) and
 //! [`mysql`] (one server or a failover host list). This module holds what they share: the
 //! scheme dispatch, credentials (inline, from a file, from the environment), timeouts, the
 //! query-string reader and `%`-decoding. Errors quote the offending part of the value, never
@@ -96,7 +96,8 @@ pub fn parse_save_path(save_path: &str) -> Result<StoreConfig, ConfigError> {
         });
     };
     match scheme.to_ascii_lowercase().as_str() {
-        "redis" | "tcp" | "rediss" | "tls" | "unix" | "redis+sentinel" | "rediss+sentinel" => {
+        "redis" | "tcp" | "rediss" | "tls" | "unix" | "redis+sentinel" | "rediss+sentinel"
+        | "redis+cluster" | "rediss+cluster" => {
             redis::parse(&scheme.to_ascii_lowercase(), rest).map(StoreConfig::Redis)
         }
         "mysql" | "mariadb" => mysql::parse(rest).map(StoreConfig::MySql),
@@ -184,7 +185,7 @@ pub(crate) fn parse_host_port(
     Ok((host.to_owned(), port))
 }
 
-/// A comma-separated list of `host[:port]` (sentinels, a MySQL failover
+/// A comma-separated list of `host[:port]` (sentinels, cluster seeds, a MySQL failover
 /// list), in the order given.
 pub(crate) fn parse_host_list(
     list: &str,

@@ -7,6 +7,8 @@
 //! unix:///path/to/redis.sock[?options]
 //! redis+sentinel://[user[:password]@]s1:26379,s2:26379,s3:26379/MASTER_NAME[/db][?options]
 //! rediss+sentinel://…             (TLS to the sentinels and the data nodes)
+//! redis+cluster://[user[:password]@]n1:7000,n2:7001,n3:7002[?options]   (seed nodes)
+//! rediss+cluster://…              (TLS)
 //! ```
 //!
 //! The user and password in the URL (or `user`, `auth`, `password_file`, `password_env`)
@@ -42,7 +44,7 @@ const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(1);
 
 const OPTIONS: &str = "prefix, database, connect_timeout, timeout, read_timeout, auth, user, password_file, password_env, tls_verify, tls_ca_file, wait_replicas, wait_timeout, max_connection_age, sentinel_user, sentinel_password_file, sentinel_password_env";
 
-/// TLS settings of the Sentinel form (`rediss+sentinel://`).
+/// TLS settings of the Sentinel and Cluster forms (`rediss+sentinel://`, `rediss+cluster://`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RedisTls {
     pub verify: bool,
@@ -71,6 +73,11 @@ pub enum RedisEndpoint {
         master: String,
         tls: Option<RedisTls>,
     },
+    /// A Redis Cluster, found through any of its `seeds`.
+    Cluster {
+        seeds: Vec<(String, u16)>,
+        tls: Option<RedisTls>,
+    },
 }
 
 impl RedisEndpoint {
@@ -79,7 +86,8 @@ impl RedisEndpoint {
             RedisEndpoint::Tls {
                 verify, ca_file, ..
             } => Some((verify, ca_file)),
-            RedisEndpoint::Sentinel { tls: Some(t), .. } => Some((&mut t.verify, &mut t.ca_file)),
+            RedisEndpoint::Sentinel { tls: Some(t), .. }
+            | RedisEndpoint::Cluster { tls: Some(t), .. } => Some((&mut t.verify, &mut t.ca_file)),
             _ => None,
         }
     }
@@ -105,6 +113,9 @@ impl fmt::Display for RedisEndpoint {
                 s(tls),
                 host_list(sentinels)
             ),
+            RedisEndpoint::Cluster { seeds, tls } => {
+                write!(f, "redis{}+cluster://{}", s(tls), host_list(seeds))
+            }
         }
     }
 }
@@ -214,6 +225,38 @@ pub(super) fn parse(scheme: &str, rest: &str) -> Result<RedisConfig, ConfigError
                 config.db = parse_db(db)?;
             }
             apply_options(config, query)
+        }
+        "redis+cluster" | "rediss+cluster" => {
+            let (config, path, query) = network(rest, |hosts| {
+                Ok(RedisEndpoint::Cluster {
+                    seeds: parse_host_list(hosts, 6379)?,
+                    tls: tls.then(plain_tls),
+                })
+            })?;
+            if !path.is_empty() {
+                return Err(ConfigError::Invalid {
+                    part: path.to_owned(),
+                    reason:
+                        "a Redis Cluster has only database 0; remove the path after the seed nodes",
+                });
+            }
+            let config = apply_options(config, query)?;
+            if config.db != 0 {
+                return Err(ConfigError::Invalid {
+                    part: format!("database={}", config.db),
+                    reason: "a Redis Cluster has only database 0",
+                });
+            }
+            // Fleet puts each session's keys in one slot with a hash tag around the id; a
+            // brace in the prefix would make Redis hash the prefix instead, and put every
+            // session in the same slot.
+            if config.prefix.contains(['{', '}']) {
+                return Err(ConfigError::Invalid {
+                    part: format!("prefix={}", config.prefix),
+                    reason: "with redis+cluster:// the prefix may not contain { or }: Fleet adds the hash tag itself",
+                });
+            }
+            Ok(config)
         }
         _ => {
             let (mut config, path, query) = network(rest, |hostport| {
@@ -343,7 +386,7 @@ fn apply_options(mut pending: PendingConfig, query: &str) -> Result<RedisConfig,
                 let Some((verify, ca_file)) = config.endpoint.tls_mut() else {
                     return Err(ConfigError::Invalid {
                         part: format!("{name}={value}"),
-                        reason: "TLS options need a rediss:// or rediss+sentinel:// save_path",
+                        reason: "TLS options need a rediss://, rediss+sentinel:// or rediss+cluster:// save_path",
                     });
                 };
                 if name == "tls_verify" {
@@ -609,12 +652,37 @@ mod tests {
     }
 
     #[test]
+    fn cluster_form() {
+        let c = redis("redis+cluster://n1:7000,n2:7001?prefix=app:");
+        assert_eq!(
+            c.endpoint,
+            RedisEndpoint::Cluster {
+                seeds: vec![("n1".into(), 7000), ("n2".into(), 7001)],
+                tls: None
+            }
+        );
+        assert_eq!(c.prefix, "app:");
+        assert_eq!(c.endpoint.to_string(), "redis+cluster://n1:7000,n2:7001");
+        let c = redis("rediss+cluster://n1?tls_verify=0");
+        assert!(matches!(
+            c.endpoint,
+            RedisEndpoint::Cluster {
+                tls: Some(RedisTls { verify: false, .. }),
+                ..
+            }
+        ));
+    }
+
+    #[test]
     fn topology_errors_name_the_fix() {
         let cases = [
             ("redis+sentinel://s1,s2", "master name"),
             ("redis+sentinel://s1,s2/", "master name"),
             ("redis://h?sentinel_user=x", "redis+sentinel://"),
             ("redis+sentinel://s1,bad host/m", "bad host"),
+            ("redis+cluster://n1:7000/3", "database 0"),
+            ("redis+cluster://n1:7000?database=2", "database 0"),
+            ("redis+cluster://n1:7000?prefix=a{b}:", "prefix=a{b}:"),
             ("redis://h?wait_replicas=-1", "wait_replicas=-1"),
             ("redis://h?max_connection_age=0", "max_connection_age=0"),
             ("redis+sentinel://s/m?tls_verify=0", "rediss+sentinel://"),

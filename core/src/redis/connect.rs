@@ -1,6 +1,7 @@
 //! How the Redis store finds the server to talk to: a fixed address (its name resolved
 //! again on every connect, so a managed endpoint whose name moves on failover is followed),
-//! or the master that the sentinels name.
+//! the master that the sentinels name, or the masters of a cluster (see [`super::cluster`]).
+//! Whichever it is, the store talks to a [`Link`].
 //!
 //! Sentinel discovery is built on plain commands rather than the `redis` crate's
 //! `sentinel` module: that module opens its connections to the sentinels and to the master
@@ -12,9 +13,11 @@
 use std::time::Duration;
 
 use ::redis::{
-    cmd, Client, Connection, ConnectionAddr, ErrorKind, IntoConnectionInfo, RedisConnectionInfo,
-    RedisError, ServerErrorKind, Value,
+    cmd, Client, Connection, ConnectionAddr, ConnectionLike, ErrorKind, IntoConnectionInfo,
+    RedisConnectionInfo, RedisError, RedisResult, ServerErrorKind, Value,
 };
+
+use super::cluster::{opener, ClusterLink};
 
 use crate::config::{host_port, RedisConfig, RedisEndpoint, RedisTls, Secret, Timeouts};
 use crate::error::StoreError;
@@ -33,6 +36,73 @@ pub(super) struct RedisConnector {
 enum Finder {
     Fixed(Client),
     Sentinel(Sentinels),
+    Cluster {
+        seeds: Vec<(String, u16)>,
+        node: NodeSettings,
+    },
+}
+
+/// What the store talks to: one server's connection, or a cluster's.
+pub(crate) enum Link {
+    Single(Connection),
+    Cluster(ClusterLink),
+}
+
+impl Link {
+    /// Sends the next commands to wherever `key` lives (a no-op off a cluster).
+    pub fn route(&mut self, key: &[u8]) {
+        if let Link::Cluster(c) = self {
+            c.route(key);
+        }
+    }
+
+    /// Sets the read timeout of the connection the next commands go to.
+    pub fn set_read_timeout(&mut self, timeout: Duration) -> RedisResult<()> {
+        match self {
+            Link::Single(c) => c.set_read_timeout(Some(timeout)),
+            Link::Cluster(c) => c.set_read_timeout(timeout),
+        }
+    }
+
+    fn inner(&mut self) -> &mut dyn ConnectionLike {
+        match self {
+            Link::Single(c) => c,
+            Link::Cluster(c) => c,
+        }
+    }
+}
+
+impl ConnectionLike for Link {
+    fn req_packed_command(&mut self, packed: &[u8]) -> RedisResult<Value> {
+        self.inner().req_packed_command(packed)
+    }
+
+    fn req_packed_commands(
+        &mut self,
+        packed: &[u8],
+        offset: usize,
+        count: usize,
+    ) -> RedisResult<Vec<Value>> {
+        self.inner().req_packed_commands(packed, offset, count)
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Link::Single(c) => c.get_db(),
+            Link::Cluster(c) => c.get_db(),
+        }
+    }
+
+    fn check_connection(&mut self) -> bool {
+        self.inner().check_connection()
+    }
+
+    fn is_open(&self) -> bool {
+        match self {
+            Link::Single(c) => c.is_open(),
+            Link::Cluster(c) => c.is_open(),
+        }
+    }
 }
 
 /// The sentinels of one master, and how to reach the master once they name it.
@@ -43,6 +113,7 @@ struct Sentinels {
 }
 
 /// What a data node's connection needs besides its address.
+#[derive(Clone)]
 struct NodeSettings {
     tls: Option<(RedisTls, Option<Vec<u8>>)>,
     info: RedisConnectionInfo,
@@ -99,6 +170,19 @@ impl RedisConnector {
             RedisEndpoint::Unix { path } => Finder::Fixed(
                 client(ConnectionAddr::Unix(path.clone()), node_info, None).map_err(refused)?,
             ),
+            RedisEndpoint::Cluster { seeds, tls } => {
+                let tls = match tls {
+                    Some(tls) => Some((tls.clone(), read_ca(tls).map_err(refused)?)),
+                    None => None,
+                };
+                Finder::Cluster {
+                    seeds: seeds.clone(),
+                    node: NodeSettings {
+                        tls,
+                        info: node_info,
+                    },
+                }
+            }
             RedisEndpoint::Sentinel {
                 sentinels,
                 master,
@@ -146,12 +230,8 @@ impl RedisConnector {
         self.timeouts.command
     }
 
-    /// Opens a connection with the connect timeout and sets its read and write timeouts.
     fn open_with(&self, client: &Client) -> Result<Connection, RedisError> {
-        let connection = client.get_connection_with_timeout(self.timeouts.connect)?;
-        connection.set_read_timeout(Some(self.base_read_timeout))?;
-        connection.set_write_timeout(Some(self.timeouts.command))?;
-        Ok(connection)
+        open_with(client, self.timeouts, self.base_read_timeout)
     }
 
     /// Asks each sentinel in turn for the master's address, and returns a connection to the
@@ -219,16 +299,41 @@ impl RedisConnector {
     }
 }
 
+/// Opens a connection with the connect timeout and sets its read and write timeouts.
+fn open_with(
+    client: &Client,
+    timeouts: Timeouts,
+    read_timeout: Duration,
+) -> Result<Connection, RedisError> {
+    let connection = client.get_connection_with_timeout(timeouts.connect)?;
+    connection.set_read_timeout(Some(read_timeout))?;
+    connection.set_write_timeout(Some(timeouts.command))?;
+    Ok(connection)
+}
+
 impl Connector for RedisConnector {
-    type Conn = Connection;
+    type Conn = Link;
     type Error = RedisError;
 
-    fn open(&mut self) -> Result<Connection, StoreError> {
+    fn open(&mut self) -> Result<Link, StoreError> {
+        let connect_failed = |e| classify(&self.endpoint, e, self.timeouts.connect, true);
         match &self.find {
             Finder::Fixed(client) => self
                 .open_with(client)
-                .map_err(|e| classify(&self.endpoint, e, self.timeouts.connect, true)),
-            Finder::Sentinel(s) => self.discover(s),
+                .map(Link::Single)
+                .map_err(connect_failed),
+            Finder::Sentinel(s) => self.discover(s).map(Link::Single),
+            Finder::Cluster { seeds, node } => {
+                let (timeouts, read_timeout) = (self.timeouts, self.base_read_timeout);
+                let node = node.clone();
+                let open = opener(
+                    move |host, port| node.client(host, port),
+                    move |client| open_with(client, timeouts, read_timeout),
+                );
+                ClusterLink::discover(seeds, open, self.timeouts.command)
+                    .map(Link::Cluster)
+                    .map_err(connect_failed)
+            }
         }
     }
 

@@ -18,19 +18,20 @@
 
 use std::time::{Duration, Instant};
 
-use ::redis::{Connection, FromRedisValue, RedisError, Script, Value};
+use ::redis::{FromRedisValue, RedisError, Script, Value};
 
-use crate::config::{RedisConfig, Timeouts};
+use crate::config::{RedisConfig, RedisEndpoint, Timeouts};
 use crate::error::StoreError;
 use crate::id::SessionId;
 use crate::keeper::{Keeper, Retry};
 use crate::lease::{wait_slice, LeaseTerms, LeaseToken};
 use crate::store::{HeldLock, LockPolicy, ReadOutcome, SessionStore};
 
+mod cluster;
 mod connect;
 mod scripts;
 
-use connect::RedisConnector;
+use connect::{Link, RedisConnector};
 use scripts::{eval, send, Acked, ReplicaWait, Scripts, WAIT_KEYS_TTL_MS};
 
 /// The keys of one session.
@@ -47,10 +48,18 @@ impl SessionKeys {
         [&self.data, &self.lock, &self.wake, &self.waiters]
     }
 
-    fn new(prefix: &str, id: &SessionId) -> SessionKeys {
-        let mut data = Vec::with_capacity(prefix.len() + id.as_str().len());
+    /// With `tagged` (Cluster), the id is a hash tag: `<prefix>{<id>}`, so every key of the
+    /// session hashes to the id's slot.
+    fn new(prefix: &str, id: &SessionId, tagged: bool) -> SessionKeys {
+        let mut data = Vec::with_capacity(prefix.len() + id.as_str().len() + 2);
         data.extend_from_slice(prefix.as_bytes());
+        if tagged {
+            data.push(b'{');
+        }
         data.extend_from_slice(id.as_str().as_bytes());
+        if tagged {
+            data.push(b'}');
+        }
         let mut lock = data.clone();
         lock.extend_from_slice(b"_LOCK");
         let mut wake = lock.clone();
@@ -72,6 +81,8 @@ impl SessionKeys {
 pub struct RedisStore {
     keeper: Keeper<RedisConnector>,
     prefix: String,
+    /// Whether the id in each key is a hash tag (Cluster), so a session's keys share a slot.
+    tagged: bool,
     scripts: Scripts,
     /// `wait_replicas`: `WAIT` after each change.
     wait: Option<ReplicaWait>,
@@ -95,6 +106,7 @@ impl RedisStore {
         Ok(RedisStore {
             keeper: Keeper::new(connector, config.max_connection_age),
             prefix: config.prefix.clone(),
+            tagged: matches!(config.endpoint, RedisEndpoint::Cluster { .. }),
             scripts: Scripts::new(),
             wait,
             notice: None,
@@ -105,15 +117,23 @@ impl RedisStore {
         self.keeper.connector.endpoint.clone()
     }
 
-    /// Runs `op` on the connection, and again on a fresh one where `retry` allows; see
-    /// [`Keeper::run`].
+    fn keys(&self, id: &SessionId) -> SessionKeys {
+        SessionKeys::new(&self.prefix, id, self.tagged)
+    }
+
+    /// Runs `op` on the node of session `keys`, and again on a fresh connection where
+    /// `retry` allows; see [`Keeper::run`].
     fn run<T>(
         &mut self,
+        keys: &SessionKeys,
         retry: Retry,
-        mut op: impl FnMut(&mut Connection, &Scripts) -> Result<T, RedisError>,
+        mut op: impl FnMut(&mut Link, &Scripts) -> Result<T, RedisError>,
     ) -> Result<T, StoreError> {
         let scripts = &self.scripts;
-        self.keeper.run(retry, |c| op(c, scripts))
+        self.keeper.run(retry, |link| {
+            link.route(&keys.data);
+            op(link, scripts)
+        })
     }
 
     /// Notes a change that fewer replicas acknowledged than `wait_replicas` asks.
@@ -137,7 +157,7 @@ impl RedisStore {
     ) -> Result<Acquire, StoreError> {
         let ttl_ms = duration_ms(ttl).to_string();
         let wake_ttl = WAIT_KEYS_TTL_MS.to_string();
-        let reply: Acked<Value> = self.run(Retry::Idempotent, |c, s| {
+        let reply: Acked<Value> = self.run(keys, Retry::Idempotent, |c, s| {
             eval(
                 c,
                 &s.acquire_and_read,
@@ -160,14 +180,19 @@ impl RedisStore {
     fn wait_for_release(&mut self, keys: &SessionKeys, slice: Duration) -> Result<(), StoreError> {
         let base = self.keeper.connector.base_read_timeout;
         let command_timeout = self.keeper.connector.command_timeout();
-        self.run(Retry::Never, |c, _| {
-            c.set_read_timeout(Some(slice + command_timeout))?;
+        self.run(keys, Retry::Never, |c, _| {
+            c.set_read_timeout(slice + command_timeout)?;
             let reply: Result<Value, RedisError> = ::redis::cmd("BLPOP")
                 .arg(&keys.wake)
                 .arg(format!("{:.3}", slice.as_secs_f64()))
                 .query(c);
-            c.set_read_timeout(Some(base))?;
-            reply.map(|_| ())
+            c.set_read_timeout(base)?;
+            match reply {
+                // The node stopped being the master while we waited (a failover, a slot
+                // migration): wake up and try the lock again, which finds the new owner.
+                Err(e) if e.code() == Some("UNBLOCKED") => Ok(()),
+                other => other.map(|_| ()),
+            }
         })
     }
 
@@ -216,7 +241,7 @@ impl RedisStore {
         let mut args: Vec<&[u8]> = vec![token.as_str().as_bytes(), wake_ttl.as_bytes()];
         args.extend_from_slice(extra);
         let wait = self.wait.filter(|_| changes);
-        let released: Acked<i64> = self.run(Retry::IfRefused, |c, s| {
+        let released: Acked<i64> = self.run(keys, Retry::IfRefused, |c, s| {
             eval(c, script(s), &keys.all(), &args, wait)
         })?;
         Ok(self.check_acks(released) == 1)
@@ -226,10 +251,11 @@ impl RedisStore {
     /// write's outcome may be unknown after a failure, so it is not repeated.
     fn unlocked_change<T: FromRedisValue>(
         &mut self,
+        keys: &SessionKeys,
         command: ::redis::Cmd,
     ) -> Result<T, StoreError> {
         let wait = self.wait;
-        let acked = self.run(Retry::IfRefused, |c, _| send(c, &command, wait))?;
+        let acked = self.run(keys, Retry::IfRefused, |c, _| send(c, &command, wait))?;
         Ok(self.check_acks(acked))
     }
 }
@@ -256,11 +282,11 @@ impl SessionStore for RedisStore {
         id: &SessionId,
         policy: LockPolicy,
     ) -> Result<ReadOutcome, StoreError> {
-        let keys = SessionKeys::new(&self.prefix, id);
+        let keys = self.keys(id);
         match policy.lease {
             Some(terms) => self.lock_and_read_locked(&keys, terms),
             None => {
-                let data: Option<Vec<u8>> = self.run(Retry::Idempotent, |c, _| {
+                let data: Option<Vec<u8>> = self.run(&keys, Retry::Idempotent, |c, _| {
                     ::redis::cmd("GET").arg(&keys.data).query(c)
                 })?;
                 Ok(ReadOutcome { data, lock: None })
@@ -275,7 +301,7 @@ impl SessionStore for RedisStore {
         lifetime: Duration,
         lock: Option<&HeldLock>,
     ) -> Result<(), StoreError> {
-        let keys = SessionKeys::new(&self.prefix, id);
+        let keys = self.keys(id);
         let lifetime = lifetime_secs(lifetime).to_string();
         match lock {
             Some(lock) => {
@@ -296,7 +322,7 @@ impl SessionStore for RedisStore {
             None => {
                 let mut set = ::redis::cmd("SET");
                 set.arg(&keys.data).arg(data).arg("EX").arg(&lifetime);
-                self.unlocked_change::<()>(set)
+                self.unlocked_change::<()>(&keys, set)
             }
         }
     }
@@ -307,7 +333,7 @@ impl SessionStore for RedisStore {
         lifetime: Duration,
         lock: Option<&HeldLock>,
     ) -> Result<(), StoreError> {
-        let keys = SessionKeys::new(&self.prefix, id);
+        let keys = self.keys(id);
         let lifetime = lifetime_secs(lifetime).to_string();
         match lock {
             Some(lock) => {
@@ -324,20 +350,20 @@ impl SessionStore for RedisStore {
             None => {
                 let mut expire = ::redis::cmd("EXPIRE");
                 expire.arg(&keys.data).arg(&lifetime);
-                self.unlocked_change::<i64>(expire).map(|_| ())
+                self.unlocked_change::<i64>(&keys, expire).map(|_| ())
             }
         }
     }
 
     fn unlock(&mut self, id: &SessionId, lock: &HeldLock) -> Result<(), StoreError> {
-        let keys = SessionKeys::new(&self.prefix, id);
+        let keys = self.keys(id);
         let token = lease(lock, self.endpoint())?.0;
         self.release_script(|s| &s.release, &keys, token, &[], false)
             .map(|_| ())
     }
 
     fn destroy(&mut self, id: &SessionId, lock: Option<&HeldLock>) -> Result<(), StoreError> {
-        let keys = SessionKeys::new(&self.prefix, id);
+        let keys = self.keys(id);
         match lock {
             Some(lock) => {
                 let token = lease(lock, self.endpoint())?.0;
@@ -347,14 +373,14 @@ impl SessionStore for RedisStore {
             None => {
                 let mut del = ::redis::cmd("DEL");
                 del.arg(&keys.data);
-                self.unlocked_change::<i64>(del).map(|_| ())
+                self.unlocked_change::<i64>(&keys, del).map(|_| ())
             }
         }
     }
 
     fn exists(&mut self, id: &SessionId) -> Result<bool, StoreError> {
-        let keys = SessionKeys::new(&self.prefix, id);
-        self.run(Retry::Idempotent, |c, _| {
+        let keys = self.keys(id);
+        self.run(&keys, Retry::Idempotent, |c, _| {
             ::redis::cmd("EXISTS")
                 .arg(&keys.data)
                 .query::<i64>(c)
