@@ -4,7 +4,7 @@
 //! asserted.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fleet_core::redis::RedisStore;

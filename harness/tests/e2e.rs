@@ -5,17 +5,23 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use fleet_harness::{Blackhole, Http, MariaDbServer, RedisServer, WebStack};
+use fleet_harness::{Blackhole, Http, MariaDbServer, RedisCluster, RedisServer, WebStack};
 
 /// A real backend server and how Fleet is pointed at it.
 enum Backend {
     Redis(RedisServer),
+    Cluster(RedisCluster),
     MySql(MariaDbServer, &'static str),
 }
 
 impl Backend {
     fn redis() -> Backend {
         Backend::Redis(RedisServer::start())
+    }
+
+    /// A Redis Cluster of three masters.
+    fn cluster() -> Backend {
+        Backend::Cluster(RedisCluster::start(3, 0))
     }
 
     /// MariaDB with `lock=<mode>`.
@@ -26,6 +32,7 @@ impl Backend {
     fn save_path(&self) -> String {
         match self {
             Backend::Redis(r) => r.url(),
+            Backend::Cluster(c) => c.save_path(""),
             Backend::MySql(db, mode) => db.save_path(&format!("lock={mode}")),
         }
     }
@@ -34,9 +41,28 @@ impl Backend {
     fn stored(&self, sid: &str) -> String {
         match self {
             Backend::Redis(r) => r.command(&["GET", &format!("PHPREDIS_SESSION:{sid}")]),
+            Backend::Cluster(c) => c.get(&format!("PHPREDIS_SESSION:{{{sid}}}")),
             Backend::MySql(db, _) => db.query(&format!(
                 "SELECT data FROM fleet_sessions WHERE id = '{sid}'"
             )),
+        }
+    }
+
+    /// The token of session `sid`'s Redis lock, or an empty reply.
+    fn lock_token(&self, sid: &str) -> String {
+        match self {
+            Backend::Redis(r) => r.command(&["GET", &format!("PHPREDIS_SESSION:{sid}_LOCK")]),
+            Backend::Cluster(c) => c.get(&format!("PHPREDIS_SESSION:{{{sid}}}_LOCK")),
+            Backend::MySql(..) => unreachable!("MySQL locks are not keys"),
+        }
+    }
+
+    /// Connections one worker opens: one, except on a cluster, where it asks a seed node
+    /// for the slot map and then connects to the master that owns the session.
+    fn connections_per_worker(&self) -> u64 {
+        match self {
+            Backend::Cluster(_) => 2,
+            _ => 1,
         }
     }
 
@@ -44,6 +70,14 @@ impl Backend {
     fn connections(&self) -> u64 {
         match self {
             Backend::Redis(r) => r.info_field("total_connections_received"),
+            // Each node's count includes the one connection `info_field` opens there.
+            Backend::Cluster(c) => {
+                c.nodes
+                    .iter()
+                    .map(|n| n.info_field("total_connections_received") - 1)
+                    .sum::<u64>()
+                    + 1
+            }
             Backend::MySql(db, _) => db
                 .admin("SHOW GLOBAL STATUS LIKE 'Connections'")
                 .split('\t')
@@ -56,6 +90,7 @@ impl Backend {
     fn name(&self) -> String {
         match self {
             Backend::Redis(_) => "redis".to_owned(),
+            Backend::Cluster(_) => "redis cluster".to_owned(),
             Backend::MySql(_, mode) => format!("mysql lock={mode}"),
         }
     }
@@ -127,6 +162,11 @@ fn cookie_set_by_one_app_server_is_honoured_by_the_other() {
 }
 
 #[test]
+fn cluster_cookie_set_by_one_app_server_is_honoured_by_the_other() {
+    cookie_honoured_across_app_servers(Backend::cluster());
+}
+
+#[test]
 fn mysql_cookie_set_by_one_app_server_is_honoured_by_the_other() {
     cookie_honoured_across_app_servers(Backend::mysql("advisory"));
 }
@@ -177,6 +217,11 @@ fn five_hundred_concurrent_increments_of_one_session_lose_nothing() {
 }
 
 #[test]
+fn cluster_five_hundred_concurrent_increments_of_one_session_lose_nothing() {
+    five_hundred_concurrent_increments(Backend::cluster());
+}
+
+#[test]
 fn mysql_advisory_five_hundred_concurrent_increments_lose_nothing() {
     five_hundred_concurrent_increments(Backend::mysql("advisory"));
 }
@@ -218,7 +263,7 @@ fn five_hundred_concurrent_increments(backend: Backend) {
         backend.name()
     );
     assert!(
-        new_connections <= workers as u64 + 1,
+        new_connections <= workers as u64 * backend.connections_per_worker() + 1,
         "connections are not reused: {new_connections}"
     );
     let stored = backend.stored(&sid);
@@ -320,8 +365,16 @@ fn hung_backend_is_bounded_by_the_read_timeout() {
 
 #[test]
 fn a_killed_workers_lock_expires_by_its_ttl() {
-    let redis = RedisServer::start();
-    let web = fleet_stack(&redis.url(), 2, &[("fleet.lock_ttl", "2")]);
+    killed_workers_lock_expires(Backend::redis());
+}
+
+#[test]
+fn cluster_a_killed_workers_lock_expires_by_its_ttl() {
+    killed_workers_lock_expires(Backend::cluster());
+}
+
+fn killed_workers_lock_expires(backend: Backend) {
+    let web = fleet_stack(&backend.save_path(), 2, &[("fleet.lock_ttl", "2")]);
     let http = Http::new(Duration::from_secs(30));
     let cookie = http
         .get(&web.url("counter.php"), None)
@@ -335,8 +388,9 @@ fn a_killed_workers_lock_expires_by_its_ttl() {
 
     let (lock_taken, _) = kill_a_worker_holding_the_session(&web, &http, &cookie, || {
         assert_eq!(
-            redis.command(&["EXISTS", &format!("PHPREDIS_SESSION:{sid}_LOCK")]),
-            ":1"
+            backend.lock_token(&sid).len(),
+            32,
+            "the hanging request holds the lock"
         );
     });
 
@@ -344,7 +398,8 @@ fn a_killed_workers_lock_expires_by_its_ttl() {
         .get(&web.url("counter.php"), Some(&cookie))
         .expect("next request");
     println!(
-        "the next request got the session {:?} after the dead worker took the lock (lock TTL 2 s)",
+        "{}: the next request got the session {:?} after the dead worker took the lock (lock TTL 2 s)",
+        backend.name(),
         lock_taken.elapsed()
     );
     assert_eq!(reply.status, 200, "{reply:?}");
@@ -358,6 +413,11 @@ fn a_killed_workers_lock_expires_by_its_ttl() {
 #[test]
 fn a_hot_session_is_served_in_turn_without_long_tails() {
     hot_session(Backend::redis());
+}
+
+#[test]
+fn cluster_a_hot_session_is_served_in_turn_without_long_tails() {
+    hot_session(Backend::cluster());
 }
 
 #[test]

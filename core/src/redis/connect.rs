@@ -330,9 +330,11 @@ impl Connector for RedisConnector {
                     move |host, port| node.client(host, port),
                     move |client| open_with(client, timeouts, read_timeout),
                 );
+                // A seed that accepts but does not answer CLUSTER SLOTS ran into the read
+                // timeout, which is what the message should name.
                 ClusterLink::discover(seeds, open, self.timeouts.command)
                     .map(Link::Cluster)
-                    .map_err(connect_failed)
+                    .map_err(|e| classify(&self.endpoint, e, self.timeouts.command, true))
             }
         }
     }
