@@ -9,8 +9,12 @@
 //! - (d) (a) again with 0.25 ms added each way between PHP and the backend.
 //!
 //! Writes `bench/results/results.md`, `results.csv` and `chart.png` (gnuplot).
+//!
+//! `--topologies` instead runs (a) for Fleet on standalone Redis, Sentinel and Cluster
+//! (see [`topologies`]) and writes `bench/results/topologies.md`.
 
 mod proxy;
+mod topologies;
 mod wrk;
 
 use std::collections::BTreeMap;
@@ -64,6 +68,8 @@ struct Backends {
     mysql_lan: LatencyProxy,
     memcached_lan: LatencyProxy,
     files_dir: tempfile::TempDir,
+    /// Sentinels and a cluster, for `--topologies`.
+    topologies: Option<topologies::Topologies>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -78,6 +84,9 @@ enum Handler {
     FleetMySql,
     /// Fleet MySQL without its stored procedures: four round trips per request, not two.
     FleetMySqlStatements,
+    /// Fleet through Redis Sentinel, and on a Redis Cluster (`--topologies` only).
+    FleetSentinel,
+    FleetCluster,
 }
 
 const HANDLERS: [Handler; 9] = [
@@ -104,13 +113,18 @@ impl Handler {
             Handler::FleetRedis => "Fleet Redis",
             Handler::FleetMySql => "Fleet MySQL (advisory)",
             Handler::FleetMySqlStatements => "Fleet MySQL, procedures=0",
+            Handler::FleetSentinel => "Fleet Redis via Sentinel",
+            Handler::FleetCluster => "Fleet Redis Cluster (3 masters)",
         }
     }
 
     fn uses_redis(self) -> bool {
         matches!(
             self,
-            Handler::PhpRedis | Handler::PhpRedisLocking | Handler::FleetRedis
+            Handler::PhpRedis
+                | Handler::PhpRedisLocking
+                | Handler::FleetRedis
+                | Handler::FleetSentinel
         )
     }
 
@@ -190,6 +204,18 @@ impl Handler {
                     format!("redis://127.0.0.1:{redis_port}"),
                 ));
             }
+            Handler::FleetSentinel | Handler::FleetCluster => {
+                let Some(t) = &b.topologies else {
+                    panic!("{} needs --topologies", self.name());
+                };
+                let save_path = match self {
+                    Handler::FleetSentinel => t.sentinel_save_path(),
+                    _ => t.cluster.save_path(""),
+                };
+                ini.push(kv("extension", extension().display().to_string()));
+                ini.push(kv("session.save_handler", "fleet".into()));
+                ini.push(kv("session.save_path", save_path));
+            }
             Handler::FleetMySql | Handler::FleetMySqlStatements => {
                 let procedures = match self {
                     Handler::FleetMySqlStatements => "&procedures=0",
@@ -238,6 +264,8 @@ struct Options {
     only: Option<String>,
     /// Every handler is measured this many times, in turn; the report gives the median.
     rounds: usize,
+    /// Run the topology comparison instead of the handler comparison.
+    topologies: bool,
 }
 
 fn main() {
@@ -246,6 +274,7 @@ fn main() {
         rss_requests: 100_000,
         only: None,
         rounds: 3,
+        topologies: false,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -257,9 +286,14 @@ fn main() {
             ("--rss-requests", Some(v)) => options.rss_requests = v.parse().unwrap_or(100_000),
             ("--only", Some(v)) => options.only = Some(v.clone()),
             ("--rounds", Some(v)) => options.rounds = v.parse().unwrap_or(3).max(1),
+            ("--topologies", _) => {
+                options.topologies = true;
+                i += 1;
+                continue;
+            }
             _ => {
                 eprintln!(
-                    "usage: fleet-bench [--duration SECONDS] [--rounds N] [--rss-requests N] [--only NAME,…]"
+                    "usage: fleet-bench [--duration SECONDS] [--rounds N] [--rss-requests N] [--only NAME,…] [--topologies]"
                 );
                 std::process::exit(2);
             }
@@ -267,7 +301,20 @@ fn main() {
         i += 2;
     }
     let started = Instant::now();
-    let backends = start_backends();
+    let mut backends = start_backends();
+    if options.topologies {
+        backends.topologies = Some(topologies::Topologies::start(&backends));
+        let report = topologies::run(&backends, &options);
+        let out = repo_root().join("bench/results/topologies.md");
+        std::fs::write(&out, &report).unwrap_or_else(|e| panic!("{}: {e}", out.display()));
+        println!("{report}");
+        eprintln!(
+            "bench: done in {:?}; results in {}",
+            started.elapsed(),
+            out.display()
+        );
+        return;
+    }
     let lan_rtt = measure_proxy_rtt(&backends);
     eprintln!("bench: proxy adds {lan_rtt:?} per round trip (measured with Redis PING)");
 
@@ -352,6 +399,7 @@ fn start_backends() -> Backends {
             .prefix("fleet-bench-files-")
             .tempdir()
             .unwrap_or_else(|e| panic!("{e}")),
+        topologies: None,
     }
 }
 
@@ -401,6 +449,15 @@ fn page(handler: Handler, scenario: Scenario) -> String {
 
 /// Each scenario's median-throughput run out of the rounds (so its other numbers come from
 /// the same run), with the range of req/s across rounds; memory from the last round.
+/// The median of some measurements (the lower middle one of an even count).
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values
+        .get(values.len().saturating_sub(1) / 2)
+        .copied()
+        .unwrap_or(0.0)
+}
+
 fn median_of(rounds: Vec<HandlerResults>) -> HandlerResults {
     let mut out = rounds.last().cloned().unwrap_or_default();
     for (scenario, m) in out.runs.iter_mut() {

@@ -1,0 +1,123 @@
+//! `fleet-bench --topologies`: Fleet on Redis Sentinel and on a Redis Cluster beside the
+//! same Fleet on one standalone Redis, in scenario (a), reported as ratios to standalone.
+//!
+//! The sentinels watch the bench's own Redis, so the Sentinel form talks to the very server
+//! the standalone form does: the difference is only what the connection keeper does (it
+//! asks a sentinel and confirms the master once per worker). The cluster has three masters
+//! on this same machine, so its number says what routing costs, not what more servers buy.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use fleet_harness::{RedisCluster, Sentinel};
+
+use super::{
+    measure, median, page, script, start_stack, us, wrk, Backends, Handler, Options, Scenario,
+    CLIENTS, SESSIONS,
+};
+
+/// The servers only this mode needs.
+pub struct Topologies {
+    pub sentinels: Vec<Sentinel>,
+    pub cluster: RedisCluster,
+}
+
+impl Topologies {
+    pub fn start(b: &Backends) -> Topologies {
+        let sentinels: Vec<Sentinel> = (0..3)
+            .map(|_| Sentinel::start(&b.redis, "fleetbench", 2, 5000, &[]))
+            .collect();
+        Topologies {
+            sentinels,
+            cluster: RedisCluster::start(3, 0),
+        }
+    }
+
+    pub fn sentinel_save_path(&self) -> String {
+        let hosts: Vec<String> = self
+            .sentinels
+            .iter()
+            .map(|s| format!("127.0.0.1:{}", s.port))
+            .collect();
+        format!("redis+sentinel://{}/fleetbench", hosts.join(","))
+    }
+}
+
+const FORMS: [Handler; 3] = [
+    Handler::FleetRedis,
+    Handler::FleetSentinel,
+    Handler::FleetCluster,
+];
+
+/// Runs scenario (a) for each form, `options.rounds` times interleaved; returns the report.
+pub fn run(b: &Backends, options: &Options) -> String {
+    let mut rps: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
+    let mut cpu: BTreeMap<&'static str, Vec<Duration>> = BTreeMap::new();
+    for round in 0..options.rounds {
+        for handler in FORMS {
+            eprintln!(
+                "bench: topologies, round {} of {}: {}",
+                round + 1,
+                options.rounds,
+                handler.name()
+            );
+            let sessions = [
+                ("FLEET_BENCH_SESSIONS", SESSIONS.to_string()),
+                ("FLEET_BENCH_PREFIX", format!("t{}r{round}s", handler as u8)),
+            ];
+            let web = start_stack(&super::pool_ini(handler, b, false));
+            let url = web.url(&page(handler, Scenario::A));
+            wrk::run(
+                &url,
+                CLIENTS,
+                Duration::from_secs(2),
+                Some(&script()),
+                &sessions,
+            );
+            let m = measure(handler, b, &web, || {
+                wrk::run(&url, CLIENTS, options.duration, Some(&script()), &sessions)
+            });
+            if m.wrk.errors > 0 {
+                eprintln!(
+                    "bench: {}: {} failed requests",
+                    handler.name(),
+                    m.wrk.errors
+                );
+            }
+            rps.entry(handler.name()).or_default().push(m.wrk.rps);
+            if let Some(c) = m.worker_cpu {
+                cpu.entry(handler.name()).or_default().push(c);
+            }
+        }
+    }
+    let rps: BTreeMap<&str, f64> = rps.into_iter().map(|(k, v)| (k, median(v))).collect();
+    let standalone = rps.get(Handler::FleetRedis.name()).copied().unwrap_or(0.0);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# Fleet on Redis topologies, scenario (a)\n\n{} rounds of {:?} each, interleaved; medians. {} clients, {} sessions, one increment per request, two FPM pools of 8 workers behind nginx, everything on this machine.\n",
+        options.rounds, options.duration, CLIENTS, SESSIONS
+    );
+    let _ = writeln!(
+        out,
+        "| form | req/s | ratio to standalone | PHP CPU per request |\n|---|---|---|---|"
+    );
+    for handler in FORMS {
+        let r = rps.get(handler.name()).copied().unwrap_or(0.0);
+        let c = cpu
+            .remove(handler.name())
+            .map(|mut v| {
+                v.sort();
+                us(v[v.len() / 2])
+            })
+            .unwrap_or_else(|| "-".into());
+        let ratio = if standalone > 0.0 {
+            r / standalone
+        } else {
+            0.0
+        };
+        let _ = writeln!(out, "| {} | {r:.0} | {ratio:.2}× | {c} |", handler.name());
+    }
+    out
+}
