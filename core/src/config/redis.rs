@@ -40,7 +40,10 @@ pub const DEFAULT_PREFIX: &str = "PHPREDIS_SESSION:";
 pub const DEFAULT_SENTINEL_PORT: u16 = 26379;
 
 /// How long a write waits for `wait_replicas` acknowledgements unless `wait_timeout` says.
-const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(1);
+/// A replica on the same network acknowledges within a millisecond; the timeout matters
+/// when one is missing (after a failover, until the old master rejoins as a replica), when
+/// every write waits it out, so it is short.
+const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_millis(250);
 
 const OPTIONS: &str = "prefix, database, connect_timeout, timeout, read_timeout, auth, user, password_file, password_env, tls_verify, tls_ca_file, wait_replicas, wait_timeout, max_connection_age, sentinel_user, sentinel_password_file, sentinel_password_env";
 
