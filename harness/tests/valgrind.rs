@@ -4,7 +4,7 @@
 use std::process::Command;
 
 use fleet_harness::paths::{extension, repo_root};
-use fleet_harness::{MariaDbServer, RedisServer};
+use fleet_harness::{MariaDbServer, RedisCluster, RedisServer};
 
 #[test]
 fn session_hooks_have_no_memory_errors_or_leaks() {
@@ -16,6 +16,14 @@ fn session_hooks_have_no_memory_errors_or_leaks() {
 fn session_hooks_have_no_memory_errors_or_leaks_on_mysql() {
     let db = MariaDbServer::start();
     run_under_valgrind(&db.save_path("table=vg_sessions"));
+}
+
+/// On a cluster, with a replica acknowledgement no replica can give: the routing code, and
+/// the warning raised after a successful write.
+#[test]
+fn session_hooks_have_no_memory_errors_or_leaks_on_a_cluster() {
+    let cluster = RedisCluster::start(3, 0);
+    run_under_valgrind(&cluster.save_path("prefix=vg:&wait_replicas=1&wait_timeout=0.01"));
 }
 
 fn run_under_valgrind(save_path: &str) {
