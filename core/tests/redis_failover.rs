@@ -344,6 +344,36 @@ fn sentinel_finds_the_master_and_a_sigkilled_master_costs_seconds_not_updates() 
 }
 
 #[test]
+fn sentinel_and_master_over_tls() {
+    let master = RedisServer::start_tls();
+    let sentinel = Sentinel::start_tls(&master, "tlsmaster");
+    let ca = master.tls_ca_file().expect("test CA");
+    let path = format!(
+        "rediss+sentinel://127.0.0.1:{}/tlsmaster?tls_ca_file={}",
+        sentinel.port,
+        ca.display()
+    );
+    let mut store = open(&path);
+    assert_eq!(increment(&mut store, &id("sentineltls0001")).unwrap(), 1);
+    assert_eq!(
+        master.command(&["GET", "PHPREDIS_SESSION:sentineltls0001"]),
+        "1",
+        "found the master's TLS listener through a TLS sentinel"
+    );
+    // Plain TCP to a TLS-only sentinel fails, and says which sentinel.
+    let mut plain = open(&format!(
+        "redis+sentinel://127.0.0.1:{}/tlsmaster",
+        sentinel.port
+    ));
+    let e = plain.connect().expect_err("plain TCP to a TLS sentinel");
+    assert!(
+        e.to_string()
+            .contains(&format!("sentinel 127.0.0.1:{}", sentinel.port)),
+        "{e}"
+    );
+}
+
+#[test]
 fn sentinels_with_their_own_password() {
     let set = SentinelSet::start(&["requirepass sentinel-pw"]);
     std::env::set_var("FLEET_TEST_SENTINEL_PASSWORD", "sentinel-pw");

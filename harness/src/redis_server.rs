@@ -397,19 +397,12 @@ impl Sentinel {
         down_after_ms: u64,
         extra: &[&str],
     ) -> Sentinel {
-        let dir = tempfile::Builder::new()
-            .prefix("fleet-sentinel-")
-            .tempdir()
-            .unwrap_or_else(|e| panic!("temp dir: {e}"));
-        for _ in 0..5 {
-            let port = free_port();
-            let config = dir.path().join("sentinel.conf");
+        Sentinel::launch(|port| {
             let mut conf = format!(
-                "port {port}\nbind 127.0.0.1\ndir {d}\nlogfile {d}/sentinel.log\n\
+                "port {port}\nbind 127.0.0.1\n\
                  sentinel monitor {name} {host} {mport} {quorum}\n\
                  sentinel down-after-milliseconds {name} {down_after_ms}\n\
                  sentinel failover-timeout {name} 10000\nsentinel parallel-syncs {name} 1\n",
-                d = dir.path().display(),
                 host = master.bind,
                 mport = master.port,
             );
@@ -417,7 +410,46 @@ impl Sentinel {
                 conf.push_str(line);
                 conf.push('\n');
             }
-            std::fs::write(&config, conf).unwrap_or_else(|e| panic!("write sentinel.conf: {e}"));
+            conf
+        })
+    }
+
+    /// Starts a sentinel that listens with TLS only and watches the TLS listener of
+    /// `master` (made by [`RedisServer::start_tls`]), with the master's test certificate.
+    pub fn start_tls(master: &RedisServer, name: &str) -> Sentinel {
+        let (Some(tls_port), Some(ca)) = (master.tls_port, master.tls_ca_file()) else {
+            panic!("Sentinel::start_tls needs a master made by RedisServer::start_tls");
+        };
+        let dir = ca.parent().map(|d| d.to_path_buf()).unwrap_or_default();
+        let file = |f: &str| dir.join(f).display().to_string();
+        Sentinel::launch(|port| {
+            format!(
+                "port 0\ntls-port {port}\nbind 127.0.0.1\n\
+                 tls-cert-file {cert}\ntls-key-file {key}\ntls-ca-cert-file {ca}\n\
+                 tls-auth-clients no\ntls-replication yes\n\
+                 sentinel monitor {name} 127.0.0.1 {tls_port} 1\n",
+                cert = file("server.pem"),
+                key = file("server.key"),
+                ca = file("ca.pem"),
+            )
+        })
+    }
+
+    /// Starts `redis-server --sentinel` with the config `conf(port)` gives, on a free port.
+    fn launch(conf: impl Fn(u16) -> String) -> Sentinel {
+        let dir = tempfile::Builder::new()
+            .prefix("fleet-sentinel-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("temp dir: {e}"));
+        for _ in 0..5 {
+            let port = free_port();
+            let config = dir.path().join("sentinel.conf");
+            let text = format!(
+                "dir {d}\nlogfile {d}/sentinel.log\n{body}",
+                d = dir.path().display(),
+                body = conf(port)
+            );
+            std::fs::write(&config, text).unwrap_or_else(|e| panic!("write sentinel.conf: {e}"));
             let mut command = Command::new("redis-server");
             command.arg(&config).arg("--sentinel");
             let mut process = Process::spawn("redis sentinel", &mut command);
