@@ -48,8 +48,8 @@ pub enum StoreError {
     NotPrimary { endpoint: String, cause: String },
     #[error("the session is locked by another request that did not finish within {waited:?} (fleet.lock_wait_timeout), so this request has no session. Raise fleet.lock_wait_timeout if requests on one session really take that long")]
     LockWaitTimeout { waited: Duration },
-    #[error("this request held the session lock longer than its lifetime of {ttl:?} (fleet.lock_ttl, default max_execution_time), so another request may have changed the session; this request's changes were not saved. Raise fleet.lock_ttl above your slowest request")]
-    LockLost { ttl: Duration },
+    #[error("this request's session lock was gone when it wrote: it held the lock for {:.1} s, and {why}. Another request may have changed the session, so this request's changes were not saved", held.as_secs_f64())]
+    LockLost { held: Duration, why: String },
     #[error("the connection to {endpoint} that held this session's lock was lost, so the server released the lock and another request may have changed the session; this request's changes were not saved")]
     LockConnectionLost { endpoint: String },
     #[error("{endpoint} was handed a session lock it did not take (a bug in Fleet); this request's changes were not saved")]

@@ -1,12 +1,14 @@
 //! Leases: exclusive, time-bounded ownership of a named resource.
 //!
 //! A session lock is a lease on one session for one request; a cron lock (fleetctl) is a
-//! lease on a job name. Both need the same three properties: only the holder can release
-//! it (a random token compared atomically on release), it ends by itself if the holder
-//! dies (a TTL), and a waiter learns of a release without polling.
+//! lease on a job name. Both need the same properties: only the holder can release it (a
+//! random token compared atomically on release), it ends by itself if the holder dies (a
+//! short TTL), it never ends under a live holder (a [`Renewer`] extends it while it is
+//! held, up to a maximum hold), and a waiter learns of a release without polling.
 
 use std::fmt;
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use crate::error::StoreError;
 
@@ -39,11 +41,15 @@ impl fmt::Debug for LeaseToken {
     }
 }
 
-/// How a lease is taken: how long it lives if never released, and how long to wait for it.
+/// How a lease is taken: how long it lives unless renewed or released, how long to wait for
+/// it, and how long it may be renewed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LeaseTerms {
     pub ttl: Duration,
     pub wait_timeout: Duration,
+    /// Keep the lease alive while it is held, for at most this long after it was taken
+    /// (`None`: no renewal; it ends `ttl` after it was taken).
+    pub renew_for: Option<Duration>,
 }
 
 /// Longest single blocking wait. A waiter is woken when the holder releases; this bound
@@ -61,6 +67,240 @@ pub fn wait_slice(holder_ttl_left: Option<Duration>, remaining: Duration) -> Dur
         slice = slice.min(left + Duration::from_millis(1));
     }
     slice.max(Duration::from_millis(1))
+}
+
+/// Renews one lease at a time on a helper thread, for a holder (a PHP worker) that runs one
+/// request at a time and must not pay for renewal on its own thread.
+///
+/// The holder registers a lease when it takes it ([`Renewer::hold`]) and unregisters it when
+/// it releases it ([`Renewer::release`]): a mutex each, no I/O, no wake-up of the thread. The
+/// thread wakes every third of the TTL; a lease held for a third of its TTL since it was
+/// taken or last renewed is renewed through `renew`, which runs on the thread (with its own
+/// connection, opened only when the first renewal is due). So a short request costs nothing,
+/// a lease never expires under a live holder while renewals get through, and a holder that
+/// died stops renewing: its lease ends within the TTL. Renewal stops after the lease's
+/// `renew_for`, so a hung holder cannot keep a lease forever.
+///
+/// The thread never calls into PHP: it runs `renew` only, with every signal blocked (PHP's
+/// timers and FPM's signals go to the request thread). It is started lazily, so in PHP-FPM it
+/// is started in the worker after the fork; a process that forks again (pcntl_fork) starts a
+/// new one. It ends when the `Renewer` is dropped.
+pub struct Renewer {
+    shared: Arc<Shared>,
+    pid: u32,
+    next_id: u64,
+}
+
+/// How a lease is renewed: given the key, the token and the TTL, `Ok(true)` if it was still
+/// the holder's and now lives `ttl` from now, `Ok(false)` if it was not the holder's any more.
+pub type RenewFn = Box<dyn FnMut(&[u8], &str, Duration) -> Result<bool, StoreError> + Send>;
+
+struct Shared {
+    state: Mutex<State>,
+    wake: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    lease: Option<Held>,
+    /// How often the thread looks at the lease: a third of the shortest TTL seen.
+    tick: Option<Duration>,
+    stop: bool,
+}
+
+struct Held {
+    id: u64,
+    key: Vec<u8>,
+    token: String,
+    ttl: Duration,
+    taken: Instant,
+    /// When the next renewal is due: a third of the TTL after the last success, or a tick
+    /// after a failed attempt.
+    next_attempt: Instant,
+    renew_until: Instant,
+    report: RenewalReport,
+}
+
+/// What happened to a lease while it was held.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RenewalReport {
+    /// How long it was held, from taking to release.
+    pub held: Duration,
+    pub renewals: u32,
+    /// Why renewal stopped before the release, if it did.
+    pub stopped: Option<RenewalStop>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RenewalStop {
+    /// The maximum hold (`renew_for`) ran out.
+    MaxHold(Duration),
+    /// The lease was not the holder's any more when a renewal came.
+    Lost,
+    /// The last renewal attempt failed with this error (renewal goes on trying).
+    Failing(String),
+}
+
+impl Renewer {
+    /// A renewer whose thread renews with `renew`. The thread starts now.
+    pub fn start(renew: RenewFn) -> Result<Renewer, StoreError> {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            wake: Condvar::new(),
+        });
+        spawn_without_signals(shared.clone(), renew)?;
+        Ok(Renewer {
+            shared,
+            pid: std::process::id(),
+            next_id: 0,
+        })
+    }
+
+    /// Whether this renewer's thread lives in this process (it does not in the child of a
+    /// fork).
+    pub fn in_this_process(&self) -> bool {
+        self.pid == std::process::id()
+    }
+
+    /// Registers a lease just taken at `taken`; returns its id for [`Renewer::release`].
+    pub fn hold(
+        &mut self,
+        key: &[u8],
+        token: &LeaseToken,
+        ttl: Duration,
+        renew_for: Duration,
+        taken: Instant,
+    ) -> u64 {
+        self.next_id += 1;
+        let tick = (ttl / 3).max(Duration::from_millis(10));
+        let mut state = lock(&self.shared.state);
+        state.lease = Some(Held {
+            id: self.next_id,
+            key: key.to_vec(),
+            token: token.as_str().to_owned(),
+            ttl,
+            taken,
+            next_attempt: taken + ttl / 3,
+            renew_until: taken + renew_for,
+            report: RenewalReport::default(),
+        });
+        // Only a shorter TTL than the thread knows needs it woken (rare: a changed setting).
+        if state.tick.is_none_or(|t| tick < t) {
+            state.tick = Some(tick);
+            self.shared.wake.notify_one();
+        }
+        self.next_id
+    }
+
+    /// Unregisters lease `id` before it is released, and says how it went.
+    pub fn release(&mut self, id: u64) -> Option<RenewalReport> {
+        let mut state = lock(&self.shared.state);
+        match state.lease.take() {
+            Some(held) if held.id == id => {
+                let mut report = held.report;
+                report.held = held.taken.elapsed();
+                Some(report)
+            }
+            other => {
+                state.lease = other;
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Renewer {
+    fn drop(&mut self) {
+        // The thread is told to stop, not joined: a renewal under way may take up to its
+        // timeouts, and nothing waits for it.
+        lock(&self.shared.state).stop = true;
+        self.shared.wake.notify_one();
+    }
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Starts the renewal thread with every signal blocked, so the process's signals (PHP's
+/// execution timer, FPM's) are never delivered to it.
+fn spawn_without_signals(shared: Arc<Shared>, renew: RenewFn) -> Result<(), StoreError> {
+    // SAFETY: sigfillset and pthread_sigmask on sigset_t values we own; the old mask is put
+    // back right after the spawn, so the calling thread's mask is unchanged.
+    let old = unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
+        old
+    };
+    let spawned = std::thread::Builder::new()
+        .name("fleet-renewer".into())
+        .spawn(move || run(&shared, renew));
+    // SAFETY: restores the mask saved above.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    spawned
+        .map(|_| ())
+        .map_err(|e| StoreError::Random(format!("cannot start the lock renewal thread: {e}")))
+}
+
+/// The renewal thread.
+fn run(shared: &Shared, mut renew: RenewFn) {
+    let mut state = lock(&shared.state);
+    loop {
+        if state.stop {
+            return;
+        }
+        let tick = state.tick.unwrap_or(Duration::from_secs(1));
+        let now = Instant::now();
+        let mut sleep = tick;
+        let mut due = None;
+        if let Some(held) = &mut state.lease {
+            let finished = matches!(
+                held.report.stopped,
+                Some(RenewalStop::MaxHold(_) | RenewalStop::Lost)
+            );
+            if finished {
+                // Nothing more to do for this lease until it is released.
+            } else if now >= held.renew_until {
+                held.report.stopped = Some(RenewalStop::MaxHold(held.renew_until - held.taken));
+            } else if now >= held.next_attempt {
+                due = Some((held.id, held.key.clone(), held.token.clone(), held.ttl));
+            } else {
+                sleep = sleep.min(held.next_attempt - now);
+            }
+        }
+        if let Some((id, key, token, ttl)) = due {
+            // The holder may release meanwhile; a renewal only extends a lease whose token is
+            // still there, so a late one does no harm.
+            drop(state);
+            let started = Instant::now();
+            let outcome = renew(&key, &token, ttl);
+            state = lock(&shared.state);
+            if let Some(held) = state.lease.as_mut().filter(|h| h.id == id) {
+                match outcome {
+                    Ok(true) => {
+                        held.next_attempt = started + ttl / 3;
+                        held.report.renewals += 1;
+                        held.report.stopped = None;
+                    }
+                    Ok(false) => held.report.stopped = Some(RenewalStop::Lost),
+                    Err(e) => {
+                        held.next_attempt = Instant::now() + tick;
+                        held.report.stopped = Some(RenewalStop::Failing(e.to_string()));
+                    }
+                }
+            }
+            continue;
+        }
+        state = shared
+            .wake
+            .wait_timeout(state, sleep)
+            .map(|(s, _)| s)
+            .unwrap_or_else(|poisoned| poisoned.into_inner().0);
+    }
 }
 
 #[cfg(test)]
@@ -84,5 +324,111 @@ mod tests {
         assert_eq!(wait_slice(Some(ms(20)), s(10)), ms(21));
         assert_eq!(wait_slice(Some(s(30)), ms(300)), ms(300));
         assert_eq!(wait_slice(Some(ms(0)), ms(0)), ms(1));
+    }
+
+    /// A renewer whose renewals are recorded, and answer `answer`.
+    fn recording(answer: Result<bool, &'static str>) -> (Renewer, Arc<Mutex<Vec<Instant>>>) {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let seen = calls.clone();
+        let renewer = Renewer::start(Box::new(move |key, token, ttl| {
+            assert_eq!(
+                (key, token.len(), ttl),
+                (&b"k"[..], 32, Duration::from_millis(90))
+            );
+            seen.lock().unwrap().push(Instant::now());
+            answer.map_err(|e| StoreError::Random(e.into()))
+        }))
+        .unwrap();
+        (renewer, calls)
+    }
+
+    #[test]
+    fn a_held_lease_is_renewed_every_third_of_its_ttl_and_not_after_release() {
+        let (mut r, calls) = recording(Ok(true));
+        let token = LeaseToken::generate().unwrap();
+        let ttl = Duration::from_millis(90);
+        let id = r.hold(b"k", &token, ttl, Duration::from_secs(10), Instant::now());
+        std::thread::sleep(Duration::from_millis(400));
+        let report = r.release(id).unwrap();
+        let n = calls.lock().unwrap().len();
+        assert!(
+            (4..=13).contains(&n),
+            "{n} renewals in 400 ms at a 30 ms interval"
+        );
+        assert_eq!(report.renewals as usize, n);
+        assert_eq!(report.stopped, None);
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(
+            calls.lock().unwrap().len(),
+            n,
+            "no renewal after the release"
+        );
+    }
+
+    #[test]
+    fn a_short_hold_costs_no_renewal() {
+        let (mut r, calls) = recording(Ok(true));
+        let token = LeaseToken::generate().unwrap();
+        for _ in 0..50 {
+            let id = r.hold(
+                b"k",
+                &token,
+                Duration::from_millis(90),
+                Duration::from_secs(1),
+                Instant::now(),
+            );
+            r.release(id).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(calls.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn renewal_stops_at_the_maximum_hold_and_when_the_lease_is_lost() {
+        let (mut r, calls) = recording(Ok(true));
+        let token = LeaseToken::generate().unwrap();
+        let id = r.hold(
+            b"k",
+            &token,
+            Duration::from_millis(90),
+            Duration::from_millis(100),
+            Instant::now(),
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        let report = r.release(id).unwrap();
+        assert_eq!(
+            report.stopped,
+            Some(RenewalStop::MaxHold(Duration::from_millis(100)))
+        );
+        assert!(calls.lock().unwrap().len() <= 4);
+
+        let (mut r, calls) = recording(Ok(false));
+        let id = r.hold(
+            b"k",
+            &token,
+            Duration::from_millis(90),
+            Duration::from_secs(10),
+            Instant::now(),
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(r.release(id).unwrap().stopped, Some(RenewalStop::Lost));
+        assert_eq!(
+            calls.lock().unwrap().len(),
+            1,
+            "a lost lease is not renewed again"
+        );
+
+        let (mut r, _) = recording(Err("connection refused"));
+        let id = r.hold(
+            b"k",
+            &token,
+            Duration::from_millis(90),
+            Duration::from_secs(10),
+            Instant::now(),
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(
+            matches!(r.release(id).unwrap().stopped, Some(RenewalStop::Failing(e)) if e.contains("connection refused"))
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! The one trait every backend implements, and the per-request lock policy.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::StoreError;
 use crate::id::SessionId;
@@ -18,9 +18,16 @@ pub struct LockPolicy {
 /// worker's connection).
 #[derive(Debug)]
 pub enum HeldLock {
-    /// A lease (Redis): only the token's owner can release it, and it ends by itself after
-    /// `ttl`.
-    Lease { token: LeaseToken, ttl: Duration },
+    /// A lease (Redis): only the token's owner can release it, and it ends by itself `ttl`
+    /// after it was taken or last renewed.
+    Lease {
+        token: LeaseToken,
+        ttl: Duration,
+        /// When it was taken (no later than this).
+        taken: Instant,
+        /// Its registration with the store's renewer, if it is renewed.
+        renewal: Option<u64>,
+    },
     /// A lock the server ties to one connection (MySQL's named locks and row locks): it ends
     /// when the connection ends, so it is only valid on the connection that took it.
     Connection { connection_id: u32 },

@@ -19,6 +19,7 @@ const LOCKED: LockPolicy = LockPolicy {
     lease: Some(LeaseTerms {
         ttl: Duration::from_secs(30),
         wait_timeout: Duration::from_secs(2),
+        renew_for: None,
     }),
 };
 

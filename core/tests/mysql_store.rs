@@ -39,6 +39,7 @@ fn locked(wait_ms: u64) -> LockPolicy {
         lease: Some(LeaseTerms {
             ttl: Duration::from_secs(30),
             wait_timeout: Duration::from_millis(wait_ms),
+            renew_for: None,
         }),
     }
 }

@@ -20,6 +20,7 @@ const LOCKED: LockPolicy = LockPolicy {
     lease: Some(LeaseTerms {
         ttl: Duration::from_secs(10),
         wait_timeout: Duration::from_secs(5),
+        renew_for: None,
     }),
 };
 

@@ -30,6 +30,7 @@ fn locked(ttl_ms: u64, wait_ms: u64) -> LockPolicy {
         lease: Some(LeaseTerms {
             ttl: Duration::from_millis(ttl_ms),
             wait_timeout: Duration::from_millis(wait_ms),
+            renew_for: None,
         }),
     }
 }

@@ -101,9 +101,11 @@ static DEPS: ModuleDeps = ModuleDeps([
     },
 ]);
 
-static INI: IniEntryDefs<6> = IniEntryDefs::new([
+static INI: IniEntryDefs<8> = IniEntryDefs::new([
     IniEntryDef::new(c"fleet.locking", c"1", IniEntryPermission::All),
     IniEntryDef::new(c"fleet.lock_ttl", c"0", IniEntryPermission::All),
+    IniEntryDef::new(c"fleet.lock_renewal", c"1", IniEntryPermission::All),
+    IniEntryDef::new(c"fleet.lock_max_hold", c"0", IniEntryPermission::All),
     IniEntryDef::new(c"fleet.lock_wait_timeout", c"10", IniEntryPermission::All),
     IniEntryDef::new(c"fleet.connect_timeout", c"1", IniEntryPermission::All),
     IniEntryDef::new(c"fleet.read_timeout", c"1", IniEntryPermission::All),
@@ -225,14 +227,17 @@ fn ini_string(name: &CStr) -> String {
 }
 
 fn current_settings() -> Settings {
-    let [locking, lock_ttl, lock_wait_timeout, connect_timeout, read_timeout] = [
-        c"fleet.locking",
-        c"fleet.lock_ttl",
-        c"fleet.lock_wait_timeout",
-        c"fleet.connect_timeout",
-        c"fleet.read_timeout",
-    ]
-    .map(ini_string);
+    let [locking, lock_ttl, lock_renewal, lock_max_hold, lock_wait_timeout, connect_timeout, read_timeout] =
+        [
+            c"fleet.locking",
+            c"fleet.lock_ttl",
+            c"fleet.lock_renewal",
+            c"fleet.lock_max_hold",
+            c"fleet.lock_wait_timeout",
+            c"fleet.connect_timeout",
+            c"fleet.read_timeout",
+        ]
+        .map(ini_string);
     let max_execution_time = {
         let name = c"max_execution_time";
         // SAFETY: NUL-terminated name, length without the NUL.
@@ -241,6 +246,8 @@ fn current_settings() -> Settings {
     let raw = RawIni {
         locking: &locking,
         lock_ttl: &lock_ttl,
+        lock_renewal: &lock_renewal,
+        lock_max_hold: &lock_max_hold,
         lock_wait_timeout: &lock_wait_timeout,
         connect_timeout: &connect_timeout,
         read_timeout: &read_timeout,

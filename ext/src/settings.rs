@@ -4,9 +4,21 @@ use std::time::Duration;
 
 use fleet_core::{LeaseTerms, LockPolicy, Timeouts};
 
-/// Lock TTL used when both `fleet.lock_ttl` and `max_execution_time` are 0 (PHP's CLI),
-/// so a lock is never held forever.
+/// Lock TTL of a renewed lock when `fleet.lock_ttl` is 0: a SIGKILLed worker's lock ends
+/// within this, and renewal (every third of it) keeps it alive under a live request.
+pub const RENEWED_LOCK_TTL: Duration = Duration::from_secs(5);
+
+/// Without renewal, a lock must outlive the request: `fleet.lock_ttl` 0 then means
+/// `max_execution_time`, or this when that is 0 too (PHP's CLI), so a lock is never held
+/// forever.
 pub const FALLBACK_LOCK_TTL: Duration = Duration::from_secs(300);
+
+/// The least maximum hold when `fleet.lock_max_hold` is 0. `max_execution_time` counts CPU
+/// time on Linux, so a request waiting on I/O runs far longer in wall time, and FPM's
+/// `request_terminate_timeout` (the wall-clock bound) cannot be read from PHP: five
+/// minutes, or twice `max_execution_time` if that is more, lets any such request finish
+/// and its shutdown write land, while a hung one frees its session after that.
+pub const MIN_AUTO_MAX_HOLD: Duration = Duration::from_secs(300);
 
 /// Settings in force for one request, read when the session is opened.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -19,6 +31,8 @@ pub struct Settings {
 pub struct RawIni<'a> {
     pub locking: &'a str,
     pub lock_ttl: &'a str,
+    pub lock_renewal: &'a str,
+    pub lock_max_hold: &'a str,
     pub lock_wait_timeout: &'a str,
     pub connect_timeout: &'a str,
     pub read_timeout: &'a str,
@@ -30,16 +44,14 @@ impl Settings {
     /// naming the entry, so the request goes on.
     pub fn from_ini(raw: &RawIni<'_>) -> (Settings, Vec<String>) {
         let mut problems = Vec::new();
-        let locking = match raw.locking.trim().to_ascii_lowercase().as_str() {
-            "1" | "on" | "yes" | "true" => true,
-            "0" | "off" | "no" | "false" | "" => false,
-            other => {
-                problems.push(format!(
-                    "fleet.locking=\"{other}\" is not a boolean; using 1 (locking on)"
-                ));
-                true
-            }
-        };
+        let locking = boolean(&mut problems, "fleet.locking", raw.locking, "locking on");
+        let renewal = boolean(
+            &mut problems,
+            "fleet.lock_renewal",
+            raw.lock_renewal,
+            "renewal on",
+        );
+        let max_execution_time = Duration::from_secs(raw.max_execution_time.max(0).unsigned_abs());
         let ttl = seconds(
             &mut problems,
             "fleet.lock_ttl",
@@ -50,10 +62,25 @@ impl Settings {
         );
         let ttl = if ttl > Duration::ZERO {
             ttl
-        } else if raw.max_execution_time > 0 {
-            Duration::from_secs(raw.max_execution_time.unsigned_abs())
+        } else if renewal {
+            RENEWED_LOCK_TTL
+        } else if max_execution_time > Duration::ZERO {
+            max_execution_time
         } else {
             FALLBACK_LOCK_TTL
+        };
+        let max_hold = seconds(
+            &mut problems,
+            "fleet.lock_max_hold",
+            raw.lock_max_hold,
+            0.0,
+            86_400.0,
+            0.0,
+        );
+        let max_hold = if max_hold > Duration::ZERO {
+            max_hold
+        } else {
+            MIN_AUTO_MAX_HOLD.max(max_execution_time * 2)
         };
         let wait = seconds(
             &mut problems,
@@ -84,6 +111,7 @@ impl Settings {
                 lease: locking.then_some(LeaseTerms {
                     ttl,
                     wait_timeout: wait,
+                    renew_for: renewal.then_some(max_hold),
                 }),
             },
             timeouts: Timeouts {
@@ -92,6 +120,19 @@ impl Settings {
             },
         };
         (settings, problems)
+    }
+}
+
+fn boolean(problems: &mut Vec<String>, name: &str, raw: &str, on: &str) -> bool {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "1" | "on" | "yes" | "true" => true,
+        "0" | "off" | "no" | "false" | "" => false,
+        other => {
+            problems.push(format!(
+                "{name}=\"{other}\" is not a boolean; using 1 ({on})"
+            ));
+            true
+        }
     }
 }
 
@@ -127,6 +168,8 @@ mod tests {
         RawIni {
             locking,
             lock_ttl: ttl,
+            lock_renewal: "1",
+            lock_max_hold: "0",
             lock_wait_timeout: wait,
             connect_timeout: "1",
             read_timeout: "1",
@@ -135,14 +178,42 @@ mod tests {
     }
 
     #[test]
-    fn lock_ttl_follows_max_execution_time_then_fallback() {
+    fn a_renewed_lock_is_short_and_renewed_for_a_bounded_hold() {
         let (s, p) = Settings::from_ini(&raw("1", "0", "10", 30));
         assert!(p.is_empty());
-        assert_eq!(s.lock.lease.map(|l| l.ttl), Some(Duration::from_secs(30)));
-        let (s, _) = Settings::from_ini(&raw("1", "0", "10", 0));
-        assert_eq!(s.lock.lease.map(|l| l.ttl), Some(FALLBACK_LOCK_TTL));
+        let lease = s.lock.lease.unwrap();
+        assert_eq!(lease.ttl, RENEWED_LOCK_TTL);
+        assert_eq!(lease.renew_for, Some(MIN_AUTO_MAX_HOLD));
+        let (s, _) = Settings::from_ini(&raw("1", "0", "10", 600));
+        assert_eq!(
+            s.lock.lease.unwrap().renew_for,
+            Some(Duration::from_secs(1200)),
+            "twice a long max_execution_time"
+        );
         let (s, _) = Settings::from_ini(&raw("1", "7", "10", 30));
         assert_eq!(s.lock.lease.map(|l| l.ttl), Some(Duration::from_secs(7)));
+        let mut r = raw("1", "0", "10", 30);
+        r.lock_max_hold = "40";
+        assert_eq!(
+            Settings::from_ini(&r).0.lock.lease.unwrap().renew_for,
+            Some(Duration::from_secs(40))
+        );
+    }
+
+    #[test]
+    fn without_renewal_lock_ttl_follows_max_execution_time_then_fallback() {
+        let mut r = raw("1", "0", "10", 30);
+        r.lock_renewal = "0";
+        let lease = Settings::from_ini(&r).0.lock.lease.unwrap();
+        assert_eq!(
+            (lease.ttl, lease.renew_for),
+            (Duration::from_secs(30), None)
+        );
+        r.max_execution_time = 0;
+        assert_eq!(
+            Settings::from_ini(&r).0.lock.lease.unwrap().ttl,
+            FALLBACK_LOCK_TTL
+        );
     }
 
     #[test]

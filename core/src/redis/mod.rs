@@ -24,7 +24,9 @@ use crate::config::{RedisConfig, RedisEndpoint, Timeouts};
 use crate::error::StoreError;
 use crate::id::SessionId;
 use crate::keeper::{Keeper, Retry};
-use crate::lease::{wait_slice, LeaseTerms, LeaseToken};
+use crate::lease::{
+    wait_slice, LeaseTerms, LeaseToken, RenewFn, RenewalReport, RenewalStop, Renewer,
+};
 use crate::store::{HeldLock, LockPolicy, ReadOutcome, SessionStore};
 
 mod cluster;
@@ -88,6 +90,11 @@ pub struct RedisStore {
     wait: Option<ReplicaWait>,
     /// What went wrong without failing the step (fewer replicas acknowledged than asked).
     notice: Option<String>,
+    /// Renews held locks on a helper thread with its own connection (started on first use).
+    renewer: Option<Renewer>,
+    /// What the renewer's connection is opened with.
+    config: RedisConfig,
+    timeouts: Timeouts,
 }
 
 enum Acquire {
@@ -98,7 +105,8 @@ enum Acquire {
 impl RedisStore {
     /// Prepares a store; connects lazily on first use.
     pub fn new(config: &RedisConfig, default_timeouts: Timeouts) -> Result<RedisStore, StoreError> {
-        let connector = RedisConnector::new(config, config.timeouts(default_timeouts))?;
+        let timeouts = config.timeouts(default_timeouts);
+        let connector = RedisConnector::new(config, timeouts)?;
         let wait = (config.wait_replicas > 0).then(|| ReplicaWait {
             replicas: config.wait_replicas,
             timeout_ms: duration_ms(config.wait_timeout),
@@ -110,7 +118,31 @@ impl RedisStore {
             scripts: Scripts::new(),
             wait,
             notice: None,
+            renewer: None,
+            config: config.clone(),
+            timeouts,
         })
+    }
+
+    /// The renewer, started now if this process has none running.
+    fn renewer(&mut self) -> Result<&mut Renewer, StoreError> {
+        if !self.renewer.as_ref().is_some_and(Renewer::in_this_process) {
+            self.renewer = Some(Renewer::start(renew_fn(&self.config, self.timeouts)?)?);
+        }
+        self.renewer
+            .as_mut()
+            .ok_or_else(|| StoreError::Random("no renewer".into()))
+    }
+
+    /// Stops renewing `lock`, before it is released, and says how its renewal went.
+    fn end_renewal(&mut self, lock: &HeldLock) -> Option<RenewalReport> {
+        let HeldLock::Lease {
+            renewal: Some(id), ..
+        } = lock
+        else {
+            return None;
+        };
+        self.renewer.as_mut()?.release(*id)
     }
 
     fn endpoint_owned(&self) -> String {
@@ -204,15 +236,25 @@ impl RedisStore {
         let token = LeaseToken::generate()?;
         let deadline = Instant::now() + terms.wait_timeout;
         loop {
+            let attempt = Instant::now();
             match self.try_acquire(keys, &token, terms.ttl)? {
                 Acquire::Held(data) => {
+                    let renewal = match terms.renew_for {
+                        Some(max) => Some(
+                            self.renewer()?
+                                .hold(&keys.lock, &token, terms.ttl, max, attempt),
+                        ),
+                        None => None,
+                    };
                     return Ok(ReadOutcome {
                         data,
                         lock: Some(HeldLock::Lease {
                             token,
                             ttl: terms.ttl,
+                            taken: attempt,
+                            renewal,
                         }),
-                    })
+                    });
                 }
                 Acquire::Busy { holder_ttl_left } => {
                     let now = Instant::now();
@@ -305,7 +347,8 @@ impl SessionStore for RedisStore {
         let lifetime = lifetime_secs(lifetime).to_string();
         match lock {
             Some(lock) => {
-                let (token, ttl) = lease(lock, self.endpoint())?;
+                let token = lease(lock, self.endpoint())?;
+                let renewal = self.end_renewal(lock);
                 let written = self.release_script(
                     |s| &s.write_and_release,
                     &keys,
@@ -316,7 +359,7 @@ impl SessionStore for RedisStore {
                 if written {
                     Ok(())
                 } else {
-                    Err(StoreError::LockLost { ttl })
+                    Err(lock_lost(lock, renewal))
                 }
             }
             None => {
@@ -337,7 +380,8 @@ impl SessionStore for RedisStore {
         let lifetime = lifetime_secs(lifetime).to_string();
         match lock {
             Some(lock) => {
-                let token = lease(lock, self.endpoint())?.0;
+                let token = lease(lock, self.endpoint())?;
+                self.end_renewal(lock);
                 self.release_script(
                     |s| &s.touch_and_release,
                     &keys,
@@ -357,7 +401,8 @@ impl SessionStore for RedisStore {
 
     fn unlock(&mut self, id: &SessionId, lock: &HeldLock) -> Result<(), StoreError> {
         let keys = self.keys(id);
-        let token = lease(lock, self.endpoint())?.0;
+        let token = lease(lock, self.endpoint())?;
+        self.end_renewal(lock);
         self.release_script(|s| &s.release, &keys, token, &[], false)
             .map(|_| ())
     }
@@ -366,7 +411,8 @@ impl SessionStore for RedisStore {
         let keys = self.keys(id);
         match lock {
             Some(lock) => {
-                let token = lease(lock, self.endpoint())?.0;
+                let token = lease(lock, self.endpoint())?;
+                self.end_renewal(lock);
                 self.release_script(|s| &s.destroy_and_release, &keys, token, &[], true)
                     .map(|_| ())
             }
@@ -394,15 +440,67 @@ impl SessionStore for RedisStore {
     }
 }
 
-/// The token and TTL of a Redis lease. Any other kind of lock was not taken here, so this
-/// request cannot prove it holds the session.
-fn lease<'a>(lock: &'a HeldLock, endpoint: &str) -> Result<(&'a LeaseToken, Duration), StoreError> {
+/// The token of a Redis lease. Any other kind of lock was not taken here, so this request
+/// cannot prove it holds the session.
+fn lease<'a>(lock: &'a HeldLock, endpoint: &str) -> Result<&'a LeaseToken, StoreError> {
     match lock {
-        HeldLock::Lease { token, ttl } => Ok((token, *ttl)),
+        HeldLock::Lease { token, .. } => Ok(token),
         HeldLock::Connection { .. } => Err(StoreError::ForeignLock {
             endpoint: endpoint.to_owned(),
         }),
     }
+}
+
+/// The refusal of a write whose lock was gone, saying why it was.
+fn lock_lost(lock: &HeldLock, renewal: Option<RenewalReport>) -> StoreError {
+    let (ttl, held) = match lock {
+        HeldLock::Lease { ttl, taken, .. } => (*ttl, taken.elapsed()),
+        HeldLock::Connection { .. } => (Duration::ZERO, Duration::ZERO),
+    };
+    let ttl_s = ttl.as_secs_f64();
+    let why = match renewal {
+        None => format!(
+            "it was not renewed (fleet.lock_renewal=0), so it ended when its TTL of {ttl_s:.1} s (fleet.lock_ttl) ran out. Turn renewal on, or raise fleet.lock_ttl above your slowest request"
+        ),
+        Some(RenewalReport {
+            stopped: Some(RenewalStop::MaxHold(max)),
+            ..
+        }) => format!(
+            "renewal stopped at the maximum hold of {:.1} s (fleet.lock_max_hold), and it ended {ttl_s:.1} s later. Raise fleet.lock_max_hold if requests really hold a session that long",
+            max.as_secs_f64()
+        ),
+        Some(RenewalReport {
+            stopped: Some(RenewalStop::Failing(cause)),
+            ..
+        }) => format!(
+            "renewing it failed ({cause}) until its TTL of {ttl_s:.1} s (fleet.lock_ttl) ran out. Check the connection from this app server to the session store"
+        ),
+        Some(RenewalReport { renewals, .. }) => format!(
+            "it was renewed {renewals} times but was gone at the write: it was deleted or expired on the server (a failover to a replica that had not received it, a flush, or a stall of the worker or the network longer than fleet.lock_ttl of {ttl_s:.1} s)"
+        ),
+    };
+    StoreError::LockLost { held, why }
+}
+
+/// The renewal of this store's locks, on the renewer's thread with a connection of its own.
+fn renew_fn(config: &RedisConfig, timeouts: Timeouts) -> Result<RenewFn, StoreError> {
+    let mut keeper = Keeper::new(RedisConnector::new(config, timeouts)?, None);
+    let script = Script::new(scripts::RENEW);
+    Ok(Box::new(move |key, token, ttl| {
+        let ttl_ms = duration_ms(ttl).to_string();
+        keeper
+            .run(Retry::Idempotent, |link| {
+                link.route(key);
+                eval::<i64>(
+                    link,
+                    &script,
+                    &[key],
+                    &[token.as_bytes(), ttl_ms.as_bytes()],
+                    None,
+                )
+            })
+            .map(|renewed| renewed.reply == 1)
+    }))
 }
 
 fn parse_acquire(reply: Value) -> Option<Acquire> {

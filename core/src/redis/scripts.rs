@@ -70,6 +70,12 @@ const DESTROY_AND_RELEASE: &str = concat!("redis.call('DEL', KEYS[1])\n", releas
 /// KEYS: data, lock, wake, waiters. ARGV: token, wake ttl ms.
 const RELEASE: &str = release_lua!();
 
+/// KEYS: lock. ARGV: token, ttl ms. Extends the lock only while it is still the holder's.
+/// Returns 1 if extended, 0 if not ours (any more).
+pub(super) const RENEW: &str = "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+";
+
 pub(super) struct Scripts {
     pub acquire_and_read: Script,
     pub write_and_release: Script,
