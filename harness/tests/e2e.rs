@@ -532,3 +532,125 @@ fn kill_a_worker_holding_the_session(
     assert_eq!(killed.status, 502, "the killed request fails: {killed:?}");
     (taken, killed_at)
 }
+
+#[test]
+fn a_request_holding_its_session_longer_than_the_lock_ttl_keeps_its_lock() {
+    long_hold_keeps_the_lock(Backend::redis());
+}
+
+#[test]
+fn cluster_a_request_holding_its_session_longer_than_the_lock_ttl_keeps_its_lock() {
+    long_hold_keeps_the_lock(Backend::cluster());
+}
+
+/// With `fleet.lock_ttl=3`, a page that keeps its session 8 s (a slow API call) keeps its
+/// lock: renewal extends it. A second request on the session waits for it, and both
+/// increments are stored.
+fn long_hold_keeps_the_lock(backend: Backend) {
+    let web = fleet_stack(&backend.save_path(), 2, &[("fleet.lock_ttl", "3")]);
+    let http = Http::new(Duration::from_secs(60));
+    let first = http.get(&web.url("counter.php"), None).expect("first");
+    let cookie = first.set_cookie.expect("cookie");
+    let slow = {
+        let (http, url, cookie) = (
+            http.clone(),
+            web.url("counter.php?hold_ms=8000"),
+            cookie.clone(),
+        );
+        std::thread::spawn(move || http.get(&url, Some(&cookie)))
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    let started = Instant::now();
+    let second = http
+        .get(&web.url("counter.php"), Some(&cookie))
+        .expect("second request");
+    let waited = started.elapsed();
+    let slow = slow.join().expect("client").expect("slow request");
+    println!(
+        "{}: fleet.lock_ttl=3, a request held the session 8 s; the second request waited {waited:?}",
+        backend.name()
+    );
+    assert_eq!((slow.status, slow.body.trim()), (200, "2"), "{slow:?}");
+    assert_eq!(
+        (second.status, second.body.trim()),
+        (200, "3"),
+        "{second:?}"
+    );
+    assert_eq!(backend.stored(&session_id(&cookie)), "n|i:3;");
+    assert_eq!(web.php_log(), "", "PHP logged problems");
+}
+
+#[test]
+fn a_killed_workers_lock_ends_within_the_short_default_ttl() {
+    // No fleet.lock_ttl: the default of 5 s with renewal, not max_execution_time (30 s).
+    let backend = Backend::redis();
+    let web = fleet_stack(&backend.save_path(), 2, &[]);
+    let http = Http::new(Duration::from_secs(60));
+    let cookie = http
+        .get(&web.url("counter.php"), None)
+        .expect("first")
+        .set_cookie
+        .expect("cookie");
+    // Held past the TTL first, so the lock has been renewed when its worker dies.
+    let (taken, killed_at) = kill_a_worker_holding_the_session(&web, &http, &cookie, || {
+        std::thread::sleep(Duration::from_secs(6));
+    });
+    let reply = http
+        .get(&web.url("counter.php"), Some(&cookie))
+        .expect("next request");
+    let after = killed_at.elapsed();
+    println!(
+        "redis: a worker holding its session for {:?} (renewed) was SIGKILLed; the next request got the session {after:?} after the kill",
+        killed_at - taken
+    );
+    assert_eq!((reply.status, reply.body.trim()), (200, "2"), "{reply:?}");
+    assert!(
+        after < Duration::from_secs(15),
+        "the lock outlived its 5 s TTL by far (as if it lasted max_execution_time): {after:?}"
+    );
+}
+
+#[test]
+fn a_request_stopped_by_max_execution_time_saves_its_session() {
+    stopped_request_saves(Backend::redis());
+}
+
+#[test]
+fn mysql_a_request_stopped_by_max_execution_time_saves_its_session() {
+    stopped_request_saves(Backend::mysql("advisory"));
+}
+
+/// `spin.php` changes the session and spins until `max_execution_time=1` stops it; PHP
+/// writes the session at shutdown, and the next request sees the change without waiting.
+fn stopped_request_saves(backend: Backend) {
+    let web = fleet_stack(&backend.save_path(), 2, &[("max_execution_time", "1")]);
+    let http = Http::new(Duration::from_secs(30));
+    let cookie = http
+        .get(&web.url("counter.php"), None)
+        .expect("first")
+        .set_cookie
+        .expect("cookie");
+    let spun = http.get(&web.url("spin.php"), Some(&cookie)).expect("spin");
+    let started = Instant::now();
+    let next = http
+        .get(&web.url("counter.php"), Some(&cookie))
+        .expect("next request");
+    println!(
+        "{}: after a request stopped by max_execution_time (status {}), the next one took {:?}",
+        backend.name(),
+        spun.status,
+        started.elapsed()
+    );
+    assert_eq!(
+        (next.status, next.body.trim()),
+        (200, "3"),
+        "the stopped request's increment was saved: {next:?}"
+    );
+    let log = web.php_log();
+    assert!(
+        log.contains("Maximum execution time of 1 second exceeded"),
+        "{log}"
+    );
+    assert!(!log.contains("Failed to write session data"), "{log}");
+    assert!(!log.contains("Fleet:"), "{log}");
+}
