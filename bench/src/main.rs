@@ -10,11 +10,12 @@
 //!
 //! Writes `bench/results/results.md`, `results.csv` and `chart.png` (gnuplot).
 //!
-//! `--topologies` instead runs (a) for Fleet on standalone Redis, Sentinel and Cluster
-//! (see [`topologies`]) and writes `bench/results/topologies.md`.
+//! `--topologies` instead runs (a) for Fleet on standalone Redis, Sentinel and Cluster, and
+//! `--renewal` for Fleet Redis with lock renewal on and off (see [`forms`]); they write
+//! `bench/results/topologies.md` and `renewal.md`.
 
+mod forms;
 mod proxy;
-mod topologies;
 mod wrk;
 
 use std::collections::BTreeMap;
@@ -69,7 +70,7 @@ struct Backends {
     memcached_lan: LatencyProxy,
     files_dir: tempfile::TempDir,
     /// Sentinels and a cluster, for `--topologies`.
-    topologies: Option<topologies::Topologies>,
+    topologies: Option<forms::Topologies>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -87,6 +88,8 @@ enum Handler {
     /// Fleet through Redis Sentinel, and on a Redis Cluster (`--topologies` only).
     FleetSentinel,
     FleetCluster,
+    /// Fleet Redis with `fleet.lock_renewal=0` (`--renewal` only).
+    FleetRedisNoRenewal,
 }
 
 const HANDLERS: [Handler; 9] = [
@@ -115,6 +118,7 @@ impl Handler {
             Handler::FleetMySqlStatements => "Fleet MySQL, procedures=0",
             Handler::FleetSentinel => "Fleet Redis via Sentinel",
             Handler::FleetCluster => "Fleet Redis Cluster (3 masters)",
+            Handler::FleetRedisNoRenewal => "Fleet Redis, lock_renewal=0",
         }
     }
 
@@ -125,6 +129,7 @@ impl Handler {
                 | Handler::PhpRedisLocking
                 | Handler::FleetRedis
                 | Handler::FleetSentinel
+                | Handler::FleetRedisNoRenewal
         )
     }
 
@@ -196,7 +201,10 @@ impl Handler {
                     format!("127.0.0.1;{mysql_port};{DATABASE};{USER};{PASSWORD};php_sessions"),
                 ));
             }
-            Handler::FleetRedis => {
+            Handler::FleetRedis | Handler::FleetRedisNoRenewal => {
+                if self == Handler::FleetRedisNoRenewal {
+                    ini.push(kv("fleet.lock_renewal", "0".into()));
+                }
                 ini.push(kv("extension", extension().display().to_string()));
                 ini.push(kv("session.save_handler", "fleet".into()));
                 ini.push(kv(
@@ -264,8 +272,8 @@ struct Options {
     only: Option<String>,
     /// Every handler is measured this many times, in turn; the report gives the median.
     rounds: usize,
-    /// Run the topology comparison instead of the handler comparison.
-    topologies: bool,
+    /// Run one comparison of Fleet forms instead of the handler comparison.
+    comparison: Option<&'static forms::Comparison>,
 }
 
 fn main() {
@@ -274,7 +282,7 @@ fn main() {
         rss_requests: 100_000,
         only: None,
         rounds: 3,
-        topologies: false,
+        comparison: None,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -287,13 +295,18 @@ fn main() {
             ("--only", Some(v)) => options.only = Some(v.clone()),
             ("--rounds", Some(v)) => options.rounds = v.parse().unwrap_or(3).max(1),
             ("--topologies", _) => {
-                options.topologies = true;
+                options.comparison = Some(&forms::TOPOLOGIES);
+                i += 1;
+                continue;
+            }
+            ("--renewal", _) => {
+                options.comparison = Some(&forms::RENEWAL);
                 i += 1;
                 continue;
             }
             _ => {
                 eprintln!(
-                    "usage: fleet-bench [--duration SECONDS] [--rounds N] [--rss-requests N] [--only NAME,…] [--topologies]"
+                    "usage: fleet-bench [--duration SECONDS] [--rounds N] [--rss-requests N] [--only NAME,…] [--topologies | --renewal]"
                 );
                 std::process::exit(2);
             }
@@ -302,10 +315,12 @@ fn main() {
     }
     let started = Instant::now();
     let mut backends = start_backends();
-    if options.topologies {
-        backends.topologies = Some(topologies::Topologies::start(&backends));
-        let report = topologies::run(&backends, &options);
-        let out = repo_root().join("bench/results/topologies.md");
+    if let Some(comparison) = options.comparison {
+        if comparison.topologies {
+            backends.topologies = Some(forms::Topologies::start(&backends));
+        }
+        let report = forms::run(&backends, &options, comparison);
+        let out = repo_root().join("bench/results").join(comparison.file);
         std::fs::write(&out, &report).unwrap_or_else(|e| panic!("{}: {e}", out.display()));
         println!("{report}");
         eprintln!(

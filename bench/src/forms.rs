@@ -1,10 +1,12 @@
-//! `fleet-bench --topologies`: Fleet on Redis Sentinel and on a Redis Cluster beside the
-//! same Fleet on one standalone Redis, in scenario (a), reported as ratios to standalone.
+//! Forms of Fleet side by side in scenario (a), reported as ratios to the first:
 //!
-//! The sentinels watch the bench's own Redis, so the Sentinel form talks to the very server
-//! the standalone form does: the difference is only what the connection keeper does (it
-//! asks a sentinel and confirms the master once per worker). The cluster has three masters
-//! on this same machine, so its number says what routing costs, not what more servers buy.
+//! - `fleet-bench --topologies`: Fleet on Redis Sentinel and on a Redis Cluster beside the
+//!   same Fleet on one standalone Redis. The sentinels watch the bench's own Redis, so the
+//!   Sentinel form talks to the very server the standalone form does: the difference is only
+//!   what the connection keeper does (it asks a sentinel and confirms the master once per
+//!   worker). The cluster has three masters on this same machine, so its number says what
+//!   routing costs, not what more servers buy.
+//! - `fleet-bench --renewal`: Fleet on Redis with lock renewal on (the default) and off.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -44,20 +46,42 @@ impl Topologies {
     }
 }
 
-const FORMS: [Handler; 3] = [
-    Handler::FleetRedis,
-    Handler::FleetSentinel,
-    Handler::FleetCluster,
-];
+/// A comparison: its title, the forms (the first is the reference), the report's file in
+/// `bench/results/`, and whether it needs the sentinels and the cluster.
+pub struct Comparison {
+    pub title: &'static str,
+    pub forms: &'static [Handler],
+    pub file: &'static str,
+    pub topologies: bool,
+}
+
+pub const TOPOLOGIES: Comparison = Comparison {
+    title: "Fleet on Redis topologies, scenario (a)",
+    forms: &[
+        Handler::FleetRedis,
+        Handler::FleetSentinel,
+        Handler::FleetCluster,
+    ],
+    file: "topologies.md",
+    topologies: true,
+};
+
+pub const RENEWAL: Comparison = Comparison {
+    title: "Fleet Redis with lock renewal on and off, scenario (a)",
+    forms: &[Handler::FleetRedis, Handler::FleetRedisNoRenewal],
+    file: "renewal.md",
+    topologies: false,
+};
 
 /// Runs scenario (a) for each form, `options.rounds` times interleaved; returns the report.
-pub fn run(b: &Backends, options: &Options) -> String {
+pub fn run(b: &Backends, options: &Options, comparison: &Comparison) -> String {
     let mut rps: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
     let mut cpu: BTreeMap<&'static str, Vec<Duration>> = BTreeMap::new();
     for round in 0..options.rounds {
-        for handler in FORMS {
+        for &handler in comparison.forms {
             eprintln!(
-                "bench: topologies, round {} of {}: {}",
+                "bench: {}, round {} of {}: {}",
+                comparison.title,
                 round + 1,
                 options.rounds,
                 handler.name()
@@ -92,18 +116,20 @@ pub fn run(b: &Backends, options: &Options) -> String {
         }
     }
     let rps: BTreeMap<&str, f64> = rps.into_iter().map(|(k, v)| (k, median(v))).collect();
-    let standalone = rps.get(Handler::FleetRedis.name()).copied().unwrap_or(0.0);
+    let reference = comparison.forms[0];
+    let base = rps.get(reference.name()).copied().unwrap_or(0.0);
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "# Fleet on Redis topologies, scenario (a)\n\n{} rounds of {:?} each, interleaved; medians. {} clients, {} sessions, one increment per request, two FPM pools of 8 workers behind nginx, everything on this machine.\n",
-        options.rounds, options.duration, CLIENTS, SESSIONS
+        "# {}\n\n{} rounds of {:?} each, interleaved; medians. {} clients, {} sessions, one increment per request, two FPM pools of 8 workers behind nginx, everything on this machine.\n",
+        comparison.title, options.rounds, options.duration, CLIENTS, SESSIONS
     );
     let _ = writeln!(
         out,
-        "| form | req/s | ratio to standalone | PHP CPU per request |\n|---|---|---|---|"
+        "| form | req/s | ratio to {} | PHP CPU per request |\n|---|---|---|---|",
+        reference.name()
     );
-    for handler in FORMS {
+    for &handler in comparison.forms {
         let r = rps.get(handler.name()).copied().unwrap_or(0.0);
         let c = cpu
             .remove(handler.name())
@@ -112,11 +138,7 @@ pub fn run(b: &Backends, options: &Options) -> String {
                 us(v[v.len() / 2])
             })
             .unwrap_or_else(|| "-".into());
-        let ratio = if standalone > 0.0 {
-            r / standalone
-        } else {
-            0.0
-        };
+        let ratio = if base > 0.0 { r / base } else { 0.0 };
         let _ = writeln!(out, "| {} | {r:.0} | {ratio:.2}× | {c} |", handler.name());
     }
     out
