@@ -7,6 +7,9 @@
 //!   worker). The cluster has three masters on this same machine, so its number says what
 //!   routing costs, not what more servers buy.
 //! - `fleet-bench --renewal`: Fleet on Redis with lock renewal on (the default) and off.
+//! - `fleet-bench --gc`: Fleet on MySQL with the automatic gc off, at its default interval,
+//!   and checked every second (each worker then asks the database once a second whether a
+//!   run is due, and one of them runs it).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -64,6 +67,18 @@ pub const TOPOLOGIES: Comparison = Comparison {
     ],
     file: "topologies.md",
     topologies: true,
+};
+
+pub const GC: Comparison = Comparison {
+    title:
+        "Fleet MySQL with the automatic gc off, every 60 s (default) and every second, scenario (a)",
+    forms: &[
+        Handler::FleetMySqlNoGc,
+        Handler::FleetMySql,
+        Handler::FleetMySqlGcEverySecond,
+    ],
+    file: "gc.md",
+    topologies: false,
 };
 
 pub const RENEWAL: Comparison = Comparison {

@@ -11,8 +11,9 @@
 //! Writes `bench/results/results.md`, `results.csv` and `chart.png` (gnuplot).
 //!
 //! `--topologies` instead runs (a) for Fleet on standalone Redis, Sentinel and Cluster, and
-//! `--renewal` for Fleet Redis with lock renewal on and off (see [`forms`]); they write
-//! `bench/results/topologies.md` and `renewal.md`.
+//! `--renewal` for Fleet Redis with lock renewal on and off, and `--gc` for Fleet MySQL's
+//! automatic gc (see [`forms`]); they write `bench/results/topologies.md`, `renewal.md` and
+//! `gc.md`.
 
 mod forms;
 mod proxy;
@@ -90,6 +91,9 @@ enum Handler {
     FleetCluster,
     /// Fleet Redis with `fleet.lock_renewal=0` (`--renewal` only).
     FleetRedisNoRenewal,
+    /// Fleet MySQL with `gc_interval=1` and `gc_interval=0` (`--gc` only).
+    FleetMySqlGcEverySecond,
+    FleetMySqlNoGc,
 }
 
 const HANDLERS: [Handler; 9] = [
@@ -119,6 +123,8 @@ impl Handler {
             Handler::FleetSentinel => "Fleet Redis via Sentinel",
             Handler::FleetCluster => "Fleet Redis Cluster (3 masters)",
             Handler::FleetRedisNoRenewal => "Fleet Redis, lock_renewal=0",
+            Handler::FleetMySqlGcEverySecond => "Fleet MySQL, gc_interval=1",
+            Handler::FleetMySqlNoGc => "Fleet MySQL, gc_interval=0",
         }
     }
 
@@ -136,7 +142,11 @@ impl Handler {
     fn uses_mysql(self) -> bool {
         matches!(
             self,
-            Handler::PdoUserland | Handler::FleetMySql | Handler::FleetMySqlStatements
+            Handler::PdoUserland
+                | Handler::FleetMySql
+                | Handler::FleetMySqlStatements
+                | Handler::FleetMySqlGcEverySecond
+                | Handler::FleetMySqlNoGc
         )
     }
 
@@ -224,9 +234,14 @@ impl Handler {
                 ini.push(kv("session.save_handler", "fleet".into()));
                 ini.push(kv("session.save_path", save_path));
             }
-            Handler::FleetMySql | Handler::FleetMySqlStatements => {
+            Handler::FleetMySql
+            | Handler::FleetMySqlStatements
+            | Handler::FleetMySqlGcEverySecond
+            | Handler::FleetMySqlNoGc => {
                 let procedures = match self {
                     Handler::FleetMySqlStatements => "&procedures=0",
+                    Handler::FleetMySqlGcEverySecond => "&gc_interval=1",
+                    Handler::FleetMySqlNoGc => "&gc_interval=0",
                     _ => "",
                 };
                 ini.push(kv("extension", extension().display().to_string()));
@@ -304,9 +319,14 @@ fn main() {
                 i += 1;
                 continue;
             }
+            ("--gc", _) => {
+                options.comparison = Some(&forms::GC);
+                i += 1;
+                continue;
+            }
             _ => {
                 eprintln!(
-                    "usage: fleet-bench [--duration SECONDS] [--rounds N] [--rss-requests N] [--only NAME,…] [--topologies | --renewal]"
+                    "usage: fleet-bench [--duration SECONDS] [--rounds N] [--rss-requests N] [--only NAME,…] [--topologies | --renewal | --gc]"
                 );
                 std::process::exit(2);
             }

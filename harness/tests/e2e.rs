@@ -654,3 +654,60 @@ fn stopped_request_saves(backend: Backend) {
     assert!(!log.contains("Failed to write session data"), "{log}");
     assert!(!log.contains("Fleet:"), "{log}");
 }
+
+#[test]
+fn mysql_expired_sessions_are_deleted_with_debians_gc_probability_0() {
+    // Debian's and Ubuntu's php.ini: PHP never calls the handler's gc.
+    let db = MariaDbServer::start();
+    let web = fleet_stack(
+        &db.save_path("gc_interval=1"),
+        4,
+        &[
+            ("session.gc_probability", "0"),
+            ("session.gc_maxlifetime", "1"),
+        ],
+    );
+    let http = Http::default();
+    let mut first_ids = Vec::new();
+    for _ in 0..300 {
+        let reply = http.get(&web.url("counter.php"), None).expect("request");
+        first_ids.push(session_id(&reply.set_cookie.expect("a new session")));
+    }
+    let in_list = |ids: &[String]| {
+        let quoted: Vec<String> = ids.iter().map(|i| format!("'{i}'")).collect();
+        db.query(&format!(
+            "SELECT COUNT(*) FROM fleet_sessions WHERE id IN ({})",
+            quoted.join(",")
+        ))
+    };
+    assert_eq!(in_list(&first_ids), "300");
+    std::thread::sleep(Duration::from_secs(2));
+    // A few seconds of traffic on another session.
+    let cookie = http
+        .get(&web.url("counter.php"), None)
+        .expect("request")
+        .set_cookie
+        .expect("cookie");
+    let traffic = Instant::now();
+    while traffic.elapsed() < Duration::from_secs(4) {
+        http.get(&web.url("counter.php"), Some(&cookie))
+            .expect("request");
+    }
+    let runs = db.query("SELECT data FROM fleet_sessions WHERE id = 'fleet:gc'");
+    println!(
+        "gc_probability=0, gc_interval=1: {} of the 300 expired sessions left after {:?} of traffic; {runs} gc runs by 8 workers",
+        in_list(&first_ids),
+        traffic.elapsed()
+    );
+    assert_eq!(
+        in_list(&first_ids),
+        "0",
+        "every expired session was deleted"
+    );
+    let runs: u64 = runs.parse().unwrap_or(0);
+    assert!(
+        (1..=6).contains(&runs),
+        "one run per interval across all 8 workers, not one per worker: {runs}"
+    );
+    assert_eq!(web.php_log(), "", "PHP logged problems");
+}

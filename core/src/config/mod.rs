@@ -15,8 +15,8 @@ mod mysql;
 mod redis;
 
 pub use mysql::{
-    MySqlConfig, MySqlEndpoint, MySqlLockMode, MySqlProcedures, MySqlTls, DEFAULT_TABLE,
-    MAX_TABLE_FOR_PROCEDURES,
+    MySqlConfig, MySqlEndpoint, MySqlLockMode, MySqlProcedures, MySqlTls, DEFAULT_GC_INTERVAL,
+    DEFAULT_TABLE, MAX_TABLE_FOR_PROCEDURES,
 };
 pub use redis::{
     host_port, RedisConfig, RedisEndpoint, RedisTls, DEFAULT_PREFIX, DEFAULT_SENTINEL_PORT,

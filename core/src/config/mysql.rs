@@ -9,7 +9,7 @@
 //! Options: `table`, `lock` (`advisory`, `row`, `none`), `procedures` (`auto`, `1`, `0`),
 //! `create_table`, `connect_timeout`,
 //! `timeout` (alias `read_timeout`), `user`, `password_file`, `password_env`, `socket`,
-//! `tls`, `tls_verify`, `tls_ca_file`, `max_connection_age`.
+//! `tls`, `tls_verify`, `tls_ca_file`, `max_connection_age`, `gc_interval`.
 //!
 //! With a host list, Fleet uses the first host in the list that is writable
 //! (`@@read_only = 0`; MySQL's `super_read_only` implies `read_only`), so every worker of
@@ -31,7 +31,10 @@ pub const DEFAULT_TABLE: &str = "fleet_sessions";
 const DEFAULT_PORT: u16 = 3306;
 /// Where Debian's and most distributions' MariaDB and MySQL servers put their socket.
 const DEFAULT_SOCKET: &str = "/run/mysqld/mysqld.sock";
-const OPTIONS: &str = "table, lock, procedures, create_table, connect_timeout, timeout, read_timeout, user, password_file, password_env, socket, tls, tls_verify, tls_ca_file, max_connection_age";
+const OPTIONS: &str = "table, lock, procedures, create_table, connect_timeout, timeout, read_timeout, user, password_file, password_env, socket, tls, tls_verify, tls_ca_file, max_connection_age, gc_interval";
+
+/// How often some worker deletes expired rows unless `gc_interval` says otherwise.
+pub const DEFAULT_GC_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Where the MySQL or MariaDB server is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -111,6 +114,9 @@ pub struct MySqlConfig {
     pub command_timeout: Option<Duration>,
     /// Replace a connection older than this when a request starts.
     pub max_connection_age: Option<Duration>,
+    /// Delete expired rows at most this often across all workers, whatever PHP's
+    /// `session.gc_probability` (`None`: leave gc to PHP).
+    pub gc_interval: Option<Duration>,
 }
 
 impl MySqlConfig {
@@ -132,6 +138,7 @@ impl MySqlConfig {
             connect_timeout: None,
             command_timeout: None,
             max_connection_age: None,
+            gc_interval: Some(DEFAULT_GC_INTERVAL),
         }
     }
 
@@ -247,6 +254,12 @@ pub(super) fn parse(rest: &str) -> Result<MySqlConfig, ConfigError> {
             "tls" | "ssl" => tls = parse_bool(&name, &value)?,
             "max_connection_age" => {
                 config.max_connection_age = Some(parse_seconds_long(&name, &value)?)
+            }
+            "gc_interval" => {
+                config.gc_interval = match value.as_str() {
+                    "0" => None,
+                    _ => Some(parse_seconds_long(&name, &value)?),
+                }
             }
             "tls_verify" => tls_verify = Some(parse_bool(&name, &value)?),
             "tls_ca_file" => tls_ca_file = Some(PathBuf::from(value)),
@@ -422,6 +435,12 @@ mod tests {
         );
         assert_eq!(c.describe(), "mysql://db1:3307,db2:3306,[::1]:3308/app");
         assert_eq!(c.max_connection_age, Some(Duration::from_secs(600)));
+        assert_eq!(c.gc_interval, Some(DEFAULT_GC_INTERVAL));
+        assert_eq!(mysql("mysql://h/app?gc_interval=0").gc_interval, None);
+        assert_eq!(
+            mysql("mysql://h/app?gc_interval=1.5").gc_interval,
+            Some(Duration::from_millis(1500))
+        );
         let e = parse_save_path("mysql://db1,db2/app?socket=/run/x.sock").unwrap_err();
         assert!(e.to_string().contains("host list"), "{e}");
     }

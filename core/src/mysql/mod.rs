@@ -49,6 +49,10 @@ const GC_BATCH: u64 = 1000;
 /// How long one `gc` call may keep deleting before it leaves the rest for the next one, so
 /// the request that PHP picked for gc is not stalled by a large backlog.
 const GC_BUDGET: Duration = Duration::from_millis(200);
+/// The id of the row that tells when expired rows were last deleted (its `expires` is when
+/// the next run is due, its `data` how many runs there have been). Session ids cannot
+/// contain `:`, so no session can have it.
+pub const GC_MARKER_ID: &str = "fleet:gc";
 /// Row-lock waits are sliced by `innodb_lock_wait_timeout`, which counts whole seconds.
 const ROW_WAIT_SLICE_SECS: u64 = 1;
 
@@ -176,6 +180,9 @@ pub(super) struct StatementTexts {
     delete: String,
     exists: String,
     gc: String,
+    gc_claim: String,
+    gc_marker: String,
+    gc_due_now: String,
     call_read: String,
     call_write: String,
     call_touch: String,
@@ -207,7 +214,17 @@ impl StatementTexts {
             touch: format!("UPDATE `{table}` SET `expires` = UNIX_TIMESTAMP() + ? WHERE `id` = ?"),
             delete: format!("DELETE FROM `{table}` WHERE `id` = ?"),
             exists: format!("SELECT 1 FROM `{table}` WHERE `id` = ? AND `expires` > UNIX_TIMESTAMP()"),
-            gc: format!("DELETE FROM `{table}` WHERE `expires` <= UNIX_TIMESTAMP() LIMIT {GC_BATCH}"),
+            gc: format!("DELETE FROM `{table}` WHERE `expires` <= UNIX_TIMESTAMP() AND `id` <> '{GC_MARKER_ID}' LIMIT {GC_BATCH}"),
+            // Only one worker's UPDATE can find the marker due: InnoDB's row lock orders
+            // them, and the winner moves `expires` on.
+            gc_claim: format!(
+                "UPDATE `{table}` SET `expires` = UNIX_TIMESTAMP() + ?, `data` = CAST(CAST(`data` AS UNSIGNED) + 1 AS CHAR) \
+                 WHERE `id` = '{GC_MARKER_ID}' AND `expires` <= UNIX_TIMESTAMP()"
+            ),
+            gc_marker: format!(
+                "INSERT IGNORE INTO `{table}` (`id`, `data`, `expires`) VALUES ('{GC_MARKER_ID}', '0', 0)"
+            ),
+            gc_due_now: format!("UPDATE `{table}` SET `expires` = 0 WHERE `id` = '{GC_MARKER_ID}'"),
         }
     }
 }
@@ -226,6 +243,9 @@ pub(super) struct Statements {
     delete: Statement,
     exists: Statement,
     gc: Statement,
+    gc_claim: Statement,
+    gc_marker: Statement,
+    gc_due_now: Statement,
     calls: Option<ProcedureCalls>,
 }
 
@@ -264,6 +284,9 @@ impl Statements {
             delete: conn.prep(&t.delete)?,
             exists: conn.prep(&t.exists)?,
             gc: conn.prep(&t.gc)?,
+            gc_claim: conn.prep(&t.gc_claim)?,
+            gc_marker: conn.prep(&t.gc_marker)?,
+            gc_due_now: conn.prep(&t.gc_due_now)?,
         })
     }
 }
@@ -281,6 +304,13 @@ pub struct MySqlStore {
     mode: MySqlLockMode,
     /// `database.table:`, the part of every lock name that is not the id.
     lock_scope: String,
+    /// `gc_interval`, and when this worker next asks whether a run is due.
+    gc_interval: Option<Duration>,
+    next_gc_check: Instant,
+    /// Whether this worker has made sure the gc marker row exists.
+    gc_marker_made: bool,
+    /// What went wrong without failing the request (a failed automatic gc).
+    notice: Option<String>,
 }
 
 impl MySqlStore {
@@ -327,7 +357,93 @@ impl MySqlStore {
             keeper: Keeper::new(connector, config.max_connection_age),
             mode: config.lock,
             lock_scope: format!("{}.{}:", config.database, config.table),
+            gc_interval: config.gc_interval,
+            // A worker's first check comes one interval after it starts, so a restart of
+            // every worker at once does not send them all at the table together.
+            next_gc_check: Instant::now() + config.gc_interval.unwrap_or_default(),
+            gc_marker_made: false,
+            notice: None,
         })
+    }
+
+    /// Deletes expired rows if this worker's clock says a run may be due and the database
+    /// says no other worker has run one within `gc_interval`. Called after a request has
+    /// released its session; only one worker per interval, on any app server, pays for a run
+    /// (in bounded batches), and the others send one `UPDATE` per interval. A failure is a
+    /// notice, never the request's failure.
+    fn maybe_gc(&mut self) {
+        let Some(interval) = self.gc_interval else {
+            return;
+        };
+        let now = Instant::now();
+        if now < self.next_gc_check {
+            return;
+        }
+        self.next_gc_check = now + interval;
+        if let Err(e) = self.gc_if_due(interval) {
+            self.notice = Some(format!(
+                "the automatic deletion of expired sessions (gc_interval) failed: {e}"
+            ));
+        }
+    }
+
+    /// Claims this interval's run and does it; returns how many rows it deleted, or `None`
+    /// if another worker has the interval.
+    pub fn gc_if_due(&mut self, interval: Duration) -> Result<Option<u64>, StoreError> {
+        let seconds = interval.as_secs_f64().ceil() as u64;
+        let claim = |s: &mut MySqlStore| {
+            s.run(Retry::Never, |c, sql| {
+                c.exec_drop(&sql.gc_claim, (seconds,))
+                    .map(|()| c.affected_rows() == 1)
+            })
+        };
+        let mut won = claim(self)?;
+        if !won && !self.gc_marker_made {
+            self.run(Retry::Never, |c, sql| c.exec_drop(&sql.gc_marker, ()))?;
+            won = claim(self)?;
+        }
+        self.gc_marker_made = true;
+        if !won {
+            return Ok(None);
+        }
+        let (deleted, more_left) = self.gc_batches()?;
+        if more_left {
+            // A backlog: let the next worker that checks go on at once rather than an
+            // interval later.
+            self.run(Retry::Never, |c, sql| c.exec_drop(&sql.gc_due_now, ()))?;
+        }
+        Ok(Some(deleted))
+    }
+
+    /// Deletes expired rows, `GC_BATCH` at a time, for at most `GC_BUDGET`; stops early
+    /// rather than fail when a batch collides with requests' locks. Returns how many it
+    /// deleted, and whether it stopped on its budget with rows left.
+    fn gc_batches(&mut self) -> Result<(u64, bool), StoreError> {
+        let started = Instant::now();
+        let mut deleted = 0;
+        loop {
+            // A batch that deadlocks with, or waits on, a request's row locks is given up:
+            // the rows are already invisible, and the next gc deletes them.
+            let batch = self.run(Retry::Idempotent, |c, sql| match c.exec_drop(&sql.gc, ()) {
+                Ok(()) => Ok(Some(c.affected_rows())),
+                Err(MySqlError::MySqlError(e))
+                    if e.code == ER_LOCK_DEADLOCK || e.code == ER_LOCK_WAIT_TIMEOUT =>
+                {
+                    Ok(None)
+                }
+                Err(e) => Err(e),
+            })?;
+            let Some(batch) = batch else {
+                return Ok((deleted, false));
+            };
+            deleted += batch;
+            if batch < GC_BATCH {
+                return Ok((deleted, false));
+            }
+            if started.elapsed() >= GC_BUDGET {
+                return Ok((deleted, true));
+            }
+        }
     }
 
     fn endpoint_owned(&self) -> String {
@@ -668,6 +784,10 @@ impl SessionStore for MySqlStore {
         self.keeper.is_connected()
     }
 
+    fn take_notice(&mut self) -> Option<String> {
+        self.notice.take()
+    }
+
     fn lock_policy(&self, requested: LockPolicy) -> LockPolicy {
         match self.mode {
             MySqlLockMode::None => LockPolicy { lease: None },
@@ -698,12 +818,14 @@ impl SessionStore for MySqlStore {
         lock: Option<&HeldLock>,
     ) -> Result<(), StoreError> {
         let seconds = lifetime_secs(lifetime);
-        self.finish_request(
+        let written = self.finish_request(
             id,
             lock,
             |c, calls, key| c.exec_drop(&calls.write, (id.as_str(), key, data, seconds)),
             |c, sql| c.exec_drop(&sql.write, (id.as_str(), data, seconds)),
-        )
+        );
+        self.maybe_gc();
+        written
     }
 
     fn touch_and_unlock(
@@ -713,25 +835,32 @@ impl SessionStore for MySqlStore {
         lock: Option<&HeldLock>,
     ) -> Result<(), StoreError> {
         let seconds = lifetime_secs(lifetime);
-        self.finish_request(
+        let touched = self.finish_request(
             id,
             lock,
             |c, calls, key| c.exec_drop(&calls.touch, (id.as_str(), key, seconds)),
             |c, sql| c.exec_drop(&sql.touch, (seconds, id.as_str())),
-        )
+        );
+        self.maybe_gc();
+        touched
     }
 
     fn unlock(&mut self, id: &SessionId, lock: &HeldLock) -> Result<(), StoreError> {
-        match self.mode {
+        let released = match self.mode {
             // Nothing was written, so nothing to keep: this also drops the placeholder row of a
             // new session that is closed unwritten.
             MySqlLockMode::Row => self.run_holding(lock, |c, _| c.query_drop("ROLLBACK")),
             _ => self.release(id, lock),
-        }
+        };
+        self.maybe_gc();
+        released
     }
 
     fn destroy(&mut self, id: &SessionId, lock: Option<&HeldLock>) -> Result<(), StoreError> {
-        self.then_release(id, lock, |c, sql| c.exec_drop(&sql.delete, (id.as_str(),)))
+        let destroyed =
+            self.then_release(id, lock, |c, sql| c.exec_drop(&sql.delete, (id.as_str(),)));
+        self.maybe_gc();
+        destroyed
     }
 
     fn exists(&mut self, id: &SessionId) -> Result<bool, StoreError> {
@@ -741,33 +870,11 @@ impl SessionStore for MySqlStore {
         Ok(found.is_some())
     }
 
-    /// Deletes expired rows, `GC_BATCH` at a time, for at most `GC_BUDGET`; stops early
-    /// rather than fail when a batch collides with requests' locks. Rows carry their
-    /// own expiry (set from `session.gc_maxlifetime` when written), so `lifetime` is not
-    /// needed here.
+    /// Deletes expired rows for at most `GC_BUDGET` (see [`MySqlStore::gc_batches`]). Rows
+    /// carry their own expiry (set from `session.gc_maxlifetime` when written), so
+    /// `lifetime` is not needed here.
     fn gc(&mut self, _lifetime: Duration) -> Result<u64, StoreError> {
-        let started = Instant::now();
-        let mut deleted = 0;
-        loop {
-            // A batch that deadlocks with, or waits on, a request's row locks is given up:
-            // the rows are already invisible, and the next gc deletes them.
-            let batch = self.run(Retry::Idempotent, |c, sql| match c.exec_drop(&sql.gc, ()) {
-                Ok(()) => Ok(Some(c.affected_rows())),
-                Err(MySqlError::MySqlError(e))
-                    if e.code == ER_LOCK_DEADLOCK || e.code == ER_LOCK_WAIT_TIMEOUT =>
-                {
-                    Ok(None)
-                }
-                Err(e) => Err(e),
-            })?;
-            let Some(batch) = batch else {
-                return Ok(deleted);
-            };
-            deleted += batch;
-            if batch < GC_BATCH || started.elapsed() >= GC_BUDGET {
-                return Ok(deleted);
-            }
-        }
+        self.gc_batches().map(|(deleted, _)| deleted)
     }
 }
 
