@@ -116,8 +116,10 @@ fn busy(
                 let mut store = open(&path);
                 let (mut acked, mut failed) = (Vec::new(), Vec::new());
                 while !stop.load(Ordering::SeqCst) {
+                    // Timed by when it started: one in flight at a kill may still complete.
+                    let started = Instant::now();
                     match increment(&mut store, &sid) {
-                        Ok(n) => acked.push((Instant::now(), n)),
+                        Ok(n) => acked.push((started, n)),
                         Err(e) => failed.push(e.to_string()),
                     }
                 }

@@ -277,12 +277,12 @@ fn sentinel_finds_the_master_and_a_sigkilled_master_costs_seconds_not_updates() 
         let sid = sid.clone();
         std::thread::spawn(move || {
             while !stop.load(Ordering::SeqCst) {
+                // Each request is timed by when it started: one in flight at the kill may
+                // still complete on the old master.
+                let started = Instant::now();
                 match increment(&mut store, &sid) {
-                    Ok(n) => acknowledged.lock().unwrap().push((Instant::now(), n)),
-                    Err(e) => failures
-                        .lock()
-                        .unwrap()
-                        .push((Instant::now(), e.to_string())),
+                    Ok(n) => acknowledged.lock().unwrap().push((started, n)),
+                    Err(e) => failures.lock().unwrap().push((started, e.to_string())),
                 }
                 std::thread::sleep(Duration::from_millis(5));
             }

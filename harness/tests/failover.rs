@@ -13,6 +13,8 @@ use fleet_harness::{HostName, Http, MariaDbServer, RedisServer, Sentinel, WebSta
 /// What the visitor saw of one request.
 #[derive(Debug, Clone)]
 struct Seen {
+    /// When the request was sent: one in flight at a switch may still complete on the old
+    /// primary, so it counts as before.
     at: Instant,
     status: u16,
     body: String,
@@ -51,12 +53,13 @@ impl Visitor {
     }
 
     fn visit(&mut self) -> Seen {
+        let sent = Instant::now();
         let reply = self
             .http
             .get(&self.url, Some(&self.cookie))
             .expect("nginx answers");
         let seen = Seen {
-            at: Instant::now(),
+            at: sent,
             status: reply.status,
             body: reply.body,
         };
