@@ -123,6 +123,7 @@ extern "C" {
     ) -> *mut c_char;
     fn zend_ini_long(name: *const c_char, name_length: usize, orig: c_int) -> zend_long;
     fn display_ini_entries(module: *mut ModuleEntry);
+    fn sapi_getenv(name: *const c_char, name_len: usize) -> *mut c_char;
 }
 
 static MODULE: StaticModuleEntry = StaticModuleEntry::new();
@@ -132,6 +133,7 @@ static MODULE: StaticModuleEntry = StaticModuleEntry::new();
 pub extern "C" fn get_module() -> *mut ModuleEntry {
     let built = ModuleBuilder::new("fleet", env!("CARGO_PKG_VERSION"))
         .startup_function(module_startup)
+        .request_startup_function(request_startup)
         .info_function(module_info)
         .try_into();
     match built {
@@ -147,6 +149,14 @@ pub extern "C" fn get_module() -> *mut ModuleEntry {
             std::process::abort()
         }
     }
+}
+
+/// RINIT: a new request has read no session yet.
+unsafe extern "C" fn request_startup(_type: c_int, _module_number: c_int) -> c_int {
+    guard(SUCCESS, || {
+        handler::request_starts();
+        SUCCESS
+    })
 }
 
 unsafe extern "C" fn module_startup(_type: c_int, module_number: c_int) -> c_int {
@@ -260,6 +270,25 @@ fn current_settings() -> Settings {
     settings
 }
 
+/// The request's User-Agent: the SAPI's `HTTP_USER_AGENT` (FastCGI under FPM), else the
+/// process environment (the CLI, where tests set it).
+fn user_agent() -> Option<String> {
+    let name = c"HTTP_USER_AGENT";
+    // SAFETY: a NUL-terminated name and its length without the NUL; sapi_getenv returns NULL
+    // or an emalloc'd NUL-terminated copy, which we own and free below.
+    let value = unsafe { sapi_getenv(name.as_ptr(), name.count_bytes()) };
+    if value.is_null() {
+        return std::env::var("HTTP_USER_AGENT").ok();
+    }
+    // SAFETY: non-NULL: a NUL-terminated string, live until the efree below.
+    let agent = unsafe { CStr::from_ptr(value) }
+        .to_string_lossy()
+        .into_owned();
+    // SAFETY: `value` came from PHP's allocator (estrdup) and is not used after this.
+    unsafe { ext_php_rs::alloc::efree(value.cast()) };
+    Some(agent)
+}
+
 /// # Safety
 /// `s` must be NULL or point to a live `zend_string`.
 unsafe fn bytes<'a>(s: *const zend_string) -> &'a [u8] {
@@ -304,7 +333,7 @@ unsafe extern "C" fn ps_open(
                 .to_string_lossy()
                 .into_owned()
         };
-        match handler::open(&save_path, current_settings()) {
+        match handler::open(&save_path, current_settings(), user_agent()) {
             Ok(session) => {
                 // SAFETY: mod_data is PHP's writable PS(mod_data) slot; the Box is reclaimed
                 // by ps_close, which PHP calls whenever the slot is non-NULL.

@@ -4,9 +4,10 @@
 //! A worker keeps its stores (each with its open connection) between requests in a small
 //! per-thread cache, so one FPM worker has one connection per save_path it uses.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::time::Duration;
 
+use fleet_core::config::Lifetimes;
 use fleet_core::{open_store, parse_save_path, HeldLock, SessionId, SessionStore, StoreError};
 
 use crate::settings::Settings;
@@ -17,8 +18,22 @@ const MAX_IDLE_STORES: usize = 4;
 
 type StoreKey = (String, fleet_core::Timeouts);
 
+/// A worker's store for one save_path, and that save_path's lifetime options.
+struct Kept {
+    store: Box<dyn SessionStore>,
+    lifetimes: Lifetimes,
+}
+
 thread_local! {
-    static IDLE_STORES: RefCell<Vec<(StoreKey, Box<dyn SessionStore>)>> = const { RefCell::new(Vec::new()) };
+    static IDLE_STORES: RefCell<Vec<(StoreKey, Kept)>> = const { RefCell::new(Vec::new()) };
+    /// Whether this request has read a session that existed: then a session it creates
+    /// (session_regenerate_id() at login) belongs to a returning visitor, not a one-hit one.
+    static READ_AN_EXISTING_SESSION: Cell<bool> = const { Cell::new(false) };
+}
+
+/// RINIT: forget what the previous request read.
+pub fn request_starts() {
+    READ_AN_EXISTING_SESSION.with(|c| c.set(false));
 }
 
 /// A message for PHP, already worded for the admin.
@@ -28,8 +43,12 @@ pub type Problem = String;
 pub struct OpenSession {
     key: StoreKey,
     store: Box<dyn SessionStore>,
+    lifetimes: Lifetimes,
+    user_agent: Option<String>,
     settings: Settings,
     held: Option<(SessionId, HeldLock)>,
+    /// The id read in this request that did not exist (a new session).
+    new_id: Option<SessionId>,
 }
 
 fn problem(e: impl std::fmt::Display) -> Problem {
@@ -46,41 +65,50 @@ fn lifetime(maxlifetime: i64) -> Duration {
 
 /// `open`: finds this worker's store for `save_path` (or makes one) and makes sure it is
 /// connected, so a dead backend is reported by session_start() itself.
-pub fn open(save_path: &str, settings: Settings) -> Result<OpenSession, Problem> {
+pub fn open(
+    save_path: &str,
+    settings: Settings,
+    user_agent: Option<String>,
+) -> Result<OpenSession, Problem> {
     let key = (save_path.to_owned(), settings.timeouts);
     let cached = IDLE_STORES.with(|stores| {
         let mut stores = stores.borrow_mut();
         let found = stores.iter().position(|(k, _)| *k == key);
         found.map(|i| stores.remove(i).1)
     });
-    let mut store = match cached {
-        Some(store) => store,
-        None => open_store(
-            &parse_save_path(save_path).map_err(problem)?,
-            settings.timeouts,
-        )
-        .map_err(problem)?,
+    let mut kept = match cached {
+        Some(kept) => kept,
+        None => {
+            let config = parse_save_path(save_path).map_err(problem)?;
+            Kept {
+                store: open_store(&config, settings.timeouts).map_err(problem)?,
+                lifetimes: config.lifetimes().clone(),
+            }
+        }
     };
     // Opens a connection if there is none, or replaces one older than max_connection_age:
     // no lock is held at this point. No I/O when the kept connection is fine.
-    if let Err(e) = store.connect() {
+    if let Err(e) = kept.store.connect() {
         // Keep the store: its parsed config is still good, and the next request retries.
-        put_back(key, store);
+        put_back(key, kept);
         return Err(problem(e));
     }
     let settings = Settings {
-        lock: store.lock_policy(settings.lock),
+        lock: kept.store.lock_policy(settings.lock),
         ..settings
     };
     Ok(OpenSession {
         key,
-        store,
+        store: kept.store,
+        lifetimes: kept.lifetimes,
+        user_agent,
         settings,
         held: None,
+        new_id: None,
     })
 }
 
-fn put_back(key: StoreKey, store: Box<dyn SessionStore>) {
+fn put_back(key: StoreKey, store: Kept) {
     IDLE_STORES.with(|stores| {
         let mut stores = stores.borrow_mut();
         if stores.len() >= MAX_IDLE_STORES {
@@ -100,6 +128,10 @@ impl OpenSession {
             .store
             .lock_and_read(&id, self.settings.lock)
             .map_err(problem)?;
+        match outcome.data {
+            Some(_) => READ_AN_EXISTING_SESSION.with(|c| c.set(true)),
+            None => self.new_id = Some(id.clone()),
+        }
         if let Some(lock) = outcome.lock {
             self.held = Some((id, lock));
         }
@@ -130,12 +162,23 @@ impl OpenSession {
         Ok(lock)
     }
 
+    /// How long session `id` lives when written now: `session.gc_maxlifetime`, unless the
+    /// save_path's lifetime options say otherwise for a new session or a crawler. A session
+    /// is new if it did not exist when read and this request read no other that did (so a
+    /// login's session_regenerate_id() keeps the normal lifetime).
+    fn lifetime_of(&self, id: &SessionId, maxlifetime: i64) -> Duration {
+        let new = self.new_id.as_ref() == Some(id) && !READ_AN_EXISTING_SESSION.with(|c| c.get());
+        self.lifetimes
+            .lifetime(lifetime(maxlifetime), new, self.user_agent.as_deref())
+    }
+
     /// `write`: stores the data and releases the lock in one round trip.
     pub fn write(&mut self, raw_id: &[u8], data: &[u8], maxlifetime: i64) -> Result<(), Problem> {
         let id = parse_id(raw_id)?;
         let lock = self.take_lock_for(&id)?;
+        let lifetime = self.lifetime_of(&id, maxlifetime);
         self.store
-            .write_and_unlock(&id, data, lifetime(maxlifetime), lock.as_ref())
+            .write_and_unlock(&id, data, lifetime, lock.as_ref())
             .map_err(problem)
     }
 
@@ -144,8 +187,9 @@ impl OpenSession {
     pub fn touch(&mut self, raw_id: &[u8], maxlifetime: i64) -> Result<(), Problem> {
         let id = parse_id(raw_id)?;
         let lock = self.take_lock_for(&id)?;
+        let lifetime = self.lifetime_of(&id, maxlifetime);
         self.store
-            .touch_and_unlock(&id, lifetime(maxlifetime), lock.as_ref())
+            .touch_and_unlock(&id, lifetime, lock.as_ref())
             .map_err(problem)
     }
 
@@ -183,7 +227,13 @@ impl OpenSession {
     /// store back to the worker's cache for the next request.
     pub fn close(mut self) -> Result<(), Problem> {
         let outcome = self.release_held();
-        put_back(self.key, self.store);
+        put_back(
+            self.key,
+            Kept {
+                store: self.store,
+                lifetimes: self.lifetimes,
+            },
+        );
         outcome.map_or(Ok(()), Err)
     }
 }
@@ -194,7 +244,8 @@ pub fn describe_connections() -> Vec<String> {
         stores
             .borrow()
             .iter()
-            .map(|(_, s)| {
+            .map(|(_, kept)| {
+                let s = &kept.store;
                 format!(
                     "{} ({})",
                     s.endpoint(),

@@ -212,9 +212,22 @@ impl Http {
     }
 
     pub fn get(&self, url: &str, cookie: Option<&str>) -> Result<Reply, String> {
+        self.get_as(url, cookie, None)
+    }
+
+    /// A GET with a User-Agent header of `user_agent`, if given.
+    pub fn get_as(
+        &self,
+        url: &str,
+        cookie: Option<&str>,
+        user_agent: Option<&str>,
+    ) -> Result<Reply, String> {
         let mut request = self.agent.get(url);
         if let Some(cookie) = cookie {
             request = request.header("Cookie", cookie);
+        }
+        if let Some(agent) = user_agent {
+            request = request.header("User-Agent", agent);
         }
         let mut response = request.call().map_err(|e| format!("GET {url}: {e}"))?;
         let status = response.status().as_u16();

@@ -48,6 +48,19 @@ impl Backend {
         }
     }
 
+    /// Seconds until session `sid` expires (Redis TTL, or MySQL `expires` minus now).
+    fn ttl(&self, sid: &str) -> i64 {
+        let reply = match self {
+            Backend::Redis(r) => r.command(&["TTL", &format!("PHPREDIS_SESSION:{sid}")]),
+            Backend::Cluster(c) => c.nodes[c.master_of(&format!("PHPREDIS_SESSION:{{{sid}}}"))]
+                .command(&["TTL", &format!("PHPREDIS_SESSION:{{{sid}}}")]),
+            Backend::MySql(db, _) => db.query(&format!(
+                "SELECT expires - UNIX_TIMESTAMP() FROM fleet_sessions WHERE id = '{sid}'"
+            )),
+        };
+        reply.trim_start_matches(':').parse().unwrap_or(-2)
+    }
+
     /// The token of session `sid`'s Redis lock, or an empty reply.
     fn lock_token(&self, sid: &str) -> String {
         match self {
@@ -708,6 +721,73 @@ fn mysql_expired_sessions_are_deleted_with_debians_gc_probability_0() {
     assert!(
         (1..=6).contains(&runs),
         "one run per interval across all 8 workers, not one per worker: {runs}"
+    );
+    assert_eq!(web.php_log(), "", "PHP logged problems");
+}
+
+#[test]
+fn one_hit_sessions_and_crawlers_get_short_lifetimes() {
+    short_lifetimes(Backend::redis());
+}
+
+#[test]
+fn mysql_one_hit_sessions_and_crawlers_get_short_lifetimes() {
+    short_lifetimes(Backend::mysql(
+        "advisory&first_lifetime=60&bot_lifetime=120&bot_first_lifetime=30",
+    ));
+}
+
+const GOOGLEBOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+
+/// `first_lifetime=60`, `bot_lifetime=120`, `bot_first_lifetime=30`, and the normal
+/// `session.gc_maxlifetime=1440`, through FPM behind the balancer.
+fn short_lifetimes(backend: Backend) {
+    let save_path = match &backend {
+        Backend::MySql(..) => backend.save_path(),
+        _ => format!(
+            "{}?first_lifetime=60&bot_lifetime=120&bot_first_lifetime=30",
+            backend.save_path()
+        ),
+    };
+    let web = fleet_stack(&save_path, 2, &[("session.gc_maxlifetime", "1440")]);
+    let http = Http::default();
+    let ttl = |cookie: &str| backend.ttl(&session_id(cookie));
+
+    let first = http
+        .get(&web.url("counter.php"), None)
+        .expect("first visit");
+    let visitor = first.set_cookie.expect("cookie");
+    let one_hit = ttl(&visitor);
+    let second = http
+        .get(&web.url("counter.php"), Some(&visitor))
+        .expect("second visit");
+    assert_eq!(second.body.trim(), "2");
+    let returning = ttl(&visitor);
+
+    let bot_first = http
+        .get_as(&web.url("counter.php"), None, Some(GOOGLEBOT))
+        .expect("crawler");
+    let bot = bot_first.set_cookie.expect("cookie");
+    let bot_new = ttl(&bot);
+    http.get_as(&web.url("counter.php"), Some(&bot), Some(GOOGLEBOT))
+        .expect("crawler again");
+    let bot_again = ttl(&bot);
+    println!(
+        "{}: lifetimes: new visitor {one_hit} s, returning {returning} s, new crawler {bot_new} s, returning crawler {bot_again} s",
+        backend.name()
+    );
+    assert!((55..=60).contains(&one_hit), "first_lifetime: {one_hit}");
+    assert!(
+        (1435..=1440).contains(&returning),
+        "normal lifetime: {returning}"
+    );
+    assert!(
+        (25..=30).contains(&bot_new),
+        "bot_first_lifetime: {bot_new}"
+    );
+    assert!(
+        (115..=120).contains(&bot_again),
+        "bot_lifetime: {bot_again}"
     );
     assert_eq!(web.php_log(), "", "PHP logged problems");
 }

@@ -11,8 +11,11 @@ use std::time::Duration;
 
 use crate::error::ConfigError;
 
+mod lifetimes;
 mod mysql;
 mod redis;
+
+pub use lifetimes::{BotPattern, Lifetimes, DEFAULT_BOT_PATTERN};
 
 pub use mysql::{
     MySqlConfig, MySqlEndpoint, MySqlLockMode, MySqlProcedures, MySqlTls, DEFAULT_GC_INTERVAL,
@@ -74,6 +77,14 @@ pub enum StoreConfig {
 }
 
 impl StoreConfig {
+    /// The lifetime options (`first_lifetime`, `bot_lifetime`, …) of this save_path.
+    pub fn lifetimes(&self) -> &Lifetimes {
+        match self {
+            StoreConfig::Redis(c) => &c.lifetimes,
+            StoreConfig::MySql(c) => &c.lifetimes,
+        }
+    }
+
     /// Where the backend is, for warnings; never contains a password.
     pub fn endpoint(&self) -> String {
         match self {

@@ -9,7 +9,8 @@
 //! Options: `table`, `lock` (`advisory`, `row`, `none`), `procedures` (`auto`, `1`, `0`),
 //! `create_table`, `connect_timeout`,
 //! `timeout` (alias `read_timeout`), `user`, `password_file`, `password_env`, `socket`,
-//! `tls`, `tls_verify`, `tls_ca_file`, `max_connection_age`, `gc_interval`.
+//! `tls`, `tls_verify`, `tls_ca_file`, `max_connection_age`, `gc_interval`, and the lifetime
+//! options of [`super::lifetimes`].
 //!
 //! With a host list, Fleet uses the first host in the list that is writable
 //! (`@@read_only = 0`; MySQL's `super_read_only` implies `read_only`), so every worker of
@@ -19,6 +20,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::lifetimes::Lifetimes;
 use super::{
     host_port, parse_bool, parse_host_list, parse_seconds, parse_seconds_long, percent_decode,
     query_pairs, split_query, Credentials, Secret, Timeouts,
@@ -31,7 +33,7 @@ pub const DEFAULT_TABLE: &str = "fleet_sessions";
 const DEFAULT_PORT: u16 = 3306;
 /// Where Debian's and most distributions' MariaDB and MySQL servers put their socket.
 const DEFAULT_SOCKET: &str = "/run/mysqld/mysqld.sock";
-const OPTIONS: &str = "table, lock, procedures, create_table, connect_timeout, timeout, read_timeout, user, password_file, password_env, socket, tls, tls_verify, tls_ca_file, max_connection_age, gc_interval";
+const OPTIONS: &str = "table, lock, procedures, create_table, connect_timeout, timeout, read_timeout, user, password_file, password_env, socket, tls, tls_verify, tls_ca_file, max_connection_age, gc_interval, first_lifetime, bot_lifetime, bot_first_lifetime, bot_pattern";
 
 /// How often some worker deletes expired rows unless `gc_interval` says otherwise.
 pub const DEFAULT_GC_INTERVAL: Duration = Duration::from_secs(60);
@@ -117,6 +119,8 @@ pub struct MySqlConfig {
     /// Delete expired rows at most this often across all workers, whatever PHP's
     /// `session.gc_probability` (`None`: leave gc to PHP).
     pub gc_interval: Option<Duration>,
+    /// Shorter lifetimes for new sessions and crawlers.
+    pub lifetimes: Lifetimes,
 }
 
 impl MySqlConfig {
@@ -139,6 +143,7 @@ impl MySqlConfig {
             command_timeout: None,
             max_connection_age: None,
             gc_interval: Some(DEFAULT_GC_INTERVAL),
+            lifetimes: Lifetimes::default(),
         }
     }
 
@@ -215,7 +220,9 @@ pub(super) fn parse(rest: &str) -> Result<MySqlConfig, ConfigError> {
     let (mut tls, mut tls_verify, mut tls_ca_file) = (false, None, None);
     for pair in query_pairs(query, &["password"]) {
         let (name, value) = pair?;
-        if credentials.take_option(&name, &value, &["password"])? {
+        if credentials.take_option(&name, &value, &["password"])?
+            || config.lifetimes.take_option(&name, &value)?
+        {
             continue;
         }
         match name.as_str() {

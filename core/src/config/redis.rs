@@ -17,7 +17,8 @@
 //!
 //! Options: `prefix`, `database`, `connect_timeout`, `timeout` (alias `read_timeout`),
 //! `auth`, `user`, `password_file`, `password_env`, `tls_verify`, `tls_ca_file`,
-//! `wait_replicas`, `wait_timeout`, `max_connection_age`, and the sentinel credentials above.
+//! `wait_replicas`, `wait_timeout`, `max_connection_age`, the sentinel credentials above,
+//! and the lifetime options of [`super::lifetimes`].
 //! phpredis options that do not apply to Fleet (`persistent`, `weight`, `retry_interval`)
 //! are accepted and ignored so an existing phpredis save_path keeps working.
 
@@ -25,6 +26,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::lifetimes::Lifetimes;
 use super::{
     parse_bool, parse_host_list, parse_host_port, parse_seconds, parse_seconds_long,
     percent_decode, query_pairs, read_password_env, read_password_file, split_query, Credentials,
@@ -45,7 +47,7 @@ pub const DEFAULT_SENTINEL_PORT: u16 = 26379;
 /// every write waits it out, so it is short.
 const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_millis(250);
 
-const OPTIONS: &str = "prefix, database, connect_timeout, timeout, read_timeout, auth, user, password_file, password_env, tls_verify, tls_ca_file, wait_replicas, wait_timeout, max_connection_age, sentinel_user, sentinel_password_file, sentinel_password_env";
+const OPTIONS: &str = "prefix, database, connect_timeout, timeout, read_timeout, auth, user, password_file, password_env, tls_verify, tls_ca_file, wait_replicas, wait_timeout, max_connection_age, sentinel_user, sentinel_password_file, sentinel_password_env, first_lifetime, bot_lifetime, bot_first_lifetime, bot_pattern";
 
 /// TLS settings of the Sentinel and Cluster forms (`rediss+sentinel://`, `rediss+cluster://`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -159,6 +161,8 @@ pub struct RedisConfig {
     pub wait_timeout: Duration,
     /// Replace a connection older than this when a request starts.
     pub max_connection_age: Option<Duration>,
+    /// Shorter lifetimes for new sessions and crawlers.
+    pub lifetimes: Lifetimes,
 }
 
 impl RedisConfig {
@@ -180,6 +184,7 @@ impl RedisConfig {
             wait_replicas: 0,
             wait_timeout: DEFAULT_WAIT_TIMEOUT,
             max_connection_age: None,
+            lifetimes: Lifetimes::default(),
         }
     }
 
@@ -370,6 +375,9 @@ fn apply_options(mut pending: PendingConfig, query: &str) -> Result<RedisConfig,
             continue;
         }
         let config = &mut pending.config;
+        if config.lifetimes.take_option(&name, &value)? {
+            continue;
+        }
         match name.as_str() {
             "prefix" => {
                 if value.len() > 512 {
