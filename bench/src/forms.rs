@@ -158,3 +158,62 @@ pub fn run(b: &Backends, options: &Options, comparison: &Comparison) -> String {
     }
     out
 }
+
+/// `fleet-bench --lifetimes`: one-hit visitors (every request a new session, a fifth of
+/// them crawlers) against Fleet Redis with the normal lifetime, and with
+/// `first_lifetime=2&bot_first_lifetime=1`; then what is left in Redis 3 s later.
+pub fn lifetimes(b: &Backends, options: &Options) -> String {
+    let forms = [
+        ("normal lifetime (session.gc_maxlifetime = 1440 s)", ""),
+        (
+            "first_lifetime=2&bot_first_lifetime=1",
+            "?first_lifetime=2&bot_first_lifetime=1",
+        ),
+    ];
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# One-hit sessions and crawlers: store size with and without short first lifetimes\n\n{:?} of {} clients where every request is a new session (20% with Googlebot's User-Agent), then 3 s; Fleet Redis, two FPM pools of 8 workers behind nginx.\n",
+        options.duration, CLIENTS
+    );
+    let _ = writeln!(
+        out,
+        "| save_path options | req/s | sessions written | keys left after 3 s | Redis used_memory after 3 s |\n|---|---|---|---|---|"
+    );
+    for (label, options_query) in forms {
+        eprintln!("bench: lifetimes: {label}");
+        b.redis.command(&["FLUSHALL"]);
+        let ini = vec![
+            (
+                "extension".to_owned(),
+                fleet_harness::paths::extension().display().to_string(),
+            ),
+            ("session.save_handler".to_owned(), "fleet".to_owned()),
+            (
+                "session.save_path".to_owned(),
+                format!("{}{options_query}", b.redis.url()),
+            ),
+        ];
+        let web = start_stack(&ini);
+        let script = fleet_harness::paths::repo_root().join("bench/onehit.lua");
+        let run = wrk::run(
+            &web.url("counter.php"),
+            CLIENTS,
+            options.duration,
+            Some(&script),
+            &[("FLEET_BENCH_BOTS", "20".to_owned())],
+        );
+        std::thread::sleep(Duration::from_secs(3));
+        let keys = b.redis.command(&["DBSIZE"]);
+        let memory = b.redis.info_field("used_memory");
+        let _ = writeln!(
+            out,
+            "| {label} | {:.0} | {} | {} | {:.1} MB |",
+            run.rps,
+            run.requests,
+            keys.trim_start_matches(':'),
+            memory as f64 / 1_048_576.0
+        );
+    }
+    out
+}

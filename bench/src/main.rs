@@ -13,7 +13,8 @@
 //! `--topologies` instead runs (a) for Fleet on standalone Redis, Sentinel and Cluster, and
 //! `--renewal` for Fleet Redis with lock renewal on and off, and `--gc` for Fleet MySQL's
 //! automatic gc (see [`forms`]); they write `bench/results/topologies.md`, `renewal.md` and
-//! `gc.md`.
+//! `gc.md`. `--lifetimes` measures what one-hit sessions leave in Redis with and without
+//! short first lifetimes (`lifetimes.md`).
 
 mod forms;
 mod proxy;
@@ -289,6 +290,8 @@ struct Options {
     rounds: usize,
     /// Run one comparison of Fleet forms instead of the handler comparison.
     comparison: Option<&'static forms::Comparison>,
+    /// Run the one-hit lifetimes comparison instead.
+    lifetimes: bool,
 }
 
 fn main() {
@@ -298,6 +301,7 @@ fn main() {
         only: None,
         rounds: 3,
         comparison: None,
+        lifetimes: false,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -319,6 +323,11 @@ fn main() {
                 i += 1;
                 continue;
             }
+            ("--lifetimes", _) => {
+                options.lifetimes = true;
+                i += 1;
+                continue;
+            }
             ("--gc", _) => {
                 options.comparison = Some(&forms::GC);
                 i += 1;
@@ -326,7 +335,7 @@ fn main() {
             }
             _ => {
                 eprintln!(
-                    "usage: fleet-bench [--duration SECONDS] [--rounds N] [--rss-requests N] [--only NAME,…] [--topologies | --renewal | --gc]"
+                    "usage: fleet-bench [--duration SECONDS] [--rounds N] [--rss-requests N] [--only NAME,…] [--topologies | --renewal | --gc | --lifetimes]"
                 );
                 std::process::exit(2);
             }
@@ -335,6 +344,13 @@ fn main() {
     }
     let started = Instant::now();
     let mut backends = start_backends();
+    if options.lifetimes {
+        let report = forms::lifetimes(&backends, &options);
+        let out = repo_root().join("bench/results/lifetimes.md");
+        std::fs::write(&out, &report).unwrap_or_else(|e| panic!("{}: {e}", out.display()));
+        println!("{report}");
+        return;
+    }
     if let Some(comparison) = options.comparison {
         if comparison.topologies {
             backends.topologies = Some(forms::Topologies::start(&backends));
