@@ -19,6 +19,7 @@ use ext_php_rs::zend::{IniEntryDef, IniEntryDefs, ModuleEntry, StaticModuleEntry
 
 use crate::handler::{self, OpenSession};
 use crate::settings::{RawIni, Settings};
+use crate::shared;
 
 const SUCCESS: c_int = 0;
 const FAILURE: c_int = -1;
@@ -101,7 +102,9 @@ static DEPS: ModuleDeps = ModuleDeps([
     },
 ]);
 
-static INI: IniEntryDefs<8> = IniEntryDefs::new([
+static INI: IniEntryDefs<10> = IniEntryDefs::new([
+    IniEntryDef::new(c"fleet.max_waiters", c"3", IniEntryPermission::All),
+    IniEntryDef::new(c"fleet.busy_status", c"0", IniEntryPermission::All),
     IniEntryDef::new(c"fleet.locking", c"1", IniEntryPermission::All),
     IniEntryDef::new(c"fleet.lock_ttl", c"0", IniEntryPermission::All),
     IniEntryDef::new(c"fleet.lock_renewal", c"1", IniEntryPermission::All),
@@ -124,7 +127,19 @@ extern "C" {
     fn zend_ini_long(name: *const c_char, name_length: usize, orig: c_int) -> zend_long;
     fn display_ini_entries(module: *mut ModuleEntry);
     fn sapi_getenv(name: *const c_char, name_len: usize) -> *mut c_char;
+    fn sapi_header_op(op: c_int, arg: *mut c_void) -> c_int;
 }
+
+/// PHP's `sapi_header_line` (main/SAPI.h).
+#[repr(C)]
+struct SapiHeaderLine {
+    line: *const c_char,
+    line_len: usize,
+    response_code: zend_long,
+}
+
+/// `SAPI_HEADER_REPLACE`, the first of PHP's `sapi_header_op_enum`.
+const SAPI_HEADER_REPLACE: c_int = 0;
 
 static MODULE: StaticModuleEntry = StaticModuleEntry::new();
 
@@ -162,6 +177,8 @@ unsafe extern "C" fn request_startup(_type: c_int, _module_number: c_int) -> c_i
 unsafe extern "C" fn module_startup(_type: c_int, module_number: c_int) -> c_int {
     guard(FAILURE, || {
         IniEntryDef::register(INI.as_slice(), module_number);
+        // Before FPM forks its workers, so they share it.
+        shared::init();
         // SAFETY: called during MINIT, after the session extension has started (declared in
         // DEPS); SESSION_MODULE is a static that outlives the process's use of it.
         unsafe { php_session_register_module(&SESSION_MODULE) }
@@ -237,9 +254,11 @@ fn ini_string(name: &CStr) -> String {
 }
 
 fn current_settings() -> Settings {
-    let [locking, lock_ttl, lock_renewal, lock_max_hold, lock_wait_timeout, connect_timeout, read_timeout] =
+    let [locking, max_waiters, busy_status, lock_ttl, lock_renewal, lock_max_hold, lock_wait_timeout, connect_timeout, read_timeout] =
         [
             c"fleet.locking",
+            c"fleet.max_waiters",
+            c"fleet.busy_status",
             c"fleet.lock_ttl",
             c"fleet.lock_renewal",
             c"fleet.lock_max_hold",
@@ -255,6 +274,8 @@ fn current_settings() -> Settings {
     };
     let raw = RawIni {
         locking: &locking,
+        max_waiters: &max_waiters,
+        busy_status: &busy_status,
         lock_ttl: &lock_ttl,
         lock_renewal: &lock_renewal,
         lock_max_hold: &lock_max_hold,
@@ -394,10 +415,27 @@ unsafe extern "C" fn ps_read(
             }
             Err(problem) => {
                 warn(&problem);
+                if let Some(status) = session.busy_status() {
+                    send_busy_status(status);
+                }
                 FAILURE
             }
         }
     })
+}
+
+/// Answers a request refused as busy with `status` and `Retry-After: 1`, so browsers and
+/// proxies back off (nothing happens if output has already started).
+fn send_busy_status(status: u16) {
+    let line = c"Retry-After: 1";
+    let mut header = SapiHeaderLine {
+        line: line.as_ptr(),
+        line_len: line.count_bytes(),
+        response_code: zend_long::from(status),
+    };
+    // SAFETY: sapi_header_op with SAPI_HEADER_REPLACE takes a sapi_header_line, which
+    // SapiHeaderLine lays out; the line is a static NUL-terminated string that PHP copies.
+    unsafe { sapi_header_op(SAPI_HEADER_REPLACE, (&raw mut header).cast()) };
 }
 
 unsafe extern "C" fn ps_write(

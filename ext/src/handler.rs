@@ -11,6 +11,7 @@ use fleet_core::config::Lifetimes;
 use fleet_core::{open_store, parse_save_path, HeldLock, SessionId, SessionStore, StoreError};
 
 use crate::settings::Settings;
+use crate::shared;
 
 /// Stores kept per worker thread; more distinct save_paths than this in one worker is
 /// unusual, and the oldest is closed.
@@ -49,6 +50,8 @@ pub struct OpenSession {
     held: Option<(SessionId, HeldLock)>,
     /// The id read in this request that did not exist (a new session).
     new_id: Option<SessionId>,
+    /// Whether the last read was refused because too many requests wait for the session.
+    refused_busy: bool,
 }
 
 fn problem(e: impl std::fmt::Display) -> Problem {
@@ -105,6 +108,7 @@ pub fn open(
         settings,
         held: None,
         new_id: None,
+        refused_busy: false,
     })
 }
 
@@ -124,10 +128,7 @@ impl OpenSession {
     pub fn read(&mut self, raw_id: &[u8]) -> Result<Vec<u8>, Problem> {
         let id = parse_id(raw_id)?;
         self.release_held();
-        let outcome = self
-            .store
-            .lock_and_read(&id, self.settings.lock)
-            .map_err(problem)?;
+        let outcome = self.lock_and_read_unless_busy(&id)?;
         match outcome.data {
             Some(_) => READ_AN_EXISTING_SESSION.with(|c| c.set(true)),
             None => self.new_id = Some(id.clone()),
@@ -136,6 +137,39 @@ impl OpenSession {
             self.held = Some((id, lock));
         }
         Ok(outcome.data.unwrap_or_default())
+    }
+
+    /// Takes the lock and reads, unless `fleet.max_waiters` requests of this server already
+    /// wait for the session: then it refuses at once, so one visitor's burst cannot take
+    /// every worker. While it waits, this worker is counted on the shared board.
+    fn lock_and_read_unless_busy(
+        &mut self,
+        id: &SessionId,
+    ) -> Result<fleet_core::ReadOutcome, Problem> {
+        let cap = self.settings.max_waiters;
+        let board_key = (cap > 0 && self.settings.lock.lease.is_some())
+            .then(|| shared::session_key(&self.key.0, id.as_str()));
+        if let Some(key) = board_key {
+            let waiting = shared::waiting_for(key);
+            if waiting >= cap {
+                self.refused_busy = true;
+                return Err(problem(format!(
+                    "session {} is busy: {waiting} requests of this server already wait for it (fleet.max_waiters = {cap}), so this request was refused at once rather than take another worker. Raise fleet.max_waiters if pages really make that many parallel requests on one session",
+                    id.abbreviated()
+                )));
+            }
+            shared::set_waiting(key);
+        }
+        let outcome = self.store.lock_and_read(id, self.settings.lock);
+        if board_key.is_some() {
+            shared::set_waiting(0);
+        }
+        outcome.map_err(problem)
+    }
+
+    /// The HTTP status to answer with after a read refused as busy (`fleet.busy_status`).
+    pub fn busy_status(&self) -> Option<u16> {
+        (self.refused_busy && self.settings.busy_status > 0).then_some(self.settings.busy_status)
     }
 
     /// The lock this request holds for `id`, if any, taken out of the request state.

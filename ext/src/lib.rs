@@ -5,7 +5,10 @@
 //!   phpinfo, warnings).
 //! - [`handler`]: what each session hook does, in safe Rust.
 //! - [`settings`]: the `fleet.*` INI entries and their validation.
+//! - [`shared`]: memory shared by the workers of one FPM master (who waits for which
+//!   session, for `fleet.max_waiters`).
 
 mod ffi;
 mod handler;
 mod settings;
+mod shared;

@@ -20,16 +20,29 @@ pub const FALLBACK_LOCK_TTL: Duration = Duration::from_secs(300);
 /// and its shutdown write land, while a hung one frees its session after that.
 pub const MIN_AUTO_MAX_HOLD: Duration = Duration::from_secs(300);
 
+/// `fleet.max_waiters` by default. A browser opens at most 6 connections to a host over
+/// HTTP/1.1, so a page's parallel requests on one session are a holder and a few waiters; 3
+/// waiters per server never refuses a page with 4 parallel requests, and in a pool of 8
+/// workers it leaves 4 to other visitors while one session is hammered.
+pub const DEFAULT_MAX_WAITERS: u32 = 3;
+
 /// Settings in force for one request, read when the session is opened.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Settings {
     pub lock: LockPolicy,
     pub timeouts: Timeouts,
+    /// Refuse a request at once when this many requests of this server already wait for its
+    /// session (0: no cap).
+    pub max_waiters: u32,
+    /// The HTTP status of a refused request (0: leave it to the page).
+    pub busy_status: u16,
 }
 
 /// Raw INI values as PHP holds them.
 pub struct RawIni<'a> {
     pub locking: &'a str,
+    pub max_waiters: &'a str,
+    pub busy_status: &'a str,
     pub lock_ttl: &'a str,
     pub lock_renewal: &'a str,
     pub lock_max_hold: &'a str,
@@ -106,7 +119,30 @@ impl Settings {
             3_600.0,
             1.0,
         );
+        let max_waiters = match raw.max_waiters.trim().parse::<u32>() {
+            Ok(n) if n <= 10_000 => n,
+            _ => {
+                problems.push(format!(
+                    "fleet.max_waiters=\"{}\" is not a number from 0 to 10000; using {DEFAULT_MAX_WAITERS}",
+                    raw.max_waiters
+                ));
+                DEFAULT_MAX_WAITERS
+            }
+        };
+        let busy_status = match raw.busy_status.trim().parse::<u16>() {
+            Ok(0) => 0,
+            Ok(code) if (400..=599).contains(&code) => code,
+            _ => {
+                problems.push(format!(
+                    "fleet.busy_status=\"{}\" is not 0 or an HTTP error status such as 429 or 503; using 0",
+                    raw.busy_status
+                ));
+                0
+            }
+        };
         let settings = Settings {
+            max_waiters,
+            busy_status,
             lock: LockPolicy {
                 lease: locking.then_some(LeaseTerms {
                     ttl,
@@ -167,6 +203,8 @@ mod tests {
     ) -> RawIni<'a> {
         RawIni {
             locking,
+            max_waiters: "3",
+            busy_status: "0",
             lock_ttl: ttl,
             lock_renewal: "1",
             lock_max_hold: "0",
@@ -214,6 +252,23 @@ mod tests {
             Settings::from_ini(&r).0.lock.lease.unwrap().ttl,
             FALLBACK_LOCK_TTL
         );
+    }
+
+    #[test]
+    fn the_busy_cap_and_its_status() {
+        let mut r = raw("1", "0", "10", 30);
+        let (s, p) = Settings::from_ini(&r);
+        assert!(p.is_empty());
+        assert_eq!((s.max_waiters, s.busy_status), (DEFAULT_MAX_WAITERS, 0));
+        r.max_waiters = "0";
+        r.busy_status = "429";
+        let (s, _) = Settings::from_ini(&r);
+        assert_eq!((s.max_waiters, s.busy_status), (0, 429));
+        r.max_waiters = "-1";
+        r.busy_status = "200";
+        let (s, p) = Settings::from_ini(&r);
+        assert_eq!((s.max_waiters, s.busy_status), (DEFAULT_MAX_WAITERS, 0));
+        assert!(p[0].contains("fleet.max_waiters=\"-1\"") && p[1].contains("fleet.busy_status"));
     }
 
     #[test]

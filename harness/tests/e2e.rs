@@ -791,3 +791,173 @@ fn short_lifetimes(backend: Backend) {
     );
     assert_eq!(web.php_log(), "", "PHP logged problems");
 }
+
+/// Requests per second that `clients` threads get from `path` for `duration`, each thread
+/// with its own session; and each reply's status and latency.
+fn visitors(
+    web: &WebStack,
+    http: &Http,
+    path: &str,
+    cookies: &[Option<String>],
+    duration: Duration,
+) -> Vec<(u16, Duration)> {
+    let deadline = Instant::now() + duration;
+    let threads: Vec<_> = cookies
+        .iter()
+        .map(|cookie| {
+            let (http, url, cookie) = (http.clone(), web.url(path), cookie.clone());
+            std::thread::spawn(move || {
+                let mut seen = Vec::new();
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    let reply = http.get(&url, cookie.as_deref()).expect("nginx answers");
+                    seen.push((reply.status, t.elapsed()));
+                }
+                seen
+            })
+        })
+        .collect();
+    threads
+        .into_iter()
+        .flat_map(|t| t.join().expect("client"))
+        .collect()
+}
+
+#[test]
+fn one_visitor_hammering_a_session_cannot_take_every_worker() {
+    // Two app servers of 4 workers each; at most 2 requests of a server wait for a session.
+    let redis = RedisServer::start();
+    let web = fleet_stack(
+        &redis.url(),
+        4,
+        &[("fleet.max_waiters", "2"), ("fleet.busy_status", "429")],
+    );
+    let http = Http::default();
+    let new_cookie = || {
+        http.get(&web.url("counter.php"), None)
+            .expect("first")
+            .set_cookie
+    };
+    let others: Vec<Option<String>> = (0..4).map(|_| new_cookie()).collect();
+    let window = Duration::from_secs(3);
+    let idle = visitors(&web, &http, "counter.php", &others, window);
+    let idle_rate = idle.len() as f64 / window.as_secs_f64();
+
+    // One visitor's session: 32 parallel requests of a page that keeps it 20 ms.
+    let hot = new_cookie();
+    let hammer = {
+        let (web_url, http, hot) = (web.url("counter.php?hold_ms=20"), http.clone(), hot.clone());
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(4);
+            let threads: Vec<_> = (0..32)
+                .map(|_| {
+                    let (http, url, hot) = (http.clone(), web_url.clone(), hot.clone());
+                    std::thread::spawn(move || {
+                        let mut seen = Vec::new();
+                        while Instant::now() < deadline {
+                            let t = Instant::now();
+                            let r = http.get(&url, hot.as_deref()).expect("nginx answers");
+                            seen.push((r.status, t.elapsed()));
+                            if r.status == 429 {
+                                // Retry-After: 1, as browsers and proxies honour it.
+                                std::thread::sleep(Duration::from_secs(1));
+                            }
+                        }
+                        seen
+                    })
+                })
+                .collect();
+            threads
+                .into_iter()
+                .flat_map(|t| t.join().expect("client"))
+                .collect::<Vec<_>>()
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let busy = visitors(&web, &http, "counter.php", &others, window);
+    let busy_rate = busy.len() as f64 / window.as_secs_f64();
+    let hammered = hammer.join().expect("hammer");
+    let served = hammered.iter().filter(|(s, _)| *s == 200).count();
+    let mut refused: Vec<Duration> = hammered
+        .iter()
+        .filter(|(s, _)| *s == 429)
+        .map(|(_, l)| *l)
+        .collect();
+    refused.sort_unstable();
+    println!(
+        "other visitors: {idle_rate:.0} req/s idle, {busy_rate:.0} req/s while one session was hammered ({:.0}%); the hammered session: {served} served in 4 s ({:.0}% of the 200 its 20 ms page allows), {} refused with 429 (p50 {:?}, max {:?})",
+        busy_rate / idle_rate * 100.0,
+        served as f64 / 200.0 * 100.0,
+        refused.len(),
+        refused.get(refused.len() / 2),
+        refused.last()
+    );
+    assert!(
+        busy.iter().all(|(s, _)| *s == 200),
+        "another visitor was refused or failed"
+    );
+    assert!(
+        busy_rate >= idle_rate / 2.0,
+        "other visitors kept less than half their throughput: {busy_rate:.0} of {idle_rate:.0} req/s"
+    );
+    assert!(!refused.is_empty(), "the cap never refused the hammering");
+    assert!(
+        hammered.iter().all(|(s, _)| *s == 200 || *s == 429),
+        "the hammered session's requests are served or refused with 429"
+    );
+    assert!(
+        served >= 100,
+        "the hammered session starved: {served} served in 4 s"
+    );
+    let log = web.php_log();
+    assert!(
+        log.contains(
+            "is busy: 2 requests of this server already wait for it (fleet.max_waiters = 2)"
+        ),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_page_with_four_parallel_requests_is_never_refused() {
+    // The default fleet.max_waiters, the same 2 x 4 workers.
+    let redis = RedisServer::start();
+    let web = fleet_stack(&redis.url(), 4, &[]);
+    let http = Http::default();
+    let cookie = http
+        .get(&web.url("counter.php"), None)
+        .expect("first")
+        .set_cookie;
+    for _ in 0..20 {
+        let parallel: Vec<_> = (0..4)
+            .map(|_| {
+                let (http, url, cookie) = (
+                    http.clone(),
+                    web.url("counter.php?hold_ms=50"),
+                    cookie.clone(),
+                );
+                std::thread::spawn(move || {
+                    http.get(&url, cookie.as_deref()).expect("nginx answers")
+                })
+            })
+            .collect();
+        for request in parallel {
+            let reply = request.join().expect("client");
+            assert_eq!(
+                reply.status, 200,
+                "one of 4 parallel requests was refused: {reply:?}"
+            );
+        }
+    }
+    assert_eq!(
+        redis.command(&[
+            "GET",
+            &format!(
+                "PHPREDIS_SESSION:{}",
+                session_id(cookie.as_deref().unwrap_or_default())
+            )
+        ]),
+        "n|i:81;"
+    );
+    assert_eq!(web.php_log(), "", "PHP logged problems");
+}

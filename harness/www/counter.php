@@ -3,7 +3,8 @@
 header('X-Fleet-Worker: ' . getenv('FLEET_WORKER'));
 header('Content-Type: text/plain');
 if (!session_start()) {
-    http_response_code(503);
+    // Keep a status Fleet set (fleet.busy_status), else 503.
+    if (http_response_code() === 200) { http_response_code(503); }
     echo "no session\n";
     exit;
 }

@@ -1,0 +1,152 @@
+//! Memory shared by all workers of one PHP-FPM master: which session each worker is waiting
+//! for, so that a request can see how many others of this server already wait for the same
+//! session (`fleet.max_waiters`).
+//!
+//! The board is mapped once, at module startup, before FPM forks its workers, so every
+//! worker of that master sees the same pages (an anonymous shared mapping; a PHP CLI process
+//! has one of its own). It holds one slot per worker: the worker's PID and a hash of the
+//! session it is waiting for (0: none). A worker claims a slot on its first lock and then
+//! only stores into it; counting reads the slots. No locks, no I/O.
+//!
+//! A worker killed while waiting leaves its hash behind; a count checks that the PID of each
+//! matching slot is still alive (`kill(pid, 0)`) and clears the slot if not, and a new
+//! worker reclaims a dead worker's slot, so nothing stays counted after its worker is gone.
+
+use std::cell::Cell;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+/// Slots on the board: more workers under one master than this are not counted (their
+/// requests are never refused).
+const SLOTS: usize = 1024;
+
+#[repr(C)]
+struct Slot {
+    pid: AtomicU32,
+    waiting_for: AtomicU64,
+}
+
+struct Board {
+    slots: &'static [Slot],
+}
+
+static BOARD: OnceLock<Board> = OnceLock::new();
+
+thread_local! {
+    /// This process's slot, with the PID it was claimed for (a fork needs its own).
+    static MINE: Cell<Option<(u32, usize)>> = const { Cell::new(None) };
+}
+
+/// Maps the board. Called at module startup (MINIT), before FPM forks; does nothing if it
+/// is already mapped. Without a board, nothing is counted and no request is refused.
+pub fn init() {
+    BOARD.get_or_init(|| {
+        let bytes = SLOTS * std::mem::size_of::<Slot>();
+        // SAFETY: an anonymous shared mapping of `bytes` zeroed bytes, never unmapped, so
+        // the slice below lives for the process. Zeroed memory is a valid `Slot` (atomics of
+        // 0), and `Slot` is only accessed through atomics, which is sound across processes.
+        let slots = unsafe {
+            let p = libc::mmap(
+                std::ptr::null_mut(),
+                bytes,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            if p == libc::MAP_FAILED {
+                &[][..]
+            } else {
+                std::slice::from_raw_parts(p.cast::<Slot>(), SLOTS)
+            }
+        };
+        Board { slots }
+    });
+}
+
+/// A session as the board knows it: a hash of the save_path and the id (never 0).
+pub fn session_key(save_path: &str, id: &str) -> u64 {
+    // A fixed-key hasher, so every worker computes the same value.
+    #[allow(deprecated)]
+    let mut h = std::hash::SipHasher::new();
+    save_path.hash(&mut h);
+    id.hash(&mut h);
+    h.finish().max(1)
+}
+
+fn pid_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: kill(2) with signal 0 sends nothing; it only reports whether the process
+    // exists (EPERM also means it does).
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+fn my_slot(board: &Board) -> Option<&Slot> {
+    let me = std::process::id();
+    if let Some((pid, i)) = MINE.with(Cell::get) {
+        if pid == me {
+            return board.slots.get(i);
+        }
+    }
+    let n = board.slots.len();
+    if n == 0 {
+        return None;
+    }
+    let start = (me as usize).wrapping_mul(2_654_435_761) % n;
+    for k in 0..n {
+        let i = (start + k) % n;
+        let slot = &board.slots[i];
+        let owner = slot.pid.load(Ordering::Acquire);
+        let free = owner == 0 || (owner != me && !pid_alive(owner));
+        let claimed = owner == me
+            || (free
+                && slot
+                    .pid
+                    .compare_exchange(owner, me, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok());
+        if claimed {
+            slot.waiting_for.store(0, Ordering::Release);
+            MINE.with(|m| m.set(Some((me, i))));
+            return Some(slot);
+        }
+    }
+    None
+}
+
+/// How many other workers of this master are waiting for session `key` now.
+pub fn waiting_for(key: u64) -> u32 {
+    let Some(board) = BOARD.get() else {
+        return 0;
+    };
+    let me = std::process::id();
+    let mut count = 0;
+    for slot in board.slots {
+        if slot.waiting_for.load(Ordering::Acquire) != key {
+            continue;
+        }
+        let pid = slot.pid.load(Ordering::Acquire);
+        if pid == me || pid == 0 {
+            continue;
+        }
+        if pid_alive(pid) {
+            count += 1;
+        } else {
+            // Killed while waiting: its wait is over.
+            let _ = slot
+                .waiting_for
+                .compare_exchange(key, 0, Ordering::AcqRel, Ordering::Acquire);
+        }
+    }
+    count
+}
+
+/// Marks this worker as waiting for session `key` (0: for none).
+pub fn set_waiting(key: u64) {
+    if let Some(slot) = BOARD.get().and_then(my_slot) {
+        slot.waiting_for.store(key, Ordering::Release);
+    }
+}
