@@ -217,3 +217,108 @@ pub fn lifetimes(b: &Backends, options: &Options) -> String {
     }
     out
 }
+
+/// `fleet-bench --busy`: scenario (c) next to other visitors. One session is hammered by 32
+/// clients (a page that holds it 20 ms; a 429 is honoured for its Retry-After) while 8 other
+/// clients use sessions of their own, on two FPM pools of 4 workers; with the cap off
+/// (`fleet.max_waiters=0`) and on.
+pub fn busy(b: &Backends, options: &Options) -> String {
+    let forms = [
+        ("no cap (fleet.max_waiters=0)", "0"),
+        ("fleet.max_waiters=2", "2"),
+        ("fleet.max_waiters=3 (default)", "3"),
+    ];
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# One visitor hammering one session, next to other visitors\n\n{:?} of 32 clients on one session (page holds it 20 ms, serial limit 50 req/s; a 429 is honoured for 1 s) and 8 clients on sessions of their own; Fleet Redis, two FPM pools of 4 workers behind nginx, `fleet.busy_status=429`.\n",
+        options.duration
+    );
+    let _ = writeln!(
+        out,
+        "| setting | other visitors, req/s | their p99 | hot session served, req/s | hot session refused (429) |\n|---|---|---|---|---|"
+    );
+    let others_alone = {
+        let web = busy_stack(&busy_ini(b, "0"));
+        let sessions = [
+            ("FLEET_BENCH_SESSIONS", "200".to_owned()),
+            ("FLEET_BENCH_PREFIX", "busyalone".to_owned()),
+        ];
+        wrk::run(
+            &web.url("counter.php"),
+            8,
+            options.duration,
+            Some(&script()),
+            &sessions,
+        )
+    };
+    let _ = writeln!(
+        out,
+        "| nobody hammering | {:.0} | {:?} | | |",
+        others_alone.rps, others_alone.p99
+    );
+    for (label, cap) in forms {
+        eprintln!("bench: busy: {label}");
+        let web = busy_stack(&busy_ini(b, cap));
+        let hot_url = web.url("counter.php?hold_ms=20");
+        let hammer_script = fleet_harness::paths::repo_root().join("bench/hammer.lua");
+        let hot_id = format!("busyhot{cap}");
+        let duration = options.duration;
+        let hammer = std::thread::spawn(move || {
+            wrk::run(
+                &hot_url,
+                32,
+                duration + Duration::from_secs(1),
+                Some(&hammer_script),
+                &[("FLEET_BENCH_HOT", hot_id)],
+            )
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        let sessions = [
+            ("FLEET_BENCH_SESSIONS", "200".to_owned()),
+            ("FLEET_BENCH_PREFIX", format!("busy{cap}")),
+        ];
+        let others = wrk::run(
+            &web.url("counter.php"),
+            8,
+            duration,
+            Some(&script()),
+            &sessions,
+        );
+        let hot = match hammer.join() {
+            Ok(hot) => hot,
+            Err(_) => panic!("the hammering wrk failed"),
+        };
+        let secs = (duration + Duration::from_secs(1)).as_secs_f64();
+        let _ = writeln!(
+            out,
+            "| {label} | {:.0} | {:?} | {:.1} | {} |",
+            others.rps,
+            others.p99,
+            (hot.requests - hot.errors) as f64 / secs,
+            hot.errors
+        );
+    }
+    out
+}
+
+/// Two FPM pools of 4 workers, as in the report (a small pool, where one session
+/// could take every worker).
+fn busy_stack(ini: &[(String, String)]) -> fleet_harness::WebStack {
+    let ini: Vec<(&str, &str)> = ini.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    fleet_harness::WebStack::start(&["app-a", "app-b"], 4, &ini)
+}
+
+fn busy_ini(b: &Backends, cap: &str) -> Vec<(String, String)> {
+    let kv = |k: &str, v: String| (k.to_owned(), v);
+    vec![
+        kv(
+            "extension",
+            fleet_harness::paths::extension().display().to_string(),
+        ),
+        kv("session.save_handler", "fleet".into()),
+        kv("session.save_path", b.redis.url()),
+        kv("fleet.max_waiters", cap.into()),
+        kv("fleet.busy_status", "429".into()),
+    ]
+}

@@ -14,7 +14,8 @@
 //! `--renewal` for Fleet Redis with lock renewal on and off, and `--gc` for Fleet MySQL's
 //! automatic gc (see [`forms`]); they write `bench/results/topologies.md`, `renewal.md` and
 //! `gc.md`. `--lifetimes` measures what one-hit sessions leave in Redis with and without
-//! short first lifetimes (`lifetimes.md`).
+//! short first lifetimes (`lifetimes.md`), and `--busy` one hammered session next to other
+//! visitors with and without `fleet.max_waiters` (`busy.md`).
 
 mod forms;
 mod proxy;
@@ -292,6 +293,8 @@ struct Options {
     comparison: Option<&'static forms::Comparison>,
     /// Run the one-hit lifetimes comparison instead.
     lifetimes: bool,
+    /// Run the busy-session comparison instead.
+    busy: bool,
 }
 
 fn main() {
@@ -302,6 +305,7 @@ fn main() {
         rounds: 3,
         comparison: None,
         lifetimes: false,
+        busy: false,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -323,6 +327,11 @@ fn main() {
                 i += 1;
                 continue;
             }
+            ("--busy", _) => {
+                options.busy = true;
+                i += 1;
+                continue;
+            }
             ("--lifetimes", _) => {
                 options.lifetimes = true;
                 i += 1;
@@ -335,7 +344,7 @@ fn main() {
             }
             _ => {
                 eprintln!(
-                    "usage: fleet-bench [--duration SECONDS] [--rounds N] [--rss-requests N] [--only NAME,…] [--topologies | --renewal | --gc | --lifetimes]"
+                    "usage: fleet-bench [--duration SECONDS] [--rounds N] [--rss-requests N] [--only NAME,…] [--topologies | --renewal | --gc | --lifetimes | --busy]"
                 );
                 std::process::exit(2);
             }
@@ -344,9 +353,12 @@ fn main() {
     }
     let started = Instant::now();
     let mut backends = start_backends();
-    if options.lifetimes {
-        let report = forms::lifetimes(&backends, &options);
-        let out = repo_root().join("bench/results/lifetimes.md");
+    if options.lifetimes || options.busy {
+        let (report, file) = match options.busy {
+            true => (forms::busy(&backends, &options), "busy.md"),
+            false => (forms::lifetimes(&backends, &options), "lifetimes.md"),
+        };
+        let out = repo_root().join("bench/results").join(file);
         std::fs::write(&out, &report).unwrap_or_else(|e| panic!("{}: {e}", out.display()));
         println!("{report}");
         return;
