@@ -226,7 +226,7 @@ pub fn busy(b: &Backends, options: &Options) -> String {
     let forms = [
         ("no cap (fleet.max_waiters=0)", "0"),
         ("fleet.max_waiters=2", "2"),
-        ("fleet.max_waiters=3 (default)", "3"),
+        ("fleet.max_waiters=3 (for 8-worker pools)", "3"),
     ];
     let mut out = String::new();
     let _ = writeln!(

@@ -103,7 +103,7 @@ static DEPS: ModuleDeps = ModuleDeps([
 ]);
 
 static INI: IniEntryDefs<10> = IniEntryDefs::new([
-    IniEntryDef::new(c"fleet.max_waiters", c"3", IniEntryPermission::All),
+    IniEntryDef::new(c"fleet.max_waiters", c"0", IniEntryPermission::All),
     IniEntryDef::new(c"fleet.busy_status", c"0", IniEntryPermission::All),
     IniEntryDef::new(c"fleet.locking", c"1", IniEntryPermission::All),
     IniEntryDef::new(c"fleet.lock_ttl", c"0", IniEntryPermission::All),

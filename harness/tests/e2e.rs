@@ -920,9 +920,9 @@ fn one_visitor_hammering_a_session_cannot_take_every_worker() {
 
 #[test]
 fn a_page_with_four_parallel_requests_is_never_refused() {
-    // The default fleet.max_waiters, the same 2 x 4 workers.
+    // The same 2 x 4 workers and cap as the hammering test above.
     let redis = RedisServer::start();
-    let web = fleet_stack(&redis.url(), 4, &[]);
+    let web = fleet_stack(&redis.url(), 4, &[("fleet.max_waiters", "2")]);
     let http = Http::default();
     let cookie = http
         .get(&web.url("counter.php"), None)
