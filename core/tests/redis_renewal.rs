@@ -58,10 +58,12 @@ fn hold_past_the_ttl_while_another_waits(save_path: &str) {
     };
     // Four times the TTL: without renewal the waiter would have taken the lock long ago.
     std::thread::sleep(Duration::from_millis(1200));
+    // The waiter may take the lock the moment Redis releases it, before this thread is back
+    // from the call: what it may not do is take it before the release began.
+    let released = Instant::now();
     holder
         .write_and_unlock(&sid, b"n|i:1;", LIFETIME, read.lock.as_ref())
         .expect("the holder still holds its lock");
-    let released = Instant::now();
     let (got_it, data) = waiter.join().expect("waiter");
     println!(
         "held {:?} with a 300 ms TTL; the waiter got the session {:?} after the release",
