@@ -3,18 +3,17 @@
 //! Aurora/RDS-style endpoint name moved from a primary made read-only to a promoted
 //! replica. Recovery times are printed for the record, never asserted.
 
+mod common;
+
+use common::{id, increment, open_mysql};
+
 use std::time::{Duration, Instant};
 
-use fleet_core::mysql::MySqlStore;
-use fleet_core::{
-    parse_save_path, LeaseTerms, LockPolicy, SessionId, SessionStore, StoreConfig, StoreError,
-    Timeouts,
-};
+use fleet_core::{LeaseTerms, LockPolicy, SessionStore};
 use fleet_harness::mariadb_server::{DATABASE, PASSWORD, USER};
 use fleet_harness::paths::free_port;
 use fleet_harness::{HostName, MariaDbServer};
 
-const LIFETIME: Duration = Duration::from_secs(1440);
 const LOCKED: LockPolicy = LockPolicy {
     lease: Some(LeaseTerms {
         ttl: Duration::from_secs(30),
@@ -22,30 +21,6 @@ const LOCKED: LockPolicy = LockPolicy {
         renew_for: None,
     }),
 };
-
-fn open(save_path: &str) -> MySqlStore {
-    let StoreConfig::MySql(config) = parse_save_path(save_path).expect("save_path") else {
-        panic!("not a MySQL save_path: {save_path}");
-    };
-    MySqlStore::new(&config, Timeouts::default()).expect("store")
-}
-
-fn id(s: &str) -> SessionId {
-    SessionId::parse(s.as_bytes()).expect("valid id")
-}
-
-fn increment(store: &mut MySqlStore, sid: &SessionId) -> Result<u64, StoreError> {
-    let read = store.lock_and_read(sid, LOCKED)?;
-    let n = read
-        .data
-        .as_deref()
-        .and_then(|d| std::str::from_utf8(d).ok())
-        .and_then(|d| d.parse::<u64>().ok())
-        .unwrap_or(0)
-        + 1;
-    store.write_and_unlock(sid, n.to_string().as_bytes(), LIFETIME, read.lock.as_ref())?;
-    Ok(n)
-}
 
 fn stored(db: &MariaDbServer, sid: &str) -> String {
     db.query(&format!(
@@ -73,10 +48,10 @@ fn a_host_list_uses_the_writable_host_and_follows_a_promotion() {
         "mysql://{USER}:{PASSWORD}@127.0.0.1:{},127.0.0.1:{}/{DATABASE}",
         replica.port, primary.port
     );
-    let mut store = open(&path);
+    let mut store = open_mysql(&path);
     let sid = id("hostlistfailover1");
     for expected in 1..=3 {
-        assert_eq!(increment(&mut store, &sid).unwrap(), expected);
+        assert_eq!(increment(&mut store, &sid, LOCKED).unwrap(), expected);
     }
     assert_eq!(stored(&primary, "hostlistfailover1"), "3");
     replica.wait_caught_up(&primary);
@@ -91,7 +66,7 @@ fn a_host_list_uses_the_writable_host_and_follows_a_promotion() {
     // and requests fail with a message that says so for each host.
     primary.stop();
     let killed_at = Instant::now();
-    let e = increment(&mut store, &sid).expect_err("no writable host");
+    let e = increment(&mut store, &sid, LOCKED).expect_err("no writable host");
     let message = e.to_string();
     assert!(
         message.contains("no host of the list is a writable primary")
@@ -109,7 +84,7 @@ fn a_host_list_uses_the_writable_host_and_follows_a_promotion() {
     replica.promote();
     let promoted_at = Instant::now();
     let n = loop {
-        match increment(&mut store, &sid) {
+        match increment(&mut store, &sid, LOCKED) {
             Ok(n) => break n,
             Err(e) => assert!(
                 promoted_at.elapsed() < Duration::from_secs(10),
@@ -134,13 +109,13 @@ fn a_name_moved_from_a_read_only_primary_is_followed() {
     let replica = MariaDbServer::start_at("127.0.0.3", Some(port), 2);
     replica.replicate_from(&primary);
     let name = HostName::add("mysql", "127.0.0.2");
-    let mut store = open(&format!(
+    let mut store = open_mysql(&format!(
         "mysql://{USER}:{PASSWORD}@{}:{port}/{DATABASE}",
         name.name
     ));
     let sid = id("dnsfailovermysql1");
-    assert_eq!(increment(&mut store, &sid).unwrap(), 1);
-    assert_eq!(increment(&mut store, &sid).unwrap(), 2);
+    assert_eq!(increment(&mut store, &sid, LOCKED).unwrap(), 1);
+    assert_eq!(increment(&mut store, &sid, LOCKED).unwrap(), 2);
     replica.wait_caught_up(&primary);
 
     // The switch as Aurora or an orchestrator makes it: the old primary goes read-only, the
@@ -151,13 +126,13 @@ fn a_name_moved_from_a_read_only_primary_is_followed() {
     replica.promote();
     name.point_to("127.0.0.3");
     let switched_at = Instant::now();
-    let e = increment(&mut store, &sid).expect_err("the old primary refuses the write");
+    let e = increment(&mut store, &sid, LOCKED).expect_err("the old primary refuses the write");
     assert!(e.is_not_primary(), "{e}");
     assert!(e.to_string().contains(&name.name), "{e}");
     assert_eq!(stored(&primary, "dnsfailovermysql1"), "2");
 
     // The refusal ended that connection: the next request resolves the name again.
-    assert_eq!(increment(&mut store, &sid).unwrap(), 3);
+    assert_eq!(increment(&mut store, &sid, LOCKED).unwrap(), 3);
     println!(
         "mysql endpoint name: served again {:?} after the switch (one refused write per kept connection)",
         switched_at.elapsed()
@@ -168,7 +143,7 @@ fn a_name_moved_from_a_read_only_primary_is_followed() {
     // A worker that connects while the name still points at the read-only node is refused
     // at connect, before it takes any lock there.
     name.point_to("127.0.0.2");
-    let mut late = open(&format!(
+    let mut late = open_mysql(&format!(
         "mysql://{USER}:{PASSWORD}@{}:{port}/{DATABASE}",
         name.name
     ));

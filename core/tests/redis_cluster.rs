@@ -3,18 +3,17 @@
 //! SIGKILLed master without losing an acknowledged update. Outages are printed, never
 //! asserted.
 
+mod common;
+
+use common::{id, increment, open_redis, LIFETIME};
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fleet_core::redis::RedisStore;
-use fleet_core::{
-    parse_save_path, LeaseTerms, LockPolicy, SessionId, SessionStore, StoreConfig, StoreError,
-    Timeouts,
-};
+use fleet_core::{LeaseTerms, LockPolicy, SessionStore};
 use fleet_harness::RedisCluster;
 
-const LIFETIME: Duration = Duration::from_secs(1440);
 const LOCKED: LockPolicy = LockPolicy {
     lease: Some(LeaseTerms {
         ttl: Duration::from_secs(5),
@@ -22,30 +21,6 @@ const LOCKED: LockPolicy = LockPolicy {
         renew_for: None,
     }),
 };
-
-fn open(save_path: &str) -> RedisStore {
-    let StoreConfig::Redis(config) = parse_save_path(save_path).expect("save_path") else {
-        panic!("not a Redis save_path: {save_path}");
-    };
-    RedisStore::new(&config, Timeouts::default()).expect("store")
-}
-
-fn id(s: &str) -> SessionId {
-    SessionId::parse(s.as_bytes()).expect("valid id")
-}
-
-fn increment(store: &mut RedisStore, sid: &SessionId) -> Result<u64, StoreError> {
-    let read = store.lock_and_read(sid, LOCKED)?;
-    let n = read
-        .data
-        .as_deref()
-        .and_then(|d| std::str::from_utf8(d).ok())
-        .and_then(|d| d.parse::<u64>().ok())
-        .unwrap_or(0)
-        + 1;
-    store.write_and_unlock(sid, n.to_string().as_bytes(), LIFETIME, read.lock.as_ref())?;
-    Ok(n)
-}
 
 #[test]
 fn a_sessions_keys_share_its_slot_and_the_worker_connects_only_where_it_needs() {
@@ -61,14 +36,14 @@ fn a_sessions_keys_share_its_slot_and_the_worker_connects_only_where_it_needs() 
     let received = |i: usize| cluster.nodes[i].info_field("total_connections_received");
     let before: Vec<u64> = (0..3).map(received).collect();
 
-    let mut store = open(&cluster.save_path(""));
+    let mut store = open_redis(&cluster.save_path(""));
     let sid = id(&sid);
     let read = store.lock_and_read(&sid, LOCKED).unwrap();
     store
         .write_and_unlock(&sid, b"n|i:1;", LIFETIME, read.lock.as_ref())
         .unwrap();
     for _ in 0..5 {
-        increment(&mut store, &id("clusterlayoutother")).unwrap();
+        increment(&mut store, &id("clusterlayoutother"), LOCKED).unwrap();
     }
     let after: Vec<u64> = (0..3).map(received).collect();
 
@@ -113,12 +88,12 @@ fn busy(
         .map(|_| {
             let (path, sid, stop) = (save_path.to_owned(), id(sid), stop.clone());
             std::thread::spawn(move || {
-                let mut store = open(&path);
+                let mut store = open_redis(&path);
                 let (mut acked, mut failed) = (Vec::new(), Vec::new());
                 while !stop.load(Ordering::SeqCst) {
                     // Timed by when it started: one in flight at a kill may still complete.
                     let started = Instant::now();
-                    match increment(&mut store, &sid) {
+                    match increment(&mut store, &sid, LOCKED) {
                         Ok(n) => acked.push((started, n)),
                         Err(e) => failed.push(e.to_string()),
                     }
@@ -247,8 +222,8 @@ fn a_cluster_failover_and_a_killed_master_cost_seconds_not_updates() {
     cluster.nodes[replica].kill();
     let deadline = Instant::now() + Duration::from_secs(30);
     // Another worker on the same session tells when it is served again.
-    let mut probe = open(&path);
-    while increment(&mut probe, &id(sid)).is_err() && Instant::now() < deadline {
+    let mut probe = open_redis(&path);
+    while increment(&mut probe, &id(sid), LOCKED).is_err() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(500));

@@ -3,19 +3,18 @@
 //! no error (`max_connection_age`), Redis Sentinel with a SIGKILLed master, and
 //! `wait_replicas`. Outage times are printed for the record, never asserted.
 
+mod common;
+
+use common::{id, increment, open_redis};
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use fleet_core::redis::RedisStore;
-use fleet_core::{
-    parse_save_path, LeaseTerms, LockPolicy, SessionId, SessionStore, StoreConfig, StoreError,
-    Timeouts,
-};
+use fleet_core::{LeaseTerms, LockPolicy, SessionStore, StoreError};
 use fleet_harness::paths::free_port;
 use fleet_harness::{HostName, RedisServer, Sentinel};
 
-const LIFETIME: Duration = Duration::from_secs(1440);
 const LOCKED: LockPolicy = LockPolicy {
     lease: Some(LeaseTerms {
         ttl: Duration::from_secs(10),
@@ -23,31 +22,6 @@ const LOCKED: LockPolicy = LockPolicy {
         renew_for: None,
     }),
 };
-
-fn open(save_path: &str) -> RedisStore {
-    let StoreConfig::Redis(config) = parse_save_path(save_path).expect("save_path") else {
-        panic!("not a Redis save_path: {save_path}");
-    };
-    RedisStore::new(&config, Timeouts::default()).expect("store")
-}
-
-fn id(s: &str) -> SessionId {
-    SessionId::parse(s.as_bytes()).expect("valid id")
-}
-
-/// One request: lock+read, then write `data` (or the read data plus one, for counters).
-fn increment(store: &mut RedisStore, sid: &SessionId) -> Result<u64, StoreError> {
-    let read = store.lock_and_read(sid, LOCKED)?;
-    let n = read
-        .data
-        .as_deref()
-        .and_then(|d| std::str::from_utf8(d).ok())
-        .and_then(|d| d.parse::<u64>().ok())
-        .unwrap_or(0)
-        + 1;
-    store.write_and_unlock(sid, n.to_string().as_bytes(), LIFETIME, read.lock.as_ref())?;
-    Ok(n)
-}
 
 /// A primary on 127.0.0.2 and its replica on 127.0.0.3, on the same port, and one name for
 /// the pair, pointing at the primary: a managed Redis endpoint.
@@ -90,16 +64,16 @@ impl ManagedPair {
 #[test]
 fn a_demoted_primary_is_left_for_the_node_its_name_moves_to() {
     let pair = ManagedPair::start("dns");
-    let mut store = open(&pair.save_path(""));
+    let mut store = open_redis(&pair.save_path(""));
     let sid = id("dnsfailover0001");
-    assert_eq!(increment(&mut store, &sid).unwrap(), 1);
-    assert_eq!(increment(&mut store, &sid).unwrap(), 2);
+    assert_eq!(increment(&mut store, &sid, LOCKED).unwrap(), 1);
+    assert_eq!(increment(&mut store, &sid, LOCKED).unwrap(), 2);
     pair.replica.wait_for_replication();
 
     pair.switch_roles();
     // The name still points at the demoted node: its writes are refused, and the refusal
     // names the endpoint and says why, instead of "lost the connection".
-    let e = increment(&mut store, &sid).expect_err("a demoted node refuses the lock");
+    let e = increment(&mut store, &sid, LOCKED).expect_err("a demoted node refuses the lock");
     assert!(e.is_not_primary(), "{e}");
     let message = e.to_string();
     assert!(
@@ -110,7 +84,7 @@ fn a_demoted_primary_is_left_for_the_node_its_name_moves_to() {
     // The name moves: the very next request connects to the promoted node and finds the
     // session as it was replicated.
     pair.name.point_to("127.0.0.3");
-    assert_eq!(increment(&mut store, &sid).unwrap(), 3);
+    assert_eq!(increment(&mut store, &sid, LOCKED).unwrap(), 3);
     assert_eq!(
         pair.replica
             .command(&["GET", "PHPREDIS_SESSION:dnsfailover0001"]),
@@ -121,16 +95,16 @@ fn a_demoted_primary_is_left_for_the_node_its_name_moves_to() {
 #[test]
 fn a_kept_connection_to_a_demoted_primary_is_replaced_within_the_same_request() {
     let pair = ManagedPair::start("dnsretry");
-    let mut store = open(&pair.save_path(""));
+    let mut store = open_redis(&pair.save_path(""));
     let sid = id("dnsfailover0002");
-    assert_eq!(increment(&mut store, &sid).unwrap(), 1);
+    assert_eq!(increment(&mut store, &sid, LOCKED).unwrap(), 1);
     pair.replica.wait_for_replication();
     // Switch and move the name together, as a managed service does: the worker's kept
     // connection to the old node is refused once, and the step is repeated on a fresh
     // connection that resolves the name again.
     pair.switch_roles();
     pair.name.point_to("127.0.0.3");
-    assert_eq!(increment(&mut store, &sid).unwrap(), 2);
+    assert_eq!(increment(&mut store, &sid, LOCKED).unwrap(), 2);
 }
 
 #[test]
@@ -142,19 +116,19 @@ fn max_connection_age_follows_a_planned_switch_that_raises_no_error() {
     let second = RedisServer::start_at("127.0.0.3", port, &[]);
     let name = HostName::add("age", "127.0.0.2");
     let path = |o: &str| format!("redis://{}:{port}{o}", name.name);
-    let mut aged = open(&path("?max_connection_age=0.3"));
-    let mut kept = open(&path(""));
+    let mut aged = open_redis(&path("?max_connection_age=0.3"));
+    let mut kept = open_redis(&path(""));
     let sid = id("plannedswitch01");
     for s in [&mut aged, &mut kept] {
         s.connect().unwrap();
-        increment(s, &sid).unwrap();
+        increment(s, &sid, LOCKED).unwrap();
     }
     name.point_to("127.0.0.3");
     std::thread::sleep(Duration::from_millis(400));
     for s in [&mut aged, &mut kept] {
         // What the extension does when a request starts.
         s.connect().unwrap();
-        increment(s, &sid).unwrap();
+        increment(s, &sid, LOCKED).unwrap();
     }
     assert_eq!(
         second.command(&["GET", "PHPREDIS_SESSION:plannedswitch01"]),
@@ -173,11 +147,11 @@ fn wait_replicas_acknowledges_in_the_same_round_trip_and_warns_when_short() {
     let master = RedisServer::start();
     let replica = RedisServer::start_replica_of(&master);
     replica.wait_for_replication();
-    let mut store = open(&format!("{}?wait_replicas=1&wait_timeout=2", master.url()));
+    let mut store = open_redis(&format!("{}?wait_replicas=1&wait_timeout=2", master.url()));
     let sid = id("waitreplicas001");
-    increment(&mut store, &sid).unwrap();
+    increment(&mut store, &sid, LOCKED).unwrap();
     master.command(&["CONFIG", "RESETSTAT"]);
-    assert_eq!(increment(&mut store, &sid).unwrap(), 2);
+    assert_eq!(increment(&mut store, &sid, LOCKED).unwrap(), 2);
     assert_eq!(store.take_notice(), None, "one replica acknowledged");
     let calls = master.command_calls();
     let count = |name: &str| calls.iter().find(|(n, _)| n == name).map_or(0, |c| c.1);
@@ -189,15 +163,15 @@ fn wait_replicas_acknowledges_in_the_same_round_trip_and_warns_when_short() {
     );
     // A script the server forgot (restart, failover) is loaded and the pipeline sent again.
     master.command(&["SCRIPT", "FLUSH"]);
-    assert_eq!(increment(&mut store, &sid).unwrap(), 3);
+    assert_eq!(increment(&mut store, &sid, LOCKED).unwrap(), 3);
 
     // No replica: the write is stored on the master, with a warning that says so.
     let lonely = RedisServer::start();
-    let mut store = open(&format!(
+    let mut store = open_redis(&format!(
         "{}?wait_replicas=1&wait_timeout=0.1",
         lonely.url()
     ));
-    assert_eq!(increment(&mut store, &sid).unwrap(), 1);
+    assert_eq!(increment(&mut store, &sid, LOCKED).unwrap(), 1);
     let notice = store
         .take_notice()
         .expect("a warning about the missing acknowledgement");
@@ -258,9 +232,9 @@ fn sentinel_finds_the_master_and_a_sigkilled_master_costs_seconds_not_updates() 
         "redis+sentinel://127.0.0.1:{dead},{}/fleetmaster?wait_replicas=1&wait_timeout=1",
         set.hosts()
     );
-    let mut store = open(&path);
+    let mut store = open_redis(&path);
     let sid = id("sentinelkill001");
-    assert_eq!(increment(&mut store, &sid).unwrap(), 1);
+    assert_eq!(increment(&mut store, &sid, LOCKED).unwrap(), 1);
     assert_eq!(
         set.master
             .command(&["GET", "PHPREDIS_SESSION:sentinelkill001"]),
@@ -280,7 +254,7 @@ fn sentinel_finds_the_master_and_a_sigkilled_master_costs_seconds_not_updates() 
                 // Each request is timed by when it started: one in flight at the kill may
                 // still complete on the old master.
                 let started = Instant::now();
-                match increment(&mut store, &sid) {
+                match increment(&mut store, &sid, LOCKED) {
                     Ok(n) => acknowledged.lock().unwrap().push((started, n)),
                     Err(e) => failures.lock().unwrap().push((started, e.to_string())),
                 }
@@ -331,7 +305,7 @@ fn sentinel_finds_the_master_and_a_sigkilled_master_costs_seconds_not_updates() 
         last_before.1,
         first_after.1
     );
-    let last = increment(&mut store, &sid).unwrap();
+    let last = increment(&mut store, &sid, LOCKED).unwrap();
     assert!(last > acknowledged.last().map_or(0, |a| a.1));
     assert_eq!(
         set.replica
@@ -354,15 +328,18 @@ fn sentinel_and_master_over_tls() {
         sentinel.port,
         ca.display()
     );
-    let mut store = open(&path);
-    assert_eq!(increment(&mut store, &id("sentineltls0001")).unwrap(), 1);
+    let mut store = open_redis(&path);
+    assert_eq!(
+        increment(&mut store, &id("sentineltls0001"), LOCKED).unwrap(),
+        1
+    );
     assert_eq!(
         master.command(&["GET", "PHPREDIS_SESSION:sentineltls0001"]),
         "1",
         "found the master's TLS listener through a TLS sentinel"
     );
     // Plain TCP to a TLS-only sentinel fails, and says which sentinel.
-    let mut plain = open(&format!(
+    let mut plain = open_redis(&format!(
         "redis+sentinel://127.0.0.1:{}/tlsmaster",
         sentinel.port
     ));
@@ -382,17 +359,21 @@ fn sentinels_with_their_own_password() {
         "redis+sentinel://{}/fleetmaster?sentinel_password_env=FLEET_TEST_SENTINEL_PASSWORD",
         set.hosts()
     );
-    let mut store = open(&path);
-    assert_eq!(increment(&mut store, &id("sentinelauth001")).unwrap(), 1);
+    let mut store = open_redis(&path);
+    assert_eq!(
+        increment(&mut store, &id("sentinelauth001"), LOCKED).unwrap(),
+        1
+    );
 
     // Without the sentinels' password: an authentication error naming a sentinel.
-    let mut store = open(&format!("redis+sentinel://{}/fleetmaster", set.hosts()));
-    let e = increment(&mut store, &id("sentinelauth002")).expect_err("no sentinel password");
+    let mut store = open_redis(&format!("redis+sentinel://{}/fleetmaster", set.hosts()));
+    let e =
+        increment(&mut store, &id("sentinelauth002"), LOCKED).expect_err("no sentinel password");
     assert!(matches!(e, StoreError::Auth { .. }), "{e}");
     assert!(e.to_string().contains("sentinel 127.0.0.1:"), "{e}");
 
     // A master name the sentinels do not know: each sentinel's answer is in the message.
-    let mut store = open(&format!(
+    let mut store = open_redis(&format!(
         "redis+sentinel://{}/nosuchmaster?sentinel_password_env=FLEET_TEST_SENTINEL_PASSWORD",
         set.hosts()
     ));

@@ -2,27 +2,14 @@
 //! expires under a live holder, renewal stops at the maximum hold and at the release, and a
 //! short request pays nothing for it.
 
+mod common;
+
+use common::{id, open_redis, LIFETIME};
+
 use std::time::{Duration, Instant};
 
-use fleet_core::redis::RedisStore;
-use fleet_core::{
-    parse_save_path, LeaseTerms, LockPolicy, SessionId, SessionStore, StoreConfig, StoreError,
-    Timeouts,
-};
+use fleet_core::{LeaseTerms, LockPolicy, SessionStore, StoreError};
 use fleet_harness::{RedisCluster, RedisServer};
-
-const LIFETIME: Duration = Duration::from_secs(1440);
-
-fn open(save_path: &str) -> RedisStore {
-    let StoreConfig::Redis(config) = parse_save_path(save_path).expect("save_path") else {
-        panic!("not a Redis save_path: {save_path}");
-    };
-    RedisStore::new(&config, Timeouts::default()).expect("store")
-}
-
-fn id(s: &str) -> SessionId {
-    SessionId::parse(s.as_bytes()).expect("valid id")
-}
 
 fn renewed(ttl_ms: u64, max_hold_ms: u64) -> LockPolicy {
     LockPolicy {
@@ -37,14 +24,14 @@ fn renewed(ttl_ms: u64, max_hold_ms: u64) -> LockPolicy {
 /// Holds session `sid` for `hold` with a 300 ms TTL, while another worker waits for it;
 /// returns when the waiter got it, after the holder's write.
 fn hold_past_the_ttl_while_another_waits(save_path: &str) {
-    let mut holder = open(save_path);
+    let mut holder = open_redis(save_path);
     let sid = id("renewedholder01");
     let read = holder.lock_and_read(&sid, renewed(300, 10_000)).unwrap();
     let taken = Instant::now();
     let waiter = {
         let path = save_path.to_owned();
         std::thread::spawn(move || {
-            let mut store = open(&path);
+            let mut store = open_redis(&path);
             let read = store
                 .lock_and_read(&id("renewedholder01"), renewed(300, 10_000))
                 .expect("the waiter gets the session");
@@ -96,7 +83,7 @@ fn renewal_works_on_a_cluster() {
 #[test]
 fn a_request_past_its_maximum_hold_loses_the_lock_and_is_told_why() {
     let redis = RedisServer::start();
-    let mut holder = open(&redis.url());
+    let mut holder = open_redis(&redis.url());
     let sid = id("maxholdexceeded");
     let read = holder.lock_and_read(&sid, renewed(300, 600)).unwrap();
     std::thread::sleep(Duration::from_millis(1300));
@@ -123,7 +110,7 @@ fn a_request_past_its_maximum_hold_loses_the_lock_and_is_told_why() {
 #[test]
 fn no_renewal_outlives_the_release_and_short_requests_cost_nothing() {
     let redis = RedisServer::start();
-    let mut store = open(&redis.url());
+    let mut store = open_redis(&redis.url());
     let sid = id("renewalcost0001");
     // Short requests: no renewal, and no second connection. (The first request loads the
     // scripts, which costs an extra EVALSHA each; it is not counted.)

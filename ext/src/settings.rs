@@ -219,12 +219,14 @@ mod tests {
     fn a_renewed_lock_is_short_and_renewed_for_a_bounded_hold() {
         let (s, p) = Settings::from_ini(&raw("1", "0", "10", 30));
         assert!(p.is_empty());
-        let lease = s.lock.lease.unwrap();
-        assert_eq!(lease.ttl, RENEWED_LOCK_TTL);
-        assert_eq!(lease.renew_for, Some(MIN_AUTO_MAX_HOLD));
+        assert_eq!(s.lock.lease.map(|l| l.ttl), Some(RENEWED_LOCK_TTL));
+        assert_eq!(
+            s.lock.lease.and_then(|l| l.renew_for),
+            Some(MIN_AUTO_MAX_HOLD)
+        );
         let (s, _) = Settings::from_ini(&raw("1", "0", "10", 600));
         assert_eq!(
-            s.lock.lease.unwrap().renew_for,
+            s.lock.lease.and_then(|l| l.renew_for),
             Some(Duration::from_secs(1200)),
             "twice a long max_execution_time"
         );
@@ -233,7 +235,11 @@ mod tests {
         let mut r = raw("1", "0", "10", 30);
         r.lock_max_hold = "40";
         assert_eq!(
-            Settings::from_ini(&r).0.lock.lease.unwrap().renew_for,
+            Settings::from_ini(&r)
+                .0
+                .lock
+                .lease
+                .and_then(|l| l.renew_for),
             Some(Duration::from_secs(40))
         );
     }
@@ -242,15 +248,15 @@ mod tests {
     fn without_renewal_lock_ttl_follows_max_execution_time_then_fallback() {
         let mut r = raw("1", "0", "10", 30);
         r.lock_renewal = "0";
-        let lease = Settings::from_ini(&r).0.lock.lease.unwrap();
+        let lease = Settings::from_ini(&r).0.lock.lease;
         assert_eq!(
-            (lease.ttl, lease.renew_for),
-            (Duration::from_secs(30), None)
+            lease.map(|l| (l.ttl, l.renew_for)),
+            Some((Duration::from_secs(30), None))
         );
         r.max_execution_time = 0;
         assert_eq!(
-            Settings::from_ini(&r).0.lock.lease.unwrap().ttl,
-            FALLBACK_LOCK_TTL
+            Settings::from_ini(&r).0.lock.lease.map(|l| l.ttl),
+            Some(FALLBACK_LOCK_TTL)
         );
     }
 
