@@ -5,6 +5,10 @@
 //!   UPDATE, DELETE (and EXECUTE).
 //! - `gc`: deletes expired sessions now, for sites that prefer a crontab line to
 //!   `gc_interval`.
+//! - `run-once`: runs a cron job on one node of the cluster (per schedule slot with
+//!   `--every`), holding a lease in the session store.
+
+mod run_once;
 
 use std::process::ExitCode;
 
@@ -33,6 +37,33 @@ enum Command {
         #[arg(long)]
         no_procedures: bool,
     },
+    /// Run COMMAND on the one node that wins the lease NAME (the same crontab line runs on
+    /// every node). Exits with COMMAND's status; 75 if another node holds the lease or this
+    /// --every slot has already run; 76 if the lease was lost while COMMAND ran.
+    RunOnce {
+        /// The store, written as session.save_path (every Redis form, or MySQL).
+        #[arg(long)]
+        store: String,
+        /// The lease's name: one per job.
+        #[arg(long)]
+        name: String,
+        /// The schedule of the crontab line (e.g. 5m): run at most once per slot of this
+        /// period, even when nodes start the line a little apart.
+        #[arg(long, value_parser = run_once::parse_duration)]
+        every: Option<std::time::Duration>,
+        /// How long the lease outlives a node that died holding it; renewed every third.
+        #[arg(long, default_value = "30s", value_parser = run_once::parse_duration)]
+        ttl: std::time::Duration,
+        /// How long to wait for a lease another node holds before giving up.
+        #[arg(long, default_value = "0s", value_parser = parse_wait)]
+        wait: std::time::Duration,
+        /// Say why COMMAND did not run (by default fleetctl stays silent for cron).
+        #[arg(long, short)]
+        verbose: bool,
+        /// The job and its arguments, after --.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
     /// Delete expired sessions from a MySQL/MariaDB store now, in bounded batches, and
     /// print how many were deleted (Redis expires sessions by itself).
     Gc {
@@ -43,8 +74,44 @@ enum Command {
     },
 }
 
+fn parse_wait(text: &str) -> Result<std::time::Duration, String> {
+    match text
+        .trim()
+        .trim_end_matches(|c: char| c.is_ascii_alphabetic())
+    {
+        "0" => Ok(std::time::Duration::ZERO),
+        _ => run_once::parse_duration(text),
+    }
+}
+
 fn main() -> ExitCode {
     match Cli::parse().command {
+        Command::RunOnce {
+            store,
+            name,
+            every,
+            ttl,
+            wait,
+            verbose,
+            command,
+        } => {
+            let job = run_once::RunOnce {
+                store,
+                name,
+                every,
+                ttl,
+                wait,
+                verbose,
+                command,
+            };
+            match job.run() {
+                Ok(code) => ExitCode::from(code),
+                Err(e) => {
+                    eprintln!("fleetctl: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::Gc { store } => match gc(&store) {
             Ok(message) => {
                 println!("{message}");

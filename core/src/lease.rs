@@ -69,6 +69,68 @@ pub fn wait_slice(holder_ttl_left: Option<Duration>, remaining: Duration) -> Dur
     slice.max(Duration::from_millis(1))
 }
 
+/// A cluster-wide lease on a name (a cron job, a "do this once" action), kept in a session
+/// store: one holder at a time across every app server, with a fencing token that grows
+/// with every new holder, and optionally a schedule slot that stays marked as done after
+/// the holder releases, so the same job fired a little later by another node's crontab does
+/// not run again in that slot.
+pub trait LeaseStore {
+    /// Takes lease `name` with `token` for `ttl`, unless someone holds it or `slot` (if
+    /// given) is already marked done.
+    fn take_lease(
+        &mut self,
+        name: &str,
+        token: &LeaseToken,
+        ttl: Duration,
+        slot: Option<&Slot>,
+    ) -> Result<Taken, StoreError>;
+
+    /// Extends lease `name` by `ttl` if `token` still holds it; `Ok(false)` if it does not.
+    fn renew_lease(
+        &mut self,
+        name: &str,
+        token: &LeaseToken,
+        ttl: Duration,
+    ) -> Result<bool, StoreError>;
+
+    /// Releases lease `name` if `token` holds it (the slot, if any, stays marked).
+    fn release_lease(&mut self, name: &str, token: &LeaseToken) -> Result<bool, StoreError>;
+}
+
+/// The outcome of [`LeaseStore::take_lease`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Taken {
+    /// This holder has it; `fence` is larger than any earlier holder's.
+    Won { fence: u64 },
+    /// Someone else holds it now.
+    Held,
+    /// The slot was already run by someone.
+    SlotDone,
+}
+
+/// One slot of a schedule: which one (the same text on every node whose clock puts it in
+/// the same slot), and how long its done-mark must be kept (to the slot's end plus a margin
+/// for clock skew).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Slot {
+    pub id: String,
+    pub keep: Duration,
+}
+
+impl Slot {
+    /// The slot of a schedule with `period` that `now` (Unix time) falls in; its mark is
+    /// kept until the slot ends plus `margin`.
+    pub fn of(period: Duration, now: Duration, margin: Duration) -> Slot {
+        let period_ms = period.as_millis().max(1);
+        let index = now.as_millis() / period_ms;
+        let end = Duration::from_millis(u64::try_from((index + 1) * period_ms).unwrap_or(u64::MAX));
+        Slot {
+            id: format!("{}s:{index}", period.as_secs()),
+            keep: end.saturating_sub(now) + margin,
+        }
+    }
+}
+
 /// Renews one lease at a time on a helper thread, for a holder (a PHP worker) that runs one
 /// request at a time and must not pay for renewal on its own thread.
 ///
@@ -314,6 +376,17 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a.as_str().len(), 32);
         assert!(a.as_str().bytes().all(|c| c.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn slots_are_aligned_to_the_period() {
+        let s = Duration::from_secs;
+        let slot = Slot::of(s(300), s(1_000_000_123), s(60));
+        assert_eq!(slot.id, "300s:3333333");
+        // The slot runs from 999,999,900 to 1,000,000,200.
+        assert_eq!(slot.keep, s(77 + 60), "to the slot's end, plus the margin");
+        assert_eq!(Slot::of(s(300), s(1_000_000_199), s(60)).id, slot.id);
+        assert_ne!(Slot::of(s(300), s(1_000_000_200), s(60)).id, slot.id);
     }
 
     #[test]

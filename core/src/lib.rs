@@ -5,7 +5,8 @@
 //!
 //! - [`config`]: `session.save_path` parsed into a typed [`StoreConfig`].
 //! - [`id`]: session id validation; a [`SessionId`] is safe to put in a key.
-//! - [`lease`]: time-bounded exclusive ownership, the basis of session (and cron) locks.
+//! - [`lease`]: time-bounded exclusive ownership, the basis of session locks and of named
+//!   leases ([`LeaseStore`], `fleetctl run-once`), and their renewal.
 //! - [`store`]: the [`SessionStore`] trait every backend implements, and [`open_store`].
 //! - [`redis`]: the Redis backend (standalone, TLS, unix socket, Sentinel).
 //! - [`mysql`]: the MySQL/MariaDB backend (one host or a failover list).
@@ -25,5 +26,5 @@ pub mod store;
 pub use config::{parse_save_path, MySqlConfig, MySqlLockMode, RedisConfig, StoreConfig, Timeouts};
 pub use error::{ConfigError, StoreError};
 pub use id::SessionId;
-pub use lease::{LeaseTerms, LeaseToken};
-pub use store::{open_store, HeldLock, LockPolicy, ReadOutcome, SessionStore};
+pub use lease::{LeaseStore, LeaseTerms, LeaseToken, Slot, Taken};
+pub use store::{open_lease_store, open_store, HeldLock, LockPolicy, ReadOutcome, SessionStore};

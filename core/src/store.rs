@@ -119,3 +119,16 @@ pub fn open_store(
         StoreConfig::MySql(c) => Box::new(crate::mysql::MySqlStore::new(c, timeouts)?),
     })
 }
+
+/// The lease store a parsed save_path describes (for `fleetctl run-once` and PHP leases),
+/// not yet connected.
+pub fn open_lease_store(
+    config: &crate::config::StoreConfig,
+    timeouts: crate::config::Timeouts,
+) -> Result<Box<dyn crate::lease::LeaseStore>, StoreError> {
+    use crate::config::StoreConfig;
+    Ok(match config {
+        StoreConfig::Redis(c) => Box::new(crate::redis::RedisStore::new(c, timeouts)?),
+        StoreConfig::MySql(c) => Box::new(crate::mysql::MySqlStore::new(c, timeouts)?),
+    })
+}

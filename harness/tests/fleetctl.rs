@@ -1,6 +1,7 @@
 //! `fleetctl` against real servers.
 
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use fleet_harness::paths::fleetctl;
 use fleet_harness::{MariaDbServer, RedisServer};
@@ -47,4 +48,168 @@ fn fleetctl_gc_deletes_expired_sessions_and_says_how_many() {
     let redis = RedisServer::start();
     let (ok, text) = fleetctl_gc(&redis.url());
     assert!(ok && text.contains("nothing to delete"), "{text}");
+}
+
+/// A store to run `fleetctl run-once` against.
+enum LeaseBackend {
+    Redis(RedisServer),
+    MySql(MariaDbServer),
+}
+
+impl LeaseBackend {
+    fn url(&self) -> String {
+        match self {
+            LeaseBackend::Redis(r) => r.url(),
+            LeaseBackend::MySql(db) => db.save_path(""),
+        }
+    }
+}
+
+/// `fleetctl run-once --store … --name NAME EXTRA -- sh -c SCRIPT`, started now, in a
+/// process group of its own (so a test can kill it and its job together, as a node dies).
+fn run_once(store: &str, name: &str, extra: &[&str], script: &str) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    Command::new(fleetctl())
+        .args(["run-once", "--store", store, "--name", name])
+        .args(extra)
+        .args(["--", "sh", "-c", script])
+        .process_group(0)
+        .spawn()
+        .expect("fleetctl starts")
+}
+
+fn lines(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn five_at_once_run_once_and_a_killed_holder_is_taken_over(backend: LeaseBackend) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = dir.path().join("ran");
+    let job = format!("echo $FLEET_LEASE_TOKEN >> {}; sleep 1", log.display());
+    let started: Vec<_> = (0..5)
+        .map(|_| run_once(&backend.url(), "invoices", &[], &job))
+        .collect();
+    let mut codes: Vec<i32> = started
+        .into_iter()
+        .map(|mut c| c.wait().expect("wait").code().unwrap_or(-1))
+        .collect();
+    codes.sort_unstable();
+    let ran = lines(&log);
+    println!("five run-once on one name: exit codes {codes:?}, ran {ran:?}");
+    assert_eq!(
+        codes,
+        [0, 75, 75, 75, 75],
+        "one ran, four were told another node holds it"
+    );
+    assert_eq!(ran.len(), 1, "the job ran exactly once");
+
+    // A holder that dies (SIGKILL to it and its job) stops renewing; another node takes
+    // over after the TTL, with a larger fencing token.
+    let long = format!("echo $FLEET_LEASE_TOKEN >> {}; sleep 60", log.display());
+    let mut holder = run_once(&backend.url(), "invoices", &["--ttl", "2s"], &long);
+    let t = Instant::now();
+    while lines(&log).len() < 2 {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the holder never ran"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let group = libc::pid_t::try_from(holder.id()).expect("pid");
+    // SAFETY: kill(2) on the process group of our own child.
+    unsafe { libc::kill(-group, libc::SIGKILL) };
+    let _ = holder.wait();
+    let killed_at = Instant::now();
+    let quick = format!("echo $FLEET_LEASE_TOKEN >> {}", log.display());
+    let mut next = run_once(&backend.url(), "invoices", &["--wait", "10s"], &quick);
+    let code = next.wait().expect("wait").code();
+    let ran = lines(&log);
+    println!(
+        "after SIGKILL of the holder (TTL 2 s): the next node ran the job {:?} later, tokens {ran:?}",
+        killed_at.elapsed()
+    );
+    assert_eq!(code, Some(0));
+    let tokens: Vec<u64> = ran.iter().filter_map(|l| l.parse().ok()).collect();
+    assert_eq!(tokens.len(), 3);
+    assert!(
+        tokens[2] > tokens[1] && tokens[1] > tokens[0],
+        "fencing tokens grow: {tokens:?}"
+    );
+}
+
+#[test]
+fn run_once_on_redis() {
+    five_at_once_run_once_and_a_killed_holder_is_taken_over(LeaseBackend::Redis(
+        RedisServer::start(),
+    ));
+}
+
+#[test]
+fn run_once_on_mysql() {
+    five_at_once_run_once_and_a_killed_holder_is_taken_over(LeaseBackend::MySql(
+        MariaDbServer::start(),
+    ));
+}
+
+#[test]
+fn run_once_every_period_runs_once_per_slot_across_skewed_clocks() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = dir.path().join("ran");
+    let job = format!("echo ran >> {}; sleep 0.1", log.display());
+    let period = 6u64;
+    // Start 0.3 s into a slot, as cron does on each node at its own clock's slot start.
+    let into_slot = || {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock");
+        let next = (now.as_secs() / period + 1) * period;
+        std::thread::sleep(Duration::from_secs(next) - now + Duration::from_millis(300));
+    };
+    let every = ["--every", "6s"];
+    into_slot();
+    let first = run_once(&redis.url(), "report", &every, &job)
+        .wait()
+        .expect("wait")
+        .code();
+    // The same line 1 s later on another node of the same slot.
+    std::thread::sleep(Duration::from_secs(1));
+    let again = run_once(&redis.url(), "report", &every, &job)
+        .wait()
+        .expect("wait")
+        .code();
+    // A node whose clock is 2 s behind fires at its own slot start: 2 s later in real time.
+    std::thread::sleep(Duration::from_millis(700));
+    let skewed = Command::new("faketime")
+        .args(["-f", "-2s"])
+        .arg(fleetctl())
+        .args([
+            "run-once",
+            "--store",
+            &redis.url(),
+            "--name",
+            "report",
+            "--every",
+            "6s",
+        ])
+        .args(["--", "sh", "-c", &job])
+        .status()
+        .expect("faketime runs (scripts/setup.sh installs it)")
+        .code();
+    assert_eq!(lines(&log).len(), 1, "ran once in the slot");
+    into_slot();
+    let next_slot = run_once(&redis.url(), "report", &every, &job)
+        .wait()
+        .expect("wait")
+        .code();
+    println!(
+        "--every 6s: first {first:?}, 1 s later {again:?}, a node 2 s behind {skewed:?}, next slot {next_slot:?}"
+    );
+    assert_eq!((first, again, skewed), (Some(0), Some(75), Some(75)));
+    assert_eq!(next_slot, Some(0));
+    assert_eq!(lines(&log).len(), 2, "the next slot ran it again");
 }

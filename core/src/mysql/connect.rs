@@ -89,6 +89,11 @@ impl MySqlConnector {
         }
     }
 
+    /// Whether Fleet creates its tables (`create_table=1`).
+    pub fn creates_tables(&self) -> bool {
+        self.create_table
+    }
+
     pub fn classify(&self, e: MySqlError, connecting: bool) -> StoreError {
         classify(
             &self.endpoint,

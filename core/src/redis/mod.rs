@@ -25,7 +25,8 @@ use crate::error::StoreError;
 use crate::id::SessionId;
 use crate::keeper::{Keeper, Retry};
 use crate::lease::{
-    wait_slice, LeaseTerms, LeaseToken, RenewFn, RenewalReport, RenewalStop, Renewer,
+    wait_slice, LeaseStore, LeaseTerms, LeaseToken, RenewFn, RenewalReport, RenewalStop, Renewer,
+    Slot, Taken,
 };
 use crate::store::{HeldLock, LockPolicy, ReadOutcome, SessionStore};
 
@@ -437,6 +438,101 @@ impl SessionStore for RedisStore {
     /// Redis expires sessions itself (every write sets `EX`), so there is nothing to sweep.
     fn gc(&mut self, _lifetime: Duration) -> Result<u64, StoreError> {
         Ok(0)
+    }
+}
+
+/// Named leases (cron jobs, "do once" actions). Keys, all tagged with the name so that they
+/// share a cluster slot: `<prefix>lease:{NAME}` (the holder's token, with the TTL),
+/// `<prefix>lease:{NAME}:fence` (the fencing counter, INCR'd by every new holder) and
+/// `<prefix>lease:{NAME}:slot:<SLOT>` (a schedule slot's done-mark).
+impl LeaseStore for RedisStore {
+    fn take_lease(
+        &mut self,
+        name: &str,
+        token: &LeaseToken,
+        ttl: Duration,
+        slot: Option<&Slot>,
+    ) -> Result<Taken, StoreError> {
+        let keys = self.lease_keys(name, slot.map(|s| s.id.as_str()));
+        let ttl_ms = duration_ms(ttl).to_string();
+        let keep_ms = slot
+            .map(|s| duration_ms(s.keep).to_string())
+            .unwrap_or_default();
+        let script = Script::new(scripts::TAKE_LEASE);
+        let reply: Acked<(i64, u64)> = self.run(&keys.0, Retry::IfRefused, |c, _| {
+            eval(
+                c,
+                &script,
+                &[&keys.0.data, &keys.1, &keys.2],
+                &[
+                    token.as_str().as_bytes(),
+                    ttl_ms.as_bytes(),
+                    keep_ms.as_bytes(),
+                ],
+                None,
+            )
+        })?;
+        Ok(match reply.reply {
+            (0, fence) => Taken::Won { fence },
+            (2, _) => Taken::SlotDone,
+            _ => Taken::Held,
+        })
+    }
+
+    fn renew_lease(
+        &mut self,
+        name: &str,
+        token: &LeaseToken,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let keys = self.lease_keys(name, None);
+        let ttl_ms = duration_ms(ttl).to_string();
+        let script = Script::new(scripts::RENEW);
+        let renewed: Acked<i64> = self.run(&keys.0, Retry::Idempotent, |c, _| {
+            eval(
+                c,
+                &script,
+                &[&keys.0.data],
+                &[token.as_str().as_bytes(), ttl_ms.as_bytes()],
+                None,
+            )
+        })?;
+        Ok(renewed.reply == 1)
+    }
+
+    fn release_lease(&mut self, name: &str, token: &LeaseToken) -> Result<bool, StoreError> {
+        let keys = self.lease_keys(name, None);
+        let script = Script::new(scripts::RELEASE_LEASE);
+        let released: Acked<i64> = self.run(&keys.0, Retry::Idempotent, |c, _| {
+            eval(
+                c,
+                &script,
+                &[&keys.0.data],
+                &[token.as_str().as_bytes()],
+                None,
+            )
+        })?;
+        Ok(released.reply == 1)
+    }
+}
+
+impl RedisStore {
+    /// The keys of lease `name`: the lease (as a `SessionKeys` for routing), its fence
+    /// counter, and the mark of `slot` (a key that is never set when there is none).
+    fn lease_keys(&self, name: &str, slot: Option<&str>) -> (SessionKeys, Vec<u8>, Vec<u8>) {
+        let lease = format!("{}lease:{{{name}}}", self.prefix).into_bytes();
+        let mut fence = lease.clone();
+        fence.extend_from_slice(b":fence");
+        let mut mark = lease.clone();
+        mark.extend_from_slice(b":slot:");
+        mark.extend_from_slice(slot.unwrap_or("none").as_bytes());
+        let keys = SessionKeys {
+            data: lease,
+            lock: Vec::new(),
+            wake: Vec::new(),
+            waiters: Vec::new(),
+        };
+        (keys, fence, mark)
     }
 }
 

@@ -70,6 +70,21 @@ const DESTROY_AND_RELEASE: &str = concat!("redis.call('DEL', KEYS[1])\n", releas
 /// KEYS: data, lock, wake, waiters. ARGV: token, wake ttl ms.
 const RELEASE: &str = release_lua!();
 
+/// KEYS: lease, fence counter, slot mark. ARGV: token, ttl ms, slot keep ms ('' for no slot).
+/// Returns {0, fence} when taken, {1, 0} when held by someone, {2, 0} when the slot is done.
+pub(super) const TAKE_LEASE: &str = "
+if ARGV[3] ~= '' and redis.call('EXISTS', KEYS[3]) == 1 then return {2, 0} end
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {1, 0} end
+local fence = redis.call('INCR', KEYS[2])
+if ARGV[3] ~= '' then redis.call('SET', KEYS[3], fence, 'PX', ARGV[3]) end
+return {0, fence}
+";
+
+/// KEYS: lease. ARGV: token. Deletes it if it is the holder's; returns 1 if it was.
+pub(super) const RELEASE_LEASE: &str = "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[1])
+";
+
 /// KEYS: lock. ARGV: token, ttl ms. Extends the lock only while it is still the holder's.
 /// Returns 1 if extended, 0 if not ours (any more).
 pub(super) const RENEW: &str = "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
