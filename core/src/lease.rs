@@ -499,7 +499,7 @@ mod tests {
             Duration::from_secs(10),
             Instant::now(),
         );
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(300));
         assert!(
             matches!(r.release(id).unwrap().stopped, Some(RenewalStop::Failing(e)) if e.contains("connection refused"))
         );

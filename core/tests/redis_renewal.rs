@@ -21,19 +21,19 @@ fn renewed(ttl_ms: u64, max_hold_ms: u64) -> LockPolicy {
     }
 }
 
-/// Holds session `sid` for `hold` with a 300 ms TTL, while another worker waits for it;
-/// returns when the waiter got it, after the holder's write.
+/// Holds a session four times past its 600 ms TTL while another worker waits for it; the
+/// waiter must get it only after the holder's write.
 fn hold_past_the_ttl_while_another_waits(save_path: &str) {
     let mut holder = open_redis(save_path);
     let sid = id("renewedholder01");
-    let read = holder.lock_and_read(&sid, renewed(300, 10_000)).unwrap();
+    let read = holder.lock_and_read(&sid, renewed(600, 10_000)).unwrap();
     let taken = Instant::now();
     let waiter = {
         let path = save_path.to_owned();
         std::thread::spawn(move || {
             let mut store = open_redis(&path);
             let read = store
-                .lock_and_read(&id("renewedholder01"), renewed(300, 10_000))
+                .lock_and_read(&id("renewedholder01"), renewed(600, 10_000))
                 .expect("the waiter gets the session");
             let got_it = Instant::now();
             let data = read.data.clone();
@@ -44,7 +44,7 @@ fn hold_past_the_ttl_while_another_waits(save_path: &str) {
         })
     };
     // Four times the TTL: without renewal the waiter would have taken the lock long ago.
-    std::thread::sleep(Duration::from_millis(1200));
+    std::thread::sleep(Duration::from_millis(2400));
     // The waiter may take the lock the moment Redis releases it, before this thread is back
     // from the call: what it may not do is take it before the release began.
     let released = Instant::now();
@@ -53,7 +53,7 @@ fn hold_past_the_ttl_while_another_waits(save_path: &str) {
         .expect("the holder still holds its lock");
     let (got_it, data) = waiter.join().expect("waiter");
     println!(
-        "held {:?} with a 300 ms TTL; the waiter got the session {:?} after the release",
+        "held {:?} with a 600 ms TTL; the waiter got the session {:?} after the release",
         released - taken,
         got_it.saturating_duration_since(released)
     );
@@ -146,14 +146,14 @@ fn no_renewal_outlives_the_release_and_short_requests_cost_nothing() {
     );
 
     // A long request is renewed on a second connection; after its release nothing renews.
-    let read = store.lock_and_read(&sid, renewed(300, 60_000)).unwrap();
-    std::thread::sleep(Duration::from_millis(700));
+    let read = store.lock_and_read(&sid, renewed(600, 60_000)).unwrap();
+    std::thread::sleep(Duration::from_millis(1400));
     let pttl: i64 = redis
         .command(&["PTTL", "PHPREDIS_SESSION:renewalcost0001_LOCK"])
         .trim_start_matches(':')
         .parse()
         .unwrap_or(-2);
-    assert!(pttl > 0, "renewed past its 300 ms TTL: {pttl}");
+    assert!(pttl > 0, "renewed past its 600 ms TTL: {pttl}");
     store
         .write_and_unlock(&sid, b"y", LIFETIME, read.lock.as_ref())
         .unwrap();
