@@ -792,12 +792,12 @@ fn short_lifetimes(backend: Backend) {
     assert_eq!(web.php_log(), "", "PHP logged problems");
 }
 
-/// Requests per second that `clients` threads get from `path` for `duration`, each thread
-/// with its own session; and each reply's status and latency.
+/// What `cookies.len()` clients (one per cookie) get from `url` in a loop for `duration`:
+/// each reply's status and latency. A client told 429 waits its `Retry-After` (1 s), as
+/// browsers and proxies do.
 fn visitors(
-    web: &WebStack,
+    url: &str,
     http: &Http,
-    path: &str,
     cookies: &[Option<String>],
     duration: Duration,
 ) -> Vec<(u16, Duration)> {
@@ -805,13 +805,16 @@ fn visitors(
     let threads: Vec<_> = cookies
         .iter()
         .map(|cookie| {
-            let (http, url, cookie) = (http.clone(), web.url(path), cookie.clone());
+            let (http, url, cookie) = (http.clone(), url.to_owned(), cookie.clone());
             std::thread::spawn(move || {
                 let mut seen = Vec::new();
                 while Instant::now() < deadline {
                     let t = Instant::now();
                     let reply = http.get(&url, cookie.as_deref()).expect("nginx answers");
                     seen.push((reply.status, t.elapsed()));
+                    if reply.status == 429 {
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
                 }
                 seen
             })
@@ -840,41 +843,17 @@ fn one_visitor_hammering_a_session_cannot_take_every_worker() {
     };
     let others: Vec<Option<String>> = (0..4).map(|_| new_cookie()).collect();
     let window = Duration::from_secs(3);
-    let idle = visitors(&web, &http, "counter.php", &others, window);
+    let idle = visitors(&web.url("counter.php"), &http, &others, window);
     let idle_rate = idle.len() as f64 / window.as_secs_f64();
 
     // One visitor's session: 32 parallel requests of a page that keeps it 20 ms.
     let hot = new_cookie();
     let hammer = {
-        let (web_url, http, hot) = (web.url("counter.php?hold_ms=20"), http.clone(), hot.clone());
-        std::thread::spawn(move || {
-            let deadline = Instant::now() + Duration::from_secs(4);
-            let threads: Vec<_> = (0..32)
-                .map(|_| {
-                    let (http, url, hot) = (http.clone(), web_url.clone(), hot.clone());
-                    std::thread::spawn(move || {
-                        let mut seen = Vec::new();
-                        while Instant::now() < deadline {
-                            let t = Instant::now();
-                            let r = http.get(&url, hot.as_deref()).expect("nginx answers");
-                            seen.push((r.status, t.elapsed()));
-                            if r.status == 429 {
-                                // Retry-After: 1, as browsers and proxies honour it.
-                                std::thread::sleep(Duration::from_secs(1));
-                            }
-                        }
-                        seen
-                    })
-                })
-                .collect();
-            threads
-                .into_iter()
-                .flat_map(|t| t.join().expect("client"))
-                .collect::<Vec<_>>()
-        })
+        let (url, http, hot) = (web.url("counter.php?hold_ms=20"), http.clone(), hot.clone());
+        std::thread::spawn(move || visitors(&url, &http, &vec![hot; 32], Duration::from_secs(4)))
     };
     std::thread::sleep(Duration::from_millis(500));
-    let busy = visitors(&web, &http, "counter.php", &others, window);
+    let busy = visitors(&web.url("counter.php"), &http, &others, window);
     let busy_rate = busy.len() as f64 / window.as_secs_f64();
     let hammered = hammer.join().expect("hammer");
     let served = hammered.iter().filter(|(s, _)| *s == 200).count();
