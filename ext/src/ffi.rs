@@ -556,3 +556,85 @@ fn report(outcome: Result<(), handler::Problem>) -> c_int {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::mem::{offset_of, size_of};
+    use std::process::Command;
+
+    use super::PsModule;
+
+    /// The hand-declared session module table against the installed `php_session.h`: a
+    /// PHP whose `ps_module` differs fails this test (and so the build's test run), never
+    /// a worker at run time. It compiles a C program with `php-config --includes` that
+    /// prints the header's layout.
+    /// Runs `command` and returns what it printed; the test fails if it cannot run or fails.
+    fn output_of(command: &mut Command) -> String {
+        let output = command.output();
+        assert!(output.is_ok(), "{command:?} does not run: {output:?}");
+        let Ok(output) = output else {
+            return String::new();
+        };
+        assert!(
+            output.status.success(),
+            "{command:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    #[test]
+    fn the_session_module_table_matches_php_session_h() {
+        let includes = output_of(Command::new("php-config").arg("--includes"));
+        let dir = std::env::temp_dir().join(format!("fleet-layout-{}", std::process::id()));
+        assert!(std::fs::create_dir_all(&dir).is_ok());
+        let source = dir.join("layout.c");
+        let written = std::fs::write(
+            &source,
+            r#"#include "php.h"
+#include "ext/session/php_session.h"
+#include <stddef.h>
+#include <stdio.h>
+int main(void) {
+    printf("%zu %zu %zu %zu %zu %zu %zu %zu %zu %zu %zu\n", sizeof(ps_module),
+        offsetof(ps_module, s_name), offsetof(ps_module, s_open), offsetof(ps_module, s_close),
+        offsetof(ps_module, s_read), offsetof(ps_module, s_write), offsetof(ps_module, s_destroy),
+        offsetof(ps_module, s_gc), offsetof(ps_module, s_create_sid),
+        offsetof(ps_module, s_validate_sid), offsetof(ps_module, s_update_timestamp));
+    return 0;
+}
+"#,
+        );
+        assert!(written.is_ok(), "write layout.c: {written:?}");
+        let program = dir.join("layout");
+        output_of(
+            Command::new("cc")
+                .args(includes.split_whitespace())
+                .arg(&source)
+                .arg("-o")
+                .arg(&program),
+        );
+        let header: Vec<usize> = output_of(&mut Command::new(&program))
+            .split_whitespace()
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        let ours = vec![
+            size_of::<PsModule>(),
+            offset_of!(PsModule, name),
+            offset_of!(PsModule, open),
+            offset_of!(PsModule, close),
+            offset_of!(PsModule, read),
+            offset_of!(PsModule, write),
+            offset_of!(PsModule, destroy),
+            offset_of!(PsModule, gc),
+            offset_of!(PsModule, create_sid),
+            offset_of!(PsModule, validate_sid),
+            offset_of!(PsModule, update_timestamp),
+        ];
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(
+            ours, header,
+            "ext/src/ffi.rs's PsModule (size, then each field's offset) differs from ps_module in the installed php_session.h"
+        );
+    }
+}
