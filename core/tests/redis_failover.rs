@@ -52,6 +52,20 @@ impl ManagedPair {
         format!("redis://{}:{}{options}", self.name.name, self.port)
     }
 
+    /// Waits until the replica holds session `sid` with `value`: a write acknowledged by the
+    /// primary reaches the replica a moment later.
+    fn wait_replicated(&self, sid: &str, value: &str) {
+        let key = format!("PHPREDIS_SESSION:{sid}");
+        let start = Instant::now();
+        while self.replica.command(&["GET", &key]) != value {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "replication lags"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// What the managed services do on failover: promote the replica, demote the old
     /// primary to a replica of it (its clients stay connected and are refused writes).
     fn switch_roles(&self) {
@@ -68,7 +82,7 @@ fn a_demoted_primary_is_left_for_the_node_its_name_moves_to() {
     let sid = id("dnsfailover0001");
     assert_eq!(increment(&mut store, &sid, LOCKED).unwrap(), 1);
     assert_eq!(increment(&mut store, &sid, LOCKED).unwrap(), 2);
-    pair.replica.wait_for_replication();
+    pair.wait_replicated("dnsfailover0001", "2");
 
     pair.switch_roles();
     // The name still points at the demoted node: its writes are refused, and the refusal
@@ -98,7 +112,7 @@ fn a_kept_connection_to_a_demoted_primary_is_replaced_within_the_same_request() 
     let mut store = open_redis(&pair.save_path(""));
     let sid = id("dnsfailover0002");
     assert_eq!(increment(&mut store, &sid, LOCKED).unwrap(), 1);
-    pair.replica.wait_for_replication();
+    pair.wait_replicated("dnsfailover0002", "1");
     // Switch and move the name together, as a managed service does: the worker's kept
     // connection to the old node is refused once, and the step is repeated on a fresh
     // connection that resolves the name again.
