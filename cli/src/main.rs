@@ -7,8 +7,13 @@
 //!   `gc_interval`.
 //! - `run-once`: runs a cron job on one node of the cluster (per schedule slot with
 //!   `--every`), holding a lease in the session store.
+//! - `copy`: copies sessions from PHP's files handler or another store into a Fleet store,
+//!   keeping their lifetimes (zero-logout migration).
+//! - `sessions`: counts, lists, shows (decoded) and destroys stored sessions.
 
+mod copy;
 mod run_once;
+mod sessions;
 
 use std::process::ExitCode;
 
@@ -64,6 +69,39 @@ enum Command {
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
+    /// Copy sessions into a Fleet store, keeping each one's remaining lifetime: from PHP's
+    /// files handler (files:///var/lib/php/sessions) or any store URL (phpredis keys with
+    /// its prefix, MySQL). Expired sessions are skipped and sessions already in --to are
+    /// never overwritten, so it can run again after the switch.
+    Copy {
+        /// files:///path/to/sessions, or a store URL written as session.save_path.
+        #[arg(long)]
+        from: String,
+        /// The Fleet store, written as session.save_path.
+        #[arg(long)]
+        to: String,
+        /// session.gc_maxlifetime of the source, in seconds: a file session lives this long
+        /// after its last write; also the lifetime of source sessions stored without expiry.
+        #[arg(long, default_value_t = 1440)]
+        max_lifetime: u64,
+        /// Count what would be copied; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the counts as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Inspect a store's sessions: count, list, show ID, destroy ID.
+    Sessions {
+        /// The store, written as session.save_path.
+        #[arg(long)]
+        store: String,
+        /// Print JSON instead of text.
+        #[arg(long, global = true)]
+        json: bool,
+        #[command(subcommand)]
+        action: sessions::Action,
+    },
     /// Delete expired sessions from a MySQL/MariaDB store now, in bounded batches, and
     /// print how many were deleted (Redis expires sessions by itself).
     Gc {
@@ -112,6 +150,52 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Copy {
+            from,
+            to,
+            max_lifetime,
+            dry_run,
+            json,
+        } => {
+            let job = copy::Copy {
+                from,
+                to,
+                max_lifetime: std::time::Duration::from_secs(max_lifetime),
+                dry_run,
+            };
+            match job.run() {
+                Ok(counts) => {
+                    if json {
+                        println!("{}", counts.json(dry_run));
+                    } else {
+                        println!("{}", counts.summary(dry_run));
+                    }
+                    if counts.failed == 0 {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(1)
+                    }
+                }
+                Err(e) => {
+                    eprintln!("fleetctl: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Sessions {
+            store,
+            json,
+            action,
+        } => match sessions::run(&store, action, json) {
+            Ok(text) => {
+                println!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("fleetctl: {e}");
+                ExitCode::from(1)
+            }
+        },
         Command::Gc { store } => match gc(&store) {
             Ok(message) => {
                 println!("{message}");

@@ -41,6 +41,54 @@ impl fmt::Debug for LeaseToken {
     }
 }
 
+/// Longest lease name: it becomes part of a key or a row's primary key.
+pub const MAX_LEASE_NAME: usize = 128;
+
+/// Checks a lease name: 1 to [`MAX_LEASE_NAME`] characters of `a-z A-Z 0-9 . _ : / @ -`
+/// (no braces, which would break a cluster's hash tag, and nothing a key or log line
+/// could be confused by).
+pub fn check_name(name: &str) -> Result<(), StoreError> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || ".-_:/@".contains(c);
+    if name.is_empty() || name.len() > MAX_LEASE_NAME || !name.chars().all(allowed) {
+        let shown: String = name.chars().take(40).collect();
+        return Err(StoreError::LeaseName { name: shown });
+    }
+    Ok(())
+}
+
+/// What a PHP caller holds for a lease: the fencing number and the secret token, written
+/// `<fence>-<token>`, so `(int) $ticket` is the fence (larger for every new holder) and
+/// the whole string proves ownership to renew or release.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaseTicket {
+    pub fence: u64,
+    pub token: LeaseToken,
+}
+
+impl LeaseTicket {
+    /// Reads a ticket written by [`fmt::Display`]; `None` if it is not one.
+    pub fn parse(text: &str) -> Option<LeaseTicket> {
+        let (fence, token) = text.split_once('-')?;
+        let token_ok = token.len() == 32 && token.bytes().all(|b| b.is_ascii_hexdigit());
+        Some(LeaseTicket {
+            fence: fence.parse().ok()?,
+            token: LeaseToken(token.to_owned()).filter_valid(token_ok)?,
+        })
+    }
+}
+
+impl LeaseToken {
+    fn filter_valid(self, valid: bool) -> Option<LeaseToken> {
+        valid.then_some(self)
+    }
+}
+
+impl fmt::Display for LeaseTicket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.fence, self.token.as_str())
+    }
+}
+
 /// How a lease is taken: how long it lives unless renewed or released, how long to wait for
 /// it, and how long it may be renewed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -368,6 +416,30 @@ fn run(shared: &Shared, mut renew: RenewFn) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lease_names_are_checked() {
+        assert!(check_name("billing.cron").is_ok());
+        assert!(check_name("mail/queue:42@node-1_a").is_ok());
+        for bad in ["", "a{b}", "with space", "new\nline", &"x".repeat(MAX_LEASE_NAME + 1)] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_ticket_reads_back_and_its_integer_prefix_is_the_fence() {
+        let token = LeaseToken::generate().map_err(|e| e.to_string());
+        let ticket = LeaseTicket {
+            fence: 42,
+            token: token.clone().unwrap_or_else(|e| panic!("{e}")),
+        };
+        let text = ticket.to_string();
+        assert!(text.starts_with("42-"));
+        assert_eq!(LeaseTicket::parse(&text), Some(ticket));
+        for bad in ["", "42", "x-abc", "42-nothex", "-1-00000000000000000000000000000000"] {
+            assert_eq!(LeaseTicket::parse(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn tokens_are_random_and_hex() {

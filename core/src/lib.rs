@@ -5,6 +5,9 @@
 //!
 //! - [`config`]: `session.save_path` parsed into a typed [`StoreConfig`].
 //! - [`id`]: session id validation; a [`SessionId`] is safe to put in a key.
+//! - [`codec`]: PHP's session formats (`php`, `php_serialize`) decoded into values.
+//! - [`inventory`]: counting, listing, reading and copying sessions outside requests, and
+//!   [`read_session`] for a Rust service that shares a PHP application's login.
 //! - [`lease`]: time-bounded exclusive ownership, the basis of session locks and of named
 //!   leases ([`LeaseStore`], `fleetctl run-once`), and their renewal.
 //! - [`store`]: the [`SessionStore`] trait every backend implements, and [`open_store`].
@@ -14,9 +17,11 @@
 //!   means for it (reconnect, retry once, follow a failover), for every backend.
 //! - [`error`]: typed errors with messages an admin can act on.
 
+pub mod codec;
 pub mod config;
 pub mod error;
 pub mod id;
+pub mod inventory;
 pub(crate) mod keeper;
 pub mod lease;
 pub mod mysql;
@@ -26,5 +31,6 @@ pub mod store;
 pub use config::{parse_save_path, MySqlConfig, MySqlLockMode, RedisConfig, StoreConfig, Timeouts};
 pub use error::{ConfigError, StoreError};
 pub use id::SessionId;
-pub use lease::{LeaseStore, LeaseTerms, LeaseToken, Slot, Taken};
+pub use inventory::{open_inventory, read_session, Inventory, StoredSession};
+pub use lease::{LeaseStore, LeaseTerms, LeaseTicket, LeaseToken, Slot, Taken};
 pub use store::{open_lease_store, open_store, HeldLock, LockPolicy, ReadOutcome, SessionStore};

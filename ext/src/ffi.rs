@@ -8,7 +8,11 @@ use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 
-use ext_php_rs::builders::ModuleBuilder;
+use ext_php_rs::args::Arg;
+use ext_php_rs::builders::{FunctionBuilder, ModuleBuilder};
+use ext_php_rs::flags::DataType;
+use ext_php_rs::types::Zval;
+use ext_php_rs::zend::ExecuteData;
 use ext_php_rs::ffi::{
     php_error_docref, php_info_print_table_end, php_info_print_table_row,
     php_info_print_table_start, zend_long, zend_string, E_NOTICE, E_WARNING,
@@ -18,6 +22,7 @@ use ext_php_rs::types::ZendStr;
 use ext_php_rs::zend::{IniEntryDef, IniEntryDefs, ModuleEntry, StaticModuleEntry};
 
 use crate::handler::{self, OpenSession};
+use crate::leases;
 use crate::settings::{RawIni, Settings};
 use crate::shared;
 
@@ -102,7 +107,8 @@ static DEPS: ModuleDeps = ModuleDeps([
     },
 ]);
 
-static INI: IniEntryDefs<10> = IniEntryDefs::new([
+static INI: IniEntryDefs<11> = IniEntryDefs::new([
+    IniEntryDef::new(c"fleet.lease_store", c"", IniEntryPermission::All),
     IniEntryDef::new(c"fleet.max_waiters", c"0", IniEntryPermission::All),
     IniEntryDef::new(c"fleet.busy_status", c"0", IniEntryPermission::All),
     IniEntryDef::new(c"fleet.locking", c"1", IniEntryPermission::All),
@@ -150,6 +156,27 @@ pub extern "C" fn get_module() -> *mut ModuleEntry {
         .startup_function(module_startup)
         .request_startup_function(request_startup)
         .info_function(module_info)
+        .function(
+            FunctionBuilder::new("fleet_lease_acquire", fleet_lease_acquire)
+                .arg(Arg::new("name", DataType::String))
+                .arg(Arg::new("ttl", DataType::Double))
+                .not_required()
+                .arg(Arg::new("wait", DataType::Double).default("0"))
+                .returns(DataType::Mixed, false, false),
+        )
+        .function(
+            FunctionBuilder::new("fleet_lease_renew", fleet_lease_renew)
+                .arg(Arg::new("name", DataType::String))
+                .arg(Arg::new("token", DataType::String))
+                .arg(Arg::new("ttl", DataType::Double))
+                .returns(DataType::Bool, false, false),
+        )
+        .function(
+            FunctionBuilder::new("fleet_lease_release", fleet_lease_release)
+                .arg(Arg::new("name", DataType::String))
+                .arg(Arg::new("token", DataType::String))
+                .returns(DataType::Bool, false, false),
+        )
         .try_into();
     match built {
         // Fleet registers no classes or constants, so the startup half has nothing to do.
@@ -203,7 +230,7 @@ unsafe extern "C" fn module_info(module: *mut ModuleEntry) {
             php_info_print_table_row(
                 2,
                 c"Save path schemes".as_ptr(),
-                c"redis://, rediss://, unix://".as_ptr(),
+                c"redis://, rediss://, unix://, redis+sentinel://, rediss+sentinel://, redis+cluster://, rediss+cluster://, mysql://".as_ptr(),
             );
             php_info_print_table_row(
                 2,
@@ -213,6 +240,143 @@ unsafe extern "C" fn module_info(module: *mut ModuleEntry) {
             php_info_print_table_end();
             display_ini_entries(module);
         }
+    })
+}
+
+/// A PHP function's arguments as Rust values: strings, and numbers (int or float) as f64.
+/// A wrong type gets a warning naming the function and parameter, and the call returns
+/// false, as PHP's own functions do with non-strict types.
+enum PhpArg {
+    Str(String),
+    Num(f64),
+}
+
+fn php_args(
+    ex: &mut ExecuteData,
+    spec: &[(&str, DataType)],
+    required: usize,
+) -> Option<Vec<Option<PhpArg>>> {
+    let mut args: Vec<Arg> = spec.iter().map(|(n, t)| Arg::new(*n, *t)).collect();
+    let mut parser = ex.parser();
+    for (i, arg) in args.iter_mut().enumerate() {
+        if i == required {
+            parser = parser.not_required();
+        }
+        parser = parser.arg(arg);
+    }
+    // On a wrong count PHP has already thrown its ArgumentCountError.
+    parser.parse().ok()?;
+    let mut values = Vec::with_capacity(args.len());
+    for (arg, (name, kind)) in args.iter_mut().zip(spec) {
+        let value = match arg.zval() {
+            None => None,
+            Some(z) => {
+                let z: &Zval = z;
+                let converted = match kind {
+                    DataType::String => z
+                        .string()
+                        .or_else(|| z.long().map(|l| l.to_string()))
+                        .map(PhpArg::Str),
+                    _ => z
+                        .double()
+                        .or_else(|| z.long().map(|l| l as f64))
+                        .or_else(|| z.str().and_then(|s| s.trim().parse().ok()))
+                        .map(PhpArg::Num),
+                };
+                if converted.is_none() {
+                    let wanted = if *kind == DataType::String { "a string" } else { "a number" };
+                    warn(&format!("Fleet: ${name} must be {wanted}"));
+                    return None;
+                }
+                converted
+            }
+        };
+        values.push(value);
+    }
+    Some(values)
+}
+
+fn arg_str(args: &[Option<PhpArg>], i: usize) -> &str {
+    match args.get(i) {
+        Some(Some(PhpArg::Str(s))) => s,
+        _ => "",
+    }
+}
+
+fn arg_num(args: &[Option<PhpArg>], i: usize, default: f64) -> f64 {
+    match args.get(i) {
+        Some(Some(PhpArg::Num(n))) => *n,
+        _ => default,
+    }
+}
+
+/// The lease store URL and timeouts for this request, or a warning.
+fn lease_store() -> Option<(String, fleet_core::Timeouts)> {
+    let url = leases::store_url(
+        &ini_string(c"fleet.lease_store"),
+        &ini_string(c"session.save_handler"),
+        &ini_string(c"session.save_path"),
+    );
+    match url {
+        Ok(url) => Some((url, current_settings().timeouts)),
+        Err(problem) => {
+            warn(&problem);
+            None
+        }
+    }
+}
+
+/// Sets `retval` to what a lease function's `outcome` says, warning on an error.
+fn lease_reply<T>(retval: &mut Zval, outcome: Result<T, handler::Problem>, set: impl FnOnce(&mut Zval, T)) {
+    match outcome {
+        Ok(value) => set(retval, value),
+        Err(problem) => {
+            warn(&problem);
+            retval.set_bool(false);
+        }
+    }
+}
+
+/// `fleet_lease_acquire(string $name, float $ttl, float $wait = 0): string|false`
+extern "C" fn fleet_lease_acquire(ex: &mut ExecuteData, retval: &mut Zval) {
+    guard((), || {
+        retval.set_bool(false);
+        let spec = [("name", DataType::String), ("ttl", DataType::Double), ("wait", DataType::Double)];
+        let Some(args) = php_args(ex, &spec, 2) else { return };
+        let Some((url, timeouts)) = lease_store() else { return };
+        let outcome = leases::acquire(&url, timeouts, arg_str(&args, 0), arg_num(&args, 1, 0.0), arg_num(&args, 2, 0.0));
+        lease_reply(retval, outcome, |rv, ticket| match ticket {
+            Some(t) => {
+                if rv.set_string(&t, false).is_err() {
+                    rv.set_bool(false);
+                }
+            }
+            None => rv.set_bool(false),
+        });
+    })
+}
+
+/// `fleet_lease_renew(string $name, string $token, float $ttl): bool`
+extern "C" fn fleet_lease_renew(ex: &mut ExecuteData, retval: &mut Zval) {
+    guard((), || {
+        retval.set_bool(false);
+        let spec = [("name", DataType::String), ("token", DataType::String), ("ttl", DataType::Double)];
+        let Some(args) = php_args(ex, &spec, 3) else { return };
+        let Some((url, timeouts)) = lease_store() else { return };
+        let outcome = leases::renew(&url, timeouts, arg_str(&args, 0), arg_str(&args, 1), arg_num(&args, 2, 0.0));
+        lease_reply(retval, outcome, |rv, renewed| rv.set_bool(renewed));
+    })
+}
+
+/// `fleet_lease_release(string $name, string $token): bool`
+extern "C" fn fleet_lease_release(ex: &mut ExecuteData, retval: &mut Zval) {
+    guard((), || {
+        retval.set_bool(false);
+        let spec = [("name", DataType::String), ("token", DataType::String)];
+        let Some(args) = php_args(ex, &spec, 2) else { return };
+        let Some((url, timeouts)) = lease_store() else { return };
+        let outcome = leases::release(&url, timeouts, arg_str(&args, 0), arg_str(&args, 1));
+        lease_reply(retval, outcome, |rv, released| rv.set_bool(released));
     })
 }
 

@@ -4,11 +4,13 @@
 //! - [`ffi`]: the only module that touches PHP's C API (module entry, session hooks, INI,
 //!   phpinfo, warnings).
 //! - [`handler`]: what each session hook does, in safe Rust.
+//! - [`leases`]: `fleet_lease_acquire()`, `fleet_lease_renew()`, `fleet_lease_release()`.
 //! - [`settings`]: the `fleet.*` INI entries and their validation.
 //! - [`shared`]: memory shared by the workers of one FPM master (who waits for which
 //!   session, for `fleet.max_waiters`).
 
 mod ffi;
 mod handler;
+mod leases;
 mod settings;
 mod shared;

@@ -40,6 +40,8 @@ use crate::lease::{LeaseTerms, MAX_WAIT_SLICE};
 use crate::store::{HeldLock, LockPolicy, ReadOutcome, SessionStore};
 
 mod connect;
+mod inventory;
+mod lease;
 
 use connect::MySqlConnector;
 
@@ -153,11 +155,13 @@ END"
     ]
 }
 
-/// The table of named leases (`fleetctl run-once`): the fencing counter and the last
-/// schedule slot run of each name. The lease itself is a named lock held by the holder's
-/// connection, so it ends with that connection.
+/// The table of named leases (`fleetctl run-once`, PHP's `fleet_lease_*`): per name, the
+/// holder's token and when its lease ends (the server's clock, in ms, so app servers'
+/// clocks do not matter), the fencing counter, and the last schedule slot run.
 pub const LEASES_TABLE_SQL: &str = "CREATE TABLE IF NOT EXISTS `fleet_leases` (
   `name` VARCHAR(191) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+  `holder` VARCHAR(64) CHARACTER SET ascii NOT NULL DEFAULT '' COMMENT 'the holder''s secret token',
+  `held_until` BIGINT NOT NULL DEFAULT 0 COMMENT 'Unix time in ms (server clock) when the lease ends unless renewed',
   `fence` BIGINT NOT NULL DEFAULT 0 COMMENT 'grows with every new holder',
   `slot` VARCHAR(64) NOT NULL DEFAULT '' COMMENT 'the last schedule slot run',
   `slot_until` BIGINT NOT NULL DEFAULT 0 COMMENT 'Unix time until which that slot counts as done',
@@ -316,6 +320,10 @@ pub struct MySqlStore {
     mode: MySqlLockMode,
     /// `database.table:`, the part of every lock name that is not the id.
     lock_scope: String,
+    /// The sessions table (checked by the config parser: safe to quote with backticks).
+    table: String,
+    /// Whether this store has made sure `fleet_leases` exists.
+    leases_table_made: bool,
     /// `gc_interval`, and when this worker next asks whether a run is due.
     gc_interval: Option<Duration>,
     next_gc_check: Instant,
@@ -369,6 +377,8 @@ impl MySqlStore {
             keeper: Keeper::new(connector, config.max_connection_age),
             mode: config.lock,
             lock_scope: format!("{}.{}:", config.database, config.table),
+            table: config.table.clone(),
+            leases_table_made: false,
             gc_interval: config.gc_interval,
             // A worker's first check comes one interval after it starts, so a restart of
             // every worker at once does not send them all at the table together.
@@ -887,108 +897,6 @@ impl SessionStore for MySqlStore {
     /// `lifetime` is not needed here.
     fn gc(&mut self, _lifetime: Duration) -> Result<u64, StoreError> {
         self.gc_batches().map(|(deleted, _)| deleted)
-    }
-}
-
-/// Named leases on MySQL: a named lock held by this store's connection (so the lease ends
-/// with the connection, and needs no TTL), plus a row in `fleet_leases` for the fencing
-/// counter and the slot done-mark.
-impl crate::lease::LeaseStore for MySqlStore {
-    fn take_lease(
-        &mut self,
-        name: &str,
-        _token: &crate::lease::LeaseToken,
-        _ttl: Duration,
-        slot: Option<&crate::lease::Slot>,
-    ) -> Result<crate::lease::Taken, StoreError> {
-        use crate::lease::Taken;
-        let lock = self.lease_lock_name(name);
-        if self.keeper.connector.creates_tables() {
-            self.run(Retry::Idempotent, |c, _| c.query_drop(LEASES_TABLE_SQL))?;
-        }
-        let got: Option<i64> = self.run(Retry::Idempotent, |c, _| {
-            c.exec_first(
-                "SELECT GET_LOCK(CONCAT('fleet-lease:', SHA1(?)), 0)",
-                (lock.as_str(),),
-            )
-        })?;
-        if got != Some(1) {
-            return Ok(Taken::Held);
-        }
-        let release = |s: &mut MySqlStore| {
-            s.run(Retry::Never, |c, _| {
-                c.exec_drop(
-                    "DO RELEASE_LOCK(CONCAT('fleet-lease:', SHA1(?)))",
-                    (lock.as_str(),),
-                )
-            })
-        };
-        let (slot_id, keep) = match slot {
-            Some(s) => (s.id.as_str(), s.keep.as_secs().max(1)),
-            None => ("", 0),
-        };
-        if slot.is_some() {
-            let done: Option<i64> = self.run(Retry::Never, |c, _| {
-                c.exec_first(
-                    "SELECT 1 FROM `fleet_leases` WHERE `name` = ? AND `slot` = ? AND `slot_until` > UNIX_TIMESTAMP()",
-                    (name, slot_id),
-                )
-            })?;
-            if done.is_some() {
-                release(self)?;
-                return Ok(Taken::SlotDone);
-            }
-        }
-        let fence: Option<u64> = self.run(Retry::Never, |c, _| {
-            c.exec_drop(
-                "INSERT INTO `fleet_leases` (`name`, `fence`, `slot`, `slot_until`) VALUES (?, 1, ?, UNIX_TIMESTAMP() + ?) \
-                 ON DUPLICATE KEY UPDATE `fence` = `fence` + 1, `slot` = VALUES(`slot`), `slot_until` = VALUES(`slot_until`)",
-                (name, slot_id, keep),
-            )?;
-            c.exec_first("SELECT `fence` FROM `fleet_leases` WHERE `name` = ?", (name,))
-        })?;
-        Ok(Taken::Won {
-            fence: fence.unwrap_or(0),
-        })
-    }
-
-    fn renew_lease(
-        &mut self,
-        name: &str,
-        _token: &crate::lease::LeaseToken,
-        _ttl: Duration,
-    ) -> Result<bool, StoreError> {
-        let lock = self.lease_lock_name(name);
-        let ours: Option<Option<i64>> = self.run(Retry::Never, |c, _| {
-            c.exec_first(
-                "SELECT IS_USED_LOCK(CONCAT('fleet-lease:', SHA1(?))) = CONNECTION_ID()",
-                (lock.as_str(),),
-            )
-        })?;
-        Ok(ours.flatten() == Some(1))
-    }
-
-    fn release_lease(
-        &mut self,
-        name: &str,
-        _token: &crate::lease::LeaseToken,
-    ) -> Result<bool, StoreError> {
-        let lock = self.lease_lock_name(name);
-        let released: Option<Option<i64>> = self.run(Retry::Never, |c, _| {
-            c.exec_first(
-                "SELECT RELEASE_LOCK(CONCAT('fleet-lease:', SHA1(?)))",
-                (lock.as_str(),),
-            )
-        })?;
-        Ok(released.flatten() == Some(1))
-    }
-}
-
-impl MySqlStore {
-    /// The source of lease `name`'s lock name, which the server hashes (lock names are
-    /// limited to 64 characters): the same on every node and every version of Fleet.
-    fn lease_lock_name(&self, name: &str) -> String {
-        format!("{}{name}", self.lock_scope)
     }
 }
 

@@ -102,6 +102,25 @@ impl ClusterLink {
         self.target = slot(key);
     }
 
+    /// Sends the next commands to the owner of `slot`.
+    pub fn route_slot(&mut self, slot: u16) {
+        self.target = slot;
+    }
+
+    /// The first slot of each master, in slot order: one per master, for commands that walk
+    /// the whole cluster (`SCAN`).
+    pub fn master_slots(&self) -> Vec<u16> {
+        let mut seen: Vec<&str> = Vec::new();
+        let mut slots = Vec::new();
+        for (first, _, owner) in &self.slots {
+            if !seen.contains(&owner.as_str()) {
+                seen.push(owner);
+                slots.push(*first);
+            }
+        }
+        slots
+    }
+
     fn owner(&self) -> RedisResult<String> {
         let i = self
             .slots

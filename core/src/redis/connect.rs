@@ -56,6 +56,21 @@ impl Link {
         }
     }
 
+    /// One slot per server holding data: `[0]` off a cluster (any slot routes there).
+    pub fn shards(&self) -> Vec<u16> {
+        match self {
+            Link::Single(_) => vec![0],
+            Link::Cluster(c) => c.master_slots(),
+        }
+    }
+
+    /// Sends the next commands to the owner of `slot` (a no-op off a cluster).
+    pub fn route_slot(&mut self, slot: u16) {
+        if let Link::Cluster(c) = self {
+            c.route_slot(slot);
+        }
+    }
+
     /// Sets the read timeout of the connection the next commands go to.
     pub fn set_read_timeout(&mut self, timeout: Duration) -> RedisResult<()> {
         match self {

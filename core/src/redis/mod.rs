@@ -32,6 +32,7 @@ use crate::store::{HeldLock, LockPolicy, ReadOutcome, SessionStore};
 
 mod cluster;
 mod connect;
+mod inventory;
 mod scripts;
 
 use connect::{Link, RedisConnector};
@@ -453,6 +454,7 @@ impl LeaseStore for RedisStore {
         ttl: Duration,
         slot: Option<&Slot>,
     ) -> Result<Taken, StoreError> {
+        crate::lease::check_name(name)?;
         let keys = self.lease_keys(name, slot.map(|s| s.id.as_str()));
         let ttl_ms = duration_ms(ttl).to_string();
         let keep_ms = slot
@@ -485,6 +487,7 @@ impl LeaseStore for RedisStore {
         token: &LeaseToken,
         ttl: Duration,
     ) -> Result<bool, StoreError> {
+        crate::lease::check_name(name)?;
         let keys = self.lease_keys(name, None);
         let ttl_ms = duration_ms(ttl).to_string();
         let script = Script::new(scripts::RENEW);
@@ -501,6 +504,7 @@ impl LeaseStore for RedisStore {
     }
 
     fn release_lease(&mut self, name: &str, token: &LeaseToken) -> Result<bool, StoreError> {
+        crate::lease::check_name(name)?;
         let keys = self.lease_keys(name, None);
         let script = Script::new(scripts::RELEASE_LEASE);
         let released: Acked<i64> = self.run(&keys.0, Retry::Idempotent, |c, _| {

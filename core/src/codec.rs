@@ -1,0 +1,580 @@
+//! PHP's session data formats, decoded for reading outside PHP (`fleetctl sessions show`, a
+//! Rust service sharing the PHP application's login).
+//!
+//! PHP stores `$_SESSION` in the format `session.serialize_handler` names:
+//! - `php` (the default): each variable as `name|<serialized value>`, one after another;
+//! - `php_serialize`: the whole array as one `serialize()` value.
+//!
+//! Values are read with `phpserz`'s tokenizer; this module builds the tree, resolves
+//! references the way `unserialize()` numbers them, and never instantiates anything. Input
+//! is untrusted: every count is checked against the data, nesting is bounded, and any
+//! malformed byte gives a [`DecodeError`] with its position, never a panic.
+
+use std::fmt::Write as _;
+
+use phpserz::{PhpParser, PhpReferenceKind, PhpToken, PhpVisibility};
+
+/// The `session.serialize_handler` a session was written with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionFormat {
+    /// `php`: `name|value` pairs.
+    Php,
+    /// `php_serialize`: one serialized array.
+    PhpSerialize,
+}
+
+impl SessionFormat {
+    /// The `session.serialize_handler` value.
+    pub fn name(self) -> &'static str {
+        match self {
+            SessionFormat::Php => "php",
+            SessionFormat::PhpSerialize => "php_serialize",
+        }
+    }
+}
+
+/// An array key: PHP arrays have integer and string keys.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PhpKey {
+    Int(i64),
+    Str(Vec<u8>),
+}
+
+/// One decoded PHP value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PhpValue {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    /// PHP strings are bytes; most are UTF-8 text.
+    Str(Vec<u8>),
+    /// An array, in its order.
+    Array(Vec<(PhpKey, PhpValue)>),
+    /// An object: its class and properties (never instantiated).
+    Object {
+        class: String,
+        properties: Vec<Property>,
+    },
+    /// An object serialized by its class's own `serialize()` (`C:`), kept as its payload.
+    Custom { class: String, payload: Vec<u8> },
+    /// A reference to a value that encloses it (a recursive structure), by PHP's number.
+    Recursion(i64),
+}
+
+/// An object property.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Property {
+    pub name: String,
+    pub visibility: Visibility,
+    pub value: PhpValue,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Visibility {
+    Public,
+    Protected,
+    Private,
+}
+
+/// A decoded session: its variables, in order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SessionVars {
+    pub format: SessionFormat,
+    pub vars: Vec<(String, PhpValue)>,
+}
+
+impl SessionVars {
+    /// The variable `name` (`$_SESSION[name]`).
+    pub fn get(&self, name: &str) -> Option<&PhpValue> {
+        self.vars.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+}
+
+/// Why data could not be decoded, with the byte offset where it went wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not PHP session data in the {format} format (at byte {position}): {reason}")]
+pub struct DecodeError {
+    pub format: &'static str,
+    pub position: usize,
+    pub reason: String,
+}
+
+/// Deeper nesting than this is refused rather than risking the stack (`unserialize()`'s
+/// own default limit, `unserialize_max_depth`, is 4096; sessions are far shallower).
+pub const MAX_DEPTH: usize = 512;
+
+/// Decodes session data in `format`.
+pub fn decode(data: &[u8], format: SessionFormat) -> Result<SessionVars, DecodeError> {
+    match format {
+        SessionFormat::Php => decode_php(data),
+        SessionFormat::PhpSerialize => decode_php_serialize(data),
+    }
+}
+
+/// Decodes session data whose format is not known: `php_serialize` if the whole of it is
+/// one serialized array, else `php`.
+pub fn decode_any(data: &[u8]) -> Result<SessionVars, DecodeError> {
+    if data.starts_with(b"a:") {
+        if let Ok(vars) = decode_php_serialize(data) {
+            return Ok(vars);
+        }
+    }
+    decode_php(data)
+}
+
+/// Decodes one `serialize()` value (all of `data`).
+pub fn unserialize(data: &[u8]) -> Result<PhpValue, DecodeError> {
+    let mut reader = Reader::new(data, "serialize");
+    let value = reader.value(0)?;
+    reader.expect_end()?;
+    Ok(value)
+}
+
+fn decode_php_serialize(data: &[u8]) -> Result<SessionVars, DecodeError> {
+    let format = SessionFormat::PhpSerialize;
+    let mut reader = Reader::new(data, format.name());
+    let value = reader.value(0)?;
+    reader.expect_end()?;
+    let PhpValue::Array(entries) = value else {
+        return Err(reader.error(0, "the top level is not an array".into()));
+    };
+    let vars = entries
+        .into_iter()
+        .map(|(key, value)| (key_text(&key), value))
+        .collect();
+    Ok(SessionVars { format, vars })
+}
+
+fn decode_php(data: &[u8]) -> Result<SessionVars, DecodeError> {
+    let format = SessionFormat::Php;
+    let mut reader = Reader::new(data, format.name());
+    let mut vars = Vec::new();
+    while reader.offset < data.len() {
+        let rest = &data[reader.offset..];
+        let Some(bar) = rest.iter().position(|&b| b == b'|') else {
+            return Err(reader.error(reader.offset, "a variable name without '|' after it".into()));
+        };
+        let raw_name = &rest[..bar];
+        let name = String::from_utf8_lossy(raw_name).into_owned();
+        reader.offset += bar + 1;
+        let value = reader.value(0)?;
+        vars.push((name, value));
+    }
+    Ok(SessionVars { format, vars })
+}
+
+/// A string key as text (lossy for binary keys; keys are names for a reader).
+fn key_text(key: &PhpKey) -> String {
+    match key {
+        PhpKey::Int(i) => i.to_string(),
+        PhpKey::Str(s) => String::from_utf8_lossy(s).into_owned(),
+    }
+}
+
+/// Reads values one at a time from an offset, numbering them as `unserialize()` does so
+/// that references (`R:n;`, `r:n;`) can be resolved.
+struct Reader<'a> {
+    data: &'a [u8],
+    offset: usize,
+    format: &'static str,
+    /// Values by `unserialize()`'s number minus one; `None` while a value is being read
+    /// (a reference to it is a recursion).
+    numbered: Vec<Option<PhpValue>>,
+}
+
+impl<'a> Reader<'a> {
+    fn new(data: &'a [u8], format: &'static str) -> Reader<'a> {
+        Reader {
+            data,
+            offset: 0,
+            format,
+            numbered: Vec::new(),
+        }
+    }
+
+    fn error(&self, position: usize, reason: String) -> DecodeError {
+        DecodeError {
+            format: self.format,
+            position,
+            reason,
+        }
+    }
+
+    fn expect_end(&self) -> Result<(), DecodeError> {
+        if self.offset == self.data.len() {
+            Ok(())
+        } else {
+            Err(self.error(self.offset, "data after the end of the value".into()))
+        }
+    }
+
+    /// Reads the next token from the current offset.
+    fn token(&mut self) -> Result<PhpToken<'a>, DecodeError> {
+        let rest = self.data.get(self.offset..).unwrap_or_default();
+        let mut parser = PhpParser::new(rest);
+        let start = self.offset;
+        let token = parser.read_token().map_err(|e| {
+            let at = start + e.position().unwrap_or(rest.len());
+            self.error(at, describe(e.kind()))
+        })?;
+        self.offset = start + parser.position();
+        Ok(token)
+    }
+
+    /// Reads one value (numbered, unless it is an `R:` alias, as `unserialize()` does).
+    fn value(&mut self, depth: usize) -> Result<PhpValue, DecodeError> {
+        if depth > MAX_DEPTH {
+            return Err(self.error(self.offset, format!("nested deeper than {MAX_DEPTH} levels")));
+        }
+        let start = self.offset;
+        let token = self.token()?;
+        if let PhpToken::Reference {
+            id,
+            kind: PhpReferenceKind::Alias,
+        } = token
+        {
+            return self.resolve(id, start);
+        }
+        let number = self.numbered.len();
+        self.numbered.push(None);
+        let value = match token {
+            PhpToken::Null => PhpValue::Null,
+            PhpToken::Boolean(b) => PhpValue::Bool(b),
+            PhpToken::Integer(i) => PhpValue::Int(i),
+            PhpToken::Float(f) => PhpValue::Float(f),
+            PhpToken::String(s) => PhpValue::Str(s.as_bytes().to_vec()),
+            PhpToken::Array { elements } => {
+                let mut entries = Vec::new();
+                for _ in 0..elements {
+                    let key = self.key()?;
+                    let value = self.value(depth + 1)?;
+                    entries.push((key, value));
+                }
+                self.end(start)?;
+                PhpValue::Array(entries)
+            }
+            PhpToken::Object { class, properties } => {
+                let class = String::from_utf8_lossy(class.as_bytes()).into_owned();
+                let mut props = Vec::new();
+                for _ in 0..properties {
+                    let (name, visibility) = match self.key()? {
+                        PhpKey::Int(i) => (i.to_string(), Visibility::Public),
+                        PhpKey::Str(raw) => {
+                            let property = phpserz::PhpBstr::new(&raw).to_property();
+                            let visibility = match property.visibility() {
+                                PhpVisibility::Public => Visibility::Public,
+                                PhpVisibility::Protected => Visibility::Protected,
+                                PhpVisibility::Private => Visibility::Private,
+                            };
+                            (String::from_utf8_lossy(property.as_bytes()).into_owned(), visibility)
+                        }
+                    };
+                    let value = self.value(depth + 1)?;
+                    props.push(Property {
+                        name,
+                        visibility,
+                        value,
+                    });
+                }
+                self.end(start)?;
+                PhpValue::Object {
+                    class,
+                    properties: props,
+                }
+            }
+            PhpToken::CustomObject { class, payload } => PhpValue::Custom {
+                class: String::from_utf8_lossy(class.as_bytes()).into_owned(),
+                payload: payload.as_bytes().to_vec(),
+            },
+            PhpToken::Reference { id, .. } => self.resolve(id, start)?,
+            PhpToken::End => return Err(self.error(start, "'}' where a value was expected".into())),
+        };
+        if let Some(slot) = self.numbered.get_mut(number) {
+            *slot = Some(value.clone());
+        }
+        Ok(value)
+    }
+
+    /// An array key or property name: an integer or a string, never numbered.
+    fn key(&mut self) -> Result<PhpKey, DecodeError> {
+        let start = self.offset;
+        match self.token()? {
+            PhpToken::Integer(i) => Ok(PhpKey::Int(i)),
+            PhpToken::String(s) => Ok(PhpKey::Str(s.as_bytes().to_vec())),
+            _ => Err(self.error(start, "an array key that is neither an integer nor a string".into())),
+        }
+    }
+
+    fn end(&mut self, start: usize) -> Result<(), DecodeError> {
+        let at = self.offset;
+        match self.token()? {
+            PhpToken::End => Ok(()),
+            _ => Err(self.error(
+                at,
+                format!("more elements than the count given at byte {start}"),
+            )),
+        }
+    }
+
+    /// The value a reference points to: a copy of it, or a recursion marker if it encloses
+    /// the reference.
+    fn resolve(&self, id: i64, at: usize) -> Result<PhpValue, DecodeError> {
+        let slot = usize::try_from(id)
+            .ok()
+            .and_then(|n| n.checked_sub(1))
+            .and_then(|i| self.numbered.get(i));
+        match slot {
+            Some(Some(value)) => Ok(value.clone()),
+            Some(None) => Ok(PhpValue::Recursion(id)),
+            None => Err(self.error(at, format!("a reference to value {id}, which does not exist"))),
+        }
+    }
+}
+
+fn describe(kind: &phpserz::ErrorKind) -> String {
+    match kind {
+        phpserz::ErrorKind::Eof => "the data ends in the middle of a value".into(),
+        phpserz::ErrorKind::UnexpectedByte { found, .. } => {
+            format!("unexpected byte {:?}", char::from(*found))
+        }
+        phpserz::ErrorKind::MismatchByte {
+            expected, found, ..
+        } => format!(
+            "expected {:?}, found {:?}",
+            char::from(*expected),
+            char::from(*found)
+        ),
+        other => format!("{other:?}"),
+    }
+}
+
+impl PhpValue {
+    /// The value as JSON: arrays with keys 0..n in order become JSON arrays, other arrays
+    /// objects; objects get their class in `"@class"` (protected and private properties are
+    /// prefixed `*` and `-`); bytes that are not UTF-8 become `{"@binary": "<hex>"}`;
+    /// non-finite floats their PHP spelling.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::{json, Map, Value};
+        match self {
+            PhpValue::Null => Value::Null,
+            PhpValue::Bool(b) => Value::Bool(*b),
+            PhpValue::Int(i) => json!(i),
+            PhpValue::Float(f) => serde_json::Number::from_f64(*f)
+                .map(Value::Number)
+                .unwrap_or_else(|| Value::String(php_float(*f))),
+            PhpValue::Str(s) => bytes_json(s),
+            PhpValue::Array(entries) => {
+                let is_list = entries
+                    .iter()
+                    .enumerate()
+                    .all(|(i, (k, _))| *k == PhpKey::Int(i as i64));
+                if is_list {
+                    Value::Array(entries.iter().map(|(_, v)| v.to_json()).collect())
+                } else {
+                    let map: Map<String, Value> = entries
+                        .iter()
+                        .map(|(k, v)| (key_text(k), v.to_json()))
+                        .collect();
+                    Value::Object(map)
+                }
+            }
+            PhpValue::Object { class, properties } => {
+                let mut map = Map::new();
+                map.insert("@class".into(), Value::String(class.clone()));
+                for p in properties {
+                    map.insert(p.display_name(), p.value.to_json());
+                }
+                Value::Object(map)
+            }
+            PhpValue::Custom { class, payload } => {
+                json!({"@class": class, "@serialized": bytes_json(payload)})
+            }
+            PhpValue::Recursion(n) => json!({ "@recursion": n }),
+        }
+    }
+
+    /// The value as indented text, like PHP's `print_r()`.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        self.write_text(&mut out, 0);
+        out
+    }
+
+    fn write_text(&self, out: &mut String, indent: usize) {
+        let pad = "    ".repeat(indent);
+        match self {
+            PhpValue::Null => out.push_str("NULL"),
+            PhpValue::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            PhpValue::Int(i) => {
+                let _ = write!(out, "{i}");
+            }
+            PhpValue::Float(f) => out.push_str(&php_float(*f)),
+            PhpValue::Str(s) => out.push_str(&bytes_text(s)),
+            PhpValue::Array(entries) => {
+                out.push_str("Array\n");
+                let _ = writeln!(out, "{pad}(");
+                for (k, v) in entries {
+                    let _ = write!(out, "{pad}    [{}] => ", key_text(k));
+                    v.write_text(out, indent + 2);
+                    out.push('\n');
+                }
+                let _ = write!(out, "{pad})");
+            }
+            PhpValue::Object { class, properties } => {
+                let _ = writeln!(out, "{class} Object");
+                let _ = writeln!(out, "{pad}(");
+                for p in properties {
+                    let _ = write!(out, "{pad}    [{}] => ", p.display_name());
+                    p.value.write_text(out, indent + 2);
+                    out.push('\n');
+                }
+                let _ = write!(out, "{pad})");
+            }
+            PhpValue::Custom { class, payload } => {
+                let _ = write!(out, "{class} (custom serialized: {})", bytes_text(payload));
+            }
+            PhpValue::Recursion(_) => out.push_str("*RECURSION*"),
+        }
+    }
+}
+
+impl Property {
+    fn display_name(&self) -> String {
+        match self.visibility {
+            Visibility::Public => self.name.clone(),
+            Visibility::Protected => format!("*{}", self.name),
+            Visibility::Private => format!("-{}", self.name),
+        }
+    }
+}
+
+impl SessionVars {
+    /// The session as a JSON object of its variables.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::Value::Object(
+            self.vars
+                .iter()
+                .map(|(name, value)| (name.clone(), value.to_json()))
+                .collect(),
+        )
+    }
+
+    /// The session as text, one `$_SESSION` entry after another.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        for (name, value) in &self.vars {
+            let _ = writeln!(out, "[{name}] => {}", value.to_text());
+        }
+        out
+    }
+}
+
+/// PHP's spelling of a float (`serialize()` writes INF, -INF and NAN).
+fn php_float(f: f64) -> String {
+    if f.is_nan() {
+        "NAN".into()
+    } else if f.is_infinite() {
+        if f > 0.0 { "INF" } else { "-INF" }.into()
+    } else {
+        format!("{f:?}")
+    }
+}
+
+fn bytes_json(bytes: &[u8]) -> serde_json::Value {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => serde_json::Value::String(s.to_owned()),
+        Err(_) => serde_json::json!({ "@binary": hex(bytes) }),
+    }
+}
+
+fn bytes_text(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_owned(),
+        Err(_) => format!("(binary, {} bytes: {})", bytes.len(), hex(bytes)),
+    }
+}
+
+/// Bytes as lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn php(data: &str) -> SessionVars {
+        match decode(data.as_bytes(), SessionFormat::Php) {
+            Ok(v) => v,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn php_format_reads_name_value_pairs() {
+        let s = php("user|s:5:\"alice\";n|i:3;ok|b:1;f|d:0.5;none|N;");
+        assert_eq!(s.get("user"), Some(&PhpValue::Str(b"alice".to_vec())));
+        assert_eq!(s.get("n"), Some(&PhpValue::Int(3)));
+        assert_eq!(s.get("ok"), Some(&PhpValue::Bool(true)));
+        assert_eq!(s.get("f"), Some(&PhpValue::Float(0.5)));
+        assert_eq!(s.get("none"), Some(&PhpValue::Null));
+    }
+
+    #[test]
+    fn references_are_numbered_across_variables_as_unserialize_does() {
+        // $_SESSION['a'] = [1, 2]; $_SESSION['b'] = &$_SESSION['a'][1];
+        let s = php("a|a:2:{i:0;i:1;i:1;i:2;}b|R:3;");
+        assert_eq!(s.get("b"), Some(&PhpValue::Int(2)));
+    }
+
+    #[test]
+    fn a_recursive_array_is_marked_not_followed() {
+        let value = unserialize(b"a:1:{i:0;R:1;}");
+        assert_eq!(
+            value,
+            Ok(PhpValue::Array(vec![(PhpKey::Int(0), PhpValue::Recursion(1))]))
+        );
+    }
+
+    #[test]
+    fn malformed_data_is_an_error_with_its_position() {
+        for bad in ["user|s:50:\"short\";", "noseparator", "x|a:2:{i:0;i:1;}", "x|R:9;"] {
+            assert!(decode(bad.as_bytes(), SessionFormat::Php).is_err(), "{bad}");
+        }
+        let e = decode(b"a|i:1;b|x", SessionFormat::Php);
+        assert!(matches!(e, Err(DecodeError { position: 8, .. })), "{e:?}");
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let nested = |n: usize| format!("{}N;{}", "a:1:{i:0;".repeat(n), "}".repeat(n));
+        assert!(unserialize(nested(MAX_DEPTH).as_bytes()).is_ok());
+        let e = unserialize(nested(MAX_DEPTH + 10).as_bytes());
+        assert!(matches!(&e, Err(d) if d.reason.contains("nested")), "{e:?}");
+    }
+
+    #[test]
+    fn decode_any_tells_the_formats_apart() {
+        let serialized = decode_any(b"a:1:{s:4:\"user\";s:1:\"x\";}");
+        assert_eq!(serialized.map(|v| v.format), Ok(SessionFormat::PhpSerialize));
+        let plain = decode_any(b"a:|i:1;");
+        assert_eq!(plain.map(|v| v.format), Ok(SessionFormat::Php));
+    }
+
+    #[test]
+    fn json_keeps_lists_maps_classes_and_bytes_apart() {
+        let value = unserialize(
+            b"a:3:{i:0;a:2:{i:0;i:1;i:1;i:2;}s:1:\"m\";a:1:{s:1:\"k\";s:2:\"\xff\x00\";}s:1:\"o\";O:4:\"User\":2:{s:4:\"name\";s:1:\"x\";s:6:\"\0*\0age\";d:INF;}}",
+        );
+        let json = value.map(|v| v.to_json().to_string());
+        assert_eq!(
+            json.as_deref(),
+            Ok(r#"{"0":[1,2],"m":{"k":{"@binary":"ff00"}},"o":{"@class":"User","name":"x","*age":"INF"}}"#)
+        );
+    }
+}

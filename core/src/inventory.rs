@@ -1,0 +1,154 @@
+//! What is in a store, for operators and migrations rather than requests: counting, paging
+//! through, reading, copying in and deleting sessions (`fleetctl sessions`, `fleetctl copy`,
+//! and [`read_session`] for a Rust service that shares a PHP application's login).
+//!
+//! Paging never blocks a server: Redis is walked with `SCAN` (never `KEYS`), on every master
+//! of a cluster; MySQL by primary key in bounded pages.
+
+use std::time::Duration;
+
+use crate::codec::{self, SessionVars};
+use crate::config::Timeouts;
+use crate::error::StoreError;
+use crate::id::SessionId;
+
+/// One session as listed: its id, the size of its data, and its remaining lifetime.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listed {
+    pub id: String,
+    pub size: u64,
+    /// `None`: stored without expiry.
+    pub ttl: Option<Duration>,
+    /// The data, when the page was asked for with it.
+    pub data: Option<Vec<u8>>,
+}
+
+/// Where a page ends; pass it back for the next page. Opaque outside the backend.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Cursor(pub String);
+
+/// A stored session, read without taking its lock.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredSession {
+    pub data: Vec<u8>,
+    /// `None`: stored without expiry.
+    pub ttl: Option<Duration>,
+}
+
+impl StoredSession {
+    /// The session's variables; the format is recognised (`php` or `php_serialize`).
+    pub fn decode(&self) -> Result<SessionVars, codec::DecodeError> {
+        codec::decode_any(&self.data)
+    }
+}
+
+/// Whether a request holds a session's lock now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LockState {
+    Free,
+    /// Held; the lock ends in `ttl` unless its holder renews it (Redis).
+    Held { ttl: Option<Duration> },
+    /// Held by the MySQL connection with this id (`SHOW PROCESSLIST` names its host).
+    HeldByConnection { connection_id: u64 },
+    /// This backend cannot tell cheaply (MySQL row locks).
+    Unknown,
+}
+
+/// Reading and changing a store's sessions one by one, outside any request.
+pub trait Inventory {
+    /// Where the store is, for messages; never contains credentials.
+    fn endpoint(&self) -> &str;
+
+    /// The next page of at most about `limit` sessions after `cursor` (`None` to start), and
+    /// the cursor of the page after it (`None` at the end). With `with_data` each entry
+    /// carries its data (for copying).
+    fn page(
+        &mut self,
+        cursor: Option<&Cursor>,
+        limit: usize,
+        with_data: bool,
+    ) -> Result<(Vec<Listed>, Option<Cursor>), StoreError>;
+
+    /// Reads one session, without locking it.
+    fn fetch(&mut self, id: &SessionId) -> Result<Option<StoredSession>, StoreError>;
+
+    /// Whether the session's lock is held.
+    fn lock_state(&mut self, id: &SessionId) -> Result<LockState, StoreError>;
+
+    /// Stores a session for `ttl` unless one is stored under `id`; says whether it did.
+    fn insert_if_absent(
+        &mut self,
+        id: &SessionId,
+        data: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StoreError>;
+
+    /// Deletes one session (not its lock: a request holding it finishes normally and finds
+    /// it gone); says whether there was one.
+    fn remove(&mut self, id: &SessionId) -> Result<bool, StoreError>;
+
+    /// How many sessions are stored (walks the whole store).
+    fn count(&mut self) -> Result<u64, StoreError> {
+        let mut total = 0;
+        let mut cursor = None;
+        loop {
+            let (page, next) = self.page(cursor.as_ref(), 1000, false)?;
+            total += page.len() as u64;
+            match next {
+                Some(c) => cursor = Some(c),
+                None => return Ok(total),
+            }
+        }
+    }
+}
+
+/// The inventory of a parsed save_path's store, not yet connected.
+pub fn open_inventory(
+    config: &crate::config::StoreConfig,
+    timeouts: Timeouts,
+) -> Result<Box<dyn Inventory>, StoreError> {
+    use crate::config::StoreConfig;
+    Ok(match config {
+        StoreConfig::Redis(c) => Box::new(crate::redis::RedisStore::new(c, timeouts)?),
+        StoreConfig::MySql(c) => Box::new(crate::mysql::MySqlStore::new(c, timeouts)?),
+    })
+}
+
+/// Why [`read_session`] could not read a session.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error(transparent)]
+    Config(#[from] crate::error::ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("session id rejected: {0}")]
+    InvalidId(#[from] crate::id::InvalidId),
+}
+
+/// Reads the PHP session `id` from the store `save_path` names (written exactly as in
+/// php.ini), without locking it: what a Rust service needs to honour the PHP application's
+/// login. `Ok(None)` when there is no such session (never created, expired or destroyed).
+///
+/// ```no_run
+/// use fleet_core::codec::PhpValue;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let cookie = "hk3s9q0r1v5m2o8b7c4d6e0f1a"; // the PHPSESSID the browser sent
+/// let session = fleet_core::read_session("redis://127.0.0.1:6379?prefix=app:", cookie)?;
+/// let user = session
+///     .map(|s| s.decode())
+///     .transpose()?
+///     .and_then(|vars| vars.get("user_id").cloned());
+/// match user {
+///     Some(PhpValue::Int(id)) => println!("logged in as user {id}"),
+///     _ => println!("not logged in"),
+/// }
+/// # Ok(())
+/// # }
+/// ```
+pub fn read_session(save_path: &str, id: &str) -> Result<Option<StoredSession>, ReadError> {
+    let config = crate::config::parse_save_path(save_path)?;
+    let id = SessionId::parse(id.as_bytes())?;
+    let mut inventory = open_inventory(&config, Timeouts::default())?;
+    Ok(inventory.fetch(&id)?)
+}
