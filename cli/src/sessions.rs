@@ -48,7 +48,7 @@ pub fn run(save_path: &str, action: Action, as_json: bool) -> Result<String, Box
         Action::List { limit, after } => list(store.as_mut(), limit, after, as_json),
         Action::Show { id, format } => show(store.as_mut(), &id, &format, as_json),
         Action::Destroy { id } => {
-            let id = SessionId::parse(id.as_bytes())?;
+            let id = SessionId::parse(id.as_bytes()).map_err(fleet_core::StoreError::InvalidId)?;
             let removed = store.remove(&id)?;
             Ok(if as_json {
                 json!({ "id": id.as_str(), "destroyed": removed }).to_string()
@@ -107,7 +107,7 @@ fn show(
     format: &str,
     as_json: bool,
 ) -> Result<String, Box<dyn std::error::Error>> {
-    let id = SessionId::parse(id.as_bytes())?;
+    let id = SessionId::parse(id.as_bytes()).map_err(fleet_core::StoreError::InvalidId)?;
     let Some(session) = store.fetch(&id)? else {
         return Err(format!("{}: no session {} (never created, expired or destroyed)", store.endpoint(), id.as_str()).into());
     };
