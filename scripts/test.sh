@@ -7,4 +7,6 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 scripts/setup.sh
 cargo build --locked -p fleet -p fleetctl
+# nextest does not run doc tests: the documented examples (read_session) must compile.
+cargo test --locked --doc -p fleet-core
 cargo nextest run --workspace --locked --no-fail-fast
