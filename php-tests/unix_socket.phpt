@@ -1,5 +1,8 @@
 --TEST--
 The backend's unix socket, with options that store sessions apart from the default
+--SKIPIF--
+<?php require __DIR__ . '/fleet.inc';
+if (!fleet_is_cluster() && !getenv('FLEET_SOCKET')) die('skip FLEET_SOCKET (the server\'s unix socket) not set'); ?>
 --FILE--
 <?php
 require __DIR__ . '/fleet.inc';

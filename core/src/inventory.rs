@@ -1,6 +1,6 @@
 //! What is in a store, for operators and migrations rather than requests: counting, paging
 //! through, reading, copying in and deleting sessions (`fleetctl sessions`, `fleetctl copy`,
-//! and [`read_session`] for a Rust service that shares a PHP application's login).
+//! and [`crate::read_session`] for a Rust service that shares a PHP application's login).
 //!
 //! Paging never blocks a server: Redis is walked with `SCAN` (never `KEYS`), on every master
 //! of a cluster; MySQL by primary key in bounded pages.
@@ -8,7 +8,6 @@
 use std::time::Duration;
 
 use crate::codec::{self, SessionVars};
-use crate::config::Timeouts;
 use crate::error::StoreError;
 use crate::id::SessionId;
 
@@ -102,19 +101,7 @@ pub trait Inventory {
     }
 }
 
-/// The inventory of a parsed save_path's store, not yet connected.
-pub fn open_inventory(
-    config: &crate::config::StoreConfig,
-    timeouts: Timeouts,
-) -> Result<Box<dyn Inventory>, StoreError> {
-    use crate::config::StoreConfig;
-    Ok(match config {
-        StoreConfig::Redis(c) => Box::new(crate::redis::RedisStore::new(c, timeouts)?),
-        StoreConfig::MySql(c) => Box::new(crate::mysql::MySqlStore::new(c, timeouts)?),
-    })
-}
-
-/// Why [`read_session`] could not read a session.
+/// Why [`crate::read_session`] could not read a session.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     #[error(transparent)]
@@ -123,32 +110,4 @@ pub enum ReadError {
     Store(#[from] StoreError),
     #[error("session id rejected: {0}")]
     InvalidId(#[from] crate::id::InvalidId),
-}
-
-/// Reads the PHP session `id` from the store `save_path` names (written exactly as in
-/// php.ini), without locking it: what a Rust service needs to honour the PHP application's
-/// login. `Ok(None)` when there is no such session (never created, expired or destroyed).
-///
-/// ```no_run
-/// use fleet_core::codec::PhpValue;
-///
-/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let cookie = "hk3s9q0r1v5m2o8b7c4d6e0f1a"; // the PHPSESSID the browser sent
-/// let session = fleet_core::read_session("redis://127.0.0.1:6379?prefix=app:", cookie)?;
-/// let user = session
-///     .map(|s| s.decode())
-///     .transpose()?
-///     .and_then(|vars| vars.get("user_id").cloned());
-/// match user {
-///     Some(PhpValue::Int(id)) => println!("logged in as user {id}"),
-///     _ => println!("not logged in"),
-/// }
-/// # Ok(())
-/// # }
-/// ```
-pub fn read_session(save_path: &str, id: &str) -> Result<Option<StoredSession>, ReadError> {
-    let config = crate::config::parse_save_path(save_path)?;
-    let id = SessionId::parse(id.as_bytes())?;
-    let mut inventory = open_inventory(&config, Timeouts::default())?;
-    Ok(inventory.fetch(&id)?)
 }

@@ -10,7 +10,9 @@
 //!   [`read_session`] for a Rust service that shares a PHP application's login.
 //! - [`lease`]: time-bounded exclusive ownership, the basis of session locks and of named
 //!   leases ([`LeaseStore`], `fleetctl run-once`), and their renewal.
-//! - [`store`]: the [`SessionStore`] trait every backend implements, and [`open_store`].
+//! - [`store`]: the [`SessionStore`] trait every backend implements.
+//! - [`open`]: from a parsed save_path to a store ([`open_store`], [`open_lease_store`],
+//!   [`open_inventory`]) and [`read_session`].
 //! - [`redis`]: the Redis backend (standalone, TLS, unix socket, Sentinel).
 //! - [`mysql`]: the MySQL/MariaDB backend (one host or a failover list).
 //! - `keeper` (internal): the one connection a worker keeps, and what a failed step
@@ -25,12 +27,14 @@ pub mod inventory;
 pub(crate) mod keeper;
 pub mod lease;
 pub mod mysql;
+pub mod open;
 pub mod redis;
 pub mod store;
 
 pub use config::{parse_save_path, MySqlConfig, MySqlLockMode, RedisConfig, StoreConfig, Timeouts};
 pub use error::{ConfigError, StoreError};
 pub use id::SessionId;
-pub use inventory::{open_inventory, read_session, Inventory, StoredSession};
+pub use inventory::{Inventory, StoredSession};
+pub use open::{open_inventory, open_lease_store, open_store, read_session};
 pub use lease::{LeaseStore, LeaseTerms, LeaseTicket, LeaseToken, Slot, Taken};
-pub use store::{open_lease_store, open_store, HeldLock, LockPolicy, ReadOutcome, SessionStore};
+pub use store::{HeldLock, LockPolicy, ReadOutcome, SessionStore};

@@ -107,28 +107,3 @@ pub trait SessionStore {
     /// Deletes sessions idle for longer than `lifetime`; returns how many.
     fn gc(&mut self, lifetime: Duration) -> Result<u64, StoreError>;
 }
-
-/// The store a parsed save_path describes, not yet connected.
-pub fn open_store(
-    config: &crate::config::StoreConfig,
-    timeouts: crate::config::Timeouts,
-) -> Result<Box<dyn SessionStore>, StoreError> {
-    use crate::config::StoreConfig;
-    Ok(match config {
-        StoreConfig::Redis(c) => Box::new(crate::redis::RedisStore::new(c, timeouts)?),
-        StoreConfig::MySql(c) => Box::new(crate::mysql::MySqlStore::new(c, timeouts)?),
-    })
-}
-
-/// The lease store a parsed save_path describes (for `fleetctl run-once` and PHP leases),
-/// not yet connected.
-pub fn open_lease_store(
-    config: &crate::config::StoreConfig,
-    timeouts: crate::config::Timeouts,
-) -> Result<Box<dyn crate::lease::LeaseStore>, StoreError> {
-    use crate::config::StoreConfig;
-    Ok(match config {
-        StoreConfig::Redis(c) => Box::new(crate::redis::RedisStore::new(c, timeouts)?),
-        StoreConfig::MySql(c) => Box::new(crate::mysql::MySqlStore::new(c, timeouts)?),
-    })
-}

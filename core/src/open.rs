@@ -1,0 +1,102 @@
+//! From a parsed save_path to a store: the one place that knows every backend. The traits
+//! (`SessionStore`, `LeaseStore`, `Inventory`) know none, and the backends know only the
+//! traits, so dependencies go one way: traits ← backends ← this module.
+
+use crate::config::{StoreConfig, Timeouts};
+use crate::error::StoreError;
+use crate::id::SessionId;
+use crate::inventory::{Inventory, ReadError, StoredSession};
+use crate::lease::LeaseStore;
+use crate::mysql::MySqlStore;
+use crate::redis::RedisStore;
+use crate::store::SessionStore;
+
+/// The store a save_path describes, not yet connected, before it is put to one use.
+pub enum Backend {
+    Redis(RedisStore),
+    MySql(MySqlStore),
+}
+
+impl Backend {
+    pub fn open(config: &StoreConfig, timeouts: Timeouts) -> Result<Backend, StoreError> {
+        Ok(match config {
+            StoreConfig::Redis(c) => Backend::Redis(RedisStore::new(c, timeouts)?),
+            StoreConfig::MySql(c) => Backend::MySql(MySqlStore::new(c, timeouts)?),
+        })
+    }
+
+    pub fn into_session_store(self) -> Box<dyn SessionStore> {
+        match self {
+            Backend::Redis(s) => Box::new(s),
+            Backend::MySql(s) => Box::new(s),
+        }
+    }
+
+    pub fn into_lease_store(self) -> Box<dyn LeaseStore> {
+        match self {
+            Backend::Redis(s) => Box::new(s),
+            Backend::MySql(s) => Box::new(s),
+        }
+    }
+
+    pub fn into_inventory(self) -> Box<dyn Inventory> {
+        match self {
+            Backend::Redis(s) => Box::new(s),
+            Backend::MySql(s) => Box::new(s),
+        }
+    }
+}
+
+/// The session store a parsed save_path describes, not yet connected.
+pub fn open_store(
+    config: &StoreConfig,
+    timeouts: Timeouts,
+) -> Result<Box<dyn SessionStore>, StoreError> {
+    Backend::open(config, timeouts).map(Backend::into_session_store)
+}
+
+/// The lease store a parsed save_path describes (for `fleetctl run-once` and PHP leases),
+/// not yet connected.
+pub fn open_lease_store(
+    config: &StoreConfig,
+    timeouts: Timeouts,
+) -> Result<Box<dyn LeaseStore>, StoreError> {
+    Backend::open(config, timeouts).map(Backend::into_lease_store)
+}
+
+/// The inventory of a parsed save_path's store (listing, reading, copying sessions), not
+/// yet connected.
+pub fn open_inventory(
+    config: &StoreConfig,
+    timeouts: Timeouts,
+) -> Result<Box<dyn Inventory>, StoreError> {
+    Backend::open(config, timeouts).map(Backend::into_inventory)
+}
+
+/// Reads the PHP session `id` from the store `save_path` names (written exactly as in
+/// php.ini), without locking it: what a Rust service needs to honour the PHP application's
+/// login. `Ok(None)` when there is no such session (never created, expired or destroyed).
+///
+/// ```no_run
+/// use fleet_core::codec::PhpValue;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let cookie = "hk3s9q0r1v5m2o8b7c4d6e0f1a"; // the PHPSESSID the browser sent
+/// let session = fleet_core::read_session("redis://127.0.0.1:6379?prefix=app:", cookie)?;
+/// let user = session
+///     .map(|s| s.decode())
+///     .transpose()?
+///     .and_then(|vars| vars.get("user_id").cloned());
+/// match user {
+///     Some(PhpValue::Int(id)) => println!("logged in as user {id}"),
+///     _ => println!("not logged in"),
+/// }
+/// # Ok(())
+/// # }
+/// ```
+pub fn read_session(save_path: &str, id: &str) -> Result<Option<StoredSession>, ReadError> {
+    let config = crate::config::parse_save_path(save_path)?;
+    let id = SessionId::parse(id.as_bytes())?;
+    let mut inventory = open_inventory(&config, Timeouts::default())?;
+    Ok(inventory.fetch(&id)?)
+}
