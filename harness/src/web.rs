@@ -105,10 +105,10 @@ impl WebStack {
                proxy_temp_path {d}/proxy;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
                upstream app {{\n{upstreams}  }}\n\
                server {{\n    listen 127.0.0.1:{port} backlog=4096;\n    root {www};\n\
-                 location ~ \\.php$ {{\n      include /etc/nginx/fastcgi_params;\n\
-                   fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;\n\
-      fastcgi_read_timeout 60s;\n      fastcgi_next_upstream off;\n      fastcgi_pass app;\n    }}\n  }}\n}}\n",
+                 location ~ \\.php$ {{\n      include {location};\n    }}\n  }}\n}}\n",
             www = www().display(),
+            // The PHP location the docker compose stack's nginx uses too.
+            location = crate::paths::repo_root().join("docker/nginx/php-location.conf").display(),
         );
         let config = dir.path().join("nginx.conf");
         std::fs::write(&config, conf).unwrap_or_else(|e| panic!("write {}: {e}", config.display()));
