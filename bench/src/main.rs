@@ -15,7 +15,9 @@
 //! automatic gc (see [`forms`]); they write `bench/results/topologies.md`, `renewal.md` and
 //! `gc.md`. `--lifetimes` measures what one-hit sessions leave in Redis with and without
 //! short first lifetimes (`lifetimes.md`), and `--busy` one hammered session next to other
-//! visitors with and without `fleet.max_waiters` (`busy.md`).
+//! visitors with and without `fleet.max_waiters` (`busy.md`). `--soak` sends 200 000
+//! requests through Fleet on Redis and MySQL and compares a store of 2 000 sessions with one
+//! of a million (`soak.md`, see [`soak`]).
 
 mod backends;
 mod forms;
@@ -23,6 +25,7 @@ mod handlers;
 mod measure;
 mod proxy;
 mod report;
+mod soak;
 mod wrk;
 
 use std::collections::BTreeMap;
@@ -64,6 +67,8 @@ struct Options {
     lifetimes: bool,
     /// Run the busy-session comparison instead.
     busy: bool,
+    /// Run the soak and store-size runs instead.
+    soak: bool,
 }
 
 fn main() {
@@ -75,6 +80,7 @@ fn main() {
         comparison: None,
         lifetimes: false,
         busy: false,
+        soak: false,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -101,6 +107,11 @@ fn main() {
                 i += 1;
                 continue;
             }
+            ("--soak", _) => {
+                options.soak = true;
+                i += 1;
+                continue;
+            }
             ("--lifetimes", _) => {
                 options.lifetimes = true;
                 i += 1;
@@ -113,7 +124,7 @@ fn main() {
             }
             _ => {
                 eprintln!(
-                    "usage: fleet-bench [--duration SECONDS] [--rounds N] [--rss-requests N] [--only NAME,…] [--topologies | --renewal | --gc | --lifetimes | --busy]"
+                    "usage: fleet-bench [--duration SECONDS] [--rounds N] [--rss-requests N] [--only NAME,…] [--topologies | --renewal | --gc | --lifetimes | --busy | --soak]"
                 );
                 std::process::exit(2);
             }
@@ -122,10 +133,13 @@ fn main() {
     }
     let started = Instant::now();
     let mut backends = start_backends();
-    if options.lifetimes || options.busy {
-        let (report, file) = match options.busy {
-            true => (forms::busy(&backends, &options), "busy.md"),
-            false => (forms::lifetimes(&backends, &options), "lifetimes.md"),
+    if options.lifetimes || options.busy || options.soak {
+        let (report, file) = if options.soak {
+            (soak::run(&backends, &options), "soak.md")
+        } else if options.busy {
+            (forms::busy(&backends, &options), "busy.md")
+        } else {
+            (forms::lifetimes(&backends, &options), "lifetimes.md")
         };
         let out = repo_root().join("bench/results").join(file);
         std::fs::write(&out, &report).unwrap_or_else(|e| panic!("{}: {e}", out.display()));

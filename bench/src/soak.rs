@@ -1,0 +1,221 @@
+//! `--soak`: Fleet under a long run, and under a large store.
+//!
+//! - Soak: 200 000 requests of scenario (a) through the two FPM pools, with Fleet on Redis
+//!   and on MySQL: worker RSS before and after, worker crashes (FPM's log and the worker
+//!   PIDs), and failed requests. All but the RSS must be 0.
+//! - Store size: scenario (a) with only its 2 000 sessions stored, then with 1 000 000 more
+//!   (and 100 000 expiring during the run, so Redis's expiry and Fleet MySQL's gc work while
+//!   it is measured): req/s and p99 side by side.
+//!
+//! Writes `bench/results/soak.md`.
+
+use super::*;
+
+const SOAK_REQUESTS: u64 = 200_000;
+const STORED: u64 = 1_000_000;
+const EXPIRING: u64 = 100_000;
+
+struct Soak {
+    handler: Handler,
+    requests: u64,
+    failed: u64,
+    crashed: usize,
+    rss_before_kb: Vec<u64>,
+    rss_after_kb: Vec<u64>,
+    elapsed: Duration,
+}
+
+struct Scaling {
+    handler: Handler,
+    small: WrkResult,
+    large: WrkResult,
+    stored_large: u64,
+}
+
+fn env(prefix: &str) -> [(&'static str, String); 2] {
+    [
+        ("FLEET_BENCH_SESSIONS", SESSIONS.to_string()),
+        ("FLEET_BENCH_PREFIX", prefix.to_owned()),
+    ]
+}
+
+fn soak(handler: Handler, b: &Backends) -> Soak {
+    let web = start_stack(&pool_ini(handler, b, false));
+    let env = env("soak");
+    let url = web.url("counter.php");
+    wrk::run(&url, CLIENTS, Duration::from_secs(3), Some(&script()), &env);
+    let rss_before_kb = workers_rss_kb(&web);
+    let pids_before = worker_pids(&web);
+    let started = Instant::now();
+    let (mut requests, mut failed) = (0, 0);
+    while requests < SOAK_REQUESTS {
+        let run = wrk::run(&url, CLIENTS, Duration::from_secs(10), Some(&script()), &env);
+        requests += run.requests;
+        failed += run.errors;
+        eprintln!("bench: soak {}: {requests} requests", handler.name());
+    }
+    let elapsed = started.elapsed();
+    let rss_after_kb = workers_rss_kb(&web);
+    let pids_after = worker_pids(&web);
+    // A worker that died was replaced (pm = static): a new PID, and a line in FPM's log.
+    let replaced = pids_after.iter().filter(|p| !pids_before.contains(p)).count();
+    let crashed = replaced.max(usize::from(web.a_worker_died().is_some()));
+    Soak {
+        handler,
+        requests,
+        failed,
+        crashed,
+        rss_before_kb,
+        rss_after_kb,
+        elapsed,
+    }
+}
+
+/// Stores `STORED` sessions of ~120 bytes beside the benchmark's own, `EXPIRING` of them
+/// with a lifetime that ends during the measurement.
+fn fill(handler: Handler, b: &Backends) {
+    let started = Instant::now();
+    if handler.uses_redis() {
+        let mut protocol = Vec::with_capacity(STORED as usize * 120);
+        for n in 0..STORED {
+            let key = format!("PHPREDIS_SESSION:fill{n:012}abcdefghij");
+            let data = format!("user|a:2:{{s:2:\"id\";i:{n};s:4:\"name\";s:8:\"user{:04}\";}}", n % 10_000);
+            let ttl = if n < EXPIRING { 20 } else { 3600 };
+            let ttl = ttl.to_string();
+            let args = ["SET", key.as_str(), data.as_str(), "EX", ttl.as_str()];
+            let _ = write!(Cursor(&mut protocol), "*{}\r\n", args.len());
+            for a in args {
+                let _ = write!(Cursor(&mut protocol), "${}\r\n{a}\r\n", a.len());
+            }
+        }
+        let mut child = Command::new("redis-cli")
+            .args(["-p", &b.redis.port.to_string(), "--pipe"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("redis-cli: {e}"));
+        if let Some(stdin) = child.stdin.as_mut() {
+            std::io::Write::write_all(stdin, &protocol).unwrap_or_else(|e| panic!("redis-cli: {e}"));
+        }
+        drop(child.stdin.take());
+        let _ = child.wait();
+    } else {
+        b.db.query(&format!(
+            "INSERT INTO fleet_sessions (id, data, expires) \
+             SELECT CONCAT('fill', LPAD(seq, 12, '0'), 'abcdefghij'), \
+                    CONCAT('user|a:2:{{s:2:\"id\";i:', seq, ';s:4:\"name\";s:8:\"user', LPAD(seq MOD 10000, 4, '0'), '\";}}'), \
+                    UNIX_TIMESTAMP() + IF(seq <= {EXPIRING}, 20, 3600) \
+             FROM seq_1_to_{STORED}"
+        ));
+    }
+    eprintln!("bench: stored {STORED} sessions for {} in {:?}", handler.name(), started.elapsed());
+}
+
+/// Empties the store again, so the next handler starts from the same state.
+fn unfill(handler: Handler, b: &Backends) {
+    if handler.uses_redis() {
+        b.redis.command(&["FLUSHALL"]);
+    } else {
+        b.db.query("DELETE FROM fleet_sessions");
+    }
+}
+
+/// `write!` into a Vec<u8> through `fmt::Write`.
+struct Cursor<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for Cursor<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+fn stored(handler: Handler, b: &Backends) -> u64 {
+    let text = if handler.uses_redis() {
+        b.redis.command(&["DBSIZE"])
+    } else {
+        b.db.query("SELECT COUNT(*) FROM fleet_sessions")
+    };
+    text.trim_start_matches(':').trim().parse().unwrap_or(0)
+}
+
+fn scaling(handler: Handler, b: &Backends, duration: Duration) -> Scaling {
+    unfill(handler, b);
+    let web = start_stack(&pool_ini(handler, b, false));
+    let url = web.url("counter.php");
+    let env = env("scale");
+    wrk::run(&url, CLIENTS, Duration::from_secs(3), Some(&script()), &env);
+    let small = wrk::run(&url, CLIENTS, duration, Some(&script()), &env);
+    fill(handler, b);
+    // The expiring ones end during this run.
+    std::thread::sleep(Duration::from_secs(15));
+    let stored_large = stored(handler, b);
+    let large = wrk::run(&url, CLIENTS, duration, Some(&script()), &env);
+    unfill(handler, b);
+    Scaling {
+        handler,
+        small,
+        large,
+        stored_large,
+    }
+}
+
+fn kb_summary(kb: &[u64]) -> String {
+    let max = kb.iter().max().copied().unwrap_or(0);
+    let sum: u64 = kb.iter().sum();
+    format!("{} workers, max {:.1} MB, mean {:.1} MB", kb.len(), max as f64 / 1024.0, sum as f64 / 1024.0 / kb.len().max(1) as f64)
+}
+
+pub(crate) fn run(b: &Backends, options: &Options) -> String {
+    let handlers = [Handler::FleetRedis, Handler::FleetMySql];
+    let soaks: Vec<Soak> = handlers.iter().map(|h| soak(*h, b)).collect();
+    let duration = options.duration.max(Duration::from_secs(10));
+    let scalings: Vec<Scaling> = handlers.iter().map(|h| scaling(*h, b, duration)).collect();
+
+    let mut out = String::new();
+    let _ = writeln!(out, "# Soak and store size\n\n{}\n", machine());
+    let _ = writeln!(
+        out,
+        "## Soak: {SOAK_REQUESTS} requests of scenario (a) through 2 FPM pools × {WORKERS_PER_POOL} workers\n"
+    );
+    let _ = writeln!(out, "| handler | requests | failed | worker crashes | time | worker RSS before | worker RSS after |");
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---|---|");
+    for s in &soaks {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {:.0} s | {} | {} |",
+            s.handler.name(),
+            s.requests,
+            s.failed,
+            s.crashed,
+            s.elapsed.as_secs_f64(),
+            kb_summary(&s.rss_before_kb),
+            kb_summary(&s.rss_after_kb)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n## Store size: scenario (a) ({SESSIONS} sessions in use) with only those stored, and with {STORED} more ({EXPIRING} of them expiring during the run)\n"
+    );
+    let _ = writeln!(out, "| handler | stored | req/s | p99 | stored | req/s | p99 | req/s ratio |");
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|");
+    for s in &scalings {
+        let _ = writeln!(
+            out,
+            "| {} | {SESSIONS} | {:.0} | {} | {} | {:.0} | {} | {:.2} |",
+            s.handler.name(),
+            s.small.rps,
+            us(s.small.p99),
+            s.stored_large,
+            s.large.rps,
+            us(s.large.p99),
+            s.large.rps / s.small.rps.max(1.0)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nEach row of the second table is one stack measured before and after the store was filled ({} s each, {CLIENTS} clients). The stored count is read just before the second measurement: on Redis the expiring keys are gone by then (active expiry), on MySQL they are deleted by Fleet's gc (`gc_interval`, 60 s by default) during or after it.",
+        duration.as_secs()
+    );
+    out
+}
