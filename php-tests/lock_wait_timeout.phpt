@@ -23,7 +23,7 @@ fleet_wait_child($child);
 var_dump(fleet_get($id));
 ?>
 --EXPECTF--
-Warning: session_start(): Fleet: the session is locked by another request that did not finish within 300ms (fleet.lock_wait_timeout), so this request has no session. Raise fleet.lock_wait_timeout if requests on one session really take that long in %s on line %d
+Warning: session_start(): Fleet: session lwt%s held %s: it did not finish within 300ms (fleet.lock_wait_timeout), so this request has no session. Raise fleet.lock_wait_timeout if requests on one session really take that long in %s on line %d
 
 Warning: session_start(): Failed to read session data: fleet (path: %s) in %s on line %d
 bool(false)

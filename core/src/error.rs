@@ -46,8 +46,13 @@ pub enum StoreError {
     Server { endpoint: String, cause: String },
     #[error("{endpoint} is not (or no longer) the primary: {cause}. Fleet dropped that connection and looks for the primary again on the next step; if this persists, point session.save_path at the primary (its managed endpoint name, the sentinels, or a host list)")]
     NotPrimary { endpoint: String, cause: String },
-    #[error("the session is locked by another request that did not finish within {waited:?} (fleet.lock_wait_timeout), so this request has no session. Raise fleet.lock_wait_timeout if requests on one session really take that long")]
-    LockWaitTimeout { waited: Duration },
+    #[error("session {session} {}: it did not finish within {waited:?} (fleet.lock_wait_timeout), so this request has no session. Raise fleet.lock_wait_timeout if requests on one session really take that long", holder_text(holder))]
+    LockWaitTimeout {
+        waited: Duration,
+        /// The session id, abbreviated (an id is a credential).
+        session: String,
+        holder: Option<crate::lease::Holder>,
+    },
     #[error("this request's session lock was gone when it wrote: it held the lock for {:.1} s, and {why}. Another request may have changed the session, so this request's changes were not saved", held.as_secs_f64())]
     LockLost { held: Duration, why: String },
     #[error("the connection to {endpoint} that held this session's lock was lost, so the server released the lock and another request may have changed the session; this request's changes were not saved")]
@@ -62,6 +67,13 @@ pub enum StoreError {
     LeaseName { name: String },
     #[error("the operating system's random number generator failed: {0}")]
     Random(String),
+}
+
+fn holder_text(holder: &Option<crate::lease::Holder>) -> String {
+    match holder {
+        Some(h) => h.to_string(),
+        None => "is locked by another request".to_owned(),
+    }
 }
 
 impl StoreError {

@@ -89,6 +89,25 @@ impl fmt::Display for LeaseTicket {
     }
 }
 
+/// Who holds a lock, as recorded with it (Redis) or as the server shows it (MySQL), for the
+/// messages of a request that waited: which server, process and page, and for how long.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Holder {
+    /// "web2 pid 1234 (GET /report.php)", or what the server or another handler shows.
+    pub who: String,
+    /// How long it has held the lock (by the server's clock), when known.
+    pub held_for: Option<Duration>,
+}
+
+impl fmt::Display for Holder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.held_for {
+            Some(d) => write!(f, "held for {:.1} s by {}", d.as_secs_f64(), self.who),
+            None => write!(f, "held by {}", self.who),
+        }
+    }
+}
+
 /// How a lease is taken: how long it lives unless renewed or released, how long to wait for
 /// it, and how long it may be renewed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

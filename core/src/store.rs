@@ -40,6 +40,10 @@ pub struct ReadOutcome {
     pub data: Option<Vec<u8>>,
     /// `Some` when locking is on.
     pub lock: Option<HeldLock>,
+    /// How long the request waited for the lock (zero when it was free), and who held it
+    /// when last seen, for `fleet.slow_lock_wait`.
+    pub waited: Duration,
+    pub holder: Option<crate::lease::Holder>,
 }
 
 /// Session storage with locking. One instance serves one worker: requests use it one at a
@@ -57,6 +61,11 @@ pub trait SessionStore {
 
     /// Whether a connection is open (it may still turn out to be dead).
     fn is_connected(&self) -> bool;
+
+    /// Who this worker's next locks are taken for ("web2 pid 1234 (GET /report.php)"):
+    /// recorded with the lock where the backend can do so in the same round trip (Redis),
+    /// and shown to a request that waits for it.
+    fn set_holder(&mut self, _holder: &str) {}
 
     /// Something that went wrong in the last step without failing it, for a warning (a
     /// write that fewer replicas acknowledged than `wait_replicas` asks).

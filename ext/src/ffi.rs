@@ -107,7 +107,8 @@ static DEPS: ModuleDeps = ModuleDeps([
     },
 ]);
 
-static INI: IniEntryDefs<11> = IniEntryDefs::new([
+static INI: IniEntryDefs<12> = IniEntryDefs::new([
+    IniEntryDef::new(c"fleet.slow_lock_wait", c"0", IniEntryPermission::All),
     IniEntryDef::new(c"fleet.lease_store", c"", IniEntryPermission::All),
     IniEntryDef::new(c"fleet.max_waiters", c"0", IniEntryPermission::All),
     IniEntryDef::new(c"fleet.busy_status", c"0", IniEntryPermission::All),
@@ -418,7 +419,7 @@ fn ini_string(name: &CStr) -> String {
 }
 
 fn current_settings() -> Settings {
-    let [locking, max_waiters, busy_status, lock_ttl, lock_renewal, lock_max_hold, lock_wait_timeout, connect_timeout, read_timeout] =
+    let [locking, max_waiters, busy_status, lock_ttl, lock_renewal, lock_max_hold, lock_wait_timeout, connect_timeout, read_timeout, slow_lock_wait] =
         [
             c"fleet.locking",
             c"fleet.max_waiters",
@@ -429,6 +430,7 @@ fn current_settings() -> Settings {
             c"fleet.lock_wait_timeout",
             c"fleet.connect_timeout",
             c"fleet.read_timeout",
+            c"fleet.slow_lock_wait",
         ]
         .map(ini_string);
     let max_execution_time = {
@@ -446,6 +448,7 @@ fn current_settings() -> Settings {
         lock_wait_timeout: &lock_wait_timeout,
         connect_timeout: &connect_timeout,
         read_timeout: &read_timeout,
+        slow_lock_wait: &slow_lock_wait,
         max_execution_time,
     };
     let (settings, problems) = Settings::from_ini(&raw);
@@ -458,20 +461,57 @@ fn current_settings() -> Settings {
 /// The request's User-Agent: the SAPI's `HTTP_USER_AGENT` (FastCGI under FPM), else the
 /// process environment (the CLI, where tests set it).
 fn user_agent() -> Option<String> {
-    let name = c"HTTP_USER_AGENT";
+    sapi_env(c"HTTP_USER_AGENT")
+}
+
+/// A variable of the request's environment: the SAPI's (FastCGI parameters under FPM), else
+/// the process's.
+fn sapi_env(name: &CStr) -> Option<String> {
     // SAFETY: a NUL-terminated name and its length without the NUL; sapi_getenv returns NULL
     // or an emalloc'd NUL-terminated copy, which we own and free below.
     let value = unsafe { sapi_getenv(name.as_ptr(), name.count_bytes()) };
     if value.is_null() {
-        return std::env::var("HTTP_USER_AGENT").ok();
+        return std::env::var(name.to_string_lossy().as_ref()).ok();
     }
     // SAFETY: non-NULL: a NUL-terminated string, live until the efree below.
-    let agent = unsafe { CStr::from_ptr(value) }
+    let text = unsafe { CStr::from_ptr(value) }
         .to_string_lossy()
         .into_owned();
     // SAFETY: `value` came from PHP's allocator (estrdup) and is not used after this.
     unsafe { ext_php_rs::alloc::efree(value.cast()) };
-    Some(agent)
+    Some(text)
+}
+
+/// This machine's host name, read once per process.
+fn host_name() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        let mut buf = [0u8; 256];
+        // SAFETY: gethostname writes at most buf.len() bytes into our buffer.
+        let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+        let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+        match ok {
+            true => String::from_utf8_lossy(&buf[..end]).into_owned(),
+            false => "unknown-host".to_owned(),
+        }
+    })
+}
+
+/// Who this request is, for the lock it takes: "web2 pid 1234 (GET /report.php)", or the
+/// script for the CLI. The URI is cut at 200 bytes and its query string dropped (it may
+/// carry tokens).
+fn holder() -> String {
+    let host = host_name();
+    let pid = std::process::id();
+    let page = match (sapi_env(c"REQUEST_METHOD"), sapi_env(c"REQUEST_URI")) {
+        (Some(method), Some(uri)) => {
+            let path = uri.split('?').next().unwrap_or_default();
+            let path: String = path.chars().take(200).collect();
+            format!("{method} {path}")
+        }
+        _ => format!("CLI {}", std::env::args().nth(1).unwrap_or_default()),
+    };
+    format!("{host} pid {pid} ({page})")
 }
 
 /// # Safety
@@ -518,7 +558,7 @@ unsafe extern "C" fn ps_open(
                 .to_string_lossy()
                 .into_owned()
         };
-        match handler::open(&save_path, current_settings(), user_agent()) {
+        match handler::open(&save_path, current_settings(), user_agent(), holder()) {
             Ok(session) => {
                 // SAFETY: mod_data is PHP's writable PS(mod_data) slot; the Box is reclaimed
                 // by ps_close, which PHP calls whenever the slot is non-NULL.
@@ -572,6 +612,9 @@ unsafe extern "C" fn ps_read(
         }
         match session.read(id) {
             Ok(data) => {
+                if let Some(notice) = session.take_slow_wait_notice() {
+                    emit(E_NOTICE, &notice);
+                }
                 // SAFETY: PHP takes ownership of *val; the string comes from PHP's request
                 // allocator (ZendStr::new with persistent = false), as it expects.
                 unsafe { *val = ZendStr::new(&data, false).into_raw() };

@@ -52,6 +52,8 @@ pub struct OpenSession {
     new_id: Option<SessionId>,
     /// Whether the last read was refused because too many requests wait for the session.
     refused_busy: bool,
+    /// The `fleet.slow_lock_wait` notice of the last read, if it waited that long.
+    slow_wait_notice: Option<Problem>,
 }
 
 fn problem(e: impl std::fmt::Display) -> Problem {
@@ -72,6 +74,7 @@ pub fn open(
     save_path: &str,
     settings: Settings,
     user_agent: Option<String>,
+    holder: String,
 ) -> Result<OpenSession, Problem> {
     let key = (save_path.to_owned(), settings.timeouts);
     let cached = IDLE_STORES.with(|stores| {
@@ -96,6 +99,7 @@ pub fn open(
         put_back(key, kept);
         return Err(problem(e));
     }
+    kept.store.set_holder(&holder);
     let settings = Settings {
         lock: kept.store.lock_policy(settings.lock),
         ..settings
@@ -109,6 +113,7 @@ pub fn open(
         held: None,
         new_id: None,
         refused_busy: false,
+        slow_wait_notice: None,
     })
 }
 
@@ -129,6 +134,20 @@ impl OpenSession {
         let id = parse_id(raw_id)?;
         self.release_held();
         let outcome = self.lock_and_read_unless_busy(&id)?;
+        if let Some(limit) = self.settings.slow_lock_wait {
+            if outcome.waited > limit {
+                let holder = match &outcome.holder {
+                    Some(h) => format!("; it was {h}"),
+                    None => String::new(),
+                };
+                self.slow_wait_notice = Some(problem(format!(
+                    "session {} waited {:.2} s for its lock (over fleet.slow_lock_wait = {:.2} s){holder}",
+                    id.abbreviated(),
+                    outcome.waited.as_secs_f64(),
+                    limit.as_secs_f64()
+                )));
+            }
+        }
         match outcome.data {
             Some(_) => READ_AN_EXISTING_SESSION.with(|c| c.set(true)),
             None => self.new_id = Some(id.clone()),
@@ -165,6 +184,11 @@ impl OpenSession {
             shared::set_waiting(0);
         }
         outcome.map_err(problem)
+    }
+
+    /// The `fleet.slow_lock_wait` notice of the last read, once.
+    pub fn take_slow_wait_notice(&mut self) -> Option<Problem> {
+        self.slow_wait_notice.take()
     }
 
     /// The HTTP status to answer with after a read refused as busy (`fleet.busy_status`).

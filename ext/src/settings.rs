@@ -36,6 +36,9 @@ pub struct Settings {
     pub max_waiters: u32,
     /// The HTTP status of a refused request (0: leave it to the page).
     pub busy_status: u16,
+    /// A request that waited longer than this for its lock gets an E_NOTICE naming the
+    /// holder (`fleet.slow_lock_wait`; `None`: off).
+    pub slow_lock_wait: Option<Duration>,
 }
 
 /// Raw INI values as PHP holds them.
@@ -49,6 +52,7 @@ pub struct RawIni<'a> {
     pub lock_wait_timeout: &'a str,
     pub connect_timeout: &'a str,
     pub read_timeout: &'a str,
+    pub slow_lock_wait: &'a str,
     pub max_execution_time: i64,
 }
 
@@ -119,6 +123,14 @@ impl Settings {
             3_600.0,
             1.0,
         );
+        let slow_lock_wait = seconds(
+            &mut problems,
+            "fleet.slow_lock_wait",
+            raw.slow_lock_wait,
+            0.0,
+            3_600.0,
+            0.0,
+        );
         let max_waiters = match raw.max_waiters.trim().parse::<u32>() {
             Ok(n) if n <= 10_000 => n,
             _ => {
@@ -143,6 +155,7 @@ impl Settings {
         let settings = Settings {
             max_waiters,
             busy_status,
+            slow_lock_wait: (slow_lock_wait > Duration::ZERO).then_some(slow_lock_wait),
             lock: LockPolicy {
                 lease: locking.then_some(LeaseTerms {
                     ttl,
@@ -211,6 +224,7 @@ mod tests {
             lock_wait_timeout: wait,
             connect_timeout: "1",
             read_timeout: "1",
+            slow_lock_wait: "0",
             max_execution_time,
         }
     }

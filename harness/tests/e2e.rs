@@ -1050,3 +1050,92 @@ fn php_leases_once_per_period(backend: Backend) {
     assert!(stack.a_worker_died().is_none(), "{:?}", stack.a_worker_died());
     assert!(text.lines().count() == 2 + times.len());
 }
+
+#[test]
+fn a_lock_wait_names_the_holder_in_timeouts_and_slow_wait_notices() {
+    lock_holder_named(Backend::redis());
+}
+
+#[test]
+fn mysql_a_lock_wait_names_the_holder_in_timeouts_and_slow_wait_notices() {
+    lock_holder_named(Backend::mysql("advisory"));
+}
+
+/// Starts hold_for.php on the visitor's session for `ms` and returns once it holds the
+/// session, with the thread that returns the holder's reply.
+fn hold_session(
+    stack: &WebStack,
+    http: &Http,
+    cookie: &str,
+    ms: u64,
+    tag: &str,
+) -> std::thread::JoinHandle<String> {
+    let pid_file = stack.dir().join(format!("holder-{tag}"));
+    let url = stack.url(&format!("/hold_for.php?ms={ms}&pid_file={}", pid_file.display()));
+    let (http, cookie) = (http.clone(), cookie.to_owned());
+    let holder = std::thread::spawn(move || http.get(&url, Some(&cookie)).expect("hold").body);
+    let t = Instant::now();
+    while !pid_file.exists() {
+        assert!(t.elapsed() < Duration::from_secs(10), "the holder never got the session");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    holder
+}
+
+fn lock_holder_named(backend: Backend) {
+    let stack = fleet_stack(&backend.save_path(), 4, &[]);
+    let http = Http::new(Duration::from_secs(30));
+    let first = http.get(&stack.url("/counter.php"), None).expect("first");
+    let cookie = first.set_cookie.clone().expect("a session cookie");
+    let mysql = matches!(backend, Backend::MySql(..));
+
+    // A wait that times out names the holder: its server, PID and page (Redis), or its
+    // MySQL connection.
+    let holder = hold_session(&stack, &http, &cookie, 1500, "a");
+    let waited = http
+        .get(&stack.url("/wait.php?timeout=0.3"), Some(&cookie))
+        .expect("waiter");
+    let holder_pid = holder.join().expect("holder").trim().to_owned();
+    println!("{}: lock wait timeout: {}", backend.name(), waited.body.trim());
+    assert!(waited.body.starts_with("no session"), "{}", waited.body);
+    if mysql {
+        assert!(waited.body.contains("held by MySQL connection"), "{}", waited.body);
+    } else {
+        assert!(
+            waited.body.contains(&format!("pid {holder_pid} (GET /hold_for.php)")),
+            "names the holder's PID and page: {}",
+            waited.body
+        );
+        assert!(waited.body.contains(" held for "), "{}", waited.body);
+    }
+
+    // fleet.slow_lock_wait: a notice above the threshold, naming the holder …
+    let holder = hold_session(&stack, &http, &cookie, 700, "b");
+    let slow = http
+        .get(&stack.url("/wait.php?timeout=10&slow=0.2"), Some(&cookie))
+        .expect("slow waiter");
+    let holder_pid = holder.join().expect("holder").trim().to_owned();
+    println!("{}: slow lock wait: {}", backend.name(), slow.body.trim());
+    assert!(slow.body.starts_with("session"), "{}", slow.body);
+    assert!(
+        slow.body.contains("notice: session_start(): Fleet: session")
+            && slow.body.contains("for its lock (over fleet.slow_lock_wait = 0.20 s)"),
+        "{}",
+        slow.body
+    );
+    if !mysql {
+        assert!(slow.body.contains(&format!("pid {holder_pid} (GET /hold_for.php)")), "{}", slow.body);
+    }
+    // … and none below it: a short wait, or none at all.
+    let holder = hold_session(&stack, &http, &cookie, 100, "c");
+    let short = http
+        .get(&stack.url("/wait.php?timeout=10&slow=5"), Some(&cookie))
+        .expect("short waiter");
+    holder.join().expect("holder");
+    assert_eq!(short.body.trim(), "session", "no notice below the threshold");
+    let free = http
+        .get(&stack.url("/wait.php?timeout=10&slow=0.2"), Some(&cookie))
+        .expect("free");
+    assert_eq!(free.body.trim(), "session", "no notice without a wait");
+    assert!(stack.a_worker_died().is_none());
+}

@@ -503,6 +503,29 @@ impl MySqlStore {
         }
     }
 
+    /// Who holds the named lock `key`, as the server shows it: the connection, its client
+    /// address and how long its current statement has run. Asked only when a wait timed out
+    /// (one more query then, none on the way to a free lock); `None` if it cannot be told.
+    fn named_lock_holder(&mut self, key: &str) -> Option<crate::lease::Holder> {
+        let row: Option<(u64, Option<String>)> = self
+            .run(Retry::Never, |c, _| {
+                c.exec_first(
+                    "SELECT l.id, p.HOST FROM (SELECT IS_USED_LOCK(CONCAT('fleet:', SHA1(?))) AS id) l \
+                     LEFT JOIN information_schema.PROCESSLIST p ON p.ID = l.id WHERE l.id IS NOT NULL",
+                    (key,),
+                )
+            })
+            .ok()
+            .flatten();
+        row.map(|(id, host)| crate::lease::Holder {
+            who: match host {
+                Some(host) => format!("MySQL connection {id} from {host} (SHOW PROCESSLIST shows what it runs)"),
+                None => format!("MySQL connection {id}"),
+            },
+            held_for: None,
+        })
+    }
+
     fn lock_key(&self, id: &SessionId) -> String {
         format!("{}{}", self.lock_scope, id.as_str())
     }
@@ -530,7 +553,8 @@ impl MySqlStore {
         terms: LeaseTerms,
     ) -> Result<ReadOutcome, StoreError> {
         let key = self.lock_key(id);
-        let deadline = Instant::now() + terms.wait_timeout;
+        let started = Instant::now();
+        let deadline = started + terms.wait_timeout;
         // Each GET_LOCK must answer within the read timeout; waits longer than that are
         // made of several, each of which waits in the server's queue.
         let slice_cap = MAX_WAIT_SLICE
@@ -575,10 +599,13 @@ impl MySqlStore {
             match got {
                 Some(1) => {
                     let lock = self.held_here()?;
+                    let waited = started.elapsed();
                     if let Some(data) = data_if_locked {
                         return Ok(ReadOutcome {
                             data,
                             lock: Some(lock),
+                            waited,
+                            holder: None,
                         });
                     }
                     return match self.run(Retry::Never, |c, sql| {
@@ -587,6 +614,8 @@ impl MySqlStore {
                         Ok(data) => Ok(ReadOutcome {
                             data,
                             lock: Some(lock),
+                            waited,
+                            holder: None,
                         }),
                         Err(e) => {
                             let _ = self.release(id, &lock);
@@ -598,6 +627,8 @@ impl MySqlStore {
                 Some(_) => {
                     return Err(StoreError::LockWaitTimeout {
                         waited: terms.wait_timeout,
+                        session: id.abbreviated(),
+                        holder: self.named_lock_holder(&key),
                     })
                 }
                 None => {
@@ -646,9 +677,13 @@ impl MySqlStore {
     }
 
     fn lock_row(&mut self, id: &SessionId, terms: LeaseTerms) -> Result<ReadOutcome, StoreError> {
-        let deadline = Instant::now() + terms.wait_timeout;
+        let started = Instant::now();
+        let deadline = started + terms.wait_timeout;
         self.run(Retry::Idempotent, |c, _| c.query_drop("START TRANSACTION"))?;
-        let outcome = self.lock_row_in_transaction(id, terms, deadline);
+        let mut outcome = self.lock_row_in_transaction(id, terms, deadline);
+        if let Ok(read) = &mut outcome {
+            read.waited = started.elapsed();
+        }
         if outcome.is_err() {
             let _ = self.run(Retry::Never, |c, _| c.query_drop("ROLLBACK"));
         }
@@ -672,6 +707,8 @@ impl MySqlStore {
                     return Ok(ReadOutcome {
                         data,
                         lock: Some(self.held_here()?),
+                        waited: Duration::ZERO,
+                        holder: None,
                     });
                 }
                 Some(None) if !inserted => {
@@ -684,6 +721,8 @@ impl MySqlStore {
                     if !inserted && Instant::now() >= deadline {
                         return Err(StoreError::LockWaitTimeout {
                             waited: terms.wait_timeout,
+                            session: id.abbreviated(),
+                            holder: None,
                         });
                     }
                 }
@@ -697,6 +736,8 @@ impl MySqlStore {
                 None => {
                     return Err(StoreError::LockWaitTimeout {
                         waited: terms.wait_timeout,
+                        session: id.abbreviated(),
+                        holder: None,
                     })
                 }
             }
@@ -828,6 +869,8 @@ impl SessionStore for MySqlStore {
             (None, _) => Ok(ReadOutcome {
                 data: self.read_unlocked(id)?,
                 lock: None,
+                waited: Duration::ZERO,
+                holder: None,
             }),
         }
     }

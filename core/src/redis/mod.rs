@@ -25,7 +25,7 @@ use crate::error::StoreError;
 use crate::id::SessionId;
 use crate::keeper::{Keeper, Retry};
 use crate::lease::{
-    wait_slice, LeaseStore, LeaseTerms, LeaseToken, RenewFn, RenewalReport, RenewalStop, Renewer,
+    wait_slice, Holder, LeaseStore, LeaseTerms, LeaseToken, RenewFn, RenewalReport, RenewalStop, Renewer,
     Slot, Taken,
 };
 use crate::store::{HeldLock, LockPolicy, ReadOutcome, SessionStore};
@@ -94,6 +94,8 @@ pub struct RedisStore {
     notice: Option<String>,
     /// Renews held locks on a helper thread with its own connection (started on first use).
     renewer: Option<Renewer>,
+    /// Who takes this worker's locks (`set_holder`), recorded in the lock's value.
+    holder: String,
     /// What the renewer's connection is opened with.
     config: RedisConfig,
     timeouts: Timeouts,
@@ -101,7 +103,10 @@ pub struct RedisStore {
 
 enum Acquire {
     Held(Option<Vec<u8>>),
-    Busy { holder_ttl_left: Option<Duration> },
+    Busy {
+        holder_ttl_left: Option<Duration>,
+        holder: Option<Holder>,
+    },
 }
 
 impl RedisStore {
@@ -121,6 +126,7 @@ impl RedisStore {
             wait,
             notice: None,
             renewer: None,
+            holder: String::new(),
             config: config.clone(),
             timeouts,
         })
@@ -191,7 +197,8 @@ impl RedisStore {
     ) -> Result<Acquire, StoreError> {
         let ttl_ms = duration_ms(ttl).to_string();
         let wake_ttl = WAIT_KEYS_TTL_MS.to_string();
-        let reply: Acked<Value> = self.run(keys, Retry::Idempotent, |c, s| {
+        let holder = std::mem::take(&mut self.holder);
+        let reply: Result<Acked<Value>, StoreError> = self.run(keys, Retry::Idempotent, |c, s| {
             eval(
                 c,
                 &s.acquire_and_read,
@@ -200,10 +207,13 @@ impl RedisStore {
                     token.as_str().as_bytes(),
                     ttl_ms.as_bytes(),
                     wake_ttl.as_bytes(),
+                    holder.as_bytes(),
                 ],
                 None,
             )
-        })?;
+        });
+        self.holder = holder;
+        let reply = reply?;
         parse_acquire(reply.reply).ok_or_else(|| StoreError::Server {
             endpoint: self.endpoint_owned(),
             cause: "unexpected reply to the lock script".into(),
@@ -233,10 +243,21 @@ impl RedisStore {
     fn lock_and_read_locked(
         &mut self,
         keys: &SessionKeys,
+        id: &SessionId,
         terms: LeaseTerms,
     ) -> Result<ReadOutcome, StoreError> {
         let token = LeaseToken::generate()?;
-        let deadline = Instant::now() + terms.wait_timeout;
+        let started = Instant::now();
+        let deadline = started + terms.wait_timeout;
+        // The holder last seen, and when: how long it has held the lock is what it had then
+        // plus the time since.
+        let mut last_holder: Option<(Holder, Instant)> = None;
+        let aged = |seen: Option<(Holder, Instant)>| {
+            seen.map(|(h, at)| Holder {
+                held_for: h.held_for.map(|d| d + at.elapsed()),
+                ..h
+            })
+        };
         loop {
             let attempt = Instant::now();
             match self.try_acquire(keys, &token, terms.ttl)? {
@@ -256,13 +277,23 @@ impl RedisStore {
                             taken: attempt,
                             renewal,
                         }),
+                        waited: if last_holder.is_some() { started.elapsed() } else { Duration::ZERO },
+                        holder: aged(last_holder),
                     });
                 }
-                Acquire::Busy { holder_ttl_left } => {
+                Acquire::Busy {
+                    holder_ttl_left,
+                    holder,
+                } => {
+                    if let Some(h) = holder {
+                        last_holder = Some((h, Instant::now()));
+                    }
                     let now = Instant::now();
                     if now >= deadline {
                         return Err(StoreError::LockWaitTimeout {
                             waited: terms.wait_timeout,
+                            session: id.abbreviated(),
+                            holder: aged(last_holder),
                         });
                     }
                     self.wait_for_release(keys, wait_slice(holder_ttl_left, deadline - now))?;
@@ -321,6 +352,12 @@ impl SessionStore for RedisStore {
         self.notice.take()
     }
 
+    fn set_holder(&mut self, holder: &str) {
+        if self.holder != holder {
+            self.holder = holder.to_owned();
+        }
+    }
+
     fn lock_and_read(
         &mut self,
         id: &SessionId,
@@ -328,12 +365,17 @@ impl SessionStore for RedisStore {
     ) -> Result<ReadOutcome, StoreError> {
         let keys = self.keys(id);
         match policy.lease {
-            Some(terms) => self.lock_and_read_locked(&keys, terms),
+            Some(terms) => self.lock_and_read_locked(&keys, id, terms),
             None => {
                 let data: Option<Vec<u8>> = self.run(&keys, Retry::Idempotent, |c, _| {
                     ::redis::cmd("GET").arg(&keys.data).query(c)
                 })?;
-                Ok(ReadOutcome { data, lock: None })
+                Ok(ReadOutcome {
+                    data,
+                    lock: None,
+                    waited: Duration::ZERO,
+                    holder: None,
+                })
             }
         }
     }
@@ -614,10 +656,44 @@ fn parse_acquire(reply: Value) -> Option<Acquire> {
     match (flag, second) {
         (1, Value::Nil) => Some(Acquire::Held(None)),
         (1, Value::BulkString(data)) => Some(Acquire::Held(Some(data))),
-        (0, Value::Int(pttl)) => Some(Acquire::Busy {
-            holder_ttl_left: u64::try_from(pttl).ok().map(Duration::from_millis),
-        }),
+        (0, Value::Int(pttl)) => {
+            let holder = match (items.next(), items.next()) {
+                (Some(Value::BulkString(value)), Some(Value::Int(now_ms))) => {
+                    parse_holder(&value, now_ms)
+                }
+                _ => None,
+            };
+            Some(Acquire::Busy {
+                holder_ttl_left: u64::try_from(pttl).ok().map(Duration::from_millis),
+                holder,
+            })
+        }
         _ => None,
+    }
+}
+
+/// The holder recorded in a lock value `<token>|<since ms>|<holder>`; a value another
+/// handler wrote (phpredis writes `<host>|<pid>`-like secrets) is shown as it is.
+fn parse_holder(value: &[u8], now_ms: i64) -> Option<Holder> {
+    if value.is_empty() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(value);
+    let mut parts = text.splitn(3, '|');
+    let (token, since, who) = (parts.next(), parts.next(), parts.next());
+    let ours = token.is_some_and(|t| t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit()));
+    match (ours, since.and_then(|s| s.parse::<i64>().ok()), who) {
+        (true, Some(since), Some(who)) => Some(Holder {
+            who: if who.is_empty() { "another request".to_owned() } else { who.to_owned() },
+            held_for: u64::try_from(now_ms - since).ok().map(Duration::from_millis),
+        }),
+        _ => {
+            let shown: String = text.chars().take(80).collect();
+            Some(Holder {
+                who: format!("another session handler (lock value \"{shown}\")"),
+                held_for: None,
+            })
+        }
     }
 }
 

@@ -19,11 +19,21 @@ use ::redis::{
 /// acquire deletes it anyway.
 pub(super) const WAIT_KEYS_TTL_MS: u64 = 5_000;
 
+/// Lua: whether lock value `v` is the holder's whose token is ARGV[1]. A session lock's value
+/// is `<token>|<since ms>|<holder>` (who took it, for the messages of requests that wait); a
+/// named lease's is the bare token.
+macro_rules! ours_lua {
+    () => {
+        "local function ours(v) return v == ARGV[1] or (v and string.sub(v, 1, #ARGV[1] + 1) == ARGV[1] .. '|') end
+"
+    };
+}
+
 /// Lua that releases the lock in KEYS[2] if ARGV[1] holds it and, if the flag in KEYS[4] says
 /// someone waits, wakes one waiter on KEYS[3]. Returns 1 if released, 0 if not ours.
 macro_rules! release_lua {
     () => {
-        "if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+        "if not ours(redis.call('GET', KEYS[2])) then return 0 end
 redis.call('DEL', KEYS[2])
 if redis.call('EXISTS', KEYS[4]) == 1 then
   if redis.call('LLEN', KEYS[3]) == 0 then redis.call('RPUSH', KEYS[3], '1') end
@@ -34,27 +44,34 @@ return 1
     };
 }
 
-/// KEYS: data, lock, wake, waiters. ARGV: token, ttl ms, waiters flag ttl ms.
-/// Returns {1, data-or-nil} when the lock is ours (also when a retry finds it already ours),
-/// else raises the waiters flag and returns {0, PTTL of the holder's lock}.
-const ACQUIRE_AND_READ: &str = "
-local taken = redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2])
+/// KEYS: data, lock, wake, waiters. ARGV: token, ttl ms, waiters flag ttl ms, holder.
+/// Takes the lock as `<token>|<server time ms>|<holder>`. Returns {1, data-or-nil} when the
+/// lock is ours (also when a retry finds it already ours), else raises the waiters flag and
+/// returns {0, PTTL of the holder's lock, the holder's lock value, server time ms}.
+const ACQUIRE_AND_READ: &str = concat!(
+    ours_lua!(),
+    "local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local taken = redis.call('SET', KEYS[2], ARGV[1] .. '|' .. now .. '|' .. ARGV[4], 'NX', 'PX', ARGV[2])
 if not taken then
-  if redis.call('GET', KEYS[2]) ~= ARGV[1] then
+  local v = redis.call('GET', KEYS[2])
+  if not ours(v) then
     redis.call('SET', KEYS[4], '1', 'PX', ARGV[3])
-    return {0, redis.call('PTTL', KEYS[2])}
+    return {0, redis.call('PTTL', KEYS[2]), v or '', now}
   end
   redis.call('PEXPIRE', KEYS[2], ARGV[2])
 end
 redis.call('DEL', KEYS[3])
 return {1, redis.call('GET', KEYS[1])}
-";
+"
+);
 
 /// KEYS: data, lock, wake, waiters. ARGV: token, wake ttl ms, data, lifetime s.
 /// Writes only while holding the lock, so a request whose lock expired cannot overwrite a
 /// newer session.
 const WRITE_AND_RELEASE: &str = concat!(
-    "if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+    ours_lua!(),
+    "if not ours(redis.call('GET', KEYS[2])) then return 0 end
 redis.call('SET', KEYS[1], ARGV[3], 'EX', ARGV[4])
 ",
     release_lua!()
@@ -62,13 +79,17 @@ redis.call('SET', KEYS[1], ARGV[3], 'EX', ARGV[4])
 
 /// KEYS: data, lock, wake, waiters. ARGV: token, wake ttl ms, lifetime s.
 /// Refreshing the lifetime is harmless even if the lock was lost, so it always happens.
-const TOUCH_AND_RELEASE: &str = concat!("redis.call('EXPIRE', KEYS[1], ARGV[3])\n", release_lua!());
+const TOUCH_AND_RELEASE: &str = concat!(
+    ours_lua!(),
+    "redis.call('EXPIRE', KEYS[1], ARGV[3])\n",
+    release_lua!()
+);
 
 /// KEYS: data, lock, wake, waiters. ARGV: token, wake ttl ms.
-const DESTROY_AND_RELEASE: &str = concat!("redis.call('DEL', KEYS[1])\n", release_lua!());
+const DESTROY_AND_RELEASE: &str = concat!(ours_lua!(), "redis.call('DEL', KEYS[1])\n", release_lua!());
 
 /// KEYS: data, lock, wake, waiters. ARGV: token, wake ttl ms.
-const RELEASE: &str = release_lua!();
+const RELEASE: &str = concat!(ours_lua!(), release_lua!());
 
 /// KEYS: lease, fence counter, slot mark. ARGV: token, ttl ms, slot keep ms ('' for no slot).
 /// Returns {0, fence} when taken, {1, 0} when held by someone, {2, 0} when the slot is done.
@@ -85,11 +106,14 @@ pub(super) const RELEASE_LEASE: &str = "if redis.call('GET', KEYS[1]) ~= ARGV[1]
 return redis.call('DEL', KEYS[1])
 ";
 
-/// KEYS: lock. ARGV: token, ttl ms. Extends the lock only while it is still the holder's.
-/// Returns 1 if extended, 0 if not ours (any more).
-pub(super) const RENEW: &str = "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+/// KEYS: lock. ARGV: token, ttl ms. Extends the lock (or lease) only while it is still the
+/// holder's. Returns 1 if extended, 0 if not ours (any more).
+pub(super) const RENEW: &str = concat!(
+    ours_lua!(),
+    "if not ours(redis.call('GET', KEYS[1])) then return 0 end
 return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-";
+"
+);
 
 pub(super) struct Scripts {
     pub acquire_and_read: Script,
