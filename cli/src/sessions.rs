@@ -112,11 +112,17 @@ fn show(
         return Err(format!("{}: no session {} (never created, expired or destroyed)", store.endpoint(), id.as_str()).into());
     };
     let lock = store.lock_state(&id)?;
-    let decoded = match format {
-        "auto" => codec::decode_any(&session.data),
-        "php" => codec::decode(&session.data, SessionFormat::Php),
-        "php_serialize" => codec::decode(&session.data, SessionFormat::PhpSerialize),
-        other => return Err(format!("--format {other}: use php, php_serialize or auto").into()),
+    let compressed = fleet_core::compress::is_framed(&session.data);
+    let decoded = match (session.inflated(), format) {
+        (Err(e), _) => Err(codec::DecodeError {
+            format: "compressed",
+            position: 0,
+            reason: e.to_string(),
+        }),
+        (Ok(data), "auto") => codec::decode_any(&data),
+        (Ok(data), "php") => codec::decode(&data, SessionFormat::Php),
+        (Ok(data), "php_serialize") => codec::decode(&data, SessionFormat::PhpSerialize),
+        (_, other) => return Err(format!("--format {other}: use php, php_serialize or auto").into()),
     };
     let lock_text = match lock {
         LockState::Free => "not locked".to_owned(),
@@ -141,6 +147,7 @@ fn show(
         return Ok(json!({
             "id": id.as_str(),
             "size": session.data.len(),
+            "compressed": compressed,
             "ttl": session.ttl.map(|t| t.as_secs_f64()),
             "lock": lock_text,
             "format": decoded.as_ref().ok().map(|v| v.format.name()),
@@ -151,7 +158,11 @@ fn show(
     }
     let mut out = vec![
         format!("session {}", id.as_str()),
-        format!("  size: {} bytes", session.data.len()),
+        format!(
+            "  size: {} bytes{}",
+            session.data.len(),
+            if compressed { " stored (compressed)" } else { "" }
+        ),
         format!("  expires in: {}", lifetime(session.ttl)),
         format!("  lock: {lock_text}"),
     ];

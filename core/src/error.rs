@@ -61,6 +61,12 @@ pub enum StoreError {
     ForeignLock { endpoint: String },
     #[error("{endpoint}: {cause}")]
     Schema { endpoint: String, cause: String },
+    #[error("{endpoint}: session {session}: {cause}; it was left as it is and this request has no session. Delete it (fleetctl sessions destroy) if it stays unreadable")]
+    DamagedData {
+        endpoint: String,
+        session: String,
+        cause: String,
+    },
     #[error("session id rejected: {0}")]
     InvalidId(#[from] InvalidId),
     #[error("lease name \"{name}\" is not allowed: use 1 to 128 characters of a-z A-Z 0-9 . _ : / @ -")]

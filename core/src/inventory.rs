@@ -35,9 +35,19 @@ pub struct StoredSession {
 }
 
 impl StoredSession {
+    /// The session data as PHP wrote it: inflated if it was stored compressed.
+    pub fn inflated(&self) -> Result<std::borrow::Cow<'_, [u8]>, crate::compress::DamagedFrame> {
+        crate::compress::unpack(&self.data)
+    }
+
     /// The session's variables; the format is recognised (`php` or `php_serialize`).
     pub fn decode(&self) -> Result<SessionVars, codec::DecodeError> {
-        codec::decode_any(&self.data)
+        let data = self.inflated().map_err(|e| codec::DecodeError {
+            format: "compressed",
+            position: 0,
+            reason: e.to_string(),
+        })?;
+        codec::decode_any(&data)
     }
 }
 

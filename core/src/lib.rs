@@ -5,6 +5,7 @@
 //!
 //! - [`config`]: `session.save_path` parsed into a typed [`StoreConfig`].
 //! - [`id`]: session id validation; a [`SessionId`] is safe to put in a key.
+//! - [`compress`]: compression of large sessions (LZ4, Zstandard) in a self-describing frame.
 //! - [`codec`]: PHP's session formats (`php`, `php_serialize`) decoded into values.
 //! - [`inventory`]: counting, listing, reading and copying sessions outside requests, and
 //!   [`read_session`] for a Rust service that shares a PHP application's login.
@@ -20,6 +21,7 @@
 //! - [`error`]: typed errors with messages an admin can act on.
 
 pub mod codec;
+pub mod compress;
 pub mod config;
 pub mod error;
 pub mod id;

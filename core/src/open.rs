@@ -2,7 +2,11 @@
 //! (`SessionStore`, `LeaseStore`, `Inventory`) know none, and the backends know only the
 //! traits, so dependencies go one way: traits ← backends ← this module.
 
+use std::time::Duration;
+
+use crate::compress::{self, Compression};
 use crate::config::{StoreConfig, Timeouts};
+use crate::store::{HeldLock, LockPolicy, ReadOutcome};
 use crate::error::StoreError;
 use crate::id::SessionId;
 use crate::inventory::{Inventory, ReadError, StoredSession};
@@ -25,11 +29,14 @@ impl Backend {
         })
     }
 
-    pub fn into_session_store(self) -> Box<dyn SessionStore> {
-        match self {
+    /// The session store, reading compressed frames always and writing them as
+    /// `compression` says.
+    pub fn into_session_store(self, compression: Compression) -> Box<dyn SessionStore> {
+        let inner: Box<dyn SessionStore> = match self {
             Backend::Redis(s) => Box::new(s),
             Backend::MySql(s) => Box::new(s),
-        }
+        };
+        Box::new(Framed { inner, compression })
     }
 
     pub fn into_lease_store(self) -> Box<dyn LeaseStore> {
@@ -47,12 +54,107 @@ impl Backend {
     }
 }
 
+/// A session store whose data passes through the compression frame (see [`compress`]): a
+/// read inflates a frame whatever the option says now, a write compresses when the
+/// save_path asks. Uncompressed data costs a 4-byte comparison.
+struct Framed {
+    inner: Box<dyn SessionStore>,
+    compression: Compression,
+}
+
+impl SessionStore for Framed {
+    fn endpoint(&self) -> &str {
+        self.inner.endpoint()
+    }
+
+    fn connect(&mut self) -> Result<(), StoreError> {
+        self.inner.connect()
+    }
+
+    fn is_connected(&self) -> bool {
+        self.inner.is_connected()
+    }
+
+    fn set_holder(&mut self, holder: &str) {
+        self.inner.set_holder(holder)
+    }
+
+    fn take_notice(&mut self) -> Option<String> {
+        self.inner.take_notice()
+    }
+
+    fn lock_policy(&self, requested: LockPolicy) -> LockPolicy {
+        self.inner.lock_policy(requested)
+    }
+
+    fn lock_and_read(&mut self, id: &SessionId, policy: LockPolicy) -> Result<ReadOutcome, StoreError> {
+        let mut outcome = self.inner.lock_and_read(id, policy)?;
+        let Some(stored) = outcome.data.as_deref().filter(|d| compress::is_framed(d)) else {
+            return Ok(outcome);
+        };
+        match compress::unpack(stored) {
+            Ok(data) => {
+                outcome.data = Some(data.into_owned());
+                Ok(outcome)
+            }
+            Err(damaged) => {
+                // Nobody can use the session, but nobody must wait for it either.
+                if let Some(lock) = &outcome.lock {
+                    let _ = self.inner.unlock(id, lock);
+                }
+                Err(StoreError::DamagedData {
+                    endpoint: self.inner.endpoint().to_owned(),
+                    session: id.abbreviated(),
+                    cause: damaged.to_string(),
+                })
+            }
+        }
+    }
+
+    fn write_and_unlock(
+        &mut self,
+        id: &SessionId,
+        data: &[u8],
+        lifetime: Duration,
+        lock: Option<&HeldLock>,
+    ) -> Result<(), StoreError> {
+        let packed = self.compression.pack(data);
+        self.inner.write_and_unlock(id, &packed, lifetime, lock)
+    }
+
+    fn touch_and_unlock(
+        &mut self,
+        id: &SessionId,
+        lifetime: Duration,
+        lock: Option<&HeldLock>,
+    ) -> Result<(), StoreError> {
+        self.inner.touch_and_unlock(id, lifetime, lock)
+    }
+
+    fn unlock(&mut self, id: &SessionId, lock: &HeldLock) -> Result<(), StoreError> {
+        self.inner.unlock(id, lock)
+    }
+
+    fn destroy(&mut self, id: &SessionId, lock: Option<&HeldLock>) -> Result<(), StoreError> {
+        self.inner.destroy(id, lock)
+    }
+
+    fn exists(&mut self, id: &SessionId) -> Result<bool, StoreError> {
+        self.inner.exists(id)
+    }
+
+    fn gc(&mut self, lifetime: Duration) -> Result<u64, StoreError> {
+        self.inner.gc(lifetime)
+    }
+}
+
 /// The session store a parsed save_path describes, not yet connected.
 pub fn open_store(
     config: &StoreConfig,
     timeouts: Timeouts,
 ) -> Result<Box<dyn SessionStore>, StoreError> {
-    Backend::open(config, timeouts).map(Backend::into_session_store)
+    let compression = config.compression();
+    Backend::open(config, timeouts).map(|b| b.into_session_store(compression))
 }
 
 /// The lease store a parsed save_path describes (for `fleetctl run-once` and PHP leases),

@@ -77,6 +77,14 @@ pub enum StoreConfig {
 }
 
 impl StoreConfig {
+    /// The compression options of this save_path.
+    pub fn compression(&self) -> crate::compress::Compression {
+        match self {
+            StoreConfig::Redis(c) => c.compression,
+            StoreConfig::MySql(c) => c.compression,
+        }
+    }
+
     /// The lifetime options (`first_lifetime`, `bot_lifetime`, …) of this save_path.
     pub fn lifetimes(&self) -> &Lifetimes {
         match self {

@@ -33,7 +33,7 @@ pub const DEFAULT_TABLE: &str = "fleet_sessions";
 const DEFAULT_PORT: u16 = 3306;
 /// Where Debian's and most distributions' MariaDB and MySQL servers put their socket.
 const DEFAULT_SOCKET: &str = "/run/mysqld/mysqld.sock";
-const OPTIONS: &str = "table, lock, procedures, create_table, connect_timeout, timeout, read_timeout, user, password_file, password_env, socket, tls, tls_verify, tls_ca_file, max_connection_age, gc_interval, first_lifetime, bot_lifetime, bot_first_lifetime, bot_pattern";
+const OPTIONS: &str = "table, lock, procedures, create_table, connect_timeout, timeout, read_timeout, user, password_file, password_env, socket, tls, tls_verify, tls_ca_file, max_connection_age, gc_interval, first_lifetime, bot_lifetime, bot_first_lifetime, bot_pattern, compression, compression_min_size";
 
 /// How often some worker deletes expired rows unless `gc_interval` says otherwise.
 pub const DEFAULT_GC_INTERVAL: Duration = Duration::from_secs(60);
@@ -121,6 +121,8 @@ pub struct MySqlConfig {
     pub gc_interval: Option<Duration>,
     /// Shorter lifetimes for new sessions and crawlers.
     pub lifetimes: Lifetimes,
+    /// `compression`, `compression_min_size`.
+    pub compression: crate::compress::Compression,
 }
 
 impl MySqlConfig {
@@ -144,6 +146,7 @@ impl MySqlConfig {
             max_connection_age: None,
             gc_interval: Some(DEFAULT_GC_INTERVAL),
             lifetimes: Lifetimes::default(),
+            compression: crate::compress::Compression::default(),
         }
     }
 
@@ -222,6 +225,7 @@ pub(super) fn parse(rest: &str) -> Result<MySqlConfig, ConfigError> {
         let (name, value) = pair?;
         if credentials.take_option(&name, &value, &["password"])?
             || config.lifetimes.take_option(&name, &value)?
+            || config.compression.take_option(&name, &value)?
         {
             continue;
         }

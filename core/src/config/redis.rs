@@ -47,7 +47,7 @@ pub const DEFAULT_SENTINEL_PORT: u16 = 26379;
 /// every write waits it out, so it is short.
 const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_millis(250);
 
-const OPTIONS: &str = "prefix, database, connect_timeout, timeout, read_timeout, auth, user, password_file, password_env, tls_verify, tls_ca_file, wait_replicas, wait_timeout, max_connection_age, sentinel_user, sentinel_password_file, sentinel_password_env, first_lifetime, bot_lifetime, bot_first_lifetime, bot_pattern";
+const OPTIONS: &str = "prefix, database, connect_timeout, timeout, read_timeout, auth, user, password_file, password_env, tls_verify, tls_ca_file, wait_replicas, wait_timeout, max_connection_age, sentinel_user, sentinel_password_file, sentinel_password_env, first_lifetime, bot_lifetime, bot_first_lifetime, bot_pattern, compression, compression_min_size";
 
 /// TLS settings of the Sentinel and Cluster forms (`rediss+sentinel://`, `rediss+cluster://`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -163,6 +163,8 @@ pub struct RedisConfig {
     pub max_connection_age: Option<Duration>,
     /// Shorter lifetimes for new sessions and crawlers.
     pub lifetimes: Lifetimes,
+    /// `compression`, `compression_min_size`.
+    pub compression: crate::compress::Compression,
 }
 
 impl RedisConfig {
@@ -185,6 +187,7 @@ impl RedisConfig {
             wait_timeout: DEFAULT_WAIT_TIMEOUT,
             max_connection_age: None,
             lifetimes: Lifetimes::default(),
+            compression: crate::compress::Compression::default(),
         }
     }
 
@@ -376,6 +379,9 @@ fn apply_options(mut pending: PendingConfig, query: &str) -> Result<RedisConfig,
         }
         let config = &mut pending.config;
         if config.lifetimes.take_option(&name, &value)? {
+            continue;
+        }
+        if config.compression.take_option(&name, &value)? {
             continue;
         }
         match name.as_str() {
