@@ -54,6 +54,10 @@ pub(crate) struct Keeper<K: Connector> {
     pub connector: K,
     live: Option<Live<K::Conn>>,
     max_age: Option<Duration>,
+    /// Since the last `take_events`: connections opened after a first one, and connections
+    /// dropped because the server was no longer the primary.
+    events: crate::store::StoreEvents,
+    opened_any: bool,
 }
 
 impl<K: Connector> Keeper<K> {
@@ -62,6 +66,8 @@ impl<K: Connector> Keeper<K> {
             connector,
             live: None,
             max_age,
+            events: crate::store::StoreEvents::default(),
+            opened_any: false,
         }
     }
 
@@ -81,6 +87,10 @@ impl<K: Connector> Keeper<K> {
 
     fn open(&mut self) -> Result<Live<K::Conn>, StoreError> {
         let conn = self.connector.open()?;
+        if self.opened_any {
+            self.events.reconnects += 1;
+        }
+        self.opened_any = true;
         Ok(Live {
             conn,
             opened: Instant::now(),
@@ -89,6 +99,11 @@ impl<K: Connector> Keeper<K> {
 
     pub fn is_connected(&self) -> bool {
         self.live.is_some()
+    }
+
+    /// What happened to the connection since the last call.
+    pub fn take_events(&mut self) -> crate::store::StoreEvents {
+        std::mem::take(&mut self.events)
     }
 
     /// The open connection, if any.
@@ -125,6 +140,9 @@ impl<K: Connector> Keeper<K> {
             }
             Err(e) => {
                 let failure = self.connector.judge(e);
+                if failure.error.is_not_primary() {
+                    self.events.failovers += 1;
+                }
                 if failure.keep && !failure.error.is_not_primary() {
                     self.live = Some(live);
                 }

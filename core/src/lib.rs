@@ -39,4 +39,4 @@ pub use id::SessionId;
 pub use inventory::{Inventory, StoredSession};
 pub use open::{open_inventory, open_lease_store, open_store, read_session};
 pub use lease::{Holder, LeaseStore, LeaseTerms, LeaseTicket, LeaseToken, Slot, Taken};
-pub use store::{HeldLock, LockPolicy, ReadOutcome, SessionStore};
+pub use store::{HeldLock, LockPolicy, ReadOutcome, SessionStore, StoreEvents};

@@ -83,6 +83,10 @@ impl SessionStore for Framed {
         self.inner.take_notice()
     }
 
+    fn take_events(&mut self) -> crate::store::StoreEvents {
+        self.inner.take_events()
+    }
+
     fn lock_policy(&self, requested: LockPolicy) -> LockPolicy {
         self.inner.lock_policy(requested)
     }

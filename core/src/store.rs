@@ -33,6 +33,19 @@ pub enum HeldLock {
     Connection { connection_id: u32 },
 }
 
+/// What happened below the requests since they were last asked, for the metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreEvents {
+    /// Connections opened after a first one (after a failure, `max_connection_age`, a failover).
+    pub reconnects: u64,
+    /// Connections dropped because the server said it is not the primary.
+    pub failovers: u64,
+    /// Garbage collection runs done by this store itself (MySQL's `gc_interval`), and the
+    /// sessions they deleted.
+    pub gc_runs: u64,
+    pub gc_deleted: u64,
+}
+
 /// What a read found.
 #[derive(Debug)]
 pub struct ReadOutcome {
@@ -66,6 +79,11 @@ pub trait SessionStore {
     /// recorded with the lock where the backend can do so in the same round trip (Redis),
     /// and shown to a request that waits for it.
     fn set_holder(&mut self, _holder: &str) {}
+
+    /// What happened since the last call (reconnects, failovers, automatic gc runs).
+    fn take_events(&mut self) -> StoreEvents {
+        StoreEvents::default()
+    }
 
     /// Something that went wrong in the last step without failing it, for a warning (a
     /// write that fewer replicas acknowledged than `wait_replicas` asks).

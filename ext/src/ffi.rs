@@ -11,7 +11,7 @@ use std::ptr;
 use ext_php_rs::args::Arg;
 use ext_php_rs::builders::{FunctionBuilder, ModuleBuilder};
 use ext_php_rs::flags::DataType;
-use ext_php_rs::types::Zval;
+use ext_php_rs::types::{ZendHashTable, Zval};
 use ext_php_rs::zend::ExecuteData;
 use ext_php_rs::ffi::{
     php_error_docref, php_info_print_table_end, php_info_print_table_row,
@@ -23,6 +23,7 @@ use ext_php_rs::zend::{IniEntryDef, IniEntryDefs, ModuleEntry, StaticModuleEntry
 
 use crate::handler::{self, OpenSession};
 use crate::leases;
+use crate::metrics::{self, Stat};
 use crate::settings::{RawIni, Settings};
 use crate::shared;
 
@@ -107,7 +108,8 @@ static DEPS: ModuleDeps = ModuleDeps([
     },
 ]);
 
-static INI: IniEntryDefs<12> = IniEntryDefs::new([
+static INI: IniEntryDefs<13> = IniEntryDefs::new([
+    IniEntryDef::new(c"fleet.metrics", c"1", IniEntryPermission::All),
     IniEntryDef::new(c"fleet.slow_lock_wait", c"0", IniEntryPermission::All),
     IniEntryDef::new(c"fleet.lease_store", c"", IniEntryPermission::All),
     IniEntryDef::new(c"fleet.max_waiters", c"0", IniEntryPermission::All),
@@ -173,6 +175,13 @@ pub extern "C" fn get_module() -> *mut ModuleEntry {
                 .returns(DataType::Bool, false, false),
         )
         .function(
+            FunctionBuilder::new("fleet_stats", fleet_stats).returns(DataType::Array, false, false),
+        )
+        .function(
+            FunctionBuilder::new("fleet_metrics", fleet_metrics)
+                .returns(DataType::String, false, false),
+        )
+        .function(
             FunctionBuilder::new("fleet_lease_release", fleet_lease_release)
                 .arg(Arg::new("name", DataType::String))
                 .arg(Arg::new("token", DataType::String))
@@ -207,6 +216,7 @@ unsafe extern "C" fn module_startup(_type: c_int, module_number: c_int) -> c_int
         IniEntryDef::register(INI.as_slice(), module_number);
         // Before FPM forks its workers, so they share it.
         shared::init();
+        shared::init_counters();
         // SAFETY: called during MINIT, after the session extension has started (declared in
         // DEPS); SESSION_MODULE is a static that outlives the process's use of it.
         unsafe { php_session_register_module(&SESSION_MODULE) }
@@ -216,6 +226,10 @@ unsafe extern "C" fn module_startup(_type: c_int, module_number: c_int) -> c_int
 unsafe extern "C" fn module_info(module: *mut ModuleEntry) {
     guard((), || {
         let version = c_string(env!("CARGO_PKG_VERSION"));
+        let figures: Vec<(CString, CString)> = metrics::summary(&shared::snapshot())
+            .into_iter()
+            .map(|(label, value)| (c_string(label), c_string(&value)))
+            .collect();
         let connections = handler::describe_connections();
         let connections = c_string(&if connections.is_empty() {
             "none".to_owned()
@@ -238,6 +252,9 @@ unsafe extern "C" fn module_info(module: *mut ModuleEntry) {
                 c"Connections of this worker".as_ptr(),
                 connections.as_ptr(),
             );
+            for (label, value) in &figures {
+                php_info_print_table_row(2, label.as_ptr(), value.as_ptr());
+            }
             php_info_print_table_end();
             display_ini_entries(module);
         }
@@ -338,6 +355,46 @@ fn lease_reply<T>(retval: &mut Zval, outcome: Result<T, handler::Problem>, set: 
     }
 }
 
+/// `fleet_stats(): array`: the counters of every worker of this PHP-FPM master (of this
+/// process in the CLI).
+extern "C" fn fleet_stats(ex: &mut ExecuteData, retval: &mut Zval) {
+    guard((), || {
+        retval.set_bool(false);
+        if ex.parser().parse().is_err() {
+            return;
+        }
+        let mut table = ZendHashTable::new();
+        for (key, stat) in metrics::stats(&shared::snapshot()) {
+            let _ = match stat {
+                Stat::Count(n) => table.insert(key, i64::try_from(n).unwrap_or(i64::MAX)),
+                Stat::Seconds(seconds) => table.insert(key, seconds),
+                Stat::Buckets(buckets) => {
+                    let mut inner = ZendHashTable::new();
+                    for (bound, n) in buckets {
+                        let _ = inner.insert(bound.as_str(), i64::try_from(n).unwrap_or(i64::MAX));
+                    }
+                    table.insert(key, inner)
+                }
+            };
+        }
+        retval.set_hashtable(table);
+    })
+}
+
+/// `fleet_metrics(): string`: the same counters in Prometheus's text format.
+extern "C" fn fleet_metrics(ex: &mut ExecuteData, retval: &mut Zval) {
+    guard((), || {
+        retval.set_bool(false);
+        if ex.parser().parse().is_err() {
+            return;
+        }
+        let text = metrics::prometheus(&shared::snapshot());
+        if retval.set_string(&text, false).is_err() {
+            retval.set_bool(false);
+        }
+    })
+}
+
 /// `fleet_lease_acquire(string $name, float $ttl, float $wait = 0): string|false`
 extern "C" fn fleet_lease_acquire(ex: &mut ExecuteData, retval: &mut Zval) {
     guard((), || {
@@ -419,7 +476,7 @@ fn ini_string(name: &CStr) -> String {
 }
 
 fn current_settings() -> Settings {
-    let [locking, max_waiters, busy_status, lock_ttl, lock_renewal, lock_max_hold, lock_wait_timeout, connect_timeout, read_timeout, slow_lock_wait] =
+    let [locking, max_waiters, busy_status, lock_ttl, lock_renewal, lock_max_hold, lock_wait_timeout, connect_timeout, read_timeout, slow_lock_wait, metrics] =
         [
             c"fleet.locking",
             c"fleet.max_waiters",
@@ -431,6 +488,7 @@ fn current_settings() -> Settings {
             c"fleet.connect_timeout",
             c"fleet.read_timeout",
             c"fleet.slow_lock_wait",
+            c"fleet.metrics",
         ]
         .map(ini_string);
     let max_execution_time = {
@@ -449,6 +507,7 @@ fn current_settings() -> Settings {
         connect_timeout: &connect_timeout,
         read_timeout: &read_timeout,
         slow_lock_wait: &slow_lock_wait,
+        metrics: &metrics,
         max_execution_time,
     };
     let (settings, problems) = Settings::from_ini(&raw);

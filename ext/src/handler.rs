@@ -11,7 +11,7 @@ use fleet_core::config::Lifetimes;
 use fleet_core::{open_store, parse_save_path, HeldLock, SessionId, SessionStore, StoreError};
 
 use crate::settings::Settings;
-use crate::shared;
+use crate::shared::{self, Counter};
 
 /// Stores kept per worker thread; more distinct save_paths than this in one worker is
 /// unusual, and the oldest is closed.
@@ -60,6 +60,36 @@ fn problem(e: impl std::fmt::Display) -> Problem {
     format!("Fleet: {e}")
 }
 
+/// Adds to a shared counter unless `fleet.metrics` is off.
+fn count(settings: &Settings, counter: Counter, n: u64) {
+    if settings.metrics {
+        shared::add(counter, n);
+    }
+}
+
+/// Counts a failed step by what went wrong, and words it for PHP.
+fn failed(settings: &Settings, e: StoreError) -> Problem {
+    let counter = match &e {
+        StoreError::Connect { .. } | StoreError::Tls { .. } => Some(Counter::ErrorsConnect),
+        StoreError::TimedOut { .. } => Some(Counter::ErrorsTimeout),
+        StoreError::ConnectionLost { .. } => Some(Counter::ErrorsConnectionLost),
+        StoreError::Auth { .. } => Some(Counter::ErrorsAuth),
+        StoreError::NotPrimary { .. } => Some(Counter::ErrorsNotPrimary),
+        StoreError::Server { .. } | StoreError::Schema { .. } | StoreError::DamagedData { .. } => {
+            Some(Counter::ErrorsServer)
+        }
+        StoreError::LockWaitTimeout { .. } => Some(Counter::LockWaitTimeouts),
+        StoreError::LockLost { .. } | StoreError::LockConnectionLost { .. } => {
+            Some(Counter::LocksLost)
+        }
+        _ => None,
+    };
+    if let Some(counter) = counter {
+        count(settings, counter, 1);
+    }
+    problem(e)
+}
+
 fn parse_id(raw: &[u8]) -> Result<SessionId, Problem> {
     SessionId::parse(raw).map_err(|e| problem(StoreError::InvalidId(e)))
 }
@@ -87,17 +117,20 @@ pub fn open(
         None => {
             let config = parse_save_path(save_path).map_err(problem)?;
             Kept {
-                store: open_store(&config, settings.timeouts).map_err(problem)?,
+                store: open_store(&config, settings.timeouts).map_err(|e| failed(&settings, e))?,
                 lifetimes: config.lifetimes().clone(),
             }
         }
     };
     // Opens a connection if there is none, or replaces one older than max_connection_age:
     // no lock is held at this point. No I/O when the kept connection is fine.
+    count(&settings, Counter::Requests, 1);
     if let Err(e) = kept.store.connect() {
         // Keep the store: its parsed config is still good, and the next request retries.
+        let events = kept.store.take_events();
         put_back(key, kept);
-        return Err(problem(e));
+        count_events(&settings, events);
+        return Err(failed(&settings, e));
     }
     kept.store.set_holder(&holder);
     let settings = Settings {
@@ -134,6 +167,11 @@ impl OpenSession {
         let id = parse_id(raw_id)?;
         self.release_held();
         let outcome = self.lock_and_read_unless_busy(&id)?;
+        if outcome.lock.is_some() && self.settings.metrics {
+            shared::observe_lock_wait(outcome.waited);
+        }
+        let read = outcome.data.as_ref().map_or(0, Vec::len);
+        count(&self.settings, Counter::BytesRead, read as u64);
         if let Some(limit) = self.settings.slow_lock_wait {
             if outcome.waited > limit {
                 let holder = match &outcome.holder {
@@ -172,6 +210,7 @@ impl OpenSession {
             let waiting = shared::waiting_for(key);
             if waiting >= cap {
                 self.refused_busy = true;
+                count(&self.settings, Counter::BusyRefusals, 1);
                 return Err(problem(format!(
                     "session {} is busy: {waiting} requests of this server already wait for it (fleet.max_waiters = {cap}), so this request was refused at once rather than take another worker. Raise fleet.max_waiters if pages really make that many parallel requests on one session",
                     id.abbreviated()
@@ -183,7 +222,7 @@ impl OpenSession {
         if board_key.is_some() {
             shared::set_waiting(0);
         }
-        outcome.map_err(problem)
+        outcome.map_err(|e| failed(&self.settings, e))
     }
 
     /// The `fleet.slow_lock_wait` notice of the last read, once.
@@ -237,7 +276,13 @@ impl OpenSession {
         let lifetime = self.lifetime_of(&id, maxlifetime);
         self.store
             .write_and_unlock(&id, data, lifetime, lock.as_ref())
-            .map_err(problem)
+            .map_err(|e| failed(&self.settings, e))?;
+        count(&self.settings, Counter::BytesWritten, data.len() as u64);
+        if self.new_id.as_ref() == Some(&id) {
+            self.new_id = None;
+            count(&self.settings, Counter::SessionsCreated, 1);
+        }
+        Ok(())
     }
 
     /// `update_timestamp` (lazy_write, data unchanged): refreshes the lifetime and releases
@@ -248,14 +293,18 @@ impl OpenSession {
         let lifetime = self.lifetime_of(&id, maxlifetime);
         self.store
             .touch_and_unlock(&id, lifetime, lock.as_ref())
-            .map_err(problem)
+            .map_err(|e| failed(&self.settings, e))
     }
 
     /// `destroy`: deletes the session and releases its lock if this request holds it.
     pub fn destroy(&mut self, raw_id: &[u8]) -> Result<(), Problem> {
         let id = parse_id(raw_id)?;
         let lock = self.take_held(&id);
-        self.store.destroy(&id, lock.as_ref()).map_err(problem)
+        self.store
+            .destroy(&id, lock.as_ref())
+            .map_err(|e| failed(&self.settings, e))?;
+        count(&self.settings, Counter::SessionsDestroyed, 1);
+        Ok(())
     }
 
     /// `validate_sid` (session.use_strict_mode): only ids of stored sessions are accepted.
@@ -263,12 +312,18 @@ impl OpenSession {
         let Ok(id) = SessionId::parse(raw_id) else {
             return Ok(false);
         };
-        self.store.exists(&id).map_err(problem)
+        self.store.exists(&id).map_err(|e| failed(&self.settings, e))
     }
 
     /// `gc`: the number of sessions removed.
     pub fn gc(&mut self, maxlifetime: i64) -> Result<u64, Problem> {
-        self.store.gc(lifetime(maxlifetime)).map_err(problem)
+        let deleted = self
+            .store
+            .gc(lifetime(maxlifetime))
+            .map_err(|e| failed(&self.settings, e))?;
+        count(&self.settings, Counter::GcRuns, 1);
+        count(&self.settings, Counter::GcDeleted, deleted);
+        Ok(deleted)
     }
 
     /// What went wrong in the last step without failing it, worded for the admin.
@@ -278,13 +333,15 @@ impl OpenSession {
 
     fn release_held(&mut self) -> Option<Problem> {
         let (id, lock) = self.held.take()?;
-        self.store.unlock(&id, &lock).err().map(problem)
+        let settings = self.settings;
+        self.store.unlock(&id, &lock).err().map(|e| failed(&settings, e))
     }
 
     /// `close`: releases a lock still held (session_abort(), read_and_close) and gives the
     /// store back to the worker's cache for the next request.
     pub fn close(mut self) -> Result<(), Problem> {
         let outcome = self.release_held();
+        count_events(&self.settings, self.store.take_events());
         put_back(
             self.key,
             Kept {
@@ -294,6 +351,14 @@ impl OpenSession {
         );
         outcome.map_or(Ok(()), Err)
     }
+}
+
+/// Counts what happened below the requests: reconnects, failovers, automatic gc runs.
+fn count_events(settings: &Settings, events: fleet_core::StoreEvents) {
+    count(settings, Counter::Reconnects, events.reconnects);
+    count(settings, Counter::Failovers, events.failovers);
+    count(settings, Counter::GcRuns, events.gc_runs);
+    count(settings, Counter::GcDeleted, events.gc_deleted);
 }
 
 /// Describes this worker's connections for phpinfo(): endpoints only, never credentials.

@@ -5,6 +5,7 @@
 //!   phpinfo, warnings).
 //! - [`handler`]: what each session hook does, in safe Rust.
 //! - [`leases`]: `fleet_lease_acquire()`, `fleet_lease_renew()`, `fleet_lease_release()`.
+//! - [`metrics`]: what the shared counters mean; `fleet_stats()` and `fleet_metrics()`.
 //! - [`settings`]: the `fleet.*` INI entries and their validation.
 //! - [`shared`]: memory shared by the workers of one FPM master (who waits for which
 //!   session, for `fleet.max_waiters`).
@@ -12,5 +13,6 @@
 mod ffi;
 mod handler;
 mod leases;
+mod metrics;
 mod settings;
 mod shared;

@@ -39,6 +39,8 @@ pub struct Settings {
     /// A request that waited longer than this for its lock gets an E_NOTICE naming the
     /// holder (`fleet.slow_lock_wait`; `None`: off).
     pub slow_lock_wait: Option<Duration>,
+    /// Count into the shared metrics (`fleet.metrics`).
+    pub metrics: bool,
 }
 
 /// Raw INI values as PHP holds them.
@@ -53,6 +55,7 @@ pub struct RawIni<'a> {
     pub connect_timeout: &'a str,
     pub read_timeout: &'a str,
     pub slow_lock_wait: &'a str,
+    pub metrics: &'a str,
     pub max_execution_time: i64,
 }
 
@@ -123,6 +126,7 @@ impl Settings {
             3_600.0,
             1.0,
         );
+        let metrics = boolean(&mut problems, "fleet.metrics", raw.metrics, "counting on");
         let slow_lock_wait = seconds(
             &mut problems,
             "fleet.slow_lock_wait",
@@ -156,6 +160,7 @@ impl Settings {
             max_waiters,
             busy_status,
             slow_lock_wait: (slow_lock_wait > Duration::ZERO).then_some(slow_lock_wait),
+            metrics,
             lock: LockPolicy {
                 lease: locking.then_some(LeaseTerms {
                     ttl,
@@ -225,6 +230,7 @@ mod tests {
             connect_timeout: "1",
             read_timeout: "1",
             slow_lock_wait: "0",
+            metrics: "1",
             max_execution_time,
         }
     }

@@ -1,6 +1,7 @@
-//! Memory shared by all workers of one PHP-FPM master: which session each worker is waiting
-//! for, so that a request can see how many others of this server already wait for the same
-//! session (`fleet.max_waiters`).
+//! Memory shared by all workers of one PHP-FPM master: the metrics counters (`fleet_stats()`,
+//! `fleet_metrics()`), and which session each worker is waiting for, so that a request can
+//! see how many others of this server already wait for the same session
+//! (`fleet.max_waiters`). The request path only adds to counters (relaxed atomic adds).
 //!
 //! The board is mapped once, at module startup, before FPM forks its workers, so every
 //! worker of that master sees the same pages (an anonymous shared mapping; a PHP CLI process
@@ -148,5 +149,123 @@ pub fn waiting_for(key: u64) -> u32 {
 pub fn set_waiting(key: u64) {
     if let Some(slot) = BOARD.get().and_then(my_slot) {
         slot.waiting_for.store(key, Ordering::Release);
+    }
+}
+
+/// The counters every worker of the master adds to (see `metrics` for what each means). The
+/// order is the layout of the shared array.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    Requests,
+    LockAcquisitions,
+    LockContended,
+    LockWaitTimeouts,
+    LocksLost,
+    BusyRefusals,
+    ErrorsConnect,
+    ErrorsTimeout,
+    ErrorsConnectionLost,
+    ErrorsAuth,
+    ErrorsNotPrimary,
+    ErrorsServer,
+    Reconnects,
+    Failovers,
+    BytesRead,
+    BytesWritten,
+    SessionsCreated,
+    SessionsDestroyed,
+    GcRuns,
+    GcDeleted,
+    /// The lock wait histogram's sum, in microseconds.
+    LockWaitMicros,
+}
+
+/// Upper bounds (seconds) of the lock wait histogram's buckets; the last bucket is +Inf.
+pub const WAIT_BUCKETS: [f64; 10] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 2.5, 10.0];
+const COUNTERS: usize = Counter::LockWaitMicros as usize + 1;
+/// The counters, then one count per bucket (and +Inf).
+const CELLS: usize = COUNTERS + WAIT_BUCKETS.len() + 1;
+
+static CELLS_MAP: OnceLock<&'static [AtomicU64]> = OnceLock::new();
+
+/// Maps the counters, zeroed. Called at module startup with [`init`], before FPM forks.
+pub fn init_counters() {
+    CELLS_MAP.get_or_init(|| {
+        let bytes = CELLS * std::mem::size_of::<AtomicU64>();
+        // SAFETY: an anonymous shared mapping of zeroed bytes, never unmapped; zero is a valid
+        // AtomicU64, and the cells are only accessed through atomics, which is sound across
+        // processes.
+        unsafe {
+            let p = libc::mmap(
+                std::ptr::null_mut(),
+                bytes,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            if p == libc::MAP_FAILED {
+                &[][..]
+            } else {
+                std::slice::from_raw_parts(p.cast::<AtomicU64>(), CELLS)
+            }
+        }
+    });
+}
+
+fn cell(i: usize) -> Option<&'static AtomicU64> {
+    CELLS_MAP.get().and_then(|cells| cells.get(i))
+}
+
+/// Adds `n` to `counter`: one relaxed atomic add, nothing else.
+pub fn add(counter: Counter, n: u64) {
+    if let Some(c) = cell(counter as usize) {
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// Counts a lock acquisition that waited `waited` (zero for a free lock).
+pub fn observe_lock_wait(waited: std::time::Duration) {
+    add(Counter::LockAcquisitions, 1);
+    if waited.is_zero() {
+        add_bucket(0);
+        return;
+    }
+    add(Counter::LockContended, 1);
+    add(
+        Counter::LockWaitMicros,
+        u64::try_from(waited.as_micros()).unwrap_or(u64::MAX),
+    );
+    let seconds = waited.as_secs_f64();
+    let bucket = WAIT_BUCKETS
+        .iter()
+        .position(|le| seconds <= *le)
+        .unwrap_or(WAIT_BUCKETS.len());
+    add_bucket(bucket);
+}
+
+fn add_bucket(i: usize) {
+    if let Some(c) = cell(COUNTERS + i) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The counters now, and the lock wait histogram's per-bucket counts (not cumulative).
+pub struct Snapshot {
+    pub counters: [u64; COUNTERS],
+    pub buckets: [u64; WAIT_BUCKETS.len() + 1],
+}
+
+impl Snapshot {
+    pub fn get(&self, counter: Counter) -> u64 {
+        self.counters[counter as usize]
+    }
+}
+
+pub fn snapshot() -> Snapshot {
+    let read = |i: usize| cell(i).map(|c| c.load(Ordering::Relaxed)).unwrap_or(0);
+    Snapshot {
+        counters: std::array::from_fn(read),
+        buckets: std::array::from_fn(|i| read(COUNTERS + i)),
     }
 }

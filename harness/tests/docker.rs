@@ -12,7 +12,7 @@ use fleet_harness::paths::{extension, repo_root};
 /// docker/compose.yaml as JSON, read by PyYAML (Debian's python3-yaml).
 fn compose() -> serde_json::Value {
     let path = repo_root().join("docker/compose.yaml");
-    let out = Command::new("python3")
+    let out = Command::new("/usr/bin/python3")
         .args([
             "-c",
             "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))",

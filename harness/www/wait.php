@@ -2,6 +2,7 @@
 // Opens the session with fleet.lock_wait_timeout = `timeout` and fleet.slow_lock_wait =
 // `slow` (both seconds), and prints what PHP reported: for the lock-holder tests.
 header('Content-Type: text/plain');
+header('X-Fleet-Worker: ' . getenv('FLEET_WORKER'));
 ini_set('fleet.lock_wait_timeout', $_GET['timeout'] ?? '10');
 ini_set('fleet.slow_lock_wait', $_GET['slow'] ?? '0');
 $messages = [];

@@ -322,6 +322,8 @@ pub struct MySqlStore {
     lock_scope: String,
     /// The sessions table (checked by the config parser: safe to quote with backticks).
     table: String,
+    /// Automatic gc runs since the last `take_events`.
+    gc_events: crate::store::StoreEvents,
     /// Whether this store has made sure `fleet_leases` exists.
     leases_table_made: bool,
     /// `gc_interval`, and when this worker next asks whether a run is due.
@@ -379,6 +381,7 @@ impl MySqlStore {
             lock_scope: format!("{}.{}:", config.database, config.table),
             table: config.table.clone(),
             leases_table_made: false,
+            gc_events: crate::store::StoreEvents::default(),
             gc_interval: config.gc_interval,
             // A worker's first check comes one interval after it starts, so a restart of
             // every worker at once does not send them all at the table together.
@@ -429,6 +432,8 @@ impl MySqlStore {
             return Ok(None);
         }
         let (deleted, more_left) = self.gc_batches()?;
+        self.gc_events.gc_runs += 1;
+        self.gc_events.gc_deleted += deleted;
         if more_left {
             // A backlog: let the next worker that checks go on at once rather than an
             // interval later.
@@ -599,7 +604,7 @@ impl MySqlStore {
             match got {
                 Some(1) => {
                     let lock = self.held_here()?;
-                    let waited = started.elapsed();
+                    let waited = server_side_wait(started.elapsed());
                     if let Some(data) = data_if_locked {
                         return Ok(ReadOutcome {
                             data,
@@ -682,7 +687,7 @@ impl MySqlStore {
         self.run(Retry::Idempotent, |c, _| c.query_drop("START TRANSACTION"))?;
         let mut outcome = self.lock_row_in_transaction(id, terms, deadline);
         if let Ok(read) = &mut outcome {
-            read.waited = started.elapsed();
+            read.waited = server_side_wait(started.elapsed());
         }
         if outcome.is_err() {
             let _ = self.run(Retry::Never, |c, _| c.query_drop("ROLLBACK"));
@@ -839,6 +844,16 @@ impl SessionStore for MySqlStore {
         &self.keeper.connector.endpoint
     }
 
+    fn take_events(&mut self) -> crate::store::StoreEvents {
+        let connection = self.keeper.take_events();
+        let gc = std::mem::take(&mut self.gc_events);
+        crate::store::StoreEvents {
+            gc_runs: gc.gc_runs,
+            gc_deleted: gc.gc_deleted,
+            ..connection
+        }
+    }
+
     fn connect(&mut self) -> Result<(), StoreError> {
         self.keeper.connect()
     }
@@ -940,6 +955,19 @@ impl SessionStore for MySqlStore {
     /// `lifetime` is not needed here.
     fn gc(&mut self, _lifetime: Duration) -> Result<u64, StoreError> {
         self.gc_batches().map(|(deleted, _)| deleted)
+    }
+}
+
+/// MySQL waits for a lock inside the statement that takes it, so a request cannot tell a
+/// short wait from a slow round trip: a lock step that took less than this counts as no
+/// wait (for `fleet.slow_lock_wait` and the metrics' contended count).
+const WAIT_NOTICEABLE: Duration = Duration::from_millis(5);
+
+fn server_side_wait(elapsed: Duration) -> Duration {
+    if elapsed < WAIT_NOTICEABLE {
+        Duration::ZERO
+    } else {
+        elapsed
     }
 }
 

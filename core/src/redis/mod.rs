@@ -352,6 +352,10 @@ impl SessionStore for RedisStore {
         self.notice.take()
     }
 
+    fn take_events(&mut self) -> crate::store::StoreEvents {
+        self.keeper.take_events()
+    }
+
     fn set_holder(&mut self, holder: &str) {
         if self.holder != holder {
             self.holder = holder.to_owned();
