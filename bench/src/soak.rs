@@ -3,9 +3,9 @@
 //! - Soak: 200 000 requests of scenario (a) through the two FPM pools, with Fleet on Redis
 //!   and on MySQL: worker RSS before and after, worker crashes (FPM's log and the worker
 //!   PIDs), and failed requests. All but the RSS must be 0.
-//! - Store size: scenario (a) with only its 2 000 sessions stored, then with 1 000 000 more
-//!   (and 100 000 expiring during the run, so Redis's expiry and Fleet MySQL's gc work while
-//!   it is measured): req/s and p99 side by side.
+//! - Store size: scenario (a) with only its 2 000 sessions stored, then with 1 000 000 more,
+//!   then while 100 000 of those expire (Redis's expiry and Fleet MySQL's gc at work): req/s
+//!   and p99 side by side.
 //!
 //! Writes `bench/results/soak.md`.
 
@@ -30,6 +30,9 @@ struct Scaling {
     small: WrkResult,
     large: WrkResult,
     stored_large: u64,
+    /// With `EXPIRING` of the stored sessions being removed meanwhile.
+    expiring: WrkResult,
+    removed: u64,
 }
 
 fn env(prefix: &str) -> [(&'static str, String); 2] {
@@ -71,8 +74,7 @@ fn soak(handler: Handler, b: &Backends) -> Soak {
     }
 }
 
-/// Stores `STORED` sessions of ~120 bytes beside the benchmark's own, `EXPIRING` of them
-/// with a lifetime that ends during the measurement.
+/// Stores `STORED` sessions of ~120 bytes beside the benchmark's own.
 fn fill(handler: Handler, b: &Backends) {
     let started = Instant::now();
     if handler.uses_redis() {
@@ -80,35 +82,61 @@ fn fill(handler: Handler, b: &Backends) {
         for n in 0..STORED {
             let key = format!("PHPREDIS_SESSION:fill{n:012}abcdefghij");
             let data = format!("user|a:2:{{s:2:\"id\";i:{n};s:4:\"name\";s:8:\"user{:04}\";}}", n % 10_000);
-            let ttl = if n < EXPIRING { 20 } else { 3600 };
-            let ttl = ttl.to_string();
+            let ttl = "3600".to_owned();
             let args = ["SET", key.as_str(), data.as_str(), "EX", ttl.as_str()];
             let _ = write!(Cursor(&mut protocol), "*{}\r\n", args.len());
             for a in args {
                 let _ = write!(Cursor(&mut protocol), "${}\r\n{a}\r\n", a.len());
             }
         }
-        let mut child = Command::new("redis-cli")
-            .args(["-p", &b.redis.port.to_string(), "--pipe"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("redis-cli: {e}"));
-        if let Some(stdin) = child.stdin.as_mut() {
-            std::io::Write::write_all(stdin, &protocol).unwrap_or_else(|e| panic!("redis-cli: {e}"));
-        }
-        drop(child.stdin.take());
-        let _ = child.wait();
+        pipe_to_redis(b, &protocol);
     } else {
         b.db.query(&format!(
             "INSERT INTO fleet_sessions (id, data, expires) \
              SELECT CONCAT('fill', LPAD(seq, 12, '0'), 'abcdefghij'), \
                     CONCAT('user|a:2:{{s:2:\"id\";i:', seq, ';s:4:\"name\";s:8:\"user', LPAD(seq MOD 10000, 4, '0'), '\";}}'), \
-                    UNIX_TIMESTAMP() + IF(seq <= {EXPIRING}, 20, 3600) \
+                    UNIX_TIMESTAMP() + 3600 \
              FROM seq_1_to_{STORED}"
         ));
     }
     eprintln!("bench: stored {STORED} sessions for {} in {:?}", handler.name(), started.elapsed());
+}
+
+/// Makes `EXPIRING` of the stored sessions expire in a few seconds, so that removing them
+/// (Redis's active expiry, Fleet MySQL's gc, made due now) overlaps the next measurement.
+fn expire_some(handler: Handler, b: &Backends) {
+    if handler.uses_redis() {
+        let mut protocol = Vec::new();
+        for n in 0..EXPIRING {
+            let key = format!("PHPREDIS_SESSION:fill{n:012}abcdefghij");
+            let _ = write!(Cursor(&mut protocol), "*3\r\n$6\r\nEXPIRE\r\n${}\r\n{key}\r\n$1\r\n5\r\n", key.len());
+        }
+        pipe_to_redis(b, &protocol);
+    } else {
+        b.db.query(&format!(
+            "UPDATE fleet_sessions SET expires = UNIX_TIMESTAMP() + 5 \
+             WHERE id BETWEEN 'fill' AND CONCAT('fill', LPAD({EXPIRING}, 12, '0'))"
+        ));
+    }
+    std::thread::sleep(Duration::from_secs(6));
+    if handler.uses_mysql() {
+        // The gc marker row: due now, so the next worker to check starts a run.
+        b.db.query("UPDATE fleet_sessions SET expires = 0 WHERE id = 'fleet:gc'");
+    }
+}
+
+fn pipe_to_redis(b: &Backends, protocol: &[u8]) {
+    let mut child = Command::new("redis-cli")
+        .args(["-p", &b.redis.port.to_string(), "--pipe"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("redis-cli: {e}"));
+    if let Some(stdin) = child.stdin.as_mut() {
+        std::io::Write::write_all(stdin, protocol).unwrap_or_else(|e| panic!("redis-cli: {e}"));
+    }
+    drop(child.stdin.take());
+    let _ = child.wait();
 }
 
 /// Empties the store again, so the next handler starts from the same state.
@@ -149,17 +177,29 @@ fn scaling(handler: Handler, b: &Backends, duration: Duration) -> Scaling {
     fill(handler, b);
     // Let the servers settle after a million inserts (InnoDB flushes its dirty pages); the
     // expiring sessions end during the run.
-    let settle: u64 = std::env::var("FLEET_BENCH_SETTLE").ok().and_then(|s| s.parse().ok()).unwrap_or(15);
-    std::thread::sleep(Duration::from_secs(settle));
+    std::thread::sleep(Duration::from_secs(settle_seconds()));
     let stored_large = stored(handler, b);
     let large = wrk::run(&url, CLIENTS, duration, Some(&script()), &env);
+    expire_some(handler, b);
+    let expiring = wrk::run(&url, CLIENTS, duration, Some(&script()), &env);
+    let removed = stored_large.saturating_sub(stored(handler, b));
     unfill(handler, b);
     Scaling {
         handler,
         small,
         large,
         stored_large,
+        expiring,
+        removed,
     }
+}
+
+/// How long the servers settle after the fill (`FLEET_BENCH_SETTLE`, 60 s by default).
+fn settle_seconds() -> u64 {
+    std::env::var("FLEET_BENCH_SETTLE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60)
 }
 
 fn kb_summary(kb: &[u64]) -> String {
@@ -178,6 +218,7 @@ pub(crate) fn run(b: &Backends, options: &Options) -> String {
         None => handlers.iter().map(|h| soak(*h, b)).collect(),
     };
     let duration = options.duration.max(Duration::from_secs(10));
+    let settle = settle_seconds();
     let scalings: Vec<Scaling> = handlers.iter().map(|h| scaling(*h, b, duration)).collect();
 
     let mut out = String::new();
@@ -203,27 +244,32 @@ pub(crate) fn run(b: &Backends, options: &Options) -> String {
     }
     let _ = writeln!(
         out,
-        "\n## Store size: scenario (a) ({SESSIONS} sessions in use) with only those stored, and with {STORED} more ({EXPIRING} of them expiring during the run)\n"
+        "\n## Store size: scenario (a) ({SESSIONS} sessions in use) with only those stored; with {STORED} more; and while {EXPIRING} of those expire and are removed\n"
     );
-    let _ = writeln!(out, "| handler | stored | req/s | p99 | stored | req/s | p99 | req/s ratio |");
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(out, "| handler | {SESSIONS} stored: req/s | p99 | {STORED} more: req/s | p99 | ratio | {EXPIRING} being removed: req/s | p99 | ratio | removed during it |");
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for s in &scalings {
+        let base = s.small.rps.max(1.0);
         let _ = writeln!(
             out,
-            "| {} | {SESSIONS} | {:.0} | {} | {} | {:.0} | {} | {:.2} |",
+            "| {} | {:.0} | {} | {:.0} | {} | {:.2} | {:.0} | {} | {:.2} | {} |",
             s.handler.name(),
             s.small.rps,
             us(s.small.p99),
-            s.stored_large,
             s.large.rps,
             us(s.large.p99),
-            s.large.rps / s.small.rps.max(1.0)
+            s.large.rps / base,
+            s.expiring.rps,
+            us(s.expiring.p99),
+            s.expiring.rps / base,
+            s.removed
         );
     }
     let _ = writeln!(
         out,
-        "\nEach row of the second table is one stack measured before and after the store was filled ({} s each, {CLIENTS} clients). The stored count is read just before the second measurement: on Redis the expiring keys are gone by then (active expiry), on MySQL they are deleted by Fleet's gc (`gc_interval`, 60 s by default) during or after it.",
-        duration.as_secs()
+        "\nOne stack per handler, measured {} s at a time with {CLIENTS} clients: before the store is filled, after ({} stored, and {settle} s to settle: InnoDB flushes what the million inserts dirtied), and while {EXPIRING} sessions expire (Redis removes them by active expiry; Fleet MySQL's gc deletes them in bounded batches, its marker row made due just before).",
+        duration.as_secs(),
+        scalings.first().map_or(0, |s| s.stored_large),
     );
     out
 }
