@@ -17,12 +17,14 @@
 //! short first lifetimes (`lifetimes.md`), and `--busy` one hammered session next to other
 //! visitors with and without `fleet.max_waiters` (`busy.md`). `--soak` sends 200 000
 //! requests through Fleet on Redis and MySQL and compares a store of 2 000 sessions with one
-//! of a million (`soak.md`, see [`soak`]).
+//! of a million (`soak.md`, see [`soak`]). `--operations` measures metrics on and off and
+//! compression of large sessions (`operations.md`, see [`operations`]).
 
 mod backends;
 mod forms;
 mod handlers;
 mod measure;
+mod operations;
 mod proxy;
 mod report;
 mod soak;
@@ -69,6 +71,8 @@ struct Options {
     busy: bool,
     /// Run the soak and store-size runs instead.
     soak: bool,
+    /// Run the metrics and compression runs instead.
+    operations: bool,
 }
 
 fn main() {
@@ -81,6 +85,7 @@ fn main() {
         lifetimes: false,
         busy: false,
         soak: false,
+        operations: false,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -107,6 +112,11 @@ fn main() {
                 i += 1;
                 continue;
             }
+            ("--operations", _) => {
+                options.operations = true;
+                i += 1;
+                continue;
+            }
             ("--soak", _) => {
                 options.soak = true;
                 i += 1;
@@ -124,7 +134,7 @@ fn main() {
             }
             _ => {
                 eprintln!(
-                    "usage: fleet-bench [--duration SECONDS] [--rounds N] [--rss-requests N] [--only NAME,…] [--topologies | --renewal | --gc | --lifetimes | --busy | --soak]"
+                    "usage: fleet-bench [--duration SECONDS] [--rounds N] [--rss-requests N] [--only NAME,…] [--topologies | --renewal | --gc | --lifetimes | --busy | --soak | --operations]"
                 );
                 std::process::exit(2);
             }
@@ -133,8 +143,10 @@ fn main() {
     }
     let started = Instant::now();
     let mut backends = start_backends();
-    if options.lifetimes || options.busy || options.soak {
-        let (report, file) = if options.soak {
+    if options.lifetimes || options.busy || options.soak || options.operations {
+        let (report, file) = if options.operations {
+            (operations::run(&backends, &options), "operations.md")
+        } else if options.soak {
             (soak::run(&backends, &options), "soak.md")
         } else if options.busy {
             (forms::busy(&backends, &options), "busy.md")
