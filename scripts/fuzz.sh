@@ -2,6 +2,7 @@
 # Fuzzes Fleet's parsers of untrusted input, each for a bounded time (default 60 s):
 #   session_decode  any bytes through the PHP session decoder (fleetctl sessions, read_session)
 #   save_path       any text as session.save_path
+#   stored_blob     any stored bytes through a read: the compression frame, then the decoder
 # Uses cargo-fuzz (libFuzzer), which needs a nightly toolchain; not part of the test command.
 # The corpus grows in fuzz/corpus/<target> (commit what it adds); a crash is saved in
 # fuzz/artifacts/<target> and fails this command.
@@ -11,7 +12,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(session_decode save_path)
+[ ${#targets[@]} -gt 0 ] || targets=(session_decode save_path stored_blob)
 cd "$(dirname "$0")/.."
 rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
 command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
