@@ -42,28 +42,37 @@ thread_local! {
 /// Maps the board. Called at module startup (MINIT), before FPM forks; does nothing if it
 /// is already mapped. Without a board, nothing is counted and no request is refused.
 pub fn init() {
-    BOARD.get_or_init(|| {
-        let bytes = SLOTS * std::mem::size_of::<Slot>();
-        // SAFETY: an anonymous shared mapping of `bytes` zeroed bytes, never unmapped, so
-        // the slice below lives for the process. Zeroed memory is a valid `Slot` (atomics of
-        // 0), and `Slot` is only accessed through atomics, which is sound across processes.
-        let slots = unsafe {
-            let p = libc::mmap(
-                std::ptr::null_mut(),
-                bytes,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            );
-            if p == libc::MAP_FAILED {
-                &[][..]
-            } else {
-                std::slice::from_raw_parts(p.cast::<Slot>(), SLOTS)
-            }
-        };
-        Board { slots }
+    BOARD.get_or_init(|| Board {
+        // SAFETY: `Slot` is two atomics.
+        slots: unsafe { map_zeroed::<Slot>(SLOTS) },
     });
+}
+
+/// `count` zeroed values of `T` in an anonymous shared mapping that is never unmapped (so
+/// it lives for the process, and a fork shares it); empty if the mapping fails.
+///
+/// # Safety
+/// `T` must be made of atomics only, for which all-zero bytes are a valid value and which
+/// are sound to share between processes.
+unsafe fn map_zeroed<T>(count: usize) -> &'static [T] {
+    let bytes = count * std::mem::size_of::<T>();
+    // SAFETY: an anonymous shared mapping of `bytes` zeroed bytes, never unmapped, so the
+    // slice lives for the process; zeroed memory is a valid `T` by this function's contract.
+    unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            bytes,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        if p == libc::MAP_FAILED {
+            &[][..]
+        } else {
+            std::slice::from_raw_parts(p.cast::<T>(), count)
+        }
+    }
 }
 
 /// A session as the board knows it: a hash of the save_path and the id (never 0).
@@ -190,27 +199,8 @@ static CELLS_MAP: OnceLock<&'static [AtomicU64]> = OnceLock::new();
 
 /// Maps the counters, zeroed. Called at module startup with [`init`], before FPM forks.
 pub fn init_counters() {
-    CELLS_MAP.get_or_init(|| {
-        let bytes = CELLS * std::mem::size_of::<AtomicU64>();
-        // SAFETY: an anonymous shared mapping of zeroed bytes, never unmapped; zero is a valid
-        // AtomicU64, and the cells are only accessed through atomics, which is sound across
-        // processes.
-        unsafe {
-            let p = libc::mmap(
-                std::ptr::null_mut(),
-                bytes,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            );
-            if p == libc::MAP_FAILED {
-                &[][..]
-            } else {
-                std::slice::from_raw_parts(p.cast::<AtomicU64>(), CELLS)
-            }
-        }
-    });
+    // SAFETY: the cells are `AtomicU64`s.
+    CELLS_MAP.get_or_init(|| unsafe { map_zeroed::<AtomicU64>(CELLS) });
 }
 
 fn cell(i: usize) -> Option<&'static AtomicU64> {

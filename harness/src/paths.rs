@@ -63,3 +63,14 @@ pub fn wait_for_port(port: u16, limit: std::time::Duration, what: &str) {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// A count from run-tests.php's summary (`label` such as "Tests passed"), or `None` if the
+/// report has no such line.
+pub fn run_tests_count(report: &str, label: &str) -> Option<usize> {
+    report
+        .lines()
+        .find(|l| l.starts_with(label))
+        .and_then(|l| l.split(':').nth(1))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+}

@@ -97,15 +97,8 @@ fn phpize_configure_make_install_and_make_test_on_a_fresh_copy() {
         ],
     );
     let report = text(&out);
-    let count = |label: &str| -> usize {
-        report
-            .lines()
-            .find(|l| l.starts_with(label))
-            .and_then(|l| l.split(':').nth(1))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(usize::MAX)
-    };
+    let count =
+        |label: &str| fleet_harness::paths::run_tests_count(&report, label).unwrap_or(usize::MAX);
     println!("{}", report.lines().filter(|l| l.starts_with("Tests ")).collect::<Vec<_>>().join("\n"));
     assert_eq!(count("Tests failed"), 0, "{report}");
     assert!(count("Tests passed") >= 20, "{report}");

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use fleet_harness::paths::{extension, fleetctl};
 use fleet_harness::{MariaDbServer, RedisCluster, RedisServer};

@@ -87,15 +87,7 @@ fn run_suite(backend: &str, env: &[(&str, String)]) {
     let stdout = String::from_utf8_lossy(&output.stdout);
     println!("{stdout}");
     eprintln!("{}", String::from_utf8_lossy(&output.stderr));
-    let count = |label: &str| -> usize {
-        stdout
-            .lines()
-            .find(|l| l.starts_with(label))
-            .and_then(|l| l.split(':').nth(1))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
-    };
+    let count = |label: &str| fleet_harness::paths::run_tests_count(&stdout, label).unwrap_or(0);
     let tests: Vec<String> = std::fs::read_dir(&dir)
         .map(|d| {
             d.flatten()
