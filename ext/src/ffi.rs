@@ -830,10 +830,6 @@ mod tests {
 
     use super::PsModule;
 
-    /// The hand-declared session module table against the installed `php_session.h`: a
-    /// PHP whose `ps_module` differs fails this test (and so the build's test run), never
-    /// a worker at run time. It compiles a C program with `php-config --includes` that
-    /// prints the header's layout.
     /// Runs `command` and returns what it printed; the test fails if it cannot run or fails.
     fn output_of(command: &mut Command) -> String {
         let output = command.output();
@@ -849,10 +845,15 @@ mod tests {
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
-    #[test]
-    fn the_session_module_table_matches_php_session_h() {
+    /// `ps_module`'s size and field offsets in the installed `php_session.h`, from a C
+    /// program compiled with `php-config --includes`.
+    fn header_layout() -> Vec<usize> {
         let includes = output_of(Command::new("php-config").arg("--includes"));
-        let dir = std::env::temp_dir().join(format!("fleet-layout-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!(
+            "fleet-layout-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
         assert!(std::fs::create_dir_all(&dir).is_ok());
         let source = dir.join("layout.c");
         let written = std::fs::write(
@@ -880,10 +881,19 @@ int main(void) {
                 .arg("-o")
                 .arg(&program),
         );
-        let header: Vec<usize> = output_of(&mut Command::new(&program))
+        let header = output_of(&mut Command::new(&program))
             .split_whitespace()
             .filter_map(|n| n.parse().ok())
             .collect();
+        let _ = std::fs::remove_dir_all(&dir);
+        header
+    }
+
+    /// The hand-declared session module table against the installed `php_session.h`: a
+    /// PHP whose `ps_module` differs fails this test (and so the build's test run), never
+    /// a worker at run time.
+    #[test]
+    fn the_session_module_table_matches_php_session_h() {
         let ours = vec![
             size_of::<PsModule>(),
             offset_of!(PsModule, name),
@@ -897,10 +907,47 @@ int main(void) {
             offset_of!(PsModule, validate_sid),
             offset_of!(PsModule, update_timestamp),
         ];
-        let _ = std::fs::remove_dir_all(&dir);
         assert_eq!(
-            ours, header,
+            ours,
+            header_layout(),
             "ext/src/ffi.rs's PsModule (size, then each field's offset) differs from ps_module in the installed php_session.h"
         );
+    }
+
+    /// The check catches a wrong table: one with a hook more than this PHP's (as a later PHP
+    /// might add) shows the same fields at other offsets and another size.
+    #[test]
+    fn a_table_of_another_layout_fails_the_check() {
+        #[repr(C)]
+        #[allow(dead_code)]
+        struct OtherPsModule {
+            name: *const u8,
+            open: usize,
+            close: usize,
+            read: usize,
+            write: usize,
+            destroy: usize,
+            gc: usize,
+            create_sid: usize,
+            validate_sid: usize,
+            another_hook: usize,
+            update_timestamp: usize,
+        }
+        let other = vec![
+            size_of::<OtherPsModule>(),
+            offset_of!(OtherPsModule, name),
+            offset_of!(OtherPsModule, open),
+            offset_of!(OtherPsModule, close),
+            offset_of!(OtherPsModule, read),
+            offset_of!(OtherPsModule, write),
+            offset_of!(OtherPsModule, destroy),
+            offset_of!(OtherPsModule, gc),
+            offset_of!(OtherPsModule, create_sid),
+            offset_of!(OtherPsModule, validate_sid),
+            offset_of!(OtherPsModule, update_timestamp),
+        ];
+        let header = header_layout();
+        assert_eq!(other.len(), header.len());
+        assert_ne!(other, header);
     }
 }
