@@ -17,6 +17,8 @@ const EXPIRING: u64 = 100_000;
 
 struct Soak {
     handler: Handler,
+    /// (requests so far, mean worker RSS in KB) after each 10 s stretch.
+    rss_series: Vec<(u64, u64)>,
     requests: u64,
     failed: u64,
     crashed: usize,
@@ -51,11 +53,19 @@ fn soak(handler: Handler, b: &Backends) -> Soak {
     let pids_before = worker_pids(&web);
     let started = Instant::now();
     let (mut requests, mut failed) = (0, 0);
-    while requests < SOAK_REQUESTS {
+    let mut rss_series = Vec::new();
+    let total: u64 = std::env::var("FLEET_BENCH_SOAK_REQUESTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(SOAK_REQUESTS);
+    while requests < total {
         let run = wrk::run(&url, CLIENTS, Duration::from_secs(10), Some(&script()), &env);
         requests += run.requests;
         failed += run.errors;
-        eprintln!("bench: soak {}: {requests} requests", handler.name());
+        let kb = workers_rss_kb(&web);
+        let mean = kb.iter().sum::<u64>() / kb.len().max(1) as u64;
+        rss_series.push((requests, mean));
+        eprintln!("bench: soak {}: {requests} requests, mean worker RSS {mean} KB", handler.name());
     }
     let elapsed = started.elapsed();
     let rss_after_kb = workers_rss_kb(&web);
@@ -65,6 +75,7 @@ fn soak(handler: Handler, b: &Backends) -> Soak {
     let crashed = replaced.max(usize::from(web.a_worker_died().is_some()));
     Soak {
         handler,
+        rss_series,
         requests,
         failed,
         crashed,
@@ -213,19 +224,23 @@ pub(crate) fn run(b: &Backends, options: &Options) -> String {
         .into_iter()
         .filter(|h| options.only.as_deref().is_none_or(|o| o.split(',').any(|o| h.name().contains(o))))
         .collect();
+    // FLEET_BENCH_NO_SOAK / FLEET_BENCH_NO_SCALING leave a part out (for a longer soak).
     let soaks: Vec<Soak> = match std::env::var_os("FLEET_BENCH_NO_SOAK") {
         Some(_) => Vec::new(),
         None => handlers.iter().map(|h| soak(*h, b)).collect(),
     };
     let duration = options.duration.max(Duration::from_secs(10));
     let settle = settle_seconds();
-    let scalings: Vec<Scaling> = handlers.iter().map(|h| scaling(*h, b, duration)).collect();
+    let scalings: Vec<Scaling> = match std::env::var_os("FLEET_BENCH_NO_SCALING") {
+        Some(_) => Vec::new(),
+        None => handlers.iter().map(|h| scaling(*h, b, duration)).collect(),
+    };
 
     let mut out = String::new();
     let _ = writeln!(out, "# Soak and store size\n\n{}\n", machine());
     let _ = writeln!(
         out,
-        "## Soak: {SOAK_REQUESTS} requests of scenario (a) through 2 FPM pools × {WORKERS_PER_POOL} workers\n"
+        "## Soak: scenario (a) through 2 FPM pools × {WORKERS_PER_POOL} workers\n"
     );
     let _ = writeln!(out, "| handler | requests | failed | worker crashes | time | worker RSS before | worker RSS after |");
     let _ = writeln!(out, "|---|---:|---:|---:|---:|---|---|");
@@ -241,6 +256,14 @@ pub(crate) fn run(b: &Backends, options: &Options) -> String {
             kb_summary(&s.rss_before_kb),
             kb_summary(&s.rss_after_kb)
         );
+    }
+    for s in &soaks {
+        let series: Vec<String> = s
+            .rss_series
+            .iter()
+            .map(|(n, kb)| format!("{}k: {:.1} MB", n / 1000, *kb as f64 / 1024.0))
+            .collect();
+        let _ = writeln!(out, "\n{} mean worker RSS along the run: {}", s.handler.name(), series.join(", "));
     }
     let _ = writeln!(
         out,
