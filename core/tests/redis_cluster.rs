@@ -49,10 +49,12 @@ fn a_sessions_keys_share_its_slot_and_the_worker_connects_only_where_it_needs() 
 
     assert_eq!(cluster.get(&key(sid.as_str())), "n|i:1;");
     let read = store.lock_and_read(&sid, LOCKED).unwrap();
+    // The lock's value is `<token>|<since>|<holder>`: a 32-character token first.
+    let lock = cluster.get(&format!("{}_LOCK", key(sid.as_str())));
     assert_eq!(
-        cluster.get(&format!("{}_LOCK", key(sid.as_str()))).len(),
-        32,
-        "the lock lives beside the data, in the id's slot"
+        lock.find('|'),
+        Some(32),
+        "the lock lives beside the data, in the id's slot: {lock:?}"
     );
     store.unlock(&sid, read.lock.as_ref().unwrap()).unwrap();
     for i in 0..3 {
