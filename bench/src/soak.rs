@@ -238,61 +238,66 @@ pub(crate) fn run(b: &Backends, options: &Options) -> String {
 
     let mut out = String::new();
     let _ = writeln!(out, "# Soak and store size\n\n{}\n", machine());
-    let _ = writeln!(
-        out,
-        "## Soak: scenario (a) through 2 FPM pools × {WORKERS_PER_POOL} workers\n"
-    );
-    let _ = writeln!(out, "| handler | requests | failed | worker crashes | time | worker RSS before | worker RSS after |");
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|---|---|");
-    for s in &soaks {
+    if !soaks.is_empty() {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {:.0} s | {} | {} |",
-            s.handler.name(),
-            s.requests,
-            s.failed,
-            s.crashed,
-            s.elapsed.as_secs_f64(),
-            kb_summary(&s.rss_before_kb),
-            kb_summary(&s.rss_after_kb)
+            "## Soak: scenario (a) through 2 FPM pools × {WORKERS_PER_POOL} workers\n"
         );
+        let _ = writeln!(out, "| handler | requests | failed | worker crashes | time | worker RSS before | worker RSS after |");
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---|---|");
+        for s in &soaks {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {:.0} s | {} | {} |",
+                s.handler.name(),
+                s.requests,
+                s.failed,
+                s.crashed,
+                s.elapsed.as_secs_f64(),
+                kb_summary(&s.rss_before_kb),
+                kb_summary(&s.rss_after_kb)
+            );
+        }
+        for s in &soaks {
+            let series: Vec<String> = s
+                .rss_series
+                .iter()
+                .map(|(n, kb)| format!("{}k: {:.1} MB", n / 1000, *kb as f64 / 1024.0))
+                .collect();
+            let _ = writeln!(out, "\n{} mean worker RSS along the run: {}", s.handler.name(), series.join(", "));
+        }
     }
-    for s in &soaks {
-        let series: Vec<String> = s
-            .rss_series
-            .iter()
-            .map(|(n, kb)| format!("{}k: {:.1} MB", n / 1000, *kb as f64 / 1024.0))
-            .collect();
-        let _ = writeln!(out, "\n{} mean worker RSS along the run: {}", s.handler.name(), series.join(", "));
-    }
-    let _ = writeln!(
-        out,
-        "\n## Store size: scenario (a) ({SESSIONS} sessions in use) with only those stored; with {STORED} more; and while {EXPIRING} of those expire and are removed\n"
-    );
-    let _ = writeln!(out, "| handler | {SESSIONS} stored: req/s | p99 | {STORED} more: req/s | p99 | ratio | {EXPIRING} being removed: req/s | p99 | ratio | removed during it |");
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for s in &scalings {
-        let base = s.small.rps.max(1.0);
+    // A part that was left out gets no empty table.
+    if !scalings.is_empty() {
         let _ = writeln!(
             out,
-            "| {} | {:.0} | {} | {:.0} | {} | {:.2} | {:.0} | {} | {:.2} | {} |",
-            s.handler.name(),
-            s.small.rps,
-            us(s.small.p99),
-            s.large.rps,
-            us(s.large.p99),
-            s.large.rps / base,
-            s.expiring.rps,
-            us(s.expiring.p99),
-            s.expiring.rps / base,
-            s.removed
+            "\n## Store size: scenario (a) ({SESSIONS} sessions in use) with only those stored; with {STORED} more; and while {EXPIRING} of those expire and are removed\n"
+        );
+        let _ = writeln!(out, "| handler | {SESSIONS} stored: req/s | p99 | {STORED} more: req/s | p99 | ratio | {EXPIRING} being removed: req/s | p99 | ratio | removed during it |");
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for s in &scalings {
+            let base = s.small.rps.max(1.0);
+            let _ = writeln!(
+                out,
+                "| {} | {:.0} | {} | {:.0} | {} | {:.2} | {:.0} | {} | {:.2} | {} |",
+                s.handler.name(),
+                s.small.rps,
+                us(s.small.p99),
+                s.large.rps,
+                us(s.large.p99),
+                s.large.rps / base,
+                s.expiring.rps,
+                us(s.expiring.p99),
+                s.expiring.rps / base,
+                s.removed
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\nOne stack per handler, measured {} s at a time with {CLIENTS} clients: before the store is filled, after ({} stored, and {settle} s to settle: InnoDB flushes what the million inserts dirtied), and while {EXPIRING} sessions expire (Redis removes them by active expiry; Fleet MySQL's gc deletes them in bounded batches, its marker row made due just before).",
+            duration.as_secs(),
+            scalings.first().map_or(0, |s| s.stored_large),
         );
     }
-    let _ = writeln!(
-        out,
-        "\nOne stack per handler, measured {} s at a time with {CLIENTS} clients: before the store is filled, after ({} stored, and {settle} s to settle: InnoDB flushes what the million inserts dirtied), and while {EXPIRING} sessions expire (Redis removes them by active expiry; Fleet MySQL's gc deletes them in bounded batches, its marker row made due just before).",
-        duration.as_secs(),
-        scalings.first().map_or(0, |s| s.stored_large),
-    );
     out
 }
