@@ -221,12 +221,13 @@ pub fn lifetimes(b: &Backends, options: &Options) -> String {
 /// `fleet-bench --busy`: scenario (c) next to other visitors. One session is hammered by 32
 /// clients (a page that holds it 20 ms; a 429 is honoured for its Retry-After) while 8 other
 /// clients use sessions of their own, on two FPM pools of 4 workers; with the cap off
-/// (`fleet.max_waiters=0`) and on.
+/// (`fleet.max_waiters=0`), at its default (`auto`) and at fixed values.
 pub fn busy(b: &Backends, options: &Options) -> String {
     let forms = [
         ("no cap (fleet.max_waiters=0)", "0"),
+        ("fleet.max_waiters=auto (the default: 2 on 4 workers)", "auto"),
         ("fleet.max_waiters=2", "2"),
-        ("fleet.max_waiters=3 (for 8-worker pools)", "3"),
+        ("fleet.max_waiters=3 (a whole 4-worker pool with the holder)", "3"),
     ];
     let mut out = String::new();
     let _ = writeln!(

@@ -108,11 +108,13 @@ static DEPS: ModuleDeps = ModuleDeps([
     },
 ]);
 
-static INI: IniEntryDefs<13> = IniEntryDefs::new([
+static INI: IniEntryDefs<14> = IniEntryDefs::new([
     IniEntryDef::new(c"fleet.metrics", c"1", IniEntryPermission::All),
     IniEntryDef::new(c"fleet.slow_lock_wait", c"0", IniEntryPermission::All),
     IniEntryDef::new(c"fleet.lease_store", c"", IniEntryPermission::All),
-    IniEntryDef::new(c"fleet.max_waiters", c"0", IniEntryPermission::All),
+    // settings::MaxWaiters::Auto and DEFAULT_MAX_WAITERS_WINDOW.
+    IniEntryDef::new(c"fleet.max_waiters", c"auto", IniEntryPermission::All),
+    IniEntryDef::new(c"fleet.max_waiters_window", c"1", IniEntryPermission::All),
     IniEntryDef::new(c"fleet.busy_status", c"0", IniEntryPermission::All),
     IniEntryDef::new(c"fleet.locking", c"1", IniEntryPermission::All),
     IniEntryDef::new(c"fleet.lock_ttl", c"0", IniEntryPermission::All),
@@ -158,6 +160,7 @@ pub extern "C" fn get_module() -> *mut ModuleEntry {
     let built = ModuleBuilder::new("fleet", env!("CARGO_PKG_VERSION"))
         .startup_function(module_startup)
         .request_startup_function(request_startup)
+        .request_shutdown_function(request_shutdown)
         .info_function(module_info)
         .function(
             FunctionBuilder::new("fleet_lease_acquire", fleet_lease_acquire)
@@ -207,6 +210,15 @@ pub extern "C" fn get_module() -> *mut ModuleEntry {
 unsafe extern "C" fn request_startup(_type: c_int, _module_number: c_int) -> c_int {
     guard(SUCCESS, || {
         handler::request_starts();
+        SUCCESS
+    })
+}
+
+/// RSHUTDOWN: this worker has served a request (for `fleet.max_waiters`' view of who else
+/// is being served).
+unsafe extern "C" fn request_shutdown(_type: c_int, _module_number: c_int) -> c_int {
+    guard(SUCCESS, || {
+        handler::request_ends();
         SUCCESS
     })
 }
@@ -476,10 +488,11 @@ fn ini_string(name: &CStr) -> String {
 }
 
 fn current_settings() -> Settings {
-    let [locking, max_waiters, busy_status, lock_ttl, lock_renewal, lock_max_hold, lock_wait_timeout, connect_timeout, read_timeout, slow_lock_wait, metrics] =
+    let [locking, max_waiters, max_waiters_window, busy_status, lock_ttl, lock_renewal, lock_max_hold, lock_wait_timeout, connect_timeout, read_timeout, slow_lock_wait, metrics] =
         [
             c"fleet.locking",
             c"fleet.max_waiters",
+            c"fleet.max_waiters_window",
             c"fleet.busy_status",
             c"fleet.lock_ttl",
             c"fleet.lock_renewal",
@@ -499,6 +512,7 @@ fn current_settings() -> Settings {
     let raw = RawIni {
         locking: &locking,
         max_waiters: &max_waiters,
+        max_waiters_window: &max_waiters_window,
         busy_status: &busy_status,
         lock_ttl: &lock_ttl,
         lock_renewal: &lock_renewal,

@@ -10,7 +10,7 @@ use std::time::Duration;
 use fleet_core::config::Lifetimes;
 use fleet_core::{open_store, parse_save_path, HeldLock, SessionId, SessionStore, StoreError};
 
-use crate::settings::Settings;
+use crate::settings::{MaxWaiters, Settings};
 use crate::shared::{self, Counter};
 
 /// Stores kept per worker thread; more distinct save_paths than this in one worker is
@@ -30,11 +30,20 @@ thread_local! {
     /// Whether this request has read a session that existed: then a session it creates
     /// (session_regenerate_id() at login) belongs to a returning visitor, not a one-hit one.
     static READ_AN_EXISTING_SESSION: Cell<bool> = const { Cell::new(false) };
+    /// The board's key of the session this request read ([`shared::NO_SESSION`]: none yet).
+    static SESSION_OF_REQUEST: Cell<u64> = const { Cell::new(shared::NO_SESSION) };
 }
 
 /// RINIT: forget what the previous request read.
 pub fn request_starts() {
     READ_AN_EXISTING_SESSION.with(|c| c.set(false));
+    SESSION_OF_REQUEST.with(|c| c.set(shared::NO_SESSION));
+}
+
+/// RSHUTDOWN: tells the board this worker has served a request, and for which session, so
+/// that `fleet.max_waiters` knows whether other visitors are being served.
+pub fn request_ends() {
+    shared::note_served(SESSION_OF_REQUEST.with(Cell::get));
 }
 
 /// A message for PHP, already worded for the admin.
@@ -197,24 +206,33 @@ impl OpenSession {
     }
 
     /// Takes the lock and reads, unless `fleet.max_waiters` requests of this server already
-    /// wait for the session: then it refuses at once, so one visitor's burst cannot take
-    /// every worker. While it waits, this worker is counted on the shared board.
+    /// wait for the session while other visitors are being served: then it refuses at
+    /// once, so one visitor's burst cannot take every worker from them. While it waits,
+    /// this worker is counted on the shared board.
     fn lock_and_read_unless_busy(
         &mut self,
         id: &SessionId,
     ) -> Result<fleet_core::ReadOutcome, Problem> {
-        let cap = self.settings.max_waiters;
-        let board_key = (cap > 0 && self.settings.lock.lease.is_some())
-            .then(|| shared::session_key(&self.key.0, id.as_str()));
+        let session = shared::session_key(&self.key.0, id.as_str());
+        SESSION_OF_REQUEST.with(|c| c.set(session));
+        let floor = self.settings.max_waiters.floor();
+        let board_key = floor.filter(|_| self.settings.lock.lease.is_some()).map(|_| session);
         if let Some(key) = board_key {
-            let waiting = shared::waiting_for(key);
-            if waiting >= cap {
-                self.refused_busy = true;
-                count(&self.settings, Counter::BusyRefusals, 1);
-                return Err(problem(format!(
-                    "session {} is busy: {waiting} requests of this server already wait for it (fleet.max_waiters = {cap}), so this request was refused at once rather than take another worker. Raise fleet.max_waiters if pages really make that many parallel requests on one session",
-                    id.abbreviated()
-                )));
+            let crowd = shared::waiting_for(key);
+            let waiting = crowd.waiting;
+            // The pool is only counted once this many wait: no scan on the common path.
+            if floor.is_some_and(|floor| waiting >= floor) {
+                let workers = shared::workers();
+                let cap = self.settings.max_waiters.for_workers(workers).unwrap_or(u32::MAX);
+                if waiting >= cap && self.others_are_served(key, crowd) {
+                    self.refused_busy = true;
+                    count(&self.settings, Counter::BusyRefusals, 1);
+                    return Err(problem(format!(
+                        "session {} is busy: {waiting} requests of this server already wait for it (fleet.max_waiters = {}) while other visitors are being served, so this request was refused at once rather than take another of this server's {workers} workers from them. Raise fleet.max_waiters if pages really make that many parallel requests on one session",
+                        id.abbreviated(),
+                        self.describe_cap(cap),
+                    )));
+                }
             }
             shared::set_waiting(key);
         }
@@ -223,6 +241,31 @@ impl OpenSession {
             shared::set_waiting(0);
         }
         outcome.map_err(|e| failed(&self.settings, e))
+    }
+
+    /// `fleet.max_waiters` as the warning shows it: `auto` with what it came to.
+    fn describe_cap(&self, cap: u32) -> String {
+        match self.settings.max_waiters {
+            MaxWaiters::Auto => format!("auto: {cap}"),
+            other => other.to_string(),
+        }
+    }
+
+    /// Whether the cap is in force for session `key`, which `crowd` waits for: always with
+    /// `fleet.max_waiters_window = 0`; else while other visitors are being served, that is
+    /// when this server finished a request for another session (or a page without one)
+    /// after the longest of those waits began and within the window. Visits that ended
+    /// before the crowd formed (a login, then a burst of requests on one session) do not
+    /// count: nobody else is waiting for a worker then.
+    fn others_are_served(&self, key: u64, crowd: shared::Crowd) -> bool {
+        let Some(window) = self.settings.max_waiters_window else {
+            return true;
+        };
+        let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+        let since = crowd
+            .oldest_since_ms
+            .max(shared::now_ms().saturating_sub(window_ms));
+        shared::others_served_since(key, since)
     }
 
     /// The `fleet.slow_lock_wait` notice of the last read, once.

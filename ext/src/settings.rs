@@ -20,11 +20,66 @@ pub const FALLBACK_LOCK_TTL: Duration = Duration::from_secs(300);
 /// and its shutdown write land, while a hung one frees its session after that.
 pub const MIN_AUTO_MAX_HOLD: Duration = Duration::from_secs(300);
 
-/// `fleet.max_waiters` by default: no cap. A cap turns requests that would have waited into
-/// refusals, so it changes what an application sees under legitimate concurrency (every one
-/// of N concurrent requests on a session is served, in turn, without it); it is one line to
-/// turn on, and the README says how to size it (2 for pools of 4 workers, 3 for 8).
-pub const DEFAULT_MAX_WAITERS: u32 = 0;
+/// How many requests of this server may wait for one session (`fleet.max_waiters`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MaxWaiters {
+    /// `0`: no cap.
+    Off,
+    /// `auto` (the default): half this server's workers less the holder, at least
+    /// [`MIN_AUTO_WAITERS`] ([`MaxWaiters::for_workers`]).
+    Auto,
+    /// A number of waiters.
+    Fixed(u32),
+}
+
+/// The least cap `auto` sets: a holder and 2 waiters, so 4 parallel requests of one page,
+/// which the balancer splits across the app servers, are not refused on small pools.
+pub const MIN_AUTO_WAITERS: u32 = 2;
+
+impl MaxWaiters {
+    /// The cap for a server of `workers` workers (`None`: no cap). `auto` lets one session
+    /// take at most half the pool: a holder and `workers / 2 - 1` waiters, at least
+    /// [`MIN_AUTO_WAITERS`]. So 4 workers: 2 waiters (3 of 4 workers on one session);
+    /// 8 workers: 3 (4 of 8, and 4 parallel requests on one server are never refused);
+    /// 16: 7. A browser opens at most 6 connections to a host, so one tab's parallel
+    /// requests are a holder and a few waiters, split across the app servers.
+    pub fn for_workers(self, workers: u32) -> Option<u32> {
+        match self {
+            MaxWaiters::Off => None,
+            MaxWaiters::Fixed(n) => Some(n),
+            MaxWaiters::Auto => Some((workers / 2).saturating_sub(1).max(MIN_AUTO_WAITERS)),
+        }
+    }
+
+    /// The smallest cap this setting can come to, whatever the pool: below this many
+    /// waiters nothing needs counting.
+    pub fn floor(self) -> Option<u32> {
+        match self {
+            MaxWaiters::Off => None,
+            MaxWaiters::Fixed(n) => Some(n),
+            MaxWaiters::Auto => Some(MIN_AUTO_WAITERS),
+        }
+    }
+}
+
+impl std::fmt::Display for MaxWaiters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MaxWaiters::Off => f.write_str("0"),
+            MaxWaiters::Auto => f.write_str("auto"),
+            MaxWaiters::Fixed(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+/// `fleet.max_waiters_window` by default: the cap applies while this server has finished a
+/// request for another session, or a page without one, within the last second. The cap
+/// only protects other visitors; with nobody else to serve, a burst on one session (a load
+/// test, a job firing requests) is served in full, in turn, as without a cap. Under a
+/// hammered session the other visitors keep being served, so it stays in force; a second
+/// is longer than the pauses between their requests under load and short enough that an
+/// earlier, finished visit does not turn a later burst into refusals.
+pub const DEFAULT_MAX_WAITERS_WINDOW: f64 = 1.0;
 
 /// Settings in force for one request, read when the session is opened.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -32,8 +87,11 @@ pub struct Settings {
     pub lock: LockPolicy,
     pub timeouts: Timeouts,
     /// Refuse a request at once when this many requests of this server already wait for its
-    /// session (0: no cap).
-    pub max_waiters: u32,
+    /// session.
+    pub max_waiters: MaxWaiters,
+    /// The cap applies only while another visitor was served within this (`None`: always,
+    /// `fleet.max_waiters_window = 0`).
+    pub max_waiters_window: Option<Duration>,
     /// The HTTP status of a refused request (0: leave it to the page).
     pub busy_status: u16,
     /// A request that waited longer than this for its lock gets an E_NOTICE naming the
@@ -47,6 +105,7 @@ pub struct Settings {
 pub struct RawIni<'a> {
     pub locking: &'a str,
     pub max_waiters: &'a str,
+    pub max_waiters_window: &'a str,
     pub busy_status: &'a str,
     pub lock_ttl: &'a str,
     pub lock_renewal: &'a str,
@@ -135,16 +194,28 @@ impl Settings {
             3_600.0,
             0.0,
         );
-        let max_waiters = match raw.max_waiters.trim().parse::<u32>() {
-            Ok(n) if n <= 10_000 => n,
-            _ => {
-                problems.push(format!(
-                    "fleet.max_waiters=\"{}\" is not a number from 0 to 10000; using {DEFAULT_MAX_WAITERS}",
-                    raw.max_waiters
-                ));
-                DEFAULT_MAX_WAITERS
-            }
+        let max_waiters = match raw.max_waiters.trim() {
+            "auto" | "" => MaxWaiters::Auto,
+            "0" => MaxWaiters::Off,
+            n => match n.parse::<u32>() {
+                Ok(n) if n <= 10_000 => MaxWaiters::Fixed(n),
+                _ => {
+                    problems.push(format!(
+                        "fleet.max_waiters=\"{}\" is not auto, 0 or a number up to 10000; using auto",
+                        raw.max_waiters
+                    ));
+                    MaxWaiters::Auto
+                }
+            },
         };
+        let max_waiters_window = seconds(
+            &mut problems,
+            "fleet.max_waiters_window",
+            raw.max_waiters_window,
+            0.0,
+            3_600.0,
+            DEFAULT_MAX_WAITERS_WINDOW,
+        );
         let busy_status = match raw.busy_status.trim().parse::<u16>() {
             Ok(0) => 0,
             Ok(code) if (400..=599).contains(&code) => code,
@@ -158,6 +229,7 @@ impl Settings {
         };
         let settings = Settings {
             max_waiters,
+            max_waiters_window: (max_waiters_window > Duration::ZERO).then_some(max_waiters_window),
             busy_status,
             slow_lock_wait: (slow_lock_wait > Duration::ZERO).then_some(slow_lock_wait),
             metrics,
@@ -221,7 +293,8 @@ mod tests {
     ) -> RawIni<'a> {
         RawIni {
             locking,
-            max_waiters: "0",
+            max_waiters: "auto",
+            max_waiters_window: "1",
             busy_status: "0",
             lock_ttl: ttl,
             lock_renewal: "1",
@@ -285,16 +358,45 @@ mod tests {
         let mut r = raw("1", "0", "10", 30);
         let (s, p) = Settings::from_ini(&r);
         assert!(p.is_empty());
-        assert_eq!((s.max_waiters, s.busy_status), (DEFAULT_MAX_WAITERS, 0));
-        r.max_waiters = "3";
+        assert_eq!(
+            (s.max_waiters, s.max_waiters_window, s.busy_status),
+            (MaxWaiters::Auto, Some(Duration::from_secs(1)), 0)
+        );
+        r.max_waiters = "2";
+        r.max_waiters_window = "0";
         r.busy_status = "429";
         let (s, _) = Settings::from_ini(&r);
-        assert_eq!((s.max_waiters, s.busy_status), (3, 429));
+        assert_eq!(
+            (s.max_waiters, s.max_waiters_window, s.busy_status),
+            (MaxWaiters::Fixed(2), None, 429),
+            "a window of 0 applies the cap always"
+        );
+        r.max_waiters = "0";
+        assert_eq!(Settings::from_ini(&r).0.max_waiters, MaxWaiters::Off);
         r.max_waiters = "-1";
+        r.max_waiters_window = "soon";
         r.busy_status = "200";
         let (s, p) = Settings::from_ini(&r);
-        assert_eq!((s.max_waiters, s.busy_status), (DEFAULT_MAX_WAITERS, 0));
-        assert!(p[0].contains("fleet.max_waiters=\"-1\"") && p[1].contains("fleet.busy_status"));
+        assert_eq!(
+            (s.max_waiters, s.max_waiters_window, s.busy_status),
+            (MaxWaiters::Auto, Some(Duration::from_secs(1)), 0)
+        );
+        assert!(p[0].contains("fleet.max_waiters=\"-1\""), "{p:?}");
+        assert!(p[1].contains("fleet.max_waiters_window"), "{p:?}");
+        assert!(p[2].contains("fleet.busy_status"), "{p:?}");
+    }
+
+    #[test]
+    fn auto_lets_one_session_take_at_most_half_the_pool() {
+        let auto = |workers| MaxWaiters::Auto.for_workers(workers);
+        // (workers, waiters): with the holder, one session takes at most half the pool,
+        // and never fewer than a holder and 2 waiters.
+        for (workers, waiters) in [(1, 2), (4, 2), (5, 2), (8, 3), (10, 4), (16, 7), (64, 31)] {
+            assert_eq!(auto(workers), Some(waiters), "{workers} workers");
+        }
+        assert_eq!(MaxWaiters::Off.for_workers(8), None);
+        assert_eq!(MaxWaiters::Fixed(5).for_workers(4), Some(5));
+        assert_eq!(MaxWaiters::Auto.floor(), Some(MIN_AUTO_WAITERS));
     }
 
     #[test]

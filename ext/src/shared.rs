@@ -5,9 +5,12 @@
 //!
 //! The board is mapped once, at module startup, before FPM forks its workers, so every
 //! worker of that master sees the same pages (an anonymous shared mapping; a PHP CLI process
-//! has one of its own). It holds one slot per worker: the worker's PID and a hash of the
-//! session it is waiting for (0: none). A worker claims a slot on its first lock and then
-//! only stores into it; counting reads the slots. No locks, no I/O.
+//! has one of its own). It holds one slot per worker: the worker's PID, a hash of the
+//! session it is waiting for (0: none), and which session its last request used and when
+//! that request ended, so a request can tell whether other visitors are being served
+//! (the cap only protects them: with nobody else to serve, waiting in turn harms no one).
+//! A worker claims a slot on its first request and then only stores into it; counting
+//! reads the slots. No locks, no I/O.
 //!
 //! A worker killed while waiting leaves its hash behind; a count checks that the PID of each
 //! matching slot is still alive (`kill(pid, 0)`) and clears the slot if not, and a new
@@ -19,14 +22,30 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 /// Slots on the board: more workers under one master than this are not counted (their
-/// requests are never refused).
+/// requests are never refused, nor seen as other visitors).
 const SLOTS: usize = 1024;
 
 #[repr(C)]
 struct Slot {
     pid: AtomicU32,
     waiting_for: AtomicU64,
+    /// When the worker began to wait, in milliseconds of `CLOCK_MONOTONIC`.
+    waiting_since_ms: AtomicU64,
+    /// The session the worker's last finished request used ([`NO_SESSION`]: none).
+    served: AtomicU64,
+    /// When that request ended, in milliseconds of `CLOCK_MONOTONIC` (one clock for every
+    /// process of the machine); 0: never.
+    served_at_ms: AtomicU64,
+    /// The session of the last request before those for `served` (and when it ended), so a
+    /// run of quick refusals for one hammered session does not hide that the worker has
+    /// just served someone else.
+    earlier_served: AtomicU64,
+    earlier_served_at_ms: AtomicU64,
 }
+
+/// What [`note_served`] records for a request that opened no session: a key no session
+/// has ([`session_key`] is never 0), so such a request counts as another visitor's.
+pub const NO_SESSION: u64 = 0;
 
 struct Board {
     slots: &'static [Slot],
@@ -127,13 +146,21 @@ fn my_slot(board: &Board) -> Option<&Slot> {
     None
 }
 
-/// How many other workers of this master are waiting for session `key` now.
-pub fn waiting_for(key: u64) -> u32 {
+/// The other workers of this master waiting for one session now.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Crowd {
+    pub waiting: u32,
+    /// When the longest-waiting of them began to wait (`CLOCK_MONOTONIC` ms; 0: none).
+    pub oldest_since_ms: u64,
+}
+
+/// Who of the other workers of this master is waiting for session `key` now.
+pub fn waiting_for(key: u64) -> Crowd {
     let Some(board) = BOARD.get() else {
-        return 0;
+        return Crowd::default();
     };
     let me = std::process::id();
-    let mut count = 0;
+    let mut crowd = Crowd::default();
     for slot in board.slots {
         if slot.waiting_for.load(Ordering::Acquire) != key {
             continue;
@@ -143,7 +170,11 @@ pub fn waiting_for(key: u64) -> u32 {
             continue;
         }
         if pid_alive(pid) {
-            count += 1;
+            crowd.waiting += 1;
+            let since = slot.waiting_since_ms.load(Ordering::Acquire);
+            if crowd.oldest_since_ms == 0 || (since != 0 && since < crowd.oldest_since_ms) {
+                crowd.oldest_since_ms = since;
+            }
         } else {
             // Killed while waiting: its wait is over.
             let _ = slot
@@ -151,14 +182,85 @@ pub fn waiting_for(key: u64) -> u32 {
                 .compare_exchange(key, 0, Ordering::AcqRel, Ordering::Acquire);
         }
     }
-    count
+    crowd
+}
+
+/// How many workers of this master are alive on the board (those that have served a
+/// request): the pool `fleet.max_waiters = auto` sizes its cap by. Checks each claimed
+/// slot's PID, so it is only asked when several requests already wait for one session.
+pub fn workers() -> u32 {
+    let Some(board) = BOARD.get() else {
+        return 0;
+    };
+    let alive = board
+        .slots
+        .iter()
+        .map(|slot| slot.pid.load(Ordering::Acquire))
+        .filter(|pid| *pid != 0 && pid_alive(*pid))
+        .count();
+    u32::try_from(alive).unwrap_or(u32::MAX)
 }
 
 /// Marks this worker as waiting for session `key` (0: for none).
 pub fn set_waiting(key: u64) {
     if let Some(slot) = BOARD.get().and_then(my_slot) {
+        if key != 0 {
+            slot.waiting_since_ms.store(now_ms(), Ordering::Release);
+        }
         slot.waiting_for.store(key, Ordering::Release);
     }
+}
+
+/// Now, in the milliseconds of `CLOCK_MONOTONIC` the board's times are in (one clock for
+/// every process of the machine).
+pub fn now_ms() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into the one we pass; CLOCK_MONOTONIC
+    // always exists on Linux.
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    if r != 0 {
+        return 0;
+    }
+    let secs = u64::try_from(ts.tv_sec).unwrap_or(0);
+    let nanos = u64::try_from(ts.tv_nsec).unwrap_or(0);
+    secs.saturating_mul(1000).saturating_add(nanos / 1_000_000)
+}
+
+/// Records that this worker's request, which used session `key` ([`NO_SESSION`]: none),
+/// has ended. Called at request shutdown: two stores into this worker's slot.
+pub fn note_served(key: u64) {
+    if let Some(slot) = BOARD.get().and_then(my_slot) {
+        // Only this worker writes its slot; a reader may see a pair half updated, which
+        // at worst shifts one decision by one request.
+        let last = slot.served.load(Ordering::Relaxed);
+        if last != key {
+            slot.earlier_served.store(last, Ordering::Relaxed);
+            let at = slot.served_at_ms.load(Ordering::Relaxed);
+            slot.earlier_served_at_ms.store(at, Ordering::Release);
+        }
+        slot.served.store(key, Ordering::Relaxed);
+        slot.served_at_ms.store(now_ms().max(1), Ordering::Release);
+    }
+}
+
+/// Whether a worker of this master finished a request for anything but session `key`
+/// (another session, or none) since `since_ms` (`CLOCK_MONOTONIC` ms): other visitors are
+/// being served, and a worker parked on `key` would be taken from them.
+pub fn others_served_since(key: u64, since_ms: u64) -> bool {
+    let Some(board) = BOARD.get() else {
+        return false;
+    };
+    let other = |at: &AtomicU64, served: &AtomicU64| {
+        let at = at.load(Ordering::Acquire);
+        at != 0 && at >= since_ms && served.load(Ordering::Relaxed) != key
+    };
+    board.slots.iter().any(|slot| {
+        other(&slot.served_at_ms, &slot.served)
+            || other(&slot.earlier_served_at_ms, &slot.earlier_served)
+    })
 }
 
 /// The counters every worker of the master adds to (see `metrics` for what each means). The

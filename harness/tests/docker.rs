@@ -116,13 +116,13 @@ fn the_app_containers_php_settings_read_as_meant() {
         .arg(format!("extension={}", extension().display()))
         .arg("-c")
         .arg(&ini)
-        .args(["-r", "echo ini_get('session.save_handler'), ' ', ini_get('session.save_path'), ' ', ini_get('fleet.max_waiters');"])
+        .args(["-r", "echo ini_get('session.save_handler'), ' ', ini_get('session.save_path'), ' ', ini_get('fleet.busy_status');"])
         .env("FLEET_SAVE_PATH", "redis://redis:6379?prefix=demo:")
         .output()
         .expect("php");
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        "fleet redis://redis:6379?prefix=demo: 3",
+        "fleet redis://redis:6379?prefix=demo: 429",
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

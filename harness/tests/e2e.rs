@@ -61,13 +61,15 @@ impl Backend {
         reply.trim_start_matches(':').parse().unwrap_or(-2)
     }
 
-    /// The token of session `sid`'s Redis lock, or an empty reply.
+    /// The token of session `sid`'s Redis lock (the part of its value before the holder
+    /// record, `<token>|<since>|<holder>`), or an empty reply.
     fn lock_token(&self, sid: &str) -> String {
-        match self {
+        let value = match self {
             Backend::Redis(r) => r.command(&["GET", &format!("PHPREDIS_SESSION:{sid}_LOCK")]),
             Backend::Cluster(c) => c.get(&format!("PHPREDIS_SESSION:{{{sid}}}_LOCK")),
             Backend::MySql(..) => unreachable!("MySQL locks are not keys"),
-        }
+        };
+        value.split('|').next().unwrap_or_default().to_owned()
     }
 
     /// Connections one worker opens: one, except on a cluster, where it asks a seed node
@@ -828,13 +830,32 @@ fn visitors(
 
 #[test]
 fn one_visitor_hammering_a_session_cannot_take_every_worker() {
-    // Two app servers of 4 workers each; at most 2 requests of a server wait for a session.
-    let redis = RedisServer::start();
-    let web = fleet_stack(
-        &redis.url(),
+    // Two app servers of 4 workers each, the default cap: `auto`, 2 waiters on 4 workers.
+    hammered_session_leaves_workers_to_others(4, &[("fleet.busy_status", "429")], "auto: 2");
+}
+
+#[test]
+fn on_pools_of_8_one_visitor_hammering_a_session_cannot_take_every_worker() {
+    // The default on 8 workers: 3 waiters, so one session takes at most 4 of them.
+    hammered_session_leaves_workers_to_others(8, &[("fleet.busy_status", "429")], "auto: 3");
+}
+
+#[test]
+fn with_max_waiters_2_one_visitor_hammering_a_session_cannot_take_every_worker() {
+    // A fixed cap, as an operator sets it.
+    hammered_session_leaves_workers_to_others(
         4,
         &[("fleet.max_waiters", "2"), ("fleet.busy_status", "429")],
+        "2",
     );
+}
+
+/// While 32 clients hammer one session of two pools of `workers` behind the balancer, 4
+/// other visitors keep at least half their idle throughput, and the hammered session is
+/// still served near its serial rate.
+fn hammered_session_leaves_workers_to_others(workers: usize, ini: &[(&str, &str)], cap: &str) {
+    let redis = RedisServer::start();
+    let web = fleet_stack(&redis.url(), workers, ini);
     let http = Http::default();
     let new_cookie = || {
         http.get(&web.url("counter.php"), None)
@@ -864,7 +885,7 @@ fn one_visitor_hammering_a_session_cannot_take_every_worker() {
         .collect();
     refused.sort_unstable();
     println!(
-        "other visitors: {idle_rate:.0} req/s idle, {busy_rate:.0} req/s while one session was hammered ({:.0}%); the hammered session: {served} served in 4 s ({:.0}% of the 200 its 20 ms page allows), {} refused with 429 (p50 {:?}, max {:?})",
+        "{workers} workers per pool, fleet.max_waiters = {cap}: other visitors: {idle_rate:.0} req/s idle, {busy_rate:.0} req/s while one session was hammered ({:.0}%); the hammered session: {served} served in 4 s ({:.0}% of the 200 its 20 ms page allows), {} refused with 429 (p50 {:?}, max {:?})",
         busy_rate / idle_rate * 100.0,
         served as f64 / 200.0 * 100.0,
         refused.len(),
@@ -890,23 +911,118 @@ fn one_visitor_hammering_a_session_cannot_take_every_worker() {
     );
     let log = web.php_log();
     assert!(
-        log.contains(
-            "is busy: 2 requests of this server already wait for it (fleet.max_waiters = 2)"
-        ),
+        log.contains(&format!(
+            "requests of this server already wait for it (fleet.max_waiters = {cap}) while other visitors are being served"
+        )),
         "{log}"
     );
 }
 
 #[test]
-fn a_page_with_four_parallel_requests_is_never_refused() {
-    // The same 2 x 4 workers and cap as the hammering test above.
+fn a_burst_on_one_session_with_no_other_visitor_is_served_in_full_by_default() {
+    // The same 2 x 4 workers, default cap: 32 clients, nobody else to protect, so every
+    // request waits its turn as it would without a cap.
     let redis = RedisServer::start();
-    let web = fleet_stack(&redis.url(), 4, &[("fleet.max_waiters", "2")]);
+    let web = fleet_stack(&redis.url(), 4, &[("fleet.busy_status", "429")]);
     let http = Http::default();
     let cookie = http
         .get(&web.url("counter.php"), None)
         .expect("first")
+        .set_cookie
+        .expect("cookie");
+    // Longer than fleet.max_waiters_window, so the first request does not count as
+    // another visitor's (it is this session's anyway).
+    std::thread::sleep(Duration::from_millis(1200));
+    let load = hammer(&http, &web.url("counter.php?hold_ms=5"), &cookie, 300, 32);
+    let mut seen = load.counters.clone();
+    seen.sort_unstable();
+    assert_eq!(seen, (2..=301).collect::<Vec<_>>(), "every request served once, in turn");
+    println!(
+        "a burst of 300 requests from 32 clients on one session, nobody else: all served in {:?}, none refused",
+        load.elapsed
+    );
+    assert_eq!(web.php_log(), "", "PHP logged problems");
+}
+
+#[test]
+fn with_max_waiters_window_0_the_cap_applies_with_no_other_visitor() {
+    let redis = RedisServer::start();
+    let web = fleet_stack(
+        &redis.url(),
+        4,
+        &[
+            ("fleet.max_waiters", "2"),
+            ("fleet.max_waiters_window", "0"),
+            ("fleet.busy_status", "429"),
+        ],
+    );
+    let http = Http::default();
+    let hot = http
+        .get(&web.url("counter.php"), None)
+        .expect("first")
         .set_cookie;
+    let seen = visitors(
+        &web.url("counter.php?hold_ms=20"),
+        &http,
+        &vec![hot; 16],
+        Duration::from_secs(2),
+    );
+    let refused = seen.iter().filter(|(s, _)| *s == 429).count();
+    println!(
+        "fleet.max_waiters_window = 0: {refused} of {} requests refused with nobody else served",
+        seen.len()
+    );
+    assert!(refused > 0, "the cap did not apply");
+    assert!(seen.iter().all(|(s, _)| *s == 200 || *s == 429));
+    assert!(
+        web.php_log().contains("fleet.max_waiters = 2"),
+        "{}",
+        web.php_log()
+    );
+}
+
+#[test]
+fn a_page_with_four_parallel_requests_is_never_refused() {
+    // 2 x 4 workers, the default cap, nobody else being served.
+    four_parallel_requests_never_refused(4, 0);
+}
+
+#[test]
+fn while_others_are_served_four_parallel_requests_are_never_refused_on_pools_of_8() {
+    // 2 x 8 workers, the default cap (auto: 3 waiters), in force: two other visitors are
+    // served meanwhile, so the balancer may put all 4 requests on one server.
+    four_parallel_requests_never_refused(8, 2);
+}
+
+/// 20 rounds of 4 parallel requests on one session (a page that keeps it 50 ms), through
+/// the balancer to two pools of `workers`, with `others` other visitors served meanwhile.
+fn four_parallel_requests_never_refused(workers: usize, others: usize) {
+    let redis = RedisServer::start();
+    let web = fleet_stack(&redis.url(), workers, &[("fleet.busy_status", "429")]);
+    let http = Http::default();
+    let new_cookie = || {
+        http.get(&web.url("counter.php"), None)
+            .expect("first")
+            .set_cookie
+    };
+    let cookie = new_cookie();
+    let others: Vec<Option<String>> = (0..others).map(|_| new_cookie()).collect();
+    let stop = Arc::new(AtomicUsize::new(0));
+    let background: Vec<_> = others
+        .into_iter()
+        .map(|other| {
+            let (url, http, stop) = (web.url("counter.php"), http.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut statuses = Vec::new();
+                while stop.load(Ordering::SeqCst) == 0 {
+                    statuses.push(http.get(&url, other.as_deref()).expect("nginx answers").status);
+                }
+                statuses
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut refused = None;
     for _ in 0..20 {
         let parallel: Vec<_> = (0..4)
             .map(|_| {
@@ -922,12 +1038,22 @@ fn a_page_with_four_parallel_requests_is_never_refused() {
             .collect();
         for request in parallel {
             let reply = request.join().expect("client");
-            assert_eq!(
-                reply.status, 200,
-                "one of 4 parallel requests was refused: {reply:?}"
-            );
+            if reply.status != 200 {
+                refused.get_or_insert(reply);
+            }
         }
     }
+    stop.store(1, Ordering::SeqCst);
+    let others_seen: Vec<u16> = background
+        .into_iter()
+        .flat_map(|t| t.join().expect("other visitor"))
+        .collect();
+    println!(
+        "{workers} workers per pool: 80 requests in rounds of 4 parallel, {} requests of other visitors meanwhile",
+        others_seen.len()
+    );
+    assert!(refused.is_none(), "one of 4 parallel requests was refused: {refused:?}");
+    assert!(others_seen.iter().all(|s| *s == 200), "another visitor was refused");
     assert_eq!(
         redis.command(&[
             "GET",
