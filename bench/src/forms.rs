@@ -223,11 +223,16 @@ pub fn lifetimes(b: &Backends, options: &Options) -> String {
 /// clients use sessions of their own, on two FPM pools of 4 workers; with the cap off
 /// (`fleet.max_waiters=0`), at its default (`auto`) and at fixed values.
 pub fn busy(b: &Backends, options: &Options) -> String {
-    let forms = [
-        ("no cap (fleet.max_waiters=0)", "0"),
-        ("fleet.max_waiters=auto (the default: 2 on 4 workers)", "auto"),
-        ("fleet.max_waiters=2", "2"),
-        ("fleet.max_waiters=3 (a whole 4-worker pool with the holder)", "3"),
+    let forms: [(&str, &str, &[(&str, &str)]); 5] = [
+        ("no cap (fleet.max_waiters=0)", "0", &[]),
+        ("fleet.max_waiters=auto (the default: 2 on 4 workers)", "auto", &[]),
+        (
+            "fleet.max_waiters=auto, fleet.max_waiters_window=0 (in force always)",
+            "auto",
+            &[("fleet.max_waiters_window", "0")],
+        ),
+        ("fleet.max_waiters=2", "2", &[]),
+        ("fleet.max_waiters=3 (a whole 4-worker pool with the holder)", "3", &[]),
     ];
     let mut out = String::new();
     let _ = writeln!(
@@ -258,12 +263,14 @@ pub fn busy(b: &Backends, options: &Options) -> String {
         "| nobody hammering | {:.0} | {:?} | | |",
         others_alone.rps, others_alone.p99
     );
-    for (label, cap) in forms {
+    for (i, (label, cap, extra)) in forms.into_iter().enumerate() {
         eprintln!("bench: busy: {label}");
-        let web = busy_stack(&busy_ini(b, cap));
+        let mut ini = busy_ini(b, cap);
+        ini.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        let web = busy_stack(&ini);
         let hot_url = web.url("counter.php?hold_ms=20");
         let hammer_script = fleet_harness::paths::repo_root().join("bench/hammer.lua");
-        let hot_id = format!("busyhot{cap}");
+        let hot_id = format!("busyhot{i}");
         let duration = options.duration;
         let hammer = std::thread::spawn(move || {
             wrk::run(
@@ -277,7 +284,7 @@ pub fn busy(b: &Backends, options: &Options) -> String {
         std::thread::sleep(Duration::from_millis(500));
         let sessions = [
             ("FLEET_BENCH_SESSIONS", "200".to_owned()),
-            ("FLEET_BENCH_PREFIX", format!("busy{cap}")),
+            ("FLEET_BENCH_PREFIX", format!("busy{i}")),
         ];
         let others = wrk::run(
             &web.url("counter.php"),

@@ -1,7 +1,9 @@
 //! `--operations`: what the operations features cost.
 //!
-//! - Metrics: scenario (a) on Fleet Redis with `fleet.metrics=1` (the default) and `0`,
-//!   interleaved over the rounds: req/s, p99 and worker CPU per request.
+//! - The per-request bookkeeping: scenario (a) on Fleet Redis with the defaults (metrics
+//!   counted, the busy cap's board consulted and updated), with `fleet.metrics=0`, with
+//!   `fleet.max_waiters=0`, and with both off, interleaved over the rounds: req/s, p99 and
+//!   worker CPU per request.
 //! - Compression: sessions of about 1 KB, 20 KB and 200 KB (a cart of 7, 145 and 1450
 //!   items, `harness/www/cart.php`) on Fleet Redis without compression, with `lz4` and with
 //!   `zstd`: bytes stored per session, req/s, p99 and worker CPU per request.
@@ -29,12 +31,17 @@ fn cpu_us(m: &Measurement) -> String {
 }
 
 fn metrics_runs(b: &Backends, options: &Options, out: &mut String) {
-    let forms = [("fleet.metrics=1 (default)", "1"), ("fleet.metrics=0", "0")];
-    let mut runs: Vec<Vec<Measurement>> = vec![Vec::new(), Vec::new()];
+    let forms: [(&str, &[(&str, &str)]); 4] = [
+        ("defaults (fleet.metrics=1, fleet.max_waiters=auto)", &[]),
+        ("fleet.metrics=0", &[("fleet.metrics", "0")]),
+        ("fleet.max_waiters=0", &[("fleet.max_waiters", "0")]),
+        ("both off", &[("fleet.metrics", "0"), ("fleet.max_waiters", "0")]),
+    ];
+    let mut runs: Vec<Vec<Measurement>> = vec![Vec::new(); forms.len()];
     for round in 0..options.rounds {
-        for (i, (label, value)) in forms.iter().enumerate() {
+        for (i, (label, extra)) in forms.iter().enumerate() {
             eprintln!("bench: operations: round {}: {label}", round + 1);
-            let web = start_stack(&fleet_ini(b, "", &[("fleet.metrics", value)]));
+            let web = start_stack(&fleet_ini(b, "", extra));
             let env = [
                 ("FLEET_BENCH_SESSIONS", SESSIONS.to_string()),
                 ("FLEET_BENCH_PREFIX", format!("met{round}{i}")),
@@ -49,11 +56,11 @@ fn metrics_runs(b: &Backends, options: &Options, out: &mut String) {
     }
     let _ = writeln!(
         out,
-        "## Metrics on and off: scenario (a), Fleet Redis, median of {} interleaved rounds of {} s\n",
+        "## Metrics and the busy cap on and off: scenario (a), Fleet Redis, median of {} interleaved rounds of {} s\n",
         options.rounds,
         options.duration.as_secs()
     );
-    let _ = writeln!(out, "| fleet.metrics | req/s | p99 | worker CPU per request |\n|---|---:|---:|---:|");
+    let _ = writeln!(out, "| settings | req/s | p99 | worker CPU per request |\n|---|---:|---:|---:|");
     for ((label, _), ms) in forms.iter().zip(runs) {
         let rps = median(ms.iter().map(|m| m.wrk.rps).collect());
         let p99 = median(ms.iter().map(|m| m.wrk.p99.as_secs_f64()).collect());

@@ -225,6 +225,7 @@ impl OpenSession {
                 let workers = shared::workers();
                 let cap = self.settings.max_waiters.for_workers(workers).unwrap_or(u32::MAX);
                 if waiting >= cap && self.others_are_served(key, crowd) {
+                    shared::note_refused(key);
                     self.refused_busy = true;
                     count(&self.settings, Counter::BusyRefusals, 1);
                     return Err(problem(format!(
@@ -252,19 +253,24 @@ impl OpenSession {
     }
 
     /// Whether the cap is in force for session `key`, which `crowd` waits for: always with
-    /// `fleet.max_waiters_window = 0`; else while other visitors are being served, that is
-    /// when this server finished a request for another session (or a page without one)
-    /// after the longest of those waits began and within the window. Visits that ended
+    /// `fleet.max_waiters_window = 0`; else while other visitors are being served. To put
+    /// the cap in force, this server must have finished a request for another session (or
+    /// a page without one) after the longest of those waits began: visits that ended
     /// before the crowd formed (a login, then a burst of requests on one session) do not
-    /// count: nobody else is waiting for a worker then.
+    /// count, nobody else waits for a worker then. Once it has refused a request for the
+    /// session, it stays in force while others were served within the window, so it does
+    /// not let the hammering take the pool back in the gaps between their requests.
     fn others_are_served(&self, key: u64, crowd: shared::Crowd) -> bool {
         let Some(window) = self.settings.max_waiters_window else {
             return true;
         };
         let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
-        let since = crowd
-            .oldest_since_ms
-            .max(shared::now_ms().saturating_sub(window_ms));
+        let window_start = shared::now_ms().saturating_sub(window_ms);
+        let since = if shared::refused_since(key, window_start) {
+            window_start
+        } else {
+            crowd.oldest_since_ms.max(window_start)
+        };
         shared::others_served_since(key, since)
     }
 

@@ -41,6 +41,9 @@ struct Slot {
     /// just served someone else.
     earlier_served: AtomicU64,
     earlier_served_at_ms: AtomicU64,
+    /// The session this worker last refused as busy, and when.
+    refused: AtomicU64,
+    refused_at_ms: AtomicU64,
 }
 
 /// What [`note_served`] records for a request that opened no session: a key no session
@@ -244,6 +247,26 @@ pub fn note_served(key: u64) {
         slot.served.store(key, Ordering::Relaxed);
         slot.served_at_ms.store(now_ms().max(1), Ordering::Release);
     }
+}
+
+/// Records that this worker refused a request for session `key` as busy.
+pub fn note_refused(key: u64) {
+    if let Some(slot) = BOARD.get().and_then(my_slot) {
+        slot.refused.store(key, Ordering::Relaxed);
+        slot.refused_at_ms.store(now_ms().max(1), Ordering::Release);
+    }
+}
+
+/// Whether a worker of this master refused a request for session `key` since `since_ms`:
+/// the session is being hammered, and the cap is already in force for it.
+pub fn refused_since(key: u64, since_ms: u64) -> bool {
+    let Some(board) = BOARD.get() else {
+        return false;
+    };
+    board.slots.iter().any(|slot| {
+        slot.refused_at_ms.load(Ordering::Acquire) >= since_ms.max(1)
+            && slot.refused.load(Ordering::Relaxed) == key
+    })
 }
 
 /// Whether a worker of this master finished a request for anything but session `key`

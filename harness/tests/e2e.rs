@@ -876,6 +876,8 @@ fn hammered_session_leaves_workers_to_others(workers: usize, ini: &[(&str, &str)
     std::thread::sleep(Duration::from_millis(500));
     let busy = visitors(&web.url("counter.php"), &http, &others, window);
     let busy_rate = busy.len() as f64 / window.as_secs_f64();
+    let mut busy_latencies: Vec<Duration> = busy.iter().map(|(_, l)| *l).collect();
+    busy_latencies.sort_unstable();
     let hammered = hammer.join().expect("hammer");
     let served = hammered.iter().filter(|(s, _)| *s == 200).count();
     let mut refused: Vec<Duration> = hammered
@@ -885,8 +887,11 @@ fn hammered_session_leaves_workers_to_others(workers: usize, ini: &[(&str, &str)
         .collect();
     refused.sort_unstable();
     println!(
-        "{workers} workers per pool, fleet.max_waiters = {cap}: other visitors: {idle_rate:.0} req/s idle, {busy_rate:.0} req/s while one session was hammered ({:.0}%); the hammered session: {served} served in 4 s ({:.0}% of the 200 its 20 ms page allows), {} refused with 429 (p50 {:?}, max {:?})",
+        "{workers} workers per pool, fleet.max_waiters = {cap}: other visitors: {idle_rate:.0} req/s idle, {busy_rate:.0} req/s while one session was hammered ({:.0}%; latency p50 {:?}, p99 {:?}, max {:?}); the hammered session: {served} served in 4 s ({:.0}% of the 200 its 20 ms page allows), {} refused with 429 (p50 {:?}, max {:?})",
         busy_rate / idle_rate * 100.0,
+        percentile(&busy_latencies, 0.5),
+        percentile(&busy_latencies, 0.99),
+        busy_latencies.last(),
         served as f64 / 200.0 * 100.0,
         refused.len(),
         refused.get(refused.len() / 2),
