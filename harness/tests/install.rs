@@ -105,6 +105,43 @@ fn phpize_configure_make_install_and_make_test_on_a_fresh_copy() {
 }
 
 #[test]
+fn a_session_module_table_that_differs_from_php_session_h_fails_the_build() {
+    // A copy whose PsModule has one hook more than this PHP's ps_module (as a later PHP
+    // might add): the build itself must stop, naming the mismatch.
+    let copy = fresh_copy();
+    let ffi = copy.path().join("ext/src/ffi.rs");
+    let source = std::fs::read_to_string(&ffi).expect("ffi.rs");
+    let patched = source.replacen(
+        "struct PsModule {\n    name: *const c_char,",
+        "struct PsModule {\n    name: *const c_char,\n    another_hook: usize,",
+        1,
+    );
+    assert_ne!(patched, source, "PsModule's declaration moved: update this test");
+    std::fs::write(&ffi, patched).expect("write ffi.rs");
+    let target = repo_root().join("target").join("layout-check");
+    let out = Command::new("cargo")
+        .args(["check", "--locked", "-p", "fleet"])
+        .current_dir(copy.path())
+        .env("CARGO_TARGET_DIR", &target)
+        .env(
+            "PATH",
+            format!(
+                "{}/.cargo/bin:{}",
+                std::env::var("HOME").unwrap_or_default(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .output()
+        .expect("cargo runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the build went on with a wrong table");
+    assert!(
+        stderr.contains("differs from ps_module in the installed php_session.h"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn every_fleet_ini_entry_is_in_the_sample_ini_and_the_readme_with_its_default() {
     let out = run(
         &repo_root(),
