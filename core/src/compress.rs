@@ -6,16 +6,18 @@
 //! | bytes | holds |
 //! |---|---|
 //! | 0..4 | the magic `00 46 4C 43` (`"\0FLC"`) |
-//! | 4 | the algorithm: 1 = LZ4 (block format), 2 = Zstandard |
+//! | 4 | the algorithm: 1 = LZ4 (block format), 2 = Zstandard, 0 = stored as it is |
 //! | 5..9 | the uncompressed length, u32 little-endian |
-//! | 9.. | the compressed bytes |
+//! | 9.. | the compressed bytes (for 0, the data itself) |
 //!
 //! No serializer PHP uses writes a NUL byte first (`php` starts with a variable name,
 //! `php_serialize` with `a:`, igbinary with `00 00 00 02`, msgpack with a map byte), so data
 //! without the magic is read as it is: switching compression on or off logs nobody out,
 //! and a store holds both kinds side by side. Data is compressed only from
 //! `compression_min_size` bytes, and stored uncompressed when compressing does not make it
-//! smaller.
+//! smaller. Data that does begin with the magic (a `php`-format session whose first key
+//! starts with it) is never stored bare, with compression on or off: it goes into a frame
+//! of algorithm 0, so that a read cannot take it for a damaged frame.
 
 use std::borrow::Cow;
 
@@ -107,34 +109,51 @@ impl Compression {
     }
 
     /// What to store for `data`: a frame when the option is on, `data` is at least
-    /// `min_size` bytes and compressing makes it smaller; else `data` itself.
+    /// `min_size` bytes and compressing makes it smaller; a frame of algorithm 0 around
+    /// `data` when `data` itself begins with the magic; else `data` itself.
     pub fn pack<'a>(&self, data: &'a [u8]) -> Cow<'a, [u8]> {
-        let Some(algorithm) = self.algorithm else {
-            return Cow::Borrowed(data);
-        };
-        let Ok(length) = u32::try_from(data.len()) else {
-            return Cow::Borrowed(data);
-        };
+        if let Some(framed) = self.compressed(data) {
+            return Cow::Owned(framed);
+        }
+        if is_framed(data) {
+            if let Some(framed) = frame(STORED, data, data) {
+                return Cow::Owned(framed);
+            }
+        }
+        Cow::Borrowed(data)
+    }
+
+    /// `data` compressed into a frame, if the option is on, `data` is large enough and
+    /// compressing makes it smaller.
+    fn compressed(&self, data: &[u8]) -> Option<Vec<u8>> {
+        let algorithm = self.algorithm?;
         if data.len() < self.min_size.max(HEADER + 1) {
-            return Cow::Borrowed(data);
+            return None;
         }
         let body = match algorithm {
             Algorithm::Lz4 => lz4_flex::compress(data),
-            Algorithm::Zstd => match zstd::bulk::compress(data, ZSTD_LEVEL) {
-                Ok(body) => body,
-                Err(_) => return Cow::Borrowed(data),
-            },
+            Algorithm::Zstd => zstd::bulk::compress(data, ZSTD_LEVEL).ok()?,
         };
         if body.len() + HEADER >= data.len() {
-            return Cow::Borrowed(data);
+            return None;
         }
-        let mut framed = Vec::with_capacity(HEADER + body.len());
-        framed.extend_from_slice(&MAGIC);
-        framed.push(algorithm.id());
-        framed.extend_from_slice(&length.to_le_bytes());
-        framed.extend_from_slice(&body);
-        Cow::Owned(framed)
+        frame(algorithm.id(), data, &body)
     }
+}
+
+/// The frame's algorithm byte for data stored as it is.
+const STORED: u8 = 0;
+
+/// A frame of `algorithm` holding `body`, the form of `data` (`None` past 4 GB, which no
+/// session reaches).
+fn frame(algorithm: u8, data: &[u8], body: &[u8]) -> Option<Vec<u8>> {
+    let length = u32::try_from(data.len()).ok()?;
+    let mut framed = Vec::with_capacity(HEADER + body.len());
+    framed.extend_from_slice(&MAGIC);
+    framed.push(algorithm);
+    framed.extend_from_slice(&length.to_le_bytes());
+    framed.extend_from_slice(body);
+    Some(framed)
 }
 
 /// Whether `stored` is a compression frame.
@@ -160,6 +179,7 @@ pub fn unpack(stored: &[u8]) -> Result<Cow<'_, [u8]>, DamagedFrame> {
     }
     let body = &stored[HEADER..];
     let data = match algorithm {
+        STORED => body.to_vec(),
         1 => lz4_flex::decompress(body, length).map_err(|e| DamagedFrame(format!("lz4: {e}")))?,
         2 => zstd::bulk::decompress(body, length).map_err(|e| DamagedFrame(format!("zstd: {e}")))?,
         other => return Err(DamagedFrame(format!("unknown algorithm {other}"))),
@@ -235,6 +255,24 @@ mod tests {
         assert_eq!(Compression::default().pack(&data), Cow::Borrowed(&data[..]));
         let framed = on(Algorithm::Zstd).pack(&data).into_owned();
         assert_eq!(unpack(&framed).as_deref(), Ok(&data[..]));
+    }
+
+    /// Found by the stored_blob fuzz target: data that begins with the magic and is not
+    /// compressed (compression off, under the threshold, or incompressible) was stored
+    /// bare, and its next read took it for a damaged frame.
+    #[test]
+    fn data_that_begins_like_a_frame_round_trips() {
+        let mut lookalike = b"\0FLC\x01\x0a\0\0\0garbage".to_vec();
+        let settings = [Compression::default(), on(Algorithm::Lz4), on(Algorithm::Zstd)];
+        for c in settings {
+            assert_eq!(unpack(&c.pack(&lookalike)).as_deref(), Ok(&lookalike[..]), "{c:?}");
+        }
+        lookalike.extend(cart(100));
+        for c in settings {
+            assert_eq!(unpack(&c.pack(&lookalike)).as_deref(), Ok(&lookalike[..]), "{c:?}");
+        }
+        let cart = cart(100);
+        assert_eq!(Compression::default().pack(&cart), Cow::Borrowed(&cart[..]), "other data stays bare");
     }
 
     #[test]
