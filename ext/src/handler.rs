@@ -46,6 +46,11 @@ pub fn request_ends() {
     shared::note_served(SESSION_OF_REQUEST.with(Cell::get));
 }
 
+/// How long a refusal keeps the cap in force for its session (while others are served):
+/// longer than the `Retry-After: 1` a refused request is told, so clients that honour it
+/// and return together find the cap still in force.
+const REFUSALS_REMEMBERED_MS: u64 = 5_000;
+
 /// A message for PHP, already worded for the admin.
 pub type Problem = String;
 
@@ -258,15 +263,19 @@ impl OpenSession {
     /// a page without one) after the longest of those waits began: visits that ended
     /// before the crowd formed (a login, then a burst of requests on one session) do not
     /// count, nobody else waits for a worker then. Once it has refused a request for the
-    /// session, it stays in force while others were served within the window, so it does
-    /// not let the hammering take the pool back in the gaps between their requests.
+    /// session (within [`REFUSALS_REMEMBERED_MS`]), it stays in force while others were
+    /// served within the window, so the hammering cannot take the pool back in the gaps
+    /// between their requests, nor when its refused clients return together after their
+    /// `Retry-After`.
     fn others_are_served(&self, key: u64, crowd: shared::Crowd) -> bool {
         let Some(window) = self.settings.max_waiters_window else {
             return true;
         };
         let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
-        let window_start = shared::now_ms().saturating_sub(window_ms);
-        let since = if shared::refused_since(key, window_start) {
+        let now = shared::now_ms();
+        let window_start = now.saturating_sub(window_ms);
+        let refused_recently = now.saturating_sub(REFUSALS_REMEMBERED_MS.max(window_ms));
+        let since = if shared::refused_since(key, refused_recently) {
             window_start
         } else {
             crowd.oldest_since_ms.max(window_start)
