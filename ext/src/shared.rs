@@ -6,9 +6,10 @@
 //! The board is mapped once, at module startup, before FPM forks its workers, so every
 //! worker of that master sees the same pages (an anonymous shared mapping; a PHP CLI process
 //! has one of its own). It holds one slot per worker: the worker's PID, a hash of the
-//! session it is waiting for (0: none), and which session its last request used and when
-//! that request ended, so a request can tell whether other visitors are being served
-//! (the cap only protects them: with nobody else to serve, waiting in turn harms no one).
+//! session it is waiting for (0: none) and since when, which sessions its last requests
+//! used and when they ended, and the session it last refused as busy, so a request can
+//! tell whether other visitors are being served (the cap only protects them: with nobody
+//! else to serve, waiting in turn harms no one).
 //! A worker claims a slot on its first request and then only stores into it; counting
 //! reads the slots. No locks, no I/O.
 //!
