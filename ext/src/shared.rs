@@ -19,7 +19,7 @@
 
 use std::cell::Cell;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 /// Slots on the board: more workers under one master than this are not counted (their
@@ -53,6 +53,17 @@ pub const NO_SESSION: u64 = 0;
 
 struct Board {
     slots: &'static [Slot],
+    /// One past the highest slot ever claimed: workers claim the lowest free slot, so the
+    /// used part of the board stays at the front and a count reads only that far.
+    claimed: &'static [AtomicUsize],
+}
+
+impl Board {
+    /// The slots claimed so far (a pool's worth, not all [`SLOTS`]).
+    fn used(&self) -> &[Slot] {
+        let end = self.claimed.first().map_or(0, |c| c.load(Ordering::Acquire));
+        &self.slots[..end.min(self.slots.len())]
+    }
 }
 
 static BOARD: OnceLock<Board> = OnceLock::new();
@@ -66,8 +77,10 @@ thread_local! {
 /// is already mapped. Without a board, nothing is counted and no request is refused.
 pub fn init() {
     BOARD.get_or_init(|| Board {
-        // SAFETY: `Slot` is two atomics.
+        // SAFETY: `Slot` is made of atomics only.
         slots: unsafe { map_zeroed::<Slot>(SLOTS) },
+        // SAFETY: one atomic.
+        claimed: unsafe { map_zeroed::<AtomicUsize>(1) },
     });
 }
 
@@ -125,14 +138,8 @@ fn my_slot(board: &Board) -> Option<&Slot> {
             return board.slots.get(i);
         }
     }
-    let n = board.slots.len();
-    if n == 0 {
-        return None;
-    }
-    let start = (me as usize).wrapping_mul(2_654_435_761) % n;
-    for k in 0..n {
-        let i = (start + k) % n;
-        let slot = &board.slots[i];
+    // The lowest free slot (or one whose worker died), once per worker.
+    for (i, slot) in board.slots.iter().enumerate() {
         let owner = slot.pid.load(Ordering::Acquire);
         let free = owner == 0 || (owner != me && !pid_alive(owner));
         let claimed = owner == me
@@ -143,6 +150,9 @@ fn my_slot(board: &Board) -> Option<&Slot> {
                     .is_ok());
         if claimed {
             slot.waiting_for.store(0, Ordering::Release);
+            if let Some(c) = board.claimed.first() {
+                c.fetch_max(i + 1, Ordering::AcqRel);
+            }
             MINE.with(|m| m.set(Some((me, i))));
             return Some(slot);
         }
@@ -165,7 +175,7 @@ pub fn waiting_for(key: u64) -> Crowd {
     };
     let me = std::process::id();
     let mut crowd = Crowd::default();
-    for slot in board.slots {
+    for slot in board.used() {
         if slot.waiting_for.load(Ordering::Acquire) != key {
             continue;
         }
@@ -197,7 +207,7 @@ pub fn workers() -> u32 {
         return 0;
     };
     let alive = board
-        .slots
+        .used()
         .iter()
         .map(|slot| slot.pid.load(Ordering::Acquire))
         .filter(|pid| *pid != 0 && pid_alive(*pid))
@@ -264,7 +274,7 @@ pub fn refused_since(key: u64, since_ms: u64) -> bool {
     let Some(board) = BOARD.get() else {
         return false;
     };
-    board.slots.iter().any(|slot| {
+    board.used().iter().any(|slot| {
         slot.refused_at_ms.load(Ordering::Acquire) >= since_ms.max(1)
             && slot.refused.load(Ordering::Relaxed) == key
     })
@@ -281,7 +291,7 @@ pub fn others_served_since(key: u64, since_ms: u64) -> bool {
         let at = at.load(Ordering::Acquire);
         at != 0 && at >= since_ms && served.load(Ordering::Relaxed) != key
     };
-    board.slots.iter().any(|slot| {
+    board.used().iter().any(|slot| {
         other(&slot.served_at_ms, &slot.served)
             || other(&slot.earlier_served_at_ms, &slot.earlier_served)
     })
