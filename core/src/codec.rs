@@ -57,7 +57,10 @@ pub enum PhpValue {
         properties: Vec<Property>,
     },
     /// An object serialized by its class's own `serialize()` (`C:`), kept as its payload.
-    Custom { class: String, payload: Vec<u8> },
+    Custom {
+        class: String,
+        payload: Vec<u8>,
+    },
     /// A reference to a value that encloses it (a recursive structure), by PHP's number.
     Recursion(i64),
 }
@@ -101,14 +104,30 @@ pub struct DecodeError {
 }
 
 /// Deeper nesting than this is refused rather than risking the stack (`unserialize()`'s
-/// own default limit, `unserialize_max_depth`, is 4096; sessions are far shallower).
+/// own default limit, `unserialize_max_depth`, is 4096; sessions are far shallower). It
+/// bounds the decoded tree, references included, not only the data as written.
 pub const MAX_DEPTH: usize = 512;
+
+/// A decoded tree may hold this many values (and string bytes) per byte of input, or
+/// [`MIN_EXPANSION_LIMIT`] if that is more; only references can reach it, since data
+/// without them decodes to fewer values than it has bytes.
+pub const EXPANSION_FACTOR: usize = 64;
+
+/// The least expansion limit, so that small sessions sharing a value a few times are
+/// never refused.
+pub const MIN_EXPANSION_LIMIT: usize = 65_536;
+
+/// How many values (and string bytes) data of `len` bytes may decode to.
+pub fn expansion_limit(len: usize) -> usize {
+    len.saturating_mul(EXPANSION_FACTOR)
+        .max(MIN_EXPANSION_LIMIT)
+}
 
 /// Decodes session data in `format`.
 pub fn decode(data: &[u8], format: SessionFormat) -> Result<SessionVars, DecodeError> {
     match format {
         SessionFormat::Php => decode_php(data),
-        SessionFormat::PhpSerialize => decode_php_serialize(data),
+        SessionFormat::PhpSerialize => read_php_serialize(data)?.build(),
     }
 }
 
@@ -116,8 +135,10 @@ pub fn decode(data: &[u8], format: SessionFormat) -> Result<SessionVars, DecodeE
 /// one serialized array, else `php`.
 pub fn decode_any(data: &[u8]) -> Result<SessionVars, DecodeError> {
     if data.starts_with(b"a:") {
-        if let Ok(vars) = decode_php_serialize(data) {
-            return Ok(vars);
+        // Once the data reads as one array it is `php_serialize`: an error building the
+        // tree (a reference bomb) is that format's answer, not a reason to try `php`.
+        if let Ok(read) = read_php_serialize(data) {
+            return read.build();
         }
     }
     decode_php(data)
@@ -126,30 +147,50 @@ pub fn decode_any(data: &[u8]) -> Result<SessionVars, DecodeError> {
 /// Decodes one `serialize()` value (all of `data`).
 pub fn unserialize(data: &[u8]) -> Result<PhpValue, DecodeError> {
     let mut reader = Reader::new(data, "serialize");
-    let value = reader.value(0)?;
+    let root = reader.value(0)?;
     reader.expect_end()?;
-    Ok(value)
+    reader.into_builder().build(root, 0)
 }
 
-fn decode_php_serialize(data: &[u8]) -> Result<SessionVars, DecodeError> {
+/// `php_serialize` data read but not yet built into a tree.
+struct ReadSession {
+    builder: Builder,
+    entries: Vec<(PhpKey, NodeId)>,
+}
+
+impl ReadSession {
+    fn build(mut self) -> Result<SessionVars, DecodeError> {
+        let mut vars = Vec::with_capacity(self.entries.len());
+        for (key, id) in std::mem::take(&mut self.entries) {
+            self.builder.count_bytes(key_len(&key), id)?;
+            vars.push((key_text(&key), self.builder.build(id, 1)?));
+        }
+        Ok(SessionVars {
+            format: SessionFormat::PhpSerialize,
+            vars,
+        })
+    }
+}
+
+fn read_php_serialize(data: &[u8]) -> Result<ReadSession, DecodeError> {
     let format = SessionFormat::PhpSerialize;
     let mut reader = Reader::new(data, format.name());
-    let value = reader.value(0)?;
+    let root = reader.value(0)?;
     reader.expect_end()?;
-    let PhpValue::Array(entries) = value else {
-        return Err(reader.error(0, "the top level is not an array".into()));
+    let entries = match reader.nodes.get_mut(root) {
+        Some((_, Node::Array(entries))) => std::mem::take(entries),
+        _ => return Err(reader.error(0, "the top level is not an array".into())),
     };
-    let vars = entries
-        .into_iter()
-        .map(|(key, value)| (key_text(&key), value))
-        .collect();
-    Ok(SessionVars { format, vars })
+    Ok(ReadSession {
+        builder: reader.into_builder(),
+        entries,
+    })
 }
 
 fn decode_php(data: &[u8]) -> Result<SessionVars, DecodeError> {
     let format = SessionFormat::Php;
     let mut reader = Reader::new(data, format.name());
-    let mut vars = Vec::new();
+    let mut roots = Vec::new();
     while reader.offset < data.len() {
         let rest = &data[reader.offset..];
         let Some(bar) = rest.iter().position(|&b| b == b'|') else {
@@ -158,8 +199,13 @@ fn decode_php(data: &[u8]) -> Result<SessionVars, DecodeError> {
         let raw_name = &rest[..bar];
         let name = String::from_utf8_lossy(raw_name).into_owned();
         reader.offset += bar + 1;
-        let value = reader.value(0)?;
-        vars.push((name, value));
+        let id = reader.value(0)?;
+        roots.push((name, id));
+    }
+    let mut builder = reader.into_builder();
+    let mut vars = Vec::with_capacity(roots.len());
+    for (name, id) in roots {
+        vars.push((name, builder.build(id, 0)?));
     }
     Ok(SessionVars { format, vars })
 }
@@ -172,15 +218,61 @@ fn key_text(key: &PhpKey) -> String {
     }
 }
 
+fn key_len(key: &PhpKey) -> usize {
+    match key {
+        PhpKey::Int(_) => 0,
+        PhpKey::Str(s) => s.len(),
+    }
+}
+
+/// An index into [`Reader::nodes`].
+type NodeId = usize;
+
+/// A value as written, before references are expanded: containers hold their children by
+/// id, and a reference is the id of the value it names, so the data is read into as many
+/// nodes as it has values however often they are referenced.
+enum Node {
+    /// A value without children (scalars, strings, `C:` objects, recursion markers).
+    Leaf(PhpValue),
+    Array(Vec<(PhpKey, NodeId)>),
+    Object {
+        class: String,
+        properties: Vec<(String, Visibility, NodeId)>,
+    },
+}
+
+/// What [`Reader::open`] read: a whole value, or a container whose children follow.
+enum Opened {
+    Done(NodeId),
+    Array {
+        elements: u32,
+        number: usize,
+    },
+    Object {
+        class: String,
+        properties: u32,
+        number: usize,
+    },
+}
+
 /// Reads values one at a time from an offset, numbering them as `unserialize()` does so
 /// that references (`R:n;`, `r:n;`) can be resolved.
+///
+/// `unserialize()` keeps a reference as a reference: `R:` makes both places one PHP
+/// reference to a single zval and `r:` hands out the same object handle, so nothing is
+/// copied and its memory stays proportional to the input. [`PhpValue`] is an owned tree,
+/// so references are shared while reading (a node id, never a copy) and copied only when
+/// the tree is built, under a budget ([`Builder`]): a crafted kilobyte whose arrays each
+/// reference the previous one twice would otherwise double at every level.
 struct Reader<'a> {
     data: &'a [u8],
     offset: usize,
     format: &'static str,
-    /// Values by `unserialize()`'s number minus one; `None` while a value is being read
+    /// Every value read, with the byte offset where it starts.
+    nodes: Vec<(usize, Node)>,
+    /// Node ids by `unserialize()`'s number minus one; `None` while a value is being read
     /// (a reference to it is a recursion).
-    numbered: Vec<Option<PhpValue>>,
+    numbered: Vec<Option<NodeId>>,
 }
 
 impl<'a> Reader<'a> {
@@ -189,6 +281,7 @@ impl<'a> Reader<'a> {
             data,
             offset: 0,
             format,
+            nodes: Vec::new(),
             numbered: Vec::new(),
         }
     }
@@ -198,6 +291,17 @@ impl<'a> Reader<'a> {
             format: self.format,
             position,
             reason,
+        }
+    }
+
+    fn into_builder(self) -> Builder {
+        let limit = expansion_limit(self.data.len());
+        Builder {
+            nodes: self.nodes,
+            format: self.format,
+            limit,
+            values: 0,
+            bytes: 0,
         }
     }
 
@@ -222,11 +326,66 @@ impl<'a> Reader<'a> {
         Ok(token)
     }
 
+    fn push(&mut self, start: usize, node: Node) -> NodeId {
+        self.nodes.push((start, node));
+        self.nodes.len() - 1
+    }
+
     /// Reads one value (numbered, unless it is an `R:` alias, as `unserialize()` does).
-    fn value(&mut self, depth: usize) -> Result<PhpValue, DecodeError> {
+    ///
+    /// This is the one recursive step, kept small: everything but the loops over children
+    /// is in helpers that are never inlined, so that a level costs a small frame even in a
+    /// debug build (it was 4 KB, and [`MAX_DEPTH`] levels of that overflowed a 2 MB thread
+    /// stack before the depth bound was reached).
+    fn value(&mut self, depth: usize) -> Result<NodeId, DecodeError> {
         if depth > MAX_DEPTH {
-            return Err(self.error(self.offset, format!("nested deeper than {MAX_DEPTH} levels")));
+            return Err(self.too_deep());
         }
+        let start = self.offset;
+        match self.open()? {
+            Opened::Done(id) => Ok(id),
+            Opened::Array { elements, number } => {
+                let mut entries = Vec::new();
+                for _ in 0..elements {
+                    let key = self.key()?;
+                    let value = self.value(depth + 1)?;
+                    entries.push((key, value));
+                }
+                self.close(start, number, Node::Array(entries))
+            }
+            Opened::Object {
+                class,
+                properties,
+                number,
+            } => {
+                let mut props = Vec::new();
+                for _ in 0..properties {
+                    let (name, visibility) = self.property_name()?;
+                    let value = self.value(depth + 1)?;
+                    props.push((name, visibility, value));
+                }
+                let node = Node::Object {
+                    class,
+                    properties: props,
+                };
+                self.close(start, number, node)
+            }
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn too_deep(&self) -> DecodeError {
+        self.error(
+            self.offset,
+            format!("nested deeper than {MAX_DEPTH} levels"),
+        )
+    }
+
+    /// Reads a value's first token: the whole value unless it has children, else what
+    /// [`Reader::value`] needs to read them.
+    #[inline(never)]
+    fn open(&mut self) -> Result<Opened, DecodeError> {
         let start = self.offset;
         let token = self.token()?;
         if let PhpToken::Reference {
@@ -234,7 +393,7 @@ impl<'a> Reader<'a> {
             kind: PhpReferenceKind::Alias,
         } = token
         {
-            return self.resolve(id, start);
+            return self.resolve(id, start).map(Opened::Done);
         }
         let number = self.numbered.len();
         self.numbered.push(None);
@@ -244,65 +403,76 @@ impl<'a> Reader<'a> {
             PhpToken::Integer(i) => PhpValue::Int(i),
             PhpToken::Float(f) => PhpValue::Float(f),
             PhpToken::String(s) => PhpValue::Str(s.as_bytes().to_vec()),
-            PhpToken::Array { elements } => {
-                let mut entries = Vec::new();
-                for _ in 0..elements {
-                    let key = self.key()?;
-                    let value = self.value(depth + 1)?;
-                    entries.push((key, value));
-                }
-                self.end(start)?;
-                PhpValue::Array(entries)
-            }
-            PhpToken::Object { class, properties } => {
-                let class = String::from_utf8_lossy(class.as_bytes()).into_owned();
-                let mut props = Vec::new();
-                for _ in 0..properties {
-                    let (name, visibility) = match self.key()? {
-                        PhpKey::Int(i) => (i.to_string(), Visibility::Public),
-                        PhpKey::Str(raw) => {
-                            let property = phpserz::PhpBstr::new(&raw).to_property();
-                            let visibility = match property.visibility() {
-                                PhpVisibility::Public => Visibility::Public,
-                                PhpVisibility::Protected => Visibility::Protected,
-                                PhpVisibility::Private => Visibility::Private,
-                            };
-                            (String::from_utf8_lossy(property.as_bytes()).into_owned(), visibility)
-                        }
-                    };
-                    let value = self.value(depth + 1)?;
-                    props.push(Property {
-                        name,
-                        visibility,
-                        value,
-                    });
-                }
-                self.end(start)?;
-                PhpValue::Object {
-                    class,
-                    properties: props,
-                }
-            }
             PhpToken::CustomObject { class, payload } => PhpValue::Custom {
                 class: String::from_utf8_lossy(class.as_bytes()).into_owned(),
                 payload: payload.as_bytes().to_vec(),
             },
-            PhpToken::Reference { id, .. } => self.resolve(id, start)?,
+            PhpToken::Array { elements } => return Ok(Opened::Array { elements, number }),
+            PhpToken::Object { class, properties } => {
+                return Ok(Opened::Object {
+                    class: String::from_utf8_lossy(class.as_bytes()).into_owned(),
+                    properties,
+                    number,
+                })
+            }
+            PhpToken::Reference { id, .. } => {
+                let id = self.resolve(id, start)?;
+                self.number(number, id);
+                return Ok(Opened::Done(id));
+            }
             PhpToken::End => return Err(self.error(start, "'}' where a value was expected".into())),
         };
+        let id = self.push(start, Node::Leaf(value));
+        self.number(number, id);
+        Ok(Opened::Done(id))
+    }
+
+    /// Reads the `}` after a container's children and stores it under its number.
+    #[inline(never)]
+    fn close(&mut self, start: usize, number: usize, node: Node) -> Result<NodeId, DecodeError> {
+        self.end(start)?;
+        let id = self.push(start, node);
+        self.number(number, id);
+        Ok(id)
+    }
+
+    fn number(&mut self, number: usize, id: NodeId) {
         if let Some(slot) = self.numbered.get_mut(number) {
-            *slot = Some(value.clone());
+            *slot = Some(id);
         }
-        Ok(value)
+    }
+
+    /// A property's name and visibility (PHP marks protected and private in the name).
+    #[inline(never)]
+    fn property_name(&mut self) -> Result<(String, Visibility), DecodeError> {
+        Ok(match self.key()? {
+            PhpKey::Int(i) => (i.to_string(), Visibility::Public),
+            PhpKey::Str(raw) => {
+                let property = phpserz::PhpBstr::new(&raw).to_property();
+                let visibility = match property.visibility() {
+                    PhpVisibility::Public => Visibility::Public,
+                    PhpVisibility::Protected => Visibility::Protected,
+                    PhpVisibility::Private => Visibility::Private,
+                };
+                (
+                    String::from_utf8_lossy(property.as_bytes()).into_owned(),
+                    visibility,
+                )
+            }
+        })
     }
 
     /// An array key or property name: an integer or a string, never numbered.
+    #[inline(never)]
     fn key(&mut self) -> Result<PhpKey, DecodeError> {
         let start = self.offset;
         match self.token()? {
             PhpToken::Integer(i) => Ok(PhpKey::Int(i)),
             PhpToken::String(s) => Ok(PhpKey::Str(s.as_bytes().to_vec())),
-            _ => Err(self.error(start, "an array key that is neither an integer nor a string".into())),
+            _ => Err(self.error(
+                start,
+                "an array key that is neither an integer nor a string".into(),
+            )),
         }
     }
 
@@ -317,18 +487,150 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// The value a reference points to: a copy of it, or a recursion marker if it encloses
-    /// the reference.
-    fn resolve(&self, id: i64, at: usize) -> Result<PhpValue, DecodeError> {
+    /// The value a reference points to: the node it names (shared, not copied), or a
+    /// recursion marker if it encloses the reference.
+    fn resolve(&mut self, id: i64, at: usize) -> Result<NodeId, DecodeError> {
         let slot = usize::try_from(id)
             .ok()
             .and_then(|n| n.checked_sub(1))
-            .and_then(|i| self.numbered.get(i));
+            .and_then(|i| self.numbered.get(i).copied());
         match slot {
-            Some(Some(value)) => Ok(value.clone()),
-            Some(None) => Ok(PhpValue::Recursion(id)),
-            None => Err(self.error(at, format!("a reference to value {id}, which does not exist"))),
+            Some(Some(node)) => Ok(node),
+            Some(None) => Ok(self.push(at, Node::Leaf(PhpValue::Recursion(id)))),
+            None => Err(self.error(
+                at,
+                format!("a reference to value {id}, which does not exist"),
+            )),
         }
+    }
+}
+
+/// Builds the owned tree from the nodes read, copying a node once per place that
+/// references it, and refusing once the tree would pass [`expansion_limit`] values or
+/// string bytes, or [`MAX_DEPTH`] levels. A node is only ever built from nodes read before
+/// it was complete, so the nodes form no cycle and building ends.
+struct Builder {
+    nodes: Vec<(usize, Node)>,
+    format: &'static str,
+    limit: usize,
+    values: usize,
+    bytes: usize,
+}
+
+impl Builder {
+    fn error(&self, id: NodeId, reason: String) -> DecodeError {
+        DecodeError {
+            format: self.format,
+            position: self.nodes.get(id).map_or(0, |(at, _)| *at),
+            reason,
+        }
+    }
+
+    #[inline(never)]
+    fn count_bytes(&mut self, n: usize, id: NodeId) -> Result<(), DecodeError> {
+        self.bytes = self.bytes.saturating_add(n);
+        if self.bytes > self.limit {
+            return Err(self.error(
+                id,
+                format!(
+                    "session data expands past {} bytes of strings through references (a crafted blob?)",
+                    self.limit
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A node's contents, children by id, so that `self` is free to count while building
+    /// them (and the recursive [`Builder::build`] keeps a small frame).
+    #[inline(never)]
+    fn shape(&self, id: NodeId) -> Result<Shape, DecodeError> {
+        match self.nodes.get(id) {
+            Some((_, Node::Leaf(value))) => Ok(Shape::Leaf(value.clone(), leaf_len(value))),
+            Some((_, Node::Array(entries))) => Ok(Shape::Array(entries.clone())),
+            Some((_, Node::Object { class, properties })) => {
+                Ok(Shape::Object(class.clone(), properties.clone()))
+            }
+            None => Err(self.error(id, "a value that was never read".into())),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn limit_error(&self, id: NodeId) -> DecodeError {
+        self.error(
+            id,
+            format!(
+                "session data expands past {} values through references (a crafted blob?)",
+                self.limit
+            ),
+        )
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn depth_error(&self, id: NodeId) -> DecodeError {
+        self.error(
+            id,
+            format!("nested deeper than {MAX_DEPTH} levels (through references)"),
+        )
+    }
+
+    fn build(&mut self, id: NodeId, depth: usize) -> Result<PhpValue, DecodeError> {
+        if depth > MAX_DEPTH {
+            return Err(self.depth_error(id));
+        }
+        self.values += 1;
+        if self.values > self.limit {
+            return Err(self.limit_error(id));
+        }
+        let shape = self.shape(id)?;
+        match shape {
+            Shape::Leaf(value, len) => {
+                self.count_bytes(len, id)?;
+                Ok(value)
+            }
+            Shape::Array(entries) => {
+                let mut out = Vec::with_capacity(entries.len());
+                for (key, child) in entries {
+                    self.count_bytes(key_len(&key), id)?;
+                    out.push((key, self.build(child, depth + 1)?));
+                }
+                Ok(PhpValue::Array(out))
+            }
+            Shape::Object(class, properties) => {
+                self.count_bytes(class.len(), id)?;
+                let mut props = Vec::with_capacity(properties.len());
+                for (name, visibility, child) in properties {
+                    self.count_bytes(name.len(), id)?;
+                    props.push(Property {
+                        name,
+                        visibility,
+                        value: self.build(child, depth + 1)?,
+                    });
+                }
+                Ok(PhpValue::Object {
+                    class,
+                    properties: props,
+                })
+            }
+        }
+    }
+}
+
+/// A node's contents as [`Builder::build`] takes them.
+enum Shape {
+    Leaf(PhpValue, usize),
+    Array(Vec<(PhpKey, NodeId)>),
+    Object(String, Vec<(String, Visibility, NodeId)>),
+}
+
+/// The bytes a leaf holds on the heap.
+fn leaf_len(value: &PhpValue) -> usize {
+    match value {
+        PhpValue::Str(s) => s.len(),
+        PhpValue::Custom { class, payload } => class.len() + payload.len(),
+        _ => 0,
     }
 }
 
@@ -537,13 +839,21 @@ mod tests {
         let value = unserialize(b"a:1:{i:0;R:1;}");
         assert_eq!(
             value,
-            Ok(PhpValue::Array(vec![(PhpKey::Int(0), PhpValue::Recursion(1))]))
+            Ok(PhpValue::Array(vec![(
+                PhpKey::Int(0),
+                PhpValue::Recursion(1)
+            )]))
         );
     }
 
     #[test]
     fn malformed_data_is_an_error_with_its_position() {
-        for bad in ["user|s:50:\"short\";", "noseparator", "x|a:2:{i:0;i:1;}", "x|R:9;"] {
+        for bad in [
+            "user|s:50:\"short\";",
+            "noseparator",
+            "x|a:2:{i:0;i:1;}",
+            "x|R:9;",
+        ] {
             assert!(decode(bad.as_bytes(), SessionFormat::Php).is_err(), "{bad}");
         }
         let e = decode(b"a|i:1;b|x", SessionFormat::Php);
@@ -561,7 +871,10 @@ mod tests {
     #[test]
     fn decode_any_tells_the_formats_apart() {
         let serialized = decode_any(b"a:1:{s:4:\"user\";s:1:\"x\";}");
-        assert_eq!(serialized.map(|v| v.format), Ok(SessionFormat::PhpSerialize));
+        assert_eq!(
+            serialized.map(|v| v.format),
+            Ok(SessionFormat::PhpSerialize)
+        );
         let plain = decode_any(b"a:|i:1;");
         assert_eq!(plain.map(|v| v.format), Ok(SessionFormat::Php));
     }
@@ -574,7 +887,9 @@ mod tests {
         let json = value.map(|v| v.to_json().to_string());
         assert_eq!(
             json.as_deref(),
-            Ok(r#"{"0":[1,2],"m":{"k":{"@binary":"ff00"}},"o":{"@class":"User","name":"x","*age":"INF"}}"#)
+            Ok(
+                r#"{"0":[1,2],"m":{"k":{"@binary":"ff00"}},"o":{"@class":"User","name":"x","*age":"INF"}}"#
+            )
         );
     }
 }

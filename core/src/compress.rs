@@ -161,6 +161,19 @@ pub fn is_framed(stored: &[u8]) -> bool {
     stored.starts_with(&MAGIC)
 }
 
+/// How long the session data in `stored` is once inflated, as far as it tells: the frame
+/// header's length for a frame (checked again when it is inflated), else its own length.
+pub fn inflated_size(stored: &[u8]) -> usize {
+    match stored.get(5..HEADER) {
+        Some(length) if is_framed(stored) => {
+            let mut le = [0u8; 4];
+            le.copy_from_slice(length);
+            u32::from_le_bytes(le) as usize
+        }
+        _ => stored.len(),
+    }
+}
+
 /// The session data in `stored`: inflated if it is a frame, else `stored` itself.
 pub fn unpack(stored: &[u8]) -> Result<Cow<'_, [u8]>, DamagedFrame> {
     if !is_framed(stored) {
@@ -181,7 +194,9 @@ pub fn unpack(stored: &[u8]) -> Result<Cow<'_, [u8]>, DamagedFrame> {
     let data = match algorithm {
         STORED => body.to_vec(),
         1 => lz4_flex::decompress(body, length).map_err(|e| DamagedFrame(format!("lz4: {e}")))?,
-        2 => zstd::bulk::decompress(body, length).map_err(|e| DamagedFrame(format!("zstd: {e}")))?,
+        2 => {
+            zstd::bulk::decompress(body, length).map_err(|e| DamagedFrame(format!("zstd: {e}")))?
+        }
         other => return Err(DamagedFrame(format!("unknown algorithm {other}"))),
     };
     if data.len() != length {
@@ -221,15 +236,34 @@ mod tests {
     fn round_trips_on_both_sides_of_the_threshold() {
         for algorithm in [Algorithm::Lz4, Algorithm::Zstd] {
             let c = on(algorithm);
-            for data in [cart(0), cart(1), cart(50), cart(2000), Vec::new(), vec![0u8; 99], vec![0u8; 100]] {
+            for data in [
+                cart(0),
+                cart(1),
+                cart(50),
+                cart(2000),
+                Vec::new(),
+                vec![0u8; 99],
+                vec![0u8; 100],
+            ] {
                 let packed = c.pack(&data);
                 // Everything here from 100 bytes on compresses well.
-                assert_eq!(is_framed(&packed), data.len() >= 100, "{algorithm:?}, {} bytes", data.len());
+                assert_eq!(
+                    is_framed(&packed),
+                    data.len() >= 100,
+                    "{algorithm:?}, {} bytes",
+                    data.len()
+                );
                 assert_eq!(unpack(&packed).as_deref(), Ok(&data[..]));
             }
             let big = cart(2000);
-            assert!(c.pack(&big).len() * 3 < big.len(), "{algorithm:?} shrinks a cart");
-            assert!(!is_framed(&c.pack(&cart(1))), "below the threshold: as it is");
+            assert!(
+                c.pack(&big).len() * 3 < big.len(),
+                "{algorithm:?} shrinks a cart"
+            );
+            assert!(
+                !is_framed(&c.pack(&cart(1))),
+                "below the threshold: as it is"
+            );
         }
     }
 
@@ -263,16 +297,32 @@ mod tests {
     #[test]
     fn data_that_begins_like_a_frame_round_trips() {
         let mut lookalike = b"\0FLC\x01\x0a\0\0\0garbage".to_vec();
-        let settings = [Compression::default(), on(Algorithm::Lz4), on(Algorithm::Zstd)];
+        let settings = [
+            Compression::default(),
+            on(Algorithm::Lz4),
+            on(Algorithm::Zstd),
+        ];
         for c in settings {
-            assert_eq!(unpack(&c.pack(&lookalike)).as_deref(), Ok(&lookalike[..]), "{c:?}");
+            assert_eq!(
+                unpack(&c.pack(&lookalike)).as_deref(),
+                Ok(&lookalike[..]),
+                "{c:?}"
+            );
         }
         lookalike.extend(cart(100));
         for c in settings {
-            assert_eq!(unpack(&c.pack(&lookalike)).as_deref(), Ok(&lookalike[..]), "{c:?}");
+            assert_eq!(
+                unpack(&c.pack(&lookalike)).as_deref(),
+                Ok(&lookalike[..]),
+                "{c:?}"
+            );
         }
         let cart = cart(100);
-        assert_eq!(Compression::default().pack(&cart), Cow::Borrowed(&cart[..]), "other data stays bare");
+        assert_eq!(
+            Compression::default().pack(&cart),
+            Cow::Borrowed(&cart[..]),
+            "other data stays bare"
+        );
     }
 
     #[test]
@@ -295,7 +345,13 @@ mod tests {
         let mut c = Compression::default();
         assert_eq!(c.take_option("compression", "zstd"), Ok(true));
         assert_eq!(c.take_option("compression_min_size", "512"), Ok(true));
-        assert_eq!(c, Compression { algorithm: Some(Algorithm::Zstd), min_size: 512 });
+        assert_eq!(
+            c,
+            Compression {
+                algorithm: Some(Algorithm::Zstd),
+                min_size: 512
+            }
+        );
         assert!(c.take_option("compression", "gzip").is_err());
         assert!(c.take_option("compression_min_size", "big").is_err());
         assert_eq!(c.take_option("prefix", "x"), Ok(false));
