@@ -21,12 +21,29 @@ pub enum ConfigError {
     Invalid { part: String, reason: &'static str },
     #[error("session.save_path: unknown option \"{option}\"; known options are {known}")]
     UnknownOption { option: String, known: &'static str },
-    #[error("session.save_path: cannot read password_file \"{path}\": {cause}")]
-    PasswordFile { path: String, cause: String },
-    #[error("session.save_path: password_env names environment variable \"{name}\", but {cause} (for PHP-FPM, pass it with env[{name}] in the pool config, or clear_env = no)")]
-    PasswordEnv { name: String, cause: &'static str },
+    /// `option` is `password_file` or `sentinel_password_file`.
+    #[error("session.save_path: cannot read {option} \"{path}\": {cause}")]
+    PasswordFile {
+        option: &'static str,
+        path: String,
+        cause: String,
+    },
+    /// `option` is `password_env` or `sentinel_password_env`.
+    #[error("session.save_path: {option} names environment variable \"{name}\", but {cause} (for PHP-FPM, pass it with env[{name}] in the pool config, or clear_env = no)")]
+    PasswordEnv {
+        option: &'static str,
+        name: String,
+        cause: &'static str,
+    },
     #[error("session.save_path: the {what} has a bad %-escape; write a literal % as %25")]
     BadEscape { what: &'static str },
+    /// The file guard (PHP's open_basedir, in the extension) refused a file a setting names.
+    #[error("session.save_path: {option} \"{path}\" is not within open_basedir: Fleet does not read files PHP itself may not open")]
+    OutsideOpenBasedir { option: &'static str, path: String },
+    /// An error whose quote of the value was dropped because it overlapped a part that may
+    /// hold a password (an unencoded `/ ? # @ &` makes where a password ends ambiguous).
+    #[error("session.save_path: {problem} (the part is not quoted, as it may hold a password; percent-encode any / ? # @ & = % in a password)")]
+    Redacted { problem: String },
 }
 
 /// Why a session operation did not happen. The endpoint is always without credentials.
@@ -53,7 +70,7 @@ pub enum StoreError {
         session: String,
         holder: Option<crate::lease::Holder>,
     },
-    #[error("this request's session lock was gone when it wrote: it held the lock for {:.1} s, and {why}. Another request may have changed the session, so this request's changes were not saved", held.as_secs_f64())]
+    #[error("this request's session lock was gone when it wrote or destroyed the session: it held the lock for {:.1} s, and {why}. Another request may have changed the session, so this request's changes (or its session_destroy()) were not saved", held.as_secs_f64())]
     LockLost { held: Duration, why: String },
     #[error("the connection to {endpoint} that held this session's lock was lost, so the server released the lock and another request may have changed the session; this request's changes were not saved")]
     LockConnectionLost { endpoint: String },
@@ -66,6 +83,13 @@ pub enum StoreError {
         endpoint: String,
         session: String,
         cause: String,
+    },
+    #[error("{endpoint}: session {session} is {size} bytes once read (inflated), more than the {limit} bytes this process can take now; it was left as it is and this request has no session")]
+    TooLarge {
+        endpoint: String,
+        session: String,
+        size: usize,
+        limit: usize,
     },
     #[error("session id rejected: {0}")]
     InvalidId(#[from] InvalidId),

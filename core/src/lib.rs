@@ -33,7 +33,9 @@ pub mod open;
 pub mod redis;
 pub mod store;
 
-pub use config::{parse_save_path, MySqlConfig, MySqlLockMode, RedisConfig, StoreConfig, Timeouts};
+pub use config::{
+    parse_save_path, set_file_guard, MySqlConfig, MySqlLockMode, RedisConfig, StoreConfig, Timeouts,
+};
 pub use error::{ConfigError, StoreError};
 pub use id::SessionId;
 pub use inventory::{Inventory, StoredSession};

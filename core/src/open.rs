@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use crate::compress::{self, Compression};
 use crate::config::{StoreConfig, Timeouts};
-use crate::store::{HeldLock, LockPolicy, ReadOutcome};
 use crate::error::StoreError;
 use crate::id::SessionId;
 use crate::inventory::{Inventory, ReadError, StoredSession};
@@ -14,6 +13,7 @@ use crate::lease::LeaseStore;
 use crate::mysql::MySqlStore;
 use crate::redis::RedisStore;
 use crate::store::SessionStore;
+use crate::store::{HeldLock, LockPolicy, ReadOutcome};
 
 /// The store a save_path describes, not yet connected, before it is put to one use.
 pub enum Backend {
@@ -36,7 +36,11 @@ impl Backend {
             Backend::Redis(s) => Box::new(s),
             Backend::MySql(s) => Box::new(s),
         };
-        Box::new(Framed { inner, compression })
+        Box::new(Framed {
+            inner,
+            compression,
+            read_limit: usize::MAX,
+        })
     }
 
     pub fn into_lease_store(self) -> Box<dyn LeaseStore> {
@@ -60,6 +64,29 @@ impl Backend {
 struct Framed {
     inner: Box<dyn SessionStore>,
     compression: Compression,
+    /// See [`SessionStore::set_read_limit`].
+    read_limit: usize,
+}
+
+impl Framed {
+    /// Refuses data of `size` bytes over the read limit, releasing the lock just taken:
+    /// nobody can use the session in this process, but nobody must wait for it either.
+    fn refuse_too_large(
+        &mut self,
+        id: &SessionId,
+        outcome: &ReadOutcome,
+        size: usize,
+    ) -> StoreError {
+        if let Some(lock) = &outcome.lock {
+            let _ = self.inner.unlock(id, lock);
+        }
+        StoreError::TooLarge {
+            endpoint: self.inner.endpoint().to_owned(),
+            session: id.abbreviated(),
+            size,
+            limit: self.read_limit,
+        }
+    }
 }
 
 impl SessionStore for Framed {
@@ -91,8 +118,21 @@ impl SessionStore for Framed {
         self.inner.lock_policy(requested)
     }
 
-    fn lock_and_read(&mut self, id: &SessionId, policy: LockPolicy) -> Result<ReadOutcome, StoreError> {
+    fn set_read_limit(&mut self, limit: usize) {
+        self.read_limit = limit;
+    }
+
+    fn lock_and_read(
+        &mut self,
+        id: &SessionId,
+        policy: LockPolicy,
+    ) -> Result<ReadOutcome, StoreError> {
         let mut outcome = self.inner.lock_and_read(id, policy)?;
+        // Checked on the size the frame declares, before inflating anything.
+        let size = outcome.data.as_deref().map_or(0, compress::inflated_size);
+        if size > self.read_limit {
+            return Err(self.refuse_too_large(id, &outcome, size));
+        }
         let Some(stored) = outcome.data.as_deref().filter(|d| compress::is_framed(d)) else {
             return Ok(outcome);
         };

@@ -4,9 +4,17 @@
 //! [`mysql`] (one server or a failover host list). This module holds what they share: the
 //! scheme dispatch, credentials (inline, from a file, from the environment), timeouts, the
 //! query-string reader and `%`-decoding. Errors quote the offending part of the value, never
-//! a password.
+//! a password: the userinfo is taken out before anything else is parsed, and every error
+//! leaves [`parse_save_path`] through [`scrub`], which drops a quote that overlaps a part of
+//! the value that may hold a password.
+//!
+//! Files a setting names (`password_file`, `sentinel_password_file`, `tls_ca_file`) pass the
+//! process's file guard ([`set_file_guard`]; PHP's open_basedir in the extension) before
+//! Fleet opens them, so a tenant of a shared host cannot make Fleet read another's file.
 
 use std::fmt;
+use std::path::Path;
+use std::sync::RwLock;
 use std::time::Duration;
 
 use crate::error::ConfigError;
@@ -18,8 +26,8 @@ mod redis;
 pub use lifetimes::{BotPattern, Lifetimes, DEFAULT_BOT_PATTERN};
 
 pub use mysql::{
-    MySqlConfig, MySqlEndpoint, MySqlLockMode, MySqlProcedures, MySqlTls, DEFAULT_GC_INTERVAL,
-    DEFAULT_TABLE, MAX_TABLE_FOR_PROCEDURES,
+    validate_table_name, MySqlConfig, MySqlEndpoint, MySqlLockMode, MySqlProcedures, MySqlTls,
+    DEFAULT_GC_INTERVAL, DEFAULT_TABLE, MAX_TABLE_FOR_PROCEDURES,
 };
 pub use redis::{
     host_port, RedisConfig, RedisEndpoint, RedisTls, DEFAULT_PREFIX, DEFAULT_SENTINEL_PORT,
@@ -51,6 +59,51 @@ impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("***")
     }
+}
+
+/// The check installed by [`set_file_guard`]; `None` (fleetctl, tests) allows every file.
+/// A lock rather than a `OnceLock` so a test can install a guard of its own.
+static FILE_GUARD: RwLock<Option<fn(&Path) -> bool>> = RwLock::new(None);
+
+/// Installs the check every file named by a setting must pass before Fleet opens it (the PHP extension installs PHP's open_basedir check). Returns whether it is allowed.
+pub fn set_file_guard(guard: fn(&std::path::Path) -> bool) {
+    // A fn pointer cannot be left half-written, so a poisoned lock still holds a valid value.
+    let mut slot = FILE_GUARD
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    *slot = Some(guard);
+}
+
+fn installed_guard() -> fn(&Path) -> bool {
+    let slot = FILE_GUARD
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    slot.unwrap_or(|_| true)
+}
+
+/// Whether the installed guard lets Fleet open `path`.
+pub(crate) fn file_allowed(path: &Path) -> bool {
+    installed_guard()(path)
+}
+
+/// Refuses `path`, named by setting `option`, unless `guard` allows it.
+pub(crate) fn check_file_with(
+    guard: fn(&Path) -> bool,
+    option: &'static str,
+    path: &str,
+) -> Result<(), ConfigError> {
+    match guard(Path::new(path)) {
+        true => Ok(()),
+        false => Err(ConfigError::OutsideOpenBasedir {
+            option,
+            path: path.to_owned(),
+        }),
+    }
+}
+
+/// Refuses `path`, named by setting `option`, unless the installed guard allows it.
+pub(crate) fn check_file(option: &'static str, path: &str) -> Result<(), ConfigError> {
+    check_file_with(installed_guard(), option, path)
 }
 
 /// save_path options override them per pool.
@@ -106,37 +159,203 @@ impl StoreConfig {
 /// never a password.
 pub fn parse_save_path(save_path: &str) -> Result<StoreConfig, ConfigError> {
     let save_path = save_path.trim();
+    parse_unscrubbed(save_path).map_err(|e| scrub(e, &secret_regions(save_path)))
+}
+
+fn parse_unscrubbed(save_path: &str) -> Result<StoreConfig, ConfigError> {
     if save_path.is_empty() {
         return Err(ConfigError::Empty);
     }
-    let Some((scheme, rest)) = save_path.split_once("://") else {
+    let Some((scheme, rest)) = split_scheme(save_path) else {
         return Err(ConfigError::NoScheme {
             value: redact_userinfo(save_path),
         });
     };
-    match scheme.to_ascii_lowercase().as_str() {
+    let scheme = scheme.to_ascii_lowercase();
+    let (userinfo, rest) = split_userinfo(&scheme, rest);
+    match scheme.as_str() {
         "redis" | "tcp" | "rediss" | "tls" | "unix" | "redis+sentinel" | "rediss+sentinel"
         | "redis+cluster" | "rediss+cluster" => {
-            redis::parse(&scheme.to_ascii_lowercase(), rest).map(StoreConfig::Redis)
+            redis::parse(&scheme, userinfo, rest).map(StoreConfig::Redis)
         }
-        "mysql" | "mariadb" => mysql::parse(rest).map(StoreConfig::MySql),
-        other => Err(ConfigError::UnknownScheme {
-            scheme: other.to_owned(),
-        }),
+        "mysql" | "mariadb" => mysql::parse(userinfo, rest).map(StoreConfig::MySql),
+        _ => Err(ConfigError::UnknownScheme { scheme }),
     }
 }
 
-/// Replaces the userinfo of something that looks like a URL with `***`, for error messages.
-pub fn redact_userinfo(value: &str) -> String {
-    let (head, tail) = match value.split_once("://") {
-        Some((scheme, rest)) => (format!("{scheme}://"), rest),
-        None => (String::new(), value),
-    };
-    let authority_end = tail.find(['/', '?']).unwrap_or(tail.len());
-    match tail[..authority_end].rfind('@') {
-        Some(at) => format!("{head}***@{}", &tail[at + 1..]),
-        None => format!("{head}{tail}"),
+/// `scheme` and what follows `://`, if the value starts with a scheme. A "scheme" with
+/// characters no scheme has (`u:pw@h://…`) is not one, and is not quoted as one.
+fn split_scheme(value: &str) -> Option<(&str, &str)> {
+    let (scheme, rest) = value.split_once("://")?;
+    let plain = scheme
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+    (!scheme.is_empty() && plain).then_some((scheme, rest))
+}
+
+/// Takes the userinfo (`user:password`) off what follows `scheme://`, before anything else
+/// is parsed, so no later step sees it.
+///
+/// A password should have `/ ? # @` percent-encoded, but often does not (base64 has `/`).
+/// So the userinfo ends at the last `@`, not at the first `/` or `?`, except that an `@`
+/// after `?name=` is in the query (`?prefix=a@b`, `?auth=p@ss`), and `unix:///path` has
+/// none. Where this guess is wrong the value does not parse, and [`scrub`] keeps the error
+/// from quoting the password.
+fn split_userinfo<'a>(scheme: &str, rest: &'a str) -> (Option<&'a str>, &'a str) {
+    if scheme == "unix" && rest.starts_with('/') {
+        return (None, rest);
     }
+    let in_query = |before: &str| before.find('?').is_some_and(|q| before[q..].contains('='));
+    match rest
+        .match_indices('@')
+        .rev()
+        .map(|(at, _)| at)
+        .find(|&at| !in_query(&rest[..at]))
+    {
+        Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
+        None => (None, rest),
+    }
+}
+
+/// Options whose value is a password. `sentinel_password` is not one of Fleet's, but
+/// someone will write it, and its value is a password all the same.
+const PASSWORD_OPTIONS: &[&str] = &["auth", "password", "sentinel_password"];
+
+/// The parts of `save_path` that may hold a password, raw and %-decoded: everything before
+/// its last `@` (a userinfo, or a password whose `/ ? @` hid where it ends), and the query
+/// from the value of the first password option on (an unencoded `&` in the password makes
+/// the rest of it look like more options).
+fn secret_regions(save_path: &str) -> Vec<String> {
+    let (scheme, rest) = match split_scheme(save_path) {
+        Some((scheme, rest)) => (scheme.to_ascii_lowercase(), rest),
+        None => (String::new(), save_path),
+    };
+    let mut regions = Vec::new();
+    if let Some(at) = rest.rfind('@') {
+        regions.push(rest[..at].to_owned());
+    }
+    let (_, after_userinfo) = split_userinfo(&scheme, rest);
+    let (_, query) = split_query(after_userinfo);
+    let mut offset = 0;
+    for pair in query.split('&') {
+        let (name, _) = pair.split_once('=').unwrap_or((pair, ""));
+        if PASSWORD_OPTIONS.contains(&decode_lossy(name).as_str()) {
+            let value_at = offset + (name.len() + 1).min(pair.len());
+            regions.push(query[value_at..].to_owned());
+            break;
+        }
+        offset += pair.len() + 1;
+    }
+    for decoded in regions.iter().map(|r| decode_lossy(r)).collect::<Vec<_>>() {
+        if !regions.contains(&decoded) {
+            regions.push(decoded);
+        }
+    }
+    regions.retain(|r| !r.is_empty());
+    regions
+}
+
+/// `%XX` decoded where it is a valid escape, everything else kept: the text an error may
+/// quote after decoding.
+fn decode_lossy(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escape = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match escape {
+            Some(b) => {
+                out.push(b);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Whether `quote` and `region` share a piece long enough to give a password away: 4
+/// characters, or all of the shorter one.
+fn overlaps(quote: &str, region: &str) -> bool {
+    let chars: Vec<char> = quote.chars().collect();
+    let n = 4.min(chars.len()).min(region.chars().count());
+    n > 0
+        && chars
+            .windows(n)
+            .any(|w| region.contains(&w.iter().collect::<String>()))
+}
+
+/// `e` as it may be shown: if a part it quotes overlaps one of `regions` (the parts of the
+/// value that may hold a password), the same problem without the quote.
+fn scrub(e: ConfigError, regions: &[String]) -> ConfigError {
+    let unsafe_quote = |quote: &str| regions.iter().any(|r| overlaps(quote, r));
+    let problem = match &e {
+        ConfigError::NoScheme { value } if unsafe_quote(value) => {
+            "it has no scheme; write it as redis://host:port or mysql://user@host/database"
+                .to_owned()
+        }
+        ConfigError::UnknownScheme { scheme } if unsafe_quote(scheme) => {
+            "the scheme is not supported; use redis://, rediss://, unix://, redis+sentinel://, rediss+sentinel://, redis+cluster://, rediss+cluster:// or mysql://".to_owned()
+        }
+        ConfigError::Invalid { part, reason } if unsafe_quote(part) => (*reason).to_owned(),
+        ConfigError::UnknownOption { option, known } if unsafe_quote(option) => {
+            format!("an unknown option; known options are {known}")
+        }
+        ConfigError::PasswordFile {
+            option,
+            path,
+            cause,
+        } if unsafe_quote(path) => format!("cannot read {option}: {cause}"),
+        ConfigError::PasswordEnv {
+            option,
+            name,
+            cause,
+        } if unsafe_quote(name) => {
+            format!("{option} names an environment variable, but {cause}")
+        }
+        ConfigError::OutsideOpenBasedir { option, path } if unsafe_quote(path) => {
+            format!("{option} names a file that is not within open_basedir: Fleet does not read files PHP itself may not open")
+        }
+        _ => return e,
+    };
+    ConfigError::Redacted { problem }
+}
+
+/// Replaces the userinfo of something that looks like a URL with `***`, and the value of a
+/// password option and the rest of the query after it, for error messages.
+pub fn redact_userinfo(value: &str) -> String {
+    let (head, scheme, tail) = match split_scheme(value) {
+        Some((scheme, rest)) => (format!("{scheme}://"), scheme.to_ascii_lowercase(), rest),
+        None => (String::new(), String::new(), value),
+    };
+    let (userinfo, after) = split_userinfo(&scheme, tail);
+    let mut out = head;
+    if userinfo.is_some() {
+        out.push_str("***@");
+    }
+    let (before_query, query) = split_query(after);
+    out.push_str(before_query);
+    if after.len() > before_query.len() {
+        out.push('?');
+    }
+    let mut pairs = Vec::new();
+    for pair in query.split('&') {
+        let name = pair.split_once('=').map_or(pair, |(name, _)| name);
+        if PASSWORD_OPTIONS.contains(&decode_lossy(name).as_str()) {
+            pairs.push(format!("{name}=***"));
+            break;
+        }
+        pairs.push(pair.to_owned());
+    }
+    out.push_str(&pairs.join("&"));
+    out
 }
 
 pub(crate) fn split_query(rest: &str) -> (&str, &str) {
@@ -288,8 +507,8 @@ impl Credentials {
     ) -> Result<bool, ConfigError> {
         match name {
             "user" | "username" => self.user = Some(value.to_owned()).filter(|v| !v.is_empty()),
-            "password_file" => self.set_password(Some(read_password_file(value)?)),
-            "password_env" => self.set_password(Some(read_password_env(value)?)),
+            "password_file" => self.set_password(Some(read_password_file("password_file", value)?)),
+            "password_env" => self.set_password(Some(read_password_env("password_env", value)?)),
             _ if inline.contains(&name) => {
                 self.set_password(Some(Secret::new(value)).filter(|s| !s.expose().is_empty()))
             }
@@ -337,8 +556,19 @@ pub(crate) fn query_pairs<'a>(
     })
 }
 
-pub(crate) fn read_password_file(path: &str) -> Result<Secret, ConfigError> {
+/// The password in file `path`, named by setting `option`, once the file guard allows it.
+pub(crate) fn read_password_file(option: &'static str, path: &str) -> Result<Secret, ConfigError> {
+    read_password_file_with(installed_guard(), option, path)
+}
+
+pub(crate) fn read_password_file_with(
+    guard: fn(&Path) -> bool,
+    option: &'static str,
+    path: &str,
+) -> Result<Secret, ConfigError> {
+    check_file_with(guard, option, path)?;
     let contents = std::fs::read_to_string(path).map_err(|e| ConfigError::PasswordFile {
+        option,
         path: path.to_owned(),
         cause: e.to_string(),
     })?;
@@ -347,6 +577,7 @@ pub(crate) fn read_password_file(path: &str) -> Result<Secret, ConfigError> {
     let password = contents.trim_end_matches(['\r', '\n']);
     if password.is_empty() {
         return Err(ConfigError::PasswordFile {
+            option,
             path: path.to_owned(),
             cause: "the file is empty".into(),
         });
@@ -354,21 +585,18 @@ pub(crate) fn read_password_file(path: &str) -> Result<Secret, ConfigError> {
     Ok(Secret::new(password))
 }
 
-pub(crate) fn read_password_env(name: &str) -> Result<Secret, ConfigError> {
+/// The password in environment variable `name`, named by setting `option`.
+pub(crate) fn read_password_env(option: &'static str, name: &str) -> Result<Secret, ConfigError> {
+    let refuse = |cause| ConfigError::PasswordEnv {
+        option,
+        name: name.to_owned(),
+        cause,
+    };
     match std::env::var(name) {
         Ok(v) if !v.is_empty() => Ok(Secret::new(v)),
-        Ok(_) => Err(ConfigError::PasswordEnv {
-            name: name.to_owned(),
-            cause: "it is empty",
-        }),
-        Err(std::env::VarError::NotPresent) => Err(ConfigError::PasswordEnv {
-            name: name.to_owned(),
-            cause: "it is not set",
-        }),
-        Err(std::env::VarError::NotUnicode(_)) => Err(ConfigError::PasswordEnv {
-            name: name.to_owned(),
-            cause: "it is not valid UTF-8",
-        }),
+        Ok(_) => Err(refuse("it is empty")),
+        Err(std::env::VarError::NotPresent) => Err(refuse("it is not set")),
+        Err(std::env::VarError::NotUnicode(_)) => Err(refuse("it is not valid UTF-8")),
     }
 }
 
@@ -399,4 +627,114 @@ pub(crate) fn percent_decode(value: &str, what: &'static str) -> Result<String, 
         i += 1;
     }
     String::from_utf8(out).map_err(|_| ConfigError::BadEscape { what })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+    use std::sync::OnceLock;
+
+    /// A directory the test guards refuse, with a readable password file in it.
+    fn forbidden_dir() -> &'static PathBuf {
+        static DIR: OnceLock<PathBuf> = OnceLock::new();
+        DIR.get_or_init(|| {
+            let dir = std::env::temp_dir().join(format!("fleet-basedir-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).expect("temp dir");
+            std::fs::write(dir.join("pw"), "tenant-b-secret\n").expect("password file");
+            dir
+        })
+    }
+
+    fn refuse_forbidden(path: &Path) -> bool {
+        !path.starts_with(forbidden_dir())
+    }
+
+    #[test]
+    fn a_refused_password_file_is_not_read_and_the_error_names_the_option() {
+        let path = forbidden_dir().join("pw");
+        let path = path.to_str().expect("utf-8 temp path");
+        // Readable: only the guard stands between it and the server.
+        assert!(read_password_file_with(|_| true, "password_file", path).is_ok());
+        for option in ["password_file", "sentinel_password_file"] {
+            let e = read_password_file_with(refuse_forbidden, option, path).expect_err(option);
+            assert_eq!(
+                e,
+                ConfigError::OutsideOpenBasedir {
+                    option,
+                    path: path.to_owned()
+                }
+            );
+            let message = e.to_string();
+            assert!(
+                message.contains(&format!("{option} \"{path}\" is not within open_basedir")),
+                "{message}"
+            );
+            assert!(!message.contains("tenant-b-secret"), "{message}");
+        }
+    }
+
+    #[test]
+    fn the_guard_sees_every_file_before_it_is_opened() {
+        // A file that does not exist is refused as outside, not reported as missing: the
+        // guard runs first, so Fleet does not even tell whether another tenant's file exists.
+        let missing = forbidden_dir().join("nope");
+        let missing = missing.to_str().expect("utf-8 temp path");
+        assert!(matches!(
+            read_password_file_with(refuse_forbidden, "password_file", missing),
+            Err(ConfigError::OutsideOpenBasedir { .. })
+        ));
+        assert!(check_file_with(refuse_forbidden, "tls_ca_file", "/etc/ssl/ca.pem").is_ok());
+        assert!(matches!(
+            check_file_with(refuse_forbidden, "tls_ca_file", missing),
+            Err(ConfigError::OutsideOpenBasedir {
+                option: "tls_ca_file",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_quote_is_dropped_only_where_it_overlaps_a_secret_region() {
+        let regions = secret_regions("redis://u:hunter2@h?timeout=-1");
+        assert_eq!(regions, vec!["u:hunter2".to_owned()]);
+        let kept = scrub(
+            ConfigError::Invalid {
+                part: "timeout=-1".into(),
+                reason: "r",
+            },
+            &regions,
+        );
+        assert!(matches!(kept, ConfigError::Invalid { .. }), "{kept:?}");
+        let dropped = scrub(
+            ConfigError::Invalid {
+                part: "hunter".into(),
+                reason: "r",
+            },
+            &regions,
+        );
+        assert_eq!(
+            dropped,
+            ConfigError::Redacted {
+                problem: "r".into()
+            }
+        );
+        assert_eq!(
+            secret_regions("redis://h?prefix=x&%61uth=a%26b&c"),
+            vec!["a%26b&c".to_owned(), "a&b&c".to_owned()]
+        );
+    }
+
+    #[test]
+    fn redact_userinfo_hides_the_userinfo_and_password_options() {
+        for (value, shown) in [
+            ("redis://u:hunter2@h:1/0", "redis://***@h:1/0"),
+            ("redis://:pa/ss@h", "redis://***@h"),
+            ("u:pa/ss@h:6379", "***@h:6379"),
+            ("h?prefix=a@b&auth=x&y=z", "h?prefix=a@b&auth=***"),
+            ("unix:///run/a@b.sock", "unix:///run/a@b.sock"),
+        ] {
+            assert_eq!(redact_userinfo(value), shown, "{value}");
+        }
+    }
 }

@@ -6,6 +6,9 @@
 //! mysql://[user[:password]@]/database?socket=/run/mysqld/mysqld.sock[&options]
 //! ```
 //!
+//! The table name is spliced into SQL text, so [`validate_table_name`] admits only plain
+//! identifiers; `fleetctl schema --table` applies the same check.
+//!
 //! Options: `table`, `lock` (`advisory`, `row`, `none`), `procedures` (`auto`, `1`, `0`),
 //! `create_table`, `connect_timeout`,
 //! `timeout` (alias `read_timeout`), `user`, `password_file`, `password_env`, `socket`,
@@ -22,8 +25,8 @@ use std::time::Duration;
 
 use super::lifetimes::Lifetimes;
 use super::{
-    host_port, parse_bool, parse_host_list, parse_seconds, parse_seconds_long, percent_decode,
-    query_pairs, split_query, Credentials, Secret, Timeouts,
+    check_file, host_port, parse_bool, parse_host_list, parse_seconds, parse_seconds_long,
+    percent_decode, query_pairs, split_query, Credentials, Secret, Timeouts,
 };
 use crate::error::ConfigError;
 
@@ -181,18 +184,14 @@ impl MySqlConfig {
     }
 }
 
-/// Parses what follows `mysql://`.
-pub(super) fn parse(rest: &str) -> Result<MySqlConfig, ConfigError> {
+/// Parses what follows `mysql://`, with its `userinfo` already taken off `rest`.
+pub(super) fn parse(userinfo: Option<&str>, rest: &str) -> Result<MySqlConfig, ConfigError> {
     let (before_query, query) = split_query(rest);
-    let Some((authority, database)) = before_query.split_once('/') else {
+    let Some((hostport, database)) = before_query.split_once('/') else {
         return Err(ConfigError::Invalid {
-            part: format!("mysql://{}", super::redact_userinfo(before_query)),
+            part: format!("mysql://{before_query}"),
             reason: "the database is missing; write mysql://user@host/database",
         });
-    };
-    let (userinfo, hostport) = match authority.rfind('@') {
-        Some(at) => (Some(&authority[..at]), &authority[at + 1..]),
-        None => (None, authority),
     };
     let database = percent_decode(database, "database name")?;
     if database.is_empty() || database.len() > 64 || database.contains(['/', '\\', '.', '\0']) {
@@ -230,7 +229,7 @@ pub(super) fn parse(rest: &str) -> Result<MySqlConfig, ConfigError> {
             continue;
         }
         match name.as_str() {
-            "table" => config.table = parse_table(&value)?,
+            "table" => config.table = validate_table_name(&value)?,
             "lock" => config.lock = parse_lock_mode(&value)?,
             "procedures" => config.procedures = parse_procedures(&value)?,
             "create_table" => config.create_table = parse_bool(&name, &value)?,
@@ -273,7 +272,12 @@ pub(super) fn parse(rest: &str) -> Result<MySqlConfig, ConfigError> {
                 }
             }
             "tls_verify" => tls_verify = Some(parse_bool(&name, &value)?),
-            "tls_ca_file" => tls_ca_file = Some(PathBuf::from(value)),
+            "tls_ca_file" => {
+                // The mysql crate reads it when it connects; refuse it here, where the
+                // setting is named, so it is never read.
+                check_file("tls_ca_file", &value)?;
+                tls_ca_file = Some(PathBuf::from(value))
+            }
             _ => {
                 return Err(ConfigError::UnknownOption {
                     option: name,
@@ -313,8 +317,10 @@ pub(super) fn parse(rest: &str) -> Result<MySqlConfig, ConfigError> {
     Ok(config)
 }
 
-/// A table name goes into SQL text, so only plain identifiers are accepted.
-fn parse_table(value: &str) -> Result<String, ConfigError> {
+/// A table name goes into SQL text (back-quoted), so only plain identifiers are accepted:
+/// ASCII letters, digits and `_`, 1 to 64 of them. The one check for `table=` and for
+/// `fleetctl schema --table`.
+pub fn validate_table_name(value: &str) -> Result<String, ConfigError> {
     let plain = value
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b == b'_');

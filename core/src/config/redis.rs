@@ -4,7 +4,7 @@
 //! redis://[user[:password]@]host[:port][/db][?options]
 //! rediss://…                      (TLS)
 //! tcp://host:port?…               (phpredis spelling of redis://)
-//! unix:///path/to/redis.sock[?options]
+//! unix://[user[:password]@]/path/to/redis.sock[?options]
 //! redis+sentinel://[user[:password]@]s1:26379,s2:26379,s3:26379/MASTER_NAME[/db][?options]
 //! rediss+sentinel://…             (TLS to the sentinels and the data nodes)
 //! redis+cluster://[user[:password]@]n1:7000,n2:7001,n3:7002[?options]   (seed nodes)
@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use super::lifetimes::Lifetimes;
 use super::{
-    parse_bool, parse_host_list, parse_host_port, parse_seconds, parse_seconds_long,
+    check_file, parse_bool, parse_host_list, parse_host_port, parse_seconds, parse_seconds_long,
     percent_decode, query_pairs, read_password_env, read_password_file, split_query, Credentials,
     Secret, Timeouts,
 };
@@ -200,17 +200,22 @@ impl RedisConfig {
     }
 }
 
-/// Parses what follows `scheme://` of a Redis save_path (`scheme` in lower case).
-pub(super) fn parse(scheme: &str, rest: &str) -> Result<RedisConfig, ConfigError> {
+/// Parses what follows `scheme://` of a Redis save_path (`scheme` in lower case), with its
+/// `userinfo` already taken off `rest`.
+pub(super) fn parse(
+    scheme: &str,
+    userinfo: Option<&str>,
+    rest: &str,
+) -> Result<RedisConfig, ConfigError> {
     let tls = scheme.starts_with("rediss") || scheme == "tls";
     let plain_tls = || RedisTls {
         verify: true,
         ca_file: None,
     };
     match scheme {
-        "unix" => parse_unix(rest),
+        "unix" => parse_unix(userinfo, rest),
         "redis+sentinel" | "rediss+sentinel" => {
-            let (config, path, query) = network(rest, |hosts| {
+            let (config, path, query) = network(userinfo, rest, |hosts| {
                 Ok(RedisEndpoint::Sentinel {
                     sentinels: parse_host_list(hosts, DEFAULT_SENTINEL_PORT)?,
                     master: String::new(),
@@ -238,7 +243,7 @@ pub(super) fn parse(scheme: &str, rest: &str) -> Result<RedisConfig, ConfigError
             apply_options(config, query)
         }
         "redis+cluster" | "rediss+cluster" => {
-            let (config, path, query) = network(rest, |hosts| {
+            let (config, path, query) = network(userinfo, rest, |hosts| {
                 Ok(RedisEndpoint::Cluster {
                     seeds: parse_host_list(hosts, 6379)?,
                     tls: tls.then(plain_tls),
@@ -270,7 +275,7 @@ pub(super) fn parse(scheme: &str, rest: &str) -> Result<RedisConfig, ConfigError
             Ok(config)
         }
         _ => {
-            let (mut config, path, query) = network(rest, |hostport| {
+            let (mut config, path, query) = network(userinfo, rest, |hostport| {
                 let (host, port) = parse_host_port(hostport, 6379)?;
                 Ok(match tls {
                     true => RedisEndpoint::Tls {
@@ -291,20 +296,17 @@ pub(super) fn parse(scheme: &str, rest: &str) -> Result<RedisConfig, ConfigError
 }
 
 /// A partly filled config for a network form: the endpoint `endpoint` makes from the
-/// authority's host part, and the credentials from its userinfo (pending until the options
+/// authority's host part, and the credentials from the `userinfo` (pending until the options
 /// are read). Returns it with the path (without the leading `/`) and the query.
-fn network(
-    rest: &str,
+fn network<'a>(
+    userinfo: Option<&str>,
+    rest: &'a str,
     endpoint: impl FnOnce(&str) -> Result<RedisEndpoint, ConfigError>,
-) -> Result<(PendingConfig, &str, &str), ConfigError> {
+) -> Result<(PendingConfig, &'a str, &'a str), ConfigError> {
     let (before_query, query) = split_query(rest);
-    let (authority, path) = match before_query.find('/') {
+    let (hosts, path) = match before_query.find('/') {
         Some(i) => (&before_query[..i], &before_query[i + 1..]),
         None => (before_query, ""),
-    };
-    let (userinfo, hosts) = match authority.rfind('@') {
-        Some(at) => (Some(&authority[..at]), &authority[at + 1..]),
-        None => (None, authority),
     };
     let config = PendingConfig {
         config: RedisConfig {
@@ -335,7 +337,7 @@ impl std::ops::DerefMut for PendingConfig {
     }
 }
 
-fn parse_unix(rest: &str) -> Result<RedisConfig, ConfigError> {
+fn parse_unix(userinfo: Option<&str>, rest: &str) -> Result<RedisConfig, ConfigError> {
     let (path, query) = split_query(rest);
     if !path.starts_with('/') {
         return Err(ConfigError::Invalid {
@@ -350,7 +352,7 @@ fn parse_unix(rest: &str) -> Result<RedisConfig, ConfigError> {
             },
             ..RedisConfig::tcp("", 0)
         },
-        credentials: Credentials::default(),
+        credentials: Credentials::from_userinfo(userinfo)?,
     };
     apply_options(config, query)
 }
@@ -409,6 +411,7 @@ fn apply_options(mut pending: PendingConfig, query: &str) -> Result<RedisConfig,
                 if name == "tls_verify" {
                     *verify = parse_bool(&name, &value)?;
                 } else {
+                    check_file("tls_ca_file", &value)?;
                     *ca_file = Some(PathBuf::from(value));
                 }
             }
@@ -437,11 +440,11 @@ fn apply_options(mut pending: PendingConfig, query: &str) -> Result<RedisConfig,
             }
             "sentinel_user" => config.sentinel_username = Some(value).filter(|v| !v.is_empty()),
             "sentinel_password_file" => {
-                sentinel_password = Some(read_password_file(&value)?);
+                sentinel_password = Some(read_password_file("sentinel_password_file", &value)?);
                 sentinel_password_sources += 1;
             }
             "sentinel_password_env" => {
-                sentinel_password = Some(read_password_env(&value)?);
+                sentinel_password = Some(read_password_env("sentinel_password_env", &value)?);
                 sentinel_password_sources += 1;
             }
             // phpredis options with no meaning here: a Fleet connection is always per worker
@@ -548,6 +551,13 @@ mod tests {
             }
         );
         assert_eq!((c.prefix.as_str(), c.db), ("x:", 1));
+        // A socket may have a password in the userinfo too, like the network forms.
+        let c = redis("unix://app:p/w@/run/redis/redis.sock");
+        assert_eq!(c.endpoint.to_string(), "unix:///run/redis/redis.sock");
+        assert_eq!(c.username.as_deref(), Some("app"));
+        assert_eq!(c.password.as_ref().map(Secret::expose), Some("p/w"));
+        let c = redis("unix:///run/a@b.sock");
+        assert_eq!(c.endpoint.to_string(), "unix:///run/a@b.sock");
         let c = redis("redis://[::1]:7000");
         assert_eq!(
             c.endpoint,

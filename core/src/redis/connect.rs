@@ -447,6 +447,17 @@ fn read_ca(tls: &RedisTls) -> Result<Option<Vec<u8>>, RedisError> {
     let Some(ca_file) = &tls.ca_file else {
         return Ok(None);
     };
+    // Parsing checked it already; checked again here, just before the read, because a
+    // RedisTls can be built without parsing and the guard can be installed after.
+    if !crate::config::file_allowed(ca_file) {
+        return Err(RedisError::from(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!(
+                "tls_ca_file \"{}\" is not within open_basedir: Fleet does not read files PHP itself may not open",
+                ca_file.display()
+            ),
+        )));
+    }
     std::fs::read(ca_file).map(Some).map_err(|e| {
         RedisError::from(std::io::Error::new(
             e.kind(),
