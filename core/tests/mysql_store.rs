@@ -67,17 +67,21 @@ fn advisory_round_trip_creates_the_table_and_holds_a_named_lock() {
         "",
         "the named lock is held while the request runs"
     );
+    // The server's clock before the write and after it bound the expiry exactly.
+    let before: i64 = db.query("SELECT UNIX_TIMESTAMP()").parse().unwrap();
     s.write_and_unlock(&sid, b"n|i:1;", LIFETIME, read.lock.as_ref())
         .unwrap();
     assert_eq!(lock_holder(&db, "abc123"), "", "write releases the lock");
     let row =
-        db.query("SELECT data, expires - UNIX_TIMESTAMP() FROM fleet_sessions WHERE id = 'abc123'");
-    let (data, ttl) = row.split_once('\t').unwrap();
-    assert_eq!(data, "n|i:1;");
-    let ttl: i64 = ttl.parse().unwrap();
+        db.query("SELECT data, expires, UNIX_TIMESTAMP() FROM fleet_sessions WHERE id = 'abc123'");
+    let fields: Vec<&str> = row.split('\t').collect();
+    assert_eq!(fields[0], "n|i:1;");
+    let expires: i64 = fields[1].parse().unwrap();
+    let after: i64 = fields[2].parse().unwrap();
+    let lifetime = LIFETIME.as_secs() as i64;
     assert!(
-        (1430..=1440).contains(&ttl),
-        "lifetime is session.gc_maxlifetime: {ttl}"
+        (before + lifetime..=after + lifetime).contains(&expires),
+        "lifetime is session.gc_maxlifetime: expires {expires}, written between {before} and {after}"
     );
     let ddl = db.query("SHOW CREATE TABLE fleet_sessions");
     assert!(
@@ -366,20 +370,21 @@ fn waiter_is_served_after_release(mode: &str) {
         s.unlock(&sid2, read.lock.as_ref().unwrap()).unwrap();
         (read.data, waited, Instant::now())
     });
+    // The sleep gives the waiter time to start waiting; the test does not depend on it.
     thread::sleep(Duration::from_millis(1_500));
     let released_at = Instant::now();
     holder
         .write_and_unlock(&sid, b"by-holder", LIFETIME, read.lock.as_ref())
         .unwrap();
-    let (data, waited, _) = waiter.join().unwrap();
+    let (data, waited, served_at) = waiter.join().unwrap();
     assert_eq!(
         data.as_deref(),
         Some(&b"by-holder"[..]),
         "{mode}: the waiter reads what the holder wrote"
     );
     assert!(
-        waited >= Duration::from_millis(1_400),
-        "{mode}: the waiter really waited ({waited:?})"
+        served_at >= released_at,
+        "{mode}: the waiter was served only after the release ({waited:?})"
     );
     eprintln!(
         "{mode}: waited {waited:?}; served {:?} after the release",
@@ -425,10 +430,8 @@ fn dead_holder_frees_the_session(mode: &str) {
     assert!(got.unwrap(), "{mode}: the waiter got the lock");
     let after = at.duration_since(killed_at);
     eprintln!("{mode}: waiter got the session {after:?} after the holder's connection died");
-    assert!(
-        after < Duration::from_secs(5),
-        "{mode}: freed by the server, not by a timeout ({after:?})"
-    );
+    // The waiter gives up after 10 s, the lease lasts 30 s: getting the lock at all means the
+    // server freed it when the connection died, not the lease's expiry.
     let err = holder
         .write_and_unlock(&sid, b"late", LIFETIME, read.lock.as_ref())
         .unwrap_err();
@@ -478,10 +481,8 @@ fn lock_wait_timeout_in_every_mode() {
             "{mode}: {err}"
         );
         assert!(err.to_string().contains("fleet.lock_wait_timeout"));
-        assert!(
-            waited >= Duration::from_millis(2_400) && waited < Duration::from_millis(4_500),
-            "{mode}: {waited:?}"
-        );
+        // The deadline is the floor; a wait that never ends is caught by nextest's timeout.
+        assert!(waited >= Duration::from_millis(2_500), "{mode}: {waited:?}");
         // The waiter's connection is still good, and the holder can still write.
         holder
             .write_and_unlock(&sid, b"kept", LIFETIME, held.lock.as_ref())
@@ -601,19 +602,15 @@ fn dead_and_hung_servers_fail_fast_with_the_endpoint_and_no_password() {
         "mysql://fleet:{PASSWORD}@127.0.0.1:{}/fleet?timeout=0.5&connect_timeout=0.5",
         hole.port
     ));
-    let start = Instant::now();
+    // A server that accepts and never answers: without the timeouts this would never return
+    // (nextest's terminate-after catches that); no wall-clock bound is asserted here.
     let err = s.connect().unwrap_err();
-    let waited = start.elapsed();
     assert!(
         matches!(
             err,
             StoreError::TimedOut { .. } | StoreError::Connect { .. }
         ),
         "{err}"
-    );
-    assert!(
-        waited < Duration::from_secs(3),
-        "bounded by the timeouts: {waited:?}"
     );
     assert!(!err.to_string().contains(PASSWORD));
 }

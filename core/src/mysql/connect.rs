@@ -152,6 +152,30 @@ impl Connector for MySqlConnector {
 
     /// The first host that answers and is writable.
     fn open(&mut self) -> Result<Live, StoreError> {
+        let mut conn = self.open_first_writable()?;
+        if self.create_table && !self.table_ready {
+            self.create_schema(&mut conn)?;
+        }
+        self.table_ready = true;
+        let sql = Statements::prepare(&mut conn, &self.texts, self.calls_usable)
+            .map_err(|e| self.classify(e, false))?;
+        Ok(Live { conn, sql })
+    }
+
+    fn judge(&self, e: MySqlError) -> Failure {
+        Failure {
+            // The server's error reply leaves the connection usable; anything else leaves it
+            // in an unknown state.
+            keep: matches!(e, MySqlError::MySqlError(_)),
+            error: self.classify(e, false),
+        }
+    }
+}
+
+impl MySqlConnector {
+    /// A bare connection to the first host that answers and is writable: no schema check,
+    /// no statements prepared (the short-lived gc connection needs neither).
+    pub(super) fn open_first_writable(&self) -> Result<Conn, StoreError> {
         let mut passed_over = Vec::new();
         let mut first_error = None;
         let mut conn = None;
@@ -169,7 +193,7 @@ impl Connector for MySqlConnector {
                 }
             }
         }
-        let Some(mut conn) = conn else {
+        let Some(conn) = conn else {
             return Err(match (self.targets.len(), first_error) {
                 (1, Some(e)) => e,
                 _ => StoreError::Connect {
@@ -181,21 +205,6 @@ impl Connector for MySqlConnector {
                 },
             });
         };
-        if self.create_table && !self.table_ready {
-            self.create_schema(&mut conn)?;
-        }
-        self.table_ready = true;
-        let sql = Statements::prepare(&mut conn, &self.texts, self.calls_usable)
-            .map_err(|e| self.classify(e, false))?;
-        Ok(Live { conn, sql })
-    }
-
-    fn judge(&self, e: MySqlError) -> Failure {
-        Failure {
-            // The server's error reply leaves the connection usable; anything else leaves it
-            // in an unknown state.
-            keep: matches!(e, MySqlError::MySqlError(_)),
-            error: self.classify(e, false),
-        }
+        Ok(conn)
     }
 }

@@ -76,7 +76,10 @@ impl Inventory for MySqlStore {
             _ => {
                 let key = self.lock_key(id);
                 let holder: Option<Option<u64>> = self.run(Retry::Idempotent, |c, _| {
-                    c.exec_first("SELECT IS_USED_LOCK(CONCAT('fleet:', SHA1(?)))", (key.as_str(),))
+                    c.exec_first(
+                        "SELECT IS_USED_LOCK(CONCAT('fleet:', SHA1(?)))",
+                        (key.as_str(),),
+                    )
                 })?;
                 Ok(match holder.flatten() {
                     Some(connection_id) => LockState::HeldByConnection { connection_id },

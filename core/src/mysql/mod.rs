@@ -25,10 +25,19 @@
 //!
 //! Expiry is a column of Unix seconds on the server's clock, so app servers with skewed
 //! clocks agree. Reads ignore expired rows; `gc` deletes them in bounded batches.
+//!
+//! PHP calls `gc` in the middle of a request, right after the read, while the request holds
+//! its lock. So `gc` then runs on a short-lived connection of its own: inside a `lock=row`
+//! transaction its `DELETE` would lock other requests' rows, deadlock with them, and the
+//! rollback would end the request's row lock; and a `DELETE` that waits past the read
+//! timeout would drop the connection holding either kind of lock. In `lock=row`, every
+//! failed statement on the locking connection counts as a possible rollback (deadlock,
+//! `innodb_rollback_on_timeout`), and the write that follows refuses with `LockLost`
+//! instead of running unlocked.
 
 use std::time::{Duration, Instant};
 
-use ::mysql::prelude::Queryable;
+use ::mysql::prelude::{AsStatement, Queryable};
 use ::mysql::{Conn, Error as MySqlError, OptsBuilder, SslOpts, Statement};
 
 pub(crate) use crate::config::MAX_TABLE_FOR_PROCEDURES;
@@ -45,9 +54,11 @@ mod lease;
 
 use connect::MySqlConnector;
 
-/// Rows deleted per `gc` statement; small enough that one statement holds its locks only
-/// briefly.
+/// Expired rows looked up per `gc` batch.
 const GC_BATCH: u64 = 1000;
+/// Ids per `gc` `DELETE` (the batch's rows are deleted in chunks of this many, by primary
+/// key); small enough that one statement holds its locks only briefly.
+const GC_CHUNK: usize = 100;
 /// How long one `gc` call may keep deleting before it leaves the rest for the next one, so
 /// the request that PHP picked for gc is not stalled by a large backlog.
 const GC_BUDGET: Duration = Duration::from_millis(200);
@@ -195,7 +206,8 @@ pub(super) struct StatementTexts {
     touch: String,
     delete: String,
     exists: String,
-    gc: String,
+    gc_find: String,
+    gc_delete: String,
     gc_claim: String,
     gc_marker: String,
     gc_due_now: String,
@@ -230,7 +242,29 @@ impl StatementTexts {
             touch: format!("UPDATE `{table}` SET `expires` = UNIX_TIMESTAMP() + ? WHERE `id` = ?"),
             delete: format!("DELETE FROM `{table}` WHERE `id` = ?"),
             exists: format!("SELECT 1 FROM `{table}` WHERE `id` = ? AND `expires` > UNIX_TIMESTAMP()"),
-            gc: format!("DELETE FROM `{table}` WHERE `expires` <= UNIX_TIMESTAMP() AND `id` <> '{GC_MARKER_ID}' LIMIT {GC_BATCH}"),
+            // gc finds expired rows with a plain (non-locking) read, then deletes them by
+            // primary key, checking the expiry again under the row lock. One
+            // `DELETE … WHERE expires <= …` would lock every row it reads, and the optimizer
+            // reads the whole table when much of it is expired: it then waited for the row
+            // lock of every request in flight (and deadlocked with them inside a
+            // transaction).
+            //
+            // `expires > 0` leaves out `lock=row`'s placeholder rows (expires 0), which exist
+            // only inside the transaction of the request that made them; their rollback
+            // removes them. The parameter is the session the calling request holds, whose
+            // row lock gc would otherwise wait for on its own connection.
+            gc_find: format!(
+                "SELECT `id` FROM `{table}` WHERE `expires` > 0 AND `expires` <= UNIX_TIMESTAMP() \
+                 AND `id` <> '{GC_MARKER_ID}' AND `id` <> ? LIMIT {GC_BATCH}"
+            ),
+            // FORCE INDEX (PRIMARY): on a small or mostly expired table the optimizer would
+            // rather scan it all, and so lock (and wait for) every row, than look up a hundred
+            // ids. Index hints need the multi-table form of DELETE.
+            gc_delete: format!(
+                "DELETE t FROM `{table}` AS t FORCE INDEX (PRIMARY) WHERE t.`id` IN ({}) \
+                 AND t.`expires` > 0 AND t.`expires` <= UNIX_TIMESTAMP()",
+                vec!["?"; GC_CHUNK].join(", ")
+            ),
             // Only one worker's UPDATE can find the marker due: InnoDB's row lock orders
             // them, and the winner moves `expires` on.
             gc_claim: format!(
@@ -258,7 +292,8 @@ pub(super) struct Statements {
     touch: Statement,
     delete: Statement,
     exists: Statement,
-    gc: Statement,
+    gc_find: Statement,
+    gc_delete: Statement,
     gc_claim: Statement,
     gc_marker: Statement,
     gc_due_now: Statement,
@@ -299,7 +334,8 @@ impl Statements {
             touch: conn.prep(&t.touch)?,
             delete: conn.prep(&t.delete)?,
             exists: conn.prep(&t.exists)?,
-            gc: conn.prep(&t.gc)?,
+            gc_find: conn.prep(&t.gc_find)?,
+            gc_delete: conn.prep(&t.gc_delete)?,
             gc_claim: conn.prep(&t.gc_claim)?,
             gc_marker: conn.prep(&t.gc_marker)?,
             gc_due_now: conn.prep(&t.gc_due_now)?,
@@ -333,6 +369,26 @@ pub struct MySqlStore {
     gc_marker_made: bool,
     /// What went wrong without failing the request (a failed automatic gc).
     notice: Option<String>,
+    /// The session the current request has locked, from `lock_and_read` to the step that
+    /// ends the request.
+    locked: Option<Locked>,
+    /// Opens the connection PHP's gc runs on while a request holds a lock (see the module
+    /// doc): the same hosts and credentials, READ COMMITTED and 1 s lock waits whatever
+    /// `lock=` is, so its `DELETE` gives up on a locked row within its read timeout.
+    gc_connector: MySqlConnector,
+    /// The texts of the gc statements (find, delete), run there.
+    gc_sql: (String, String),
+}
+
+/// What the store knows about the lock the current request holds.
+struct Locked {
+    session: String,
+    taken: Instant,
+    /// `lock=row`: no statement has failed on the connection since the transaction took
+    /// the row lock. A failure may have rolled the transaction back (a deadlock always does,
+    /// a lock wait timeout does with `innodb_rollback_on_timeout`), and with it the lock, so
+    /// after one the request must not write: autocommit would store it unlocked.
+    intact: bool,
 }
 
 impl MySqlStore {
@@ -362,9 +418,7 @@ impl MySqlStore {
             .prefer_socket(false)
             .tcp_nodelay(true)
             .tcp_connect_timeout(Some(timeouts.connect))
-            .read_timeout(Some(read_timeout))
-            .write_timeout(Some(timeouts.command))
-            .init(init);
+            .write_timeout(Some(timeouts.command));
         if let Some(tls) = &config.tls {
             let mut ssl = SslOpts::default()
                 .with_danger_accept_invalid_certs(!tls.verify)
@@ -374,6 +428,16 @@ impl MySqlStore {
             }
             opts = opts.ssl_opts(Some(ssl));
         }
+        // The gc connection waits at most one lock wait slice per statement, and its read
+        // timeout leaves room for that, as with lock=row. READ COMMITTED: its DELETE takes no
+        // gap locks, which would block requests inserting new sessions' rows.
+        let gc_read_timeout = timeouts.command + Duration::from_secs(ROW_WAIT_SLICE_SECS);
+        let gc_opts = opts.clone().read_timeout(Some(gc_read_timeout)).init(vec![
+            "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED".to_owned(),
+            format!("SET SESSION innodb_lock_wait_timeout = {ROW_WAIT_SLICE_SECS}"),
+        ]);
+        let gc_connector = MySqlConnector::new(config, gc_opts, timeouts, gc_read_timeout);
+        let opts = opts.read_timeout(Some(read_timeout)).init(init);
         let connector = MySqlConnector::new(config, opts, timeouts, read_timeout);
         Ok(MySqlStore {
             keeper: Keeper::new(connector, config.max_connection_age),
@@ -388,6 +452,12 @@ impl MySqlStore {
             next_gc_check: Instant::now() + config.gc_interval.unwrap_or_default(),
             gc_marker_made: false,
             notice: None,
+            locked: None,
+            gc_connector,
+            gc_sql: {
+                let t = StatementTexts::new(&config.table);
+                (t.gc_find, t.gc_delete)
+            },
         })
     }
 
@@ -442,35 +512,28 @@ impl MySqlStore {
         Ok(Some(deleted))
     }
 
-    /// Deletes expired rows, `GC_BATCH` at a time, for at most `GC_BUDGET`; stops early
-    /// rather than fail when a batch collides with requests' locks. Returns how many it
-    /// deleted, and whether it stopped on its budget with rows left.
+    /// Deletes expired rows on this store's connection, which must hold no lock (see
+    /// [`delete_expired`]).
     fn gc_batches(&mut self) -> Result<(u64, bool), StoreError> {
-        let started = Instant::now();
-        let mut deleted = 0;
-        loop {
-            // A batch that deadlocks with, or waits on, a request's row locks is given up:
-            // the rows are already invisible, and the next gc deletes them.
-            let batch = self.run(Retry::Idempotent, |c, sql| match c.exec_drop(&sql.gc, ()) {
-                Ok(()) => Ok(Some(c.affected_rows())),
-                Err(MySqlError::MySqlError(e))
-                    if e.code == ER_LOCK_DEADLOCK || e.code == ER_LOCK_WAIT_TIMEOUT =>
-                {
-                    Ok(None)
-                }
-                Err(e) => Err(e),
-            })?;
-            let Some(batch) = batch else {
-                return Ok((deleted, false));
-            };
-            deleted += batch;
-            if batch < GC_BATCH {
-                return Ok((deleted, false));
-            }
-            if started.elapsed() >= GC_BUDGET {
-                return Ok((deleted, true));
-            }
-        }
+        delete_expired(|| {
+            self.run(Retry::Idempotent, |c, sql| {
+                gc_batch(c, &sql.gc_find, &sql.gc_delete, "")
+            })
+        })
+    }
+
+    /// Deletes expired rows on a connection of their own, opened for this call and closed
+    /// after it, for a request that holds `session`'s lock (see the module doc). Closed
+    /// rather than kept: a second idle connection per worker would double what
+    /// `max_connections` must allow for, and PHP's gc is rare (1 request in 100 by default).
+    fn gc_aside(&mut self, session: &str) -> Result<u64, StoreError> {
+        let mut conn = self.gc_connector.open_first_writable()?;
+        let connector = &self.gc_connector;
+        let (find, delete) = (self.gc_sql.0.as_str(), self.gc_sql.1.as_str());
+        delete_expired(|| {
+            gc_batch(&mut conn, find, delete, session).map_err(|e| connector.classify(e, false))
+        })
+        .map(|(deleted, _)| deleted)
     }
 
     fn endpoint_owned(&self) -> String {
@@ -485,7 +548,14 @@ impl MySqlStore {
         retry: Retry,
         mut op: impl FnMut(&mut Conn, &Statements) -> Result<T, MySqlError>,
     ) -> Result<T, StoreError> {
-        self.keeper.run(retry, |live| op(&mut live.conn, &live.sql))
+        let result = self.keeper.run(retry, |live| op(&mut live.conn, &live.sql));
+        if result.is_err() {
+            // Whatever failed, the server may have rolled back the request's transaction.
+            if let Some(locked) = &mut self.locked {
+                locked.intact = false;
+            }
+        }
+        result
     }
 
     /// Runs `op` on the connection that holds `lock`; if that connection is gone, so is the
@@ -524,7 +594,9 @@ impl MySqlStore {
             .flatten();
         row.map(|(id, host)| crate::lease::Holder {
             who: match host {
-                Some(host) => format!("MySQL connection {id} from {host} (SHOW PROCESSLIST shows what it runs)"),
+                Some(host) => format!(
+                    "MySQL connection {id} from {host} (SHOW PROCESSLIST shows what it runs)"
+                ),
                 None => format!("MySQL connection {id}"),
             },
             held_for: None,
@@ -705,8 +777,13 @@ impl MySqlStore {
         loop {
             let attempt = self.run_row_wait(|c, sql| {
                 c.exec_first::<(Vec<u8>, i64), _, _>(&sql.read_for_update, (id.as_str(),))
-            });
-            match attempt? {
+            })?;
+            if attempt.is_none() {
+                // A new transaction now (see run_row_wait): a placeholder made in the old one
+                // is gone with it.
+                inserted = false;
+            }
+            match attempt {
                 Some(Some((data, live))) => {
                     let data = (live == 1).then_some(data);
                     return Ok(ReadOutcome {
@@ -719,6 +796,7 @@ impl MySqlStore {
                 Some(None) if !inserted => {
                     // No row yet: make one, which locks it, then read it back under the lock
                     // (a request that created it first may have written data meanwhile).
+                    // After a timeout the transaction is a new one, without the row.
                     let made = self.run_row_wait(|c, sql| {
                         c.exec_drop(&sql.insert_placeholder, (id.as_str(),))
                     })?;
@@ -750,7 +828,10 @@ impl MySqlStore {
     }
 
     /// Runs a statement that may wait on a row lock: `None` when the wait timed out (one
-    /// `innodb_lock_wait_timeout` slice) or deadlocked, so the caller tries again.
+    /// `innodb_lock_wait_timeout` slice) or deadlocked, so the caller tries again, in a new
+    /// transaction: whether the server rolled back the old one (a deadlock always does, a
+    /// timeout does with `innodb_rollback_on_timeout`), it is ended and a new one begun, so
+    /// the retry never runs in autocommit, where `FOR UPDATE` would lock nothing.
     fn run_row_wait<T>(
         &mut self,
         op: impl FnMut(&mut Conn, &Statements) -> Result<T, MySqlError>,
@@ -766,8 +847,8 @@ impl MySqlStore {
             }
             other => other.map(Some),
         })?;
-        if last_code == ER_LOCK_DEADLOCK {
-            // A deadlock rolls the whole transaction back; start another.
+        if last_code != 0 {
+            self.run(Retry::Never, |c, _| c.query_drop("ROLLBACK"))?;
             self.run(Retry::Never, |c, _| c.query_drop("START TRANSACTION"))?;
         }
         Ok(outcome)
@@ -814,6 +895,25 @@ impl MySqlStore {
         self.then_release(id, lock, by_sql)
     }
 
+    /// `lock=row`: whether the transaction that took `id`'s row lock is still the one open
+    /// on the connection, as far as the client can tell: the server ends a transaction
+    /// only with an error to one of its statements (or by closing the connection, which
+    /// `run_holding` sees), and every such error is recorded in `locked`. Costs no round
+    /// trip.
+    fn check_row_transaction(&self, id: &SessionId) -> Result<(), StoreError> {
+        match &self.locked {
+            Some(l) if l.session == id.as_str() && l.intact => Ok(()),
+            Some(l) => Err(StoreError::LockLost {
+                held: l.taken.elapsed(),
+                why: "a statement failed inside the transaction that held its row lock, which may have rolled the transaction back (a deadlock always does; a lock wait timeout does with innodb_rollback_on_timeout) and so ended the lock".into(),
+            }),
+            None => Err(StoreError::LockLost {
+                held: Duration::ZERO,
+                why: "no transaction of this request holds its row lock".into(),
+            }),
+        }
+    }
+
     /// Runs a write under `lock` and releases it; without a lock, just the write.
     fn then_release(
         &mut self,
@@ -823,6 +923,14 @@ impl MySqlStore {
     ) -> Result<(), StoreError> {
         match lock {
             Some(lock) => {
+                if self.mode == MySqlLockMode::Row {
+                    if let Err(e) = self.check_row_transaction(id) {
+                        // End whatever is left of the transaction; nothing of this request
+                        // is stored.
+                        let _ = self.run_holding(lock, |c, _| c.query_drop("ROLLBACK"));
+                        return Err(e);
+                    }
+                }
                 let written = self.run_holding(lock, op);
                 // Release even when the write failed: the request is over either way. For a
                 // row lock a failed write leaves an open transaction, which ROLLBACK ends.
@@ -878,16 +986,25 @@ impl SessionStore for MySqlStore {
         id: &SessionId,
         policy: LockPolicy,
     ) -> Result<ReadOutcome, StoreError> {
-        match (self.lock_policy(policy).lease, self.mode) {
+        self.locked = None;
+        let read = match (self.lock_policy(policy).lease, self.mode) {
             (Some(terms), MySqlLockMode::Row) => self.lock_row(id, terms),
             (Some(terms), _) => self.lock_advisory(id, terms),
-            (None, _) => Ok(ReadOutcome {
-                data: self.read_unlocked(id)?,
-                lock: None,
-                waited: Duration::ZERO,
-                holder: None,
-            }),
-        }
+            (None, _) => {
+                return Ok(ReadOutcome {
+                    data: self.read_unlocked(id)?,
+                    lock: None,
+                    waited: Duration::ZERO,
+                    holder: None,
+                })
+            }
+        }?;
+        self.locked = read.lock.as_ref().map(|_| Locked {
+            session: id.as_str().to_owned(),
+            taken: Instant::now(),
+            intact: true,
+        });
+        Ok(read)
     }
 
     fn write_and_unlock(
@@ -904,6 +1021,7 @@ impl SessionStore for MySqlStore {
             |c, calls, key| c.exec_drop(&calls.write, (id.as_str(), key, data, seconds)),
             |c, sql| c.exec_drop(&sql.write, (id.as_str(), data, seconds)),
         );
+        self.locked = None;
         self.maybe_gc();
         written
     }
@@ -921,6 +1039,7 @@ impl SessionStore for MySqlStore {
             |c, calls, key| c.exec_drop(&calls.touch, (id.as_str(), key, seconds)),
             |c, sql| c.exec_drop(&sql.touch, (seconds, id.as_str())),
         );
+        self.locked = None;
         self.maybe_gc();
         touched
     }
@@ -932,6 +1051,7 @@ impl SessionStore for MySqlStore {
             MySqlLockMode::Row => self.run_holding(lock, |c, _| c.query_drop("ROLLBACK")),
             _ => self.release(id, lock),
         };
+        self.locked = None;
         self.maybe_gc();
         released
     }
@@ -939,6 +1059,7 @@ impl SessionStore for MySqlStore {
     fn destroy(&mut self, id: &SessionId, lock: Option<&HeldLock>) -> Result<(), StoreError> {
         let destroyed =
             self.then_release(id, lock, |c, sql| c.exec_drop(&sql.delete, (id.as_str(),)));
+        self.locked = None;
         self.maybe_gc();
         destroyed
     }
@@ -953,8 +1074,15 @@ impl SessionStore for MySqlStore {
     /// Deletes expired rows for at most `GC_BUDGET` (see [`MySqlStore::gc_batches`]). Rows
     /// carry their own expiry (set from `session.gc_maxlifetime` when written), so
     /// `lifetime` is not needed here.
+    ///
+    /// While a request holds a lock (PHP calls gc right after the read) the rows are deleted
+    /// on a connection of their own, never in the request's transaction or on the
+    /// connection its lock lives on; otherwise on this store's connection.
     fn gc(&mut self, _lifetime: Duration) -> Result<u64, StoreError> {
-        self.gc_batches().map(|(deleted, _)| deleted)
+        match self.locked.as_ref().map(|l| l.session.clone()) {
+            Some(session) => self.gc_aside(&session),
+            None => self.gc_batches().map(|(deleted, _)| deleted),
+        }
     }
 }
 
@@ -1070,6 +1198,59 @@ fn retry_first(first: bool) -> Retry {
     } else {
         Retry::IfRefused
     }
+}
+
+/// Deletes expired rows, a batch at a time by `batch`, for at most `GC_BUDGET`. `batch`
+/// says how many it deleted and whether there may be more. Returns how many were deleted,
+/// and whether it stopped on its budget with rows left.
+fn delete_expired(
+    mut batch: impl FnMut() -> Result<(u64, bool), StoreError>,
+) -> Result<(u64, bool), StoreError> {
+    let started = Instant::now();
+    let mut deleted = 0;
+    loop {
+        let (n, more) = batch()?;
+        deleted += n;
+        if !more {
+            return Ok((deleted, false));
+        }
+        if started.elapsed() >= GC_BUDGET {
+            return Ok((deleted, true));
+        }
+    }
+}
+
+/// One gc batch on `c`: up to `GC_BATCH` expired rows found by `find`, sparing the session
+/// `except` (`""`: none), deleted `GC_CHUNK` at a time by `delete`. Returns how many were
+/// deleted, and whether there may be more. A chunk that deadlocked with, or waited too long
+/// on, a request's row lock ends the batch, with no more: the rows are already invisible,
+/// and the next gc deletes them.
+fn gc_batch<S: AsStatement + Copy>(
+    c: &mut Conn,
+    find: S,
+    delete: S,
+    except: &str,
+) -> Result<(u64, bool), MySqlError> {
+    let ids: Vec<Vec<u8>> = c.exec(find, (except,))?;
+    let mut deleted = 0;
+    for chunk in ids.chunks(GC_CHUNK) {
+        // Unused places get the empty id, which no session has.
+        let mut params: Vec<::mysql::Value> = chunk
+            .iter()
+            .map(|id| ::mysql::Value::Bytes(id.clone()))
+            .collect();
+        params.resize(GC_CHUNK, ::mysql::Value::Bytes(Vec::new()));
+        match c.exec_drop(delete, params) {
+            Ok(()) => deleted += c.affected_rows(),
+            Err(MySqlError::MySqlError(e))
+                if e.code == ER_LOCK_DEADLOCK || e.code == ER_LOCK_WAIT_TIMEOUT =>
+            {
+                return Ok((deleted, false))
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((deleted, ids.len() as u64 >= GC_BATCH))
 }
 
 /// A session always lives at least a second.
