@@ -17,7 +17,11 @@
 //!   caller, which reports it;
 //! - with `max_connection_age`, a connection older than that is replaced when a request
 //!   starts (never in the middle of one, where it may hold a lock), so long-lived workers
-//!   also follow a planned switch that raised no error.
+//!   also follow a planned switch that raised no error;
+//! - a connection opened by another process (this one is the child of a `pcntl_fork()`)
+//!   is never used: parent and child would read each other's replies (another session's
+//!   data). The child forgets it without closing it cleanly, since a clean close (MySQL's
+//!   COM_QUIT) would end the parent's session on the shared socket, and opens its own.
 
 use std::time::{Duration, Instant};
 
@@ -47,6 +51,14 @@ pub(crate) struct Failure {
 struct Live<C> {
     conn: C,
     opened: Instant,
+    /// The process that opened it.
+    pid: u32,
+}
+
+impl<C> Live<C> {
+    fn opened_here(&self) -> bool {
+        self.pid == std::process::id()
+    }
 }
 
 /// One kept connection and the rules above.
@@ -74,6 +86,7 @@ impl<K: Connector> Keeper<K> {
     /// Makes sure a connection is open, replacing one older than `max_connection_age`.
     /// Called when a request starts, when no lock is held on the old connection.
     pub fn connect(&mut self) -> Result<(), StoreError> {
+        self.forget_inherited();
         if let (Some(live), Some(max_age)) = (&self.live, self.max_age) {
             if live.opened.elapsed() >= max_age {
                 self.live = None;
@@ -94,11 +107,23 @@ impl<K: Connector> Keeper<K> {
         Ok(Live {
             conn,
             opened: Instant::now(),
+            pid: std::process::id(),
         })
     }
 
+    /// Drops, without a word to the server, a connection this process inherited from its
+    /// parent across a fork: the parent still uses the socket. Its descriptor stays open in
+    /// the child (one per store and fork, closed when the child exits).
+    fn forget_inherited(&mut self) {
+        if self.live.as_ref().is_some_and(|l| !l.opened_here()) {
+            if let Some(inherited) = self.live.take() {
+                std::mem::forget(inherited);
+            }
+        }
+    }
+
     pub fn is_connected(&self) -> bool {
-        self.live.is_some()
+        self.live.as_ref().is_some_and(Live::opened_here)
     }
 
     /// What happened to the connection since the last call.
@@ -108,7 +133,10 @@ impl<K: Connector> Keeper<K> {
 
     /// The open connection, if any.
     pub fn current(&self) -> Option<&K::Conn> {
-        self.live.as_ref().map(|l| &l.conn)
+        self.live
+            .as_ref()
+            .filter(|l| l.opened_here())
+            .map(|l| &l.conn)
     }
 
     /// Runs `op` on the connection, opening one if needed, and once more on a fresh one if
@@ -118,6 +146,7 @@ impl<K: Connector> Keeper<K> {
         retry: Retry,
         mut op: impl FnMut(&mut K::Conn) -> Result<T, K::Error>,
     ) -> Result<T, StoreError> {
+        self.forget_inherited();
         let reused = self.live.is_some();
         match self.run_once(&mut op) {
             Err(e) if retry.allows(&e, reused) => self.run_once(&mut op),
@@ -314,6 +343,32 @@ mod tests {
         assert!(step(&mut k, true).is_err());
         assert!(k.is_connected());
         assert_eq!(k.connector.opens, 1);
+    }
+
+    /// After a fork the child must not share its parent's socket: the connection is left
+    /// to the parent (not closed) and the child's next step opens its own.
+    #[test]
+    fn a_connection_inherited_across_a_fork_is_never_used() {
+        let mut k = keeper();
+        script(vec![None]);
+        assert_eq!(step(&mut k, false).unwrap(), 1);
+        // As the child of a fork sees it: opened by another process.
+        if let Some(live) = k.live.as_mut() {
+            live.pid = std::process::id().wrapping_add(1);
+        }
+        assert!(!k.is_connected());
+        assert!(k.current().is_none());
+        script(vec![None]);
+        assert_eq!(
+            step(&mut k, false).unwrap(),
+            2,
+            "ran on a connection of its own"
+        );
+        if let Some(live) = k.live.as_mut() {
+            live.pid = std::process::id().wrapping_add(1);
+        }
+        k.connect().unwrap();
+        assert_eq!(k.connector.opens, 3, "connect() opens its own too");
     }
 
     #[test]

@@ -131,9 +131,35 @@ pub fn wait_slice(holder_ttl_left: Option<Duration>, remaining: Duration) -> Dur
     let mut slice = remaining.min(MAX_WAIT_SLICE);
     if let Some(left) = holder_ttl_left {
         // One extra millisecond so the lease has surely expired when we look again.
-        slice = slice.min(left + Duration::from_millis(1));
+        slice = slice.min(left.saturating_add(Duration::from_millis(1)));
     }
     slice.max(Duration::from_millis(1))
+}
+
+/// `at + after`, saturated to the latest instant the clock can represent. Durations here
+/// come from user numbers (a huge `max_execution_time` doubles into a maximum hold of
+/// centuries), and `Instant + Duration` panics on overflow, which in a PHP worker would
+/// leave the lock just taken orphaned.
+pub fn later(at: Instant, after: Duration) -> Instant {
+    let mut after = after;
+    loop {
+        if let Some(t) = at.checked_add(after) {
+            return t;
+        }
+        // Halving converges on the largest representable sum in at most 64 steps.
+        after /= 2;
+    }
+}
+
+/// `value` seconds (a number a user gave), at most `max`: `None` unless it is a finite
+/// number of 0 or more (NaN, infinities and negative numbers mean nothing as a duration).
+/// A finite value beyond `max`, however large, is `max`: `Duration::from_secs_f64` would
+/// panic on it.
+pub fn saturating_seconds(value: f64, max: Duration) -> Option<Duration> {
+    if !value.is_finite() || value < 0.0 {
+        return None;
+    }
+    Some(Duration::try_from_secs_f64(value).map_or(max, |d| d.min(max)))
 }
 
 /// A cluster-wide lease on a name (a cron job, a "do this once" action), kept in a session
@@ -193,7 +219,7 @@ impl Slot {
         let end = Duration::from_millis(u64::try_from((index + 1) * period_ms).unwrap_or(u64::MAX));
         Slot {
             id: format!("{}s:{index}", period.as_secs()),
-            keep: end.saturating_sub(now) + margin,
+            keep: end.saturating_sub(now).saturating_add(margin),
         }
     }
 }
@@ -309,8 +335,8 @@ impl Renewer {
             token: token.as_str().to_owned(),
             ttl,
             taken,
-            next_attempt: taken + ttl / 3,
-            renew_until: taken + renew_for,
+            next_attempt: later(taken, ttl / 3),
+            renew_until: later(taken, renew_for),
             report: RenewalReport::default(),
         });
         // Only a shorter TTL than the thread knows needs it woken (rare: a changed setting).
@@ -323,6 +349,11 @@ impl Renewer {
 
     /// Unregisters lease `id` before it is released, and says how it went.
     pub fn release(&mut self, id: u64) -> Option<RenewalReport> {
+        // In the child of a fork the mutex is the parent's copy, possibly held by a thread
+        // that does not exist here: locking it could wait forever. The lease is the parent's.
+        if !self.in_this_process() {
+            return None;
+        }
         let mut state = lock(&self.shared.state);
         match state.lease.take() {
             Some(held) if held.id == id => {
@@ -340,6 +371,12 @@ impl Renewer {
 
 impl Drop for Renewer {
     fn drop(&mut self) {
+        // In the child of a fork there is no thread to stop, and the mutex may have been
+        // held at the fork by the parent's thread: leave it (and its memory) alone.
+        if !self.in_this_process() {
+            std::mem::forget(self.shared.clone());
+            return;
+        }
         // The thread is told to stop, not joined: a renewal under way may take up to its
         // timeouts, and nothing waits for it.
         lock(&self.shared.state).stop = true;
@@ -411,13 +448,13 @@ fn run(shared: &Shared, mut renew: RenewFn) {
             if let Some(held) = state.lease.as_mut().filter(|h| h.id == id) {
                 match outcome {
                     Ok(true) => {
-                        held.next_attempt = started + ttl / 3;
+                        held.next_attempt = later(started, ttl / 3);
                         held.report.renewals += 1;
                         held.report.stopped = None;
                     }
                     Ok(false) => held.report.stopped = Some(RenewalStop::Lost),
                     Err(e) => {
-                        held.next_attempt = Instant::now() + tick;
+                        held.next_attempt = later(Instant::now(), tick);
                         held.report.stopped = Some(RenewalStop::Failing(e.to_string()));
                     }
                 }
@@ -478,6 +515,47 @@ mod tests {
         assert_eq!(slot.keep, s(77 + 60), "to the slot's end, plus the margin");
         assert_eq!(Slot::of(s(300), s(1_000_000_199), s(60)).id, slot.id);
         assert_ne!(Slot::of(s(300), s(1_000_000_200), s(60)).id, slot.id);
+    }
+
+    #[test]
+    fn huge_durations_saturate_instead_of_panicking() {
+        let now = Instant::now();
+        for d in [Duration::MAX, Duration::from_secs(u64::MAX / 2), Duration::from_secs_f64(1e18)] {
+            assert!(later(now, d) > now, "{d:?}");
+        }
+        assert_eq!(later(now, Duration::from_secs(5)), now + Duration::from_secs(5));
+        assert_eq!(wait_slice(Some(Duration::MAX), Duration::MAX), MAX_WAIT_SLICE);
+        let s = Duration::from_secs;
+        let slot = Slot::of(Duration::MAX, s(1_000), Duration::MAX);
+        assert_eq!(slot.keep, Duration::MAX);
+    }
+
+    #[test]
+    fn user_seconds_saturate_or_are_refused() {
+        let max = Duration::from_secs(604_800);
+        assert_eq!(saturating_seconds(1.5, max), Some(Duration::from_millis(1500)));
+        assert_eq!(saturating_seconds(0.0, max), Some(Duration::ZERO));
+        for huge in [1e7, 1e20, 1e300, f64::MAX] {
+            assert_eq!(saturating_seconds(huge, max), Some(max), "{huge}");
+        }
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -1.0, -1e300] {
+            assert_eq!(saturating_seconds(bad, max), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_lease_held_with_a_huge_ttl_and_maximum_hold_does_not_panic() {
+        // A huge max_execution_time doubles into a maximum hold no Instant can reach.
+        let (mut r, _calls) = recording(Ok(true));
+        let token = LeaseToken::generate().unwrap();
+        for (ttl, renew_for) in [
+            (Duration::from_millis(90), Duration::MAX),
+            (Duration::MAX, Duration::MAX),
+            (Duration::from_millis(90), Duration::from_secs(u64::MAX)),
+        ] {
+            let id = r.hold(b"k", &token, ttl, renew_for, Instant::now());
+            r.release(id).unwrap();
+        }
     }
 
     #[test]

@@ -97,6 +97,12 @@ pub trait SessionStore {
         requested
     }
 
+    /// Bounds the size of the data the next reads may return, inflated: a larger session is
+    /// refused with `TooLarge` (and left as it is) before it is inflated. PHP sets it from
+    /// what `memory_limit` leaves, since a copy past that would end the request. Only the
+    /// frame layer ([`crate::open_store`]'s store) applies it.
+    fn set_read_limit(&mut self, _limit: usize) {}
+
     /// Takes the session's lock (waiting for it if `policy` says so) and reads its data.
     fn lock_and_read(
         &mut self,

@@ -49,6 +49,7 @@ fn round_trip_uses_phpredis_key_layout() {
         redis.command(&["EXISTS", "PHPREDIS_SESSION:abc123_LOCK"]),
         ":1"
     );
+    let before_write = std::time::Instant::now();
     s.write_and_unlock(&sid, b"n|i:1;", LIFETIME, read.lock.as_ref())
         .unwrap();
     assert_eq!(redis.command(&["GET", "PHPREDIS_SESSION:abc123"]), "n|i:1;");
@@ -66,15 +67,7 @@ fn round_trip_uses_phpredis_key_layout() {
         ":0",
         "no wait keys without contention"
     );
-    let ttl: i64 = redis
-        .command(&["TTL", "PHPREDIS_SESSION:abc123"])
-        .trim_start_matches(':')
-        .parse()
-        .unwrap();
-    assert!(
-        (1430..=1440).contains(&ttl),
-        "lifetime is session.gc_maxlifetime: {ttl}"
-    );
+    assert_lives_for(&redis, "PHPREDIS_SESSION:abc123", LIFETIME, before_write);
 
     let read = s.lock_and_read(&sid, UNLOCKED).unwrap();
     assert_eq!(read.data.as_deref(), Some(&b"n|i:1;"[..]));
@@ -273,14 +266,15 @@ fn touch_refreshes_lifetime_and_releases() {
     s.write_and_unlock(&sid, b"v", Duration::from_secs(100), None)
         .unwrap();
     let read = s.lock_and_read(&sid, locked(30_000, 1_000)).unwrap();
+    let before_touch = std::time::Instant::now();
     s.touch_and_unlock(&sid, Duration::from_secs(5000), read.lock.as_ref())
         .unwrap();
-    let ttl: i64 = redis
-        .command(&["TTL", "PHPREDIS_SESSION:lazy"])
-        .trim_start_matches(':')
-        .parse()
-        .unwrap();
-    assert!(ttl > 4000, "{ttl}");
+    assert_lives_for(
+        &redis,
+        "PHPREDIS_SESSION:lazy",
+        Duration::from_secs(5000),
+        before_touch,
+    );
     assert_eq!(
         redis.command(&["EXISTS", "PHPREDIS_SESSION:lazy_LOCK"]),
         ":0"
@@ -439,4 +433,64 @@ fn tls_with_a_trusted_ca_without_verification_and_untrusted() {
         "{err}"
     );
     assert!(err.to_string().contains("tls_ca_file"), "{err}");
+}
+
+/// Issue 22 #9: a request whose lock expired and was taken by another request cannot delete
+/// the session from under that request (a stale logout would undo its write, or the session
+/// would come back when the holder writes it).
+#[test]
+fn a_destroy_after_the_lock_expired_is_refused_and_keeps_the_holders_session() {
+    let redis = RedisServer::start();
+    let sid = id("latedestroy");
+    let mut seed = store(&redis);
+    let read = seed.lock_and_read(&sid, locked(30_000, 1_000)).unwrap();
+    seed.write_and_unlock(&sid, b"before", LIFETIME, read.lock.as_ref())
+        .unwrap();
+
+    // A locks, its lock expires, B locks.
+    let mut a = store(&redis);
+    let a_read = a.lock_and_read(&sid, locked(200, 1_000)).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut b = store(&redis);
+    let b_read = b.lock_and_read(&sid, locked(30_000, 1_000)).unwrap();
+    assert_eq!(b_read.data.as_deref(), Some(&b"before"[..]));
+
+    // A destroys: refused the way a write is, and nothing is deleted.
+    let err = a.destroy(&sid, a_read.lock.as_ref()).unwrap_err();
+    assert!(matches!(err, StoreError::LockLost { .. }), "{err}");
+    assert!(err.to_string().contains("lock was gone"), "{err}");
+    assert_eq!(
+        redis.command(&["GET", "PHPREDIS_SESSION:latedestroy"]),
+        "before",
+        "the session B holds is still there"
+    );
+    assert_eq!(
+        redis.command(&["EXISTS", "PHPREDIS_SESSION:latedestroy_LOCK"]),
+        ":1",
+        "B's lock is still there"
+    );
+
+    // B's write is kept.
+    b.write_and_unlock(&sid, b"from b", LIFETIME, b_read.lock.as_ref())
+        .unwrap();
+    assert_eq!(
+        redis.command(&["GET", "PHPREDIS_SESSION:latedestroy"]),
+        "from b"
+    );
+}
+
+/// Asserts that `key` expires `lifetime` after a moment between `since` (taken just before
+/// the step that set its lifetime) and now: a bound from measured instants, not a tolerance.
+fn assert_lives_for(redis: &RedisServer, key: &str, lifetime: Duration, since: std::time::Instant) {
+    let pttl: u128 = redis
+        .command(&["PTTL", key])
+        .trim_start_matches(':')
+        .parse()
+        .unwrap();
+    let lifetime = lifetime.as_millis();
+    let elapsed = since.elapsed().as_millis();
+    assert!(
+        pttl <= lifetime && pttl + elapsed + 1 >= lifetime,
+        "{key} lives {pttl} ms more; set to {lifetime} ms within the last {elapsed} ms"
+    );
 }

@@ -176,7 +176,7 @@ impl ClusterLink {
         mut send: impl FnMut(&mut Connection) -> RedisResult<T>,
         redirect_of: impl Fn(&T) -> Option<Redirect>,
     ) -> RedisResult<T> {
-        let deadline = Instant::now() + self.patience;
+        let deadline = crate::lease::later(Instant::now(), self.patience);
         let mut asking: Option<String> = None;
         let mut moved = 0;
         loop {

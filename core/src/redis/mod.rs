@@ -248,7 +248,8 @@ impl RedisStore {
     ) -> Result<ReadOutcome, StoreError> {
         let token = LeaseToken::generate()?;
         let started = Instant::now();
-        let deadline = started + terms.wait_timeout;
+        // Saturating: the wait timeout is a user's number (core does not bound it).
+        let deadline = crate::lease::later(started, terms.wait_timeout);
         // The holder last seen, and when: how long it has held the lock is what it had then
         // plus the time since.
         let mut last_holder: Option<(Holder, Instant)> = None;
@@ -460,9 +461,16 @@ impl SessionStore for RedisStore {
         match lock {
             Some(lock) => {
                 let token = lease(lock, self.endpoint())?;
-                self.end_renewal(lock);
-                self.release_script(|s| &s.destroy_and_release, &keys, token, &[], true)
-                    .map(|_| ())
+                let renewal = self.end_renewal(lock);
+                // Refused like a write when the lock is no longer ours, so a stale request's
+                // destroy cannot delete the session another request holds now.
+                let destroyed =
+                    self.release_script(|s| &s.destroy_and_release, &keys, token, &[], true)?;
+                if destroyed {
+                    Ok(())
+                } else {
+                    Err(lock_lost(lock, renewal))
+                }
             }
             None => {
                 let mut del = ::redis::cmd("DEL");
@@ -507,6 +515,9 @@ impl LeaseStore for RedisStore {
             .map(|s| duration_ms(s.keep).to_string())
             .unwrap_or_default();
         let script = Script::new(scripts::TAKE_LEASE);
+        // With wait_replicas, WAIT in the same round trip: a fence the replicas have not got
+        // could be handed out again by a replica promoted after a failover.
+        let wait = self.wait;
         let reply: Acked<(i64, u64)> = self.run(&keys.0, Retry::IfRefused, |c, _| {
             eval(
                 c,
@@ -517,14 +528,32 @@ impl LeaseStore for RedisStore {
                     ttl_ms.as_bytes(),
                     keep_ms.as_bytes(),
                 ],
-                None,
+                wait,
             )
         })?;
-        Ok(match reply.reply {
-            (0, fence) => Taken::Won { fence },
-            (2, _) => Taken::SlotDone,
-            _ => Taken::Held,
-        })
+        let fence = match reply.reply {
+            (0, fence) => fence,
+            (2, _) => return Ok(Taken::SlotDone),
+            _ => return Ok(Taken::Held),
+        };
+        if let Some(short) = self.unacknowledged(&reply, name, "taking") {
+            // Not handed out: a holder could not rely on its fence. Given back at once so
+            // the name (and the slot) is not blocked for the TTL by a lease nobody holds;
+            // if that fails too, the TTL ends it.
+            let undo = Script::new(scripts::UNDO_LEASE);
+            let fence_text = fence.to_string();
+            let _ = self.run(&keys.0, Retry::IfRefused, |c, _| {
+                eval::<i64>(
+                    c,
+                    &undo,
+                    &[&keys.0.data, &keys.2],
+                    &[token.as_str().as_bytes(), fence_text.as_bytes()],
+                    None,
+                )
+            });
+            return Err(short);
+        }
+        Ok(Taken::Won { fence })
     }
 
     fn renew_lease(
@@ -537,16 +566,26 @@ impl LeaseStore for RedisStore {
         let keys = self.lease_keys(name, None);
         let ttl_ms = duration_ms(ttl).to_string();
         let script = Script::new(scripts::RENEW);
+        // WAIT as for taking: a renewal only the master has would leave a promoted replica
+        // with the older expiry, and another holder could take the lease while this one
+        // still works.
+        let wait = self.wait;
         let renewed: Acked<i64> = self.run(&keys.0, Retry::Idempotent, |c, _| {
             eval(
                 c,
                 &script,
                 &[&keys.0.data],
                 &[token.as_str().as_bytes(), ttl_ms.as_bytes()],
-                None,
+                wait,
             )
         })?;
-        Ok(renewed.reply == 1)
+        if renewed.reply != 1 {
+            return Ok(false);
+        }
+        match self.unacknowledged(&renewed, name, "renewal") {
+            Some(short) => Err(short),
+            None => Ok(true),
+        }
     }
 
     fn release_lease(&mut self, name: &str, token: &LeaseToken) -> Result<bool, StoreError> {
@@ -567,6 +606,28 @@ impl LeaseStore for RedisStore {
 }
 
 impl RedisStore {
+    /// The refusal of a lease step that fewer replicas acknowledged than `wait_replicas`
+    /// asks (a WAIT reply that cannot be read counts as none); `None` when enough did, or
+    /// when no acknowledgement was asked for.
+    fn unacknowledged<T>(&self, acked: &Acked<T>, name: &str, step: &str) -> Option<StoreError> {
+        let wait = self.wait?;
+        let replicas = acked.replicas.unwrap_or(0);
+        if replicas >= i64::from(wait.replicas) {
+            return None;
+        }
+        let outcome = match step {
+            "taking" => "so the lease was given back and not taken: after a failover its fencing token could be handed out again",
+            _ => "so it is extended on the master only: after a failover the lease could end early and another holder take it",
+        };
+        Some(StoreError::Server {
+            endpoint: self.endpoint_owned(),
+            cause: format!(
+                "the {step} of lease \"{name}\" was acknowledged by only {replicas} of the {} replicas asked for (wait_replicas) within {} ms (wait_timeout), {outcome}. Check the replicas, or lower wait_replicas in the store URL",
+                wait.replicas, wait.timeout_ms
+            ),
+        })
+    }
+
     /// The keys of lease `name`: the lease (as a `SessionKeys` for routing), its fence
     /// counter, and the mark of `slot` (a key that is never set when there is none).
     fn lease_keys(&self, name: &str, slot: Option<&str>) -> (SessionKeys, Vec<u8>, Vec<u8>) {

@@ -5,8 +5,9 @@
 //! server that does not know it yet (restarted, failed over) answers
 //! `NOSCRIPT`, which nothing was executed for, and is sent `SCRIPT LOAD` and the call again.
 //!
-//! With `wait_replicas`, a step that changes the session is followed by `WAIT` in the same
-//! pipeline, so the acknowledgement costs no extra round trip.
+//! With `wait_replicas`, a step that changes the session, and the taking or renewal of a
+//! named lease, is followed by `WAIT` in the same pipeline, so the acknowledgement costs no
+//! extra round trip.
 
 use ::redis::{
     cmd, ConnectionLike, ErrorKind, FromRedisValue, Pipeline, RedisError, RedisResult, Script,
@@ -86,7 +87,16 @@ const TOUCH_AND_RELEASE: &str = concat!(
 );
 
 /// KEYS: data, lock, wake, waiters. ARGV: token, wake ttl ms.
-const DESTROY_AND_RELEASE: &str = concat!(ours_lua!(), "redis.call('DEL', KEYS[1])\n", release_lua!());
+/// Deletes only while holding the lock, exactly as a write: a request whose lock expired
+/// must not delete the session another request now holds (its write would bring it back,
+/// or a logout would be undone by the holder's write). Returns 0 when the lock was lost.
+const DESTROY_AND_RELEASE: &str = concat!(
+    ours_lua!(),
+    "if not ours(redis.call('GET', KEYS[2])) then return 0 end
+redis.call('DEL', KEYS[1])
+",
+    release_lua!()
+);
 
 /// KEYS: data, lock, wake, waiters. ARGV: token, wake ttl ms.
 const RELEASE: &str = concat!(ours_lua!(), release_lua!());
@@ -99,6 +109,15 @@ if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {1, 
 local fence = redis.call('INCR', KEYS[2])
 if ARGV[3] ~= '' then redis.call('SET', KEYS[3], fence, 'PX', ARGV[3]) end
 return {0, fence}
+";
+
+/// KEYS: lease, slot mark. ARGV: token, fence. Undoes a `TAKE_LEASE` that the replicas did
+/// not acknowledge: deletes the lease if it is still `token`'s and the slot's mark if this
+/// taking set it (its value is the fence). The fence counter stays where it is: it only has
+/// to grow.
+pub(super) const UNDO_LEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+if redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('DEL', KEYS[2]) end
+return 1
 ";
 
 /// KEYS: lease. ARGV: token. Deletes it if it is the holder's; returns 1 if it was.
