@@ -210,17 +210,23 @@ fn main() -> ExitCode {
             table,
             no_procedures,
         } => {
-            // The same validation save_path applies, so the printed DDL is what Fleet expects.
-            match fleet_core::parse_save_path(&format!("mysql://localhost/db?table={table}")) {
-                Ok(_) => {
+            // The name goes into the DDL as it is, so it gets the check table= gets, applied
+            // to the name itself: splicing it into a save_path to parse would let `&` and
+            // %-escapes change what is checked.
+            match fleet_core::config::validate_table_name(&table) {
+                Ok(table) => {
                     print!(
                         "{}",
                         fleet_core::mysql::schema_script(&table, !no_procedures)
                     );
                     ExitCode::SUCCESS
                 }
+                Err(fleet_core::ConfigError::Invalid { reason, .. }) => {
+                    eprintln!("fleetctl: --table {table:?}: {reason}");
+                    ExitCode::from(2)
+                }
                 Err(e) => {
-                    eprintln!("fleetctl: {e}");
+                    eprintln!("fleetctl: --table {table:?}: {e}");
                     ExitCode::from(2)
                 }
             }
