@@ -11,9 +11,9 @@ $port = (int) substr(strrchr(stream_socket_get_name($hole, false), ':'), 1);
 ini_set('session.save_handler', 'fleet');
 ini_set('session.save_path', fleet_save_path_at($port));
 session_id('hung1');
-$t = microtime(true);
+// The warning below says the read timeout ended the wait; a hang would be caught by
+// run-tests' own timeout. No elapsed time is asserted (a tolerance is a flaky test).
 var_dump(session_start());
-var_dump(microtime(true) - $t < 5);
 echo "still running\n";
 ?>
 --EXPECTF--
@@ -21,5 +21,4 @@ Warning: session_start(): Fleet: %s://127.0.0.1:%d%S did not answer within 300ms
 
 Warning: session_start(): Failed to %s: fleet (path: %s://127.0.0.1:%d%S) in %s on line %d
 bool(false)
-bool(true)
 still running

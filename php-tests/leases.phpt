@@ -30,6 +30,10 @@ fleet_lease_release($name, $third);
 // Bad input: a warning naming the problem, false, and the script goes on.
 var_dump(fleet_lease_acquire('no spaces allowed', 1));
 var_dump(fleet_lease_acquire($name, 0));
+var_dump(fleet_lease_acquire($name, NAN));
+// A huge TTL counts as the 7-day cap: no overflow, no panic.
+$capped = fleet_lease_acquire($name, 1e20);
+var_dump(is_string($capped), fleet_lease_release($name, $capped));
 var_dump(fleet_lease_renew($name, 'not-a-token', 1));
 // No store configured and Fleet not the session handler.
 ini_set('fleet.lease_store', '');
@@ -52,8 +56,13 @@ bool(true)
 Warning: fleet_lease_acquire(): Fleet: lease name "no spaces allowed" is not allowed: use 1 to 128 characters of a-z A-Z 0-9 . _ : / @ - in %s on line %d
 bool(false)
 
-Warning: fleet_lease_acquire(): Fleet: $ttl must be more than 0 seconds, 0 given in %s on line %d
+Warning: fleet_lease_acquire(): Fleet: $ttl must be a number of more than 0 seconds (values above 604800 count as 604800), 0 given in %s on line %d
 bool(false)
+
+Warning: fleet_lease_acquire(): Fleet: $ttl must be a number of more than 0 seconds (values above 604800 count as 604800), NaN given in %s on line %d
+bool(false)
+bool(true)
+bool(true)
 
 Warning: fleet_lease_renew(): Fleet: $token is not a lease token (pass the string fleet_lease_acquire() returned) in %s on line %d
 bool(false)

@@ -2,7 +2,7 @@
 phpredis interoperability: a session written by phpredis is read by Fleet and the other way round
 --SKIPIF--
 <?php require __DIR__ . '/fleet.inc'; fleet_only('redis');
-if (!extension_loaded('redis')) die('skip phpredis (php8.2-redis) not loaded'); ?>
+if (!extension_loaded('redis')) die('skip phpredis (Debian: php-redis) not loaded'); ?>
 --EXTENSIONS--
 igbinary
 redis

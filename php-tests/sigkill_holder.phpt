@@ -22,16 +22,18 @@ sleep(60);
     proc_terminate($proc, 9);                       // SIGKILL: no close, no release
     proc_close($proc);
     unlink($file);
+    // Started at all means the server freed the lock: one it kept for the dead process
+    // would outlast this request's wait (fleet.lock_wait_timeout, 10 s, or the 5 s read
+    // timeout; GET_LOCK and a row lock never end by themselves). How soon is not asserted
+    // (a tolerance is a flaky test).
     fleet_use("lock=$mode&timeout=5");
     session_id($id);
-    $t = microtime(true);
     $ok = session_start();
-    $waited = microtime(true) - $t;
-    echo "$mode: held=$held started=", var_export($ok, true), " n=", $_SESSION['n'], " at once=", var_export($waited < 2.0, true), "\n";
+    echo "$mode: held=$held started=", var_export($ok, true), " n=", $_SESSION['n'], "\n";
     session_write_close();
     $_SESSION = [];
 }
 ?>
 --EXPECT--
-advisory: held=1 started=true n=1 at once=true
-row: held=1 started=true n=1 at once=true
+advisory: held=1 started=true n=1
+row: held=1 started=true n=1

@@ -3,25 +3,37 @@
 //!
 //! Each hook converts PHP's arguments, calls `handler`, and converts back. No panic may
 //! cross into PHP (it would abort the worker), so every hook runs under `catch_unwind`.
+//!
+//! **Re-entry.** A warning runs the user's error handler, which may call session functions:
+//! `session_abort()` or `session_write_close()` make PHP call Fleet's hooks again, and free
+//! the `OpenSession` the current hook was using. So no hook emits anything while it holds
+//! Fleet's state: [`warn`] and [`notice`] only queue a message, and every entry point
+//! ([`hook`]) delivers the queue once its body has returned and no reference into Fleet's
+//! state is alive. A hook entered during that delivery finds the state as PHP left it, and
+//! one case is refused outright: a write while a read's messages are delivered, when PHP
+//! has the data but has not decoded it into `$_SESSION` yet (it would store an empty
+//! session over the real one).
 
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 
 use ext_php_rs::args::Arg;
 use ext_php_rs::builders::{FunctionBuilder, ModuleBuilder};
-use ext_php_rs::flags::DataType;
-use ext_php_rs::types::{ZendHashTable, Zval};
-use ext_php_rs::zend::ExecuteData;
 use ext_php_rs::ffi::{
     php_error_docref, php_info_print_table_end, php_info_print_table_row,
     php_info_print_table_start, zend_long, zend_string, E_NOTICE, E_WARNING,
 };
+use ext_php_rs::flags::DataType;
 use ext_php_rs::flags::IniEntryPermission;
 use ext_php_rs::types::ZendStr;
+use ext_php_rs::types::{ZendHashTable, Zval};
+use ext_php_rs::zend::ExecuteData;
 use ext_php_rs::zend::{IniEntryDef, IniEntryDefs, ModuleEntry, StaticModuleEntry};
 
-use crate::handler::{self, OpenSession};
+use crate::handler::{self, MemoryRoom, OpenSession};
 use crate::leases;
 use crate::metrics::{self, Stat};
 use crate::settings::{RawIni, Settings};
@@ -173,6 +185,8 @@ extern "C" {
     ) -> *mut c_char;
     fn zend_ini_long(name: *const c_char, name_length: usize, orig: c_int) -> zend_long;
     fn display_ini_entries(module: *mut ModuleEntry);
+    fn zend_memory_usage(real_usage: bool) -> usize;
+    fn php_check_open_basedir_ex(path: *const c_char, warn: c_int) -> c_int;
     fn sapi_getenv(name: *const c_char, name_len: usize) -> *mut c_char;
     fn sapi_header_op(op: c_int, arg: *mut c_void) -> c_int;
 }
@@ -213,12 +227,17 @@ pub extern "C" fn get_module() -> *mut ModuleEntry {
                 .arg(Arg::new("ttl", DataType::Double))
                 .returns(DataType::Bool, false, false),
         )
+        .function(FunctionBuilder::new("fleet_stats", fleet_stats).returns(
+            DataType::Array,
+            false,
+            false,
+        ))
         .function(
-            FunctionBuilder::new("fleet_stats", fleet_stats).returns(DataType::Array, false, false),
-        )
-        .function(
-            FunctionBuilder::new("fleet_metrics", fleet_metrics)
-                .returns(DataType::String, false, false),
+            FunctionBuilder::new("fleet_metrics", fleet_metrics).returns(
+                DataType::String,
+                false,
+                false,
+            ),
         )
         .function(
             FunctionBuilder::new("fleet_lease_release", fleet_lease_release)
@@ -245,6 +264,10 @@ pub extern "C" fn get_module() -> *mut ModuleEntry {
 /// RINIT: a new request has read no session yet.
 unsafe extern "C" fn request_startup(_type: c_int, _module_number: c_int) -> c_int {
     guard(SUCCESS, || {
+        // Left over only if a fatal error in an error handler ended the last delivery.
+        OUTBOX.with(|q| q.borrow_mut().clear());
+        DELIVERING.with(|d| d.borrow_mut().clear());
+        READ_BEING_REPORTED.with(|r| r.set(false));
         handler::request_starts();
         SUCCESS
     })
@@ -262,6 +285,7 @@ unsafe extern "C" fn request_shutdown(_type: c_int, _module_number: c_int) -> c_
 unsafe extern "C" fn module_startup(_type: c_int, module_number: c_int) -> c_int {
     guard(FAILURE, || {
         IniEntryDef::register(INI.as_slice(), module_number);
+        fleet_core::config::set_file_guard(php_may_open);
         // Before FPM forks its workers, so they share it.
         shared::init();
         shared::init_counters();
@@ -350,7 +374,11 @@ fn php_args(
                         .map(PhpArg::Num),
                 };
                 if converted.is_none() {
-                    let wanted = if *kind == DataType::String { "a string" } else { "a number" };
+                    let wanted = if *kind == DataType::String {
+                        "a string"
+                    } else {
+                        "a number"
+                    };
                     warn(&format!("Fleet: ${name} must be {wanted}"));
                     return None;
                 }
@@ -376,15 +404,19 @@ fn arg_num(args: &[Option<PhpArg>], i: usize, default: f64) -> f64 {
     }
 }
 
-/// The lease store URL and timeouts for this request, or a warning.
-fn lease_store() -> Option<(String, fleet_core::Timeouts)> {
+/// The lease store for this request, or a warning.
+fn lease_store() -> Option<leases::StoreAt> {
     let url = leases::store_url(
         &ini_string(c"fleet.lease_store"),
         &ini_string(c"session.save_handler"),
         &ini_string(c"session.save_path"),
     );
     match url {
-        Ok(url) => Some((url, current_settings().timeouts)),
+        Ok(url) => Some(leases::StoreAt {
+            url,
+            timeouts: current_settings().timeouts,
+            open_basedir: ini_string(c"open_basedir"),
+        }),
         Err(problem) => {
             warn(&problem);
             None
@@ -393,7 +425,11 @@ fn lease_store() -> Option<(String, fleet_core::Timeouts)> {
 }
 
 /// Sets `retval` to what a lease function's `outcome` says, warning on an error.
-fn lease_reply<T>(retval: &mut Zval, outcome: Result<T, handler::Problem>, set: impl FnOnce(&mut Zval, T)) {
+fn lease_reply<T>(
+    retval: &mut Zval,
+    outcome: Result<T, handler::Problem>,
+    set: impl FnOnce(&mut Zval, T),
+) {
     match outcome {
         Ok(value) => set(retval, value),
         Err(problem) => {
@@ -445,12 +481,25 @@ extern "C" fn fleet_metrics(ex: &mut ExecuteData, retval: &mut Zval) {
 
 /// `fleet_lease_acquire(string $name, float $ttl, float $wait = 0): string|false`
 extern "C" fn fleet_lease_acquire(ex: &mut ExecuteData, retval: &mut Zval) {
-    guard((), || {
+    hook((), || {
         retval.set_bool(false);
-        let spec = [("name", DataType::String), ("ttl", DataType::Double), ("wait", DataType::Double)];
-        let Some(args) = php_args(ex, &spec, 2) else { return };
-        let Some((url, timeouts)) = lease_store() else { return };
-        let outcome = leases::acquire(&url, timeouts, arg_str(&args, 0), arg_num(&args, 1, 0.0), arg_num(&args, 2, 0.0));
+        let spec = [
+            ("name", DataType::String),
+            ("ttl", DataType::Double),
+            ("wait", DataType::Double),
+        ];
+        let Some(args) = php_args(ex, &spec, 2) else {
+            return;
+        };
+        let Some(at) = lease_store() else {
+            return;
+        };
+        let outcome = leases::acquire(
+            &at,
+            arg_str(&args, 0),
+            arg_num(&args, 1, 0.0),
+            arg_num(&args, 2, 0.0),
+        );
         lease_reply(retval, outcome, |rv, ticket| match ticket {
             Some(t) => {
                 if rv.set_string(&t, false).is_err() {
@@ -464,24 +513,41 @@ extern "C" fn fleet_lease_acquire(ex: &mut ExecuteData, retval: &mut Zval) {
 
 /// `fleet_lease_renew(string $name, string $token, float $ttl): bool`
 extern "C" fn fleet_lease_renew(ex: &mut ExecuteData, retval: &mut Zval) {
-    guard((), || {
+    hook((), || {
         retval.set_bool(false);
-        let spec = [("name", DataType::String), ("token", DataType::String), ("ttl", DataType::Double)];
-        let Some(args) = php_args(ex, &spec, 3) else { return };
-        let Some((url, timeouts)) = lease_store() else { return };
-        let outcome = leases::renew(&url, timeouts, arg_str(&args, 0), arg_str(&args, 1), arg_num(&args, 2, 0.0));
+        let spec = [
+            ("name", DataType::String),
+            ("token", DataType::String),
+            ("ttl", DataType::Double),
+        ];
+        let Some(args) = php_args(ex, &spec, 3) else {
+            return;
+        };
+        let Some(at) = lease_store() else {
+            return;
+        };
+        let outcome = leases::renew(
+            &at,
+            arg_str(&args, 0),
+            arg_str(&args, 1),
+            arg_num(&args, 2, 0.0),
+        );
         lease_reply(retval, outcome, |rv, renewed| rv.set_bool(renewed));
     })
 }
 
 /// `fleet_lease_release(string $name, string $token): bool`
 extern "C" fn fleet_lease_release(ex: &mut ExecuteData, retval: &mut Zval) {
-    guard((), || {
+    hook((), || {
         retval.set_bool(false);
         let spec = [("name", DataType::String), ("token", DataType::String)];
-        let Some(args) = php_args(ex, &spec, 2) else { return };
-        let Some((url, timeouts)) = lease_store() else { return };
-        let outcome = leases::release(&url, timeouts, arg_str(&args, 0), arg_str(&args, 1));
+        let Some(args) = php_args(ex, &spec, 2) else {
+            return;
+        };
+        let Some(at) = lease_store() else {
+            return;
+        };
+        let outcome = leases::release(&at, arg_str(&args, 0), arg_str(&args, 1));
         lease_reply(retval, outcome, |rv, released| rv.set_bool(released));
     })
 }
@@ -491,21 +557,113 @@ fn guard<T>(fallback: T, body: impl FnOnce() -> T) -> T {
     catch_unwind(AssertUnwindSafe(body)).unwrap_or(fallback)
 }
 
+/// An entry point from PHP: runs `body` under [`guard`], then delivers the messages it
+/// queued, when nothing of Fleet's is borrowed any more (see the module's notes on
+/// re-entry).
+fn hook<T>(fallback: T, body: impl FnOnce() -> T) -> T {
+    READ_JUST_RETURNED.with(|r| r.set(false));
+    let result = guard(fallback, body);
+    deliver();
+    result
+}
+
+thread_local! {
+    /// Messages queued by the running hook, delivered by [`deliver`].
+    static OUTBOX: RefCell<VecDeque<(c_int, CString)>> = const { RefCell::new(VecDeque::new()) };
+    /// The messages being delivered. They live here rather than on the delivering frame, so
+    /// that a fatal error in the user's error handler, which leaves by longjmp, skips no
+    /// destructor of ours; RINIT clears what such an exit left.
+    static DELIVERING: RefCell<Vec<CString>> = const { RefCell::new(Vec::new()) };
+    /// Whether a read's messages are being delivered: PHP holds the data but has not
+    /// decoded it into `$_SESSION`.
+    static READ_BEING_REPORTED: Cell<bool> = const { Cell::new(false) };
+    /// Whether the last hook PHP called was a successful read. PHP calls gc between the read
+    /// and decoding the data into `$_SESSION`, so a gc right after a read reports its
+    /// problems as the read does ([`deliver_read_messages`]).
+    static READ_JUST_RETURNED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Delivers the queued messages through `php_error_docref`, each of which may run user code
+/// that re-enters Fleet (and queues and delivers messages of its own).
+fn deliver() {
+    loop {
+        let Some((level, message)) = OUTBOX.with(|q| q.borrow_mut().pop_front()) else {
+            return;
+        };
+        let text = DELIVERING.with(|d| {
+            let mut d = d.borrow_mut();
+            let text = message.as_ptr();
+            // Moving the CString keeps its heap buffer where `text` points.
+            d.push(message);
+            text
+        });
+        // SAFETY: a "%s" format with one NUL-terminated string, owned by DELIVERING until
+        // the call returns (PHP formats it before it runs any handler).
+        unsafe { php_error_docref(ptr::null(), level, c"%s".as_ptr(), text) };
+        DELIVERING.with(|d| d.borrow_mut().pop());
+    }
+}
+
+/// Delivers the messages of a read, refusing writes meanwhile ([`refuse_write_during_read`]).
+fn deliver_read_messages() {
+    let outer = READ_BEING_REPORTED.with(|r| r.replace(true));
+    deliver();
+    READ_BEING_REPORTED.with(|r| r.set(outer));
+}
+
+/// A write or touch entered from an error handler that runs while a read reports a problem
+/// (`session_write_close()` there): PHP has not put the data read into `$_SESSION` yet, so
+/// what it asks to store is not the session. Refused: the session is released as stored.
+fn refuse_write_during_read() -> Option<c_int> {
+    if !READ_BEING_REPORTED.with(Cell::get) {
+        return None;
+    }
+    warn("Fleet: the session was not written: session_write_close() (or a write) ran in an error handler while session_start() was still reading the session, before PHP had put the data into $_SESSION. The session is kept as stored");
+    Some(FAILURE)
+}
+
+/// `open_basedir` for files named by settings (password_file=, tls_ca_file=, …): the same
+/// check PHP's own file functions make, without its warning (Fleet names the setting).
+fn php_may_open(path: &std::path::Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(path) = CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: a NUL-terminated path that outlives the call; warn = 0 makes PHP report
+    // nothing, so no user code runs. It reads PG(open_basedir) of the current request.
+    unsafe { php_check_open_basedir_ex(path.as_ptr(), 0) == 0 }
+}
+
+/// What PHP can still allocate in this request, under `memory_limit`.
+fn memory_room() -> MemoryRoom {
+    // SAFETY: zend_memory_usage reads the request heap's counters; real = true counts the
+    // chunks PHP holds, which is what memory_limit is checked against.
+    let in_use = unsafe { zend_memory_usage(true) };
+    // SAFETY: core_globals is PHP's process-wide PG() in an NTS build (configure refuses
+    // ZTS); memory_limit is the limit the allocator enforces, set by PHP's INI handler.
+    let memory_limit = unsafe { (*ptr::addr_of!(ext_php_rs::ffi::core_globals)).memory_limit };
+    MemoryRoom::new(memory_limit, in_use)
+}
+
 fn c_string(s: &str) -> CString {
     CString::new(s.replace('\0', "")).unwrap_or_default()
 }
 
+/// Queues a message for delivery when the running hook returns.
 fn emit(level: u32, message: &str) {
-    let message = c_string(message);
     let Ok(level) = c_int::try_from(level) else {
         return;
     };
-    // SAFETY: a "%s" format with one NUL-terminated string argument that outlives the call.
-    unsafe { php_error_docref(ptr::null(), level, c"%s".as_ptr(), message.as_ptr()) }
+    let message = c_string(message);
+    OUTBOX.with(|q| q.borrow_mut().push_back((level, message)));
 }
 
 fn warn(message: &str) {
     emit(E_WARNING, message);
+}
+
+fn notice(message: &str) {
+    emit(E_NOTICE, message);
 }
 
 /// Reads an INI entry's current value as a string ("" when unset).
@@ -655,9 +813,22 @@ unsafe extern "C" fn ps_open(
     save_path: *const c_char,
     _name: *const c_char,
 ) -> c_int {
-    guard(FAILURE, || {
+    hook(FAILURE, || {
         if mod_data.is_null() {
             return FAILURE;
+        }
+        // SAFETY: the slot is PHP's PS(mod_data). It is non-NULL here only when PHP opens
+        // again without closing: session_reset() does (php_session_reset →
+        // php_session_initialize → s_open). The session open before is closed first, which
+        // releases its lock and hands back its connection; left in place it would be leaked
+        // with its lock, and the new read would wait for that lock until it timed out.
+        let previous = unsafe { std::mem::replace(&mut *mod_data, ptr::null_mut()) };
+        if !previous.is_null() {
+            // SAFETY: a non-NULL slot holds the Box<OpenSession> leaked by an earlier ps_open.
+            let previous = unsafe { Box::from_raw(previous.cast::<OpenSession>()) };
+            if let Err(problem) = previous.close() {
+                notice(&problem);
+            }
         }
         let save_path = if save_path.is_null() {
             String::new()
@@ -667,7 +838,14 @@ unsafe extern "C" fn ps_open(
                 .to_string_lossy()
                 .into_owned()
         };
-        match handler::open(&save_path, current_settings(), user_agent(), holder()) {
+        let open_basedir = ini_string(c"open_basedir");
+        match handler::open(
+            &save_path,
+            &open_basedir,
+            current_settings(),
+            user_agent(),
+            holder(),
+        ) {
             Ok(session) => {
                 // SAFETY: mod_data is PHP's writable PS(mod_data) slot; the Box is reclaimed
                 // by ps_close, which PHP calls whenever the slot is non-NULL.
@@ -683,7 +861,7 @@ unsafe extern "C" fn ps_open(
 }
 
 unsafe extern "C" fn ps_close(mod_data: *mut *mut c_void) -> c_int {
-    guard(FAILURE, || {
+    hook(FAILURE, || {
         if mod_data.is_null() {
             return SUCCESS;
         }
@@ -695,13 +873,10 @@ unsafe extern "C" fn ps_close(mod_data: *mut *mut c_void) -> c_int {
         }
         // SAFETY: a non-NULL slot holds the Box<OpenSession> leaked by ps_open.
         let session = unsafe { Box::from_raw(raw.cast::<OpenSession>()) };
-        match session.close() {
-            Ok(()) => SUCCESS,
-            Err(problem) => {
-                emit(E_NOTICE, &problem);
-                SUCCESS
-            }
+        if let Err(problem) = session.close() {
+            notice(&problem);
         }
+        SUCCESS
     })
 }
 
@@ -711,7 +886,7 @@ unsafe extern "C" fn ps_read(
     val: *mut *mut zend_string,
     _maxlifetime: zend_long,
 ) -> c_int {
-    guard(FAILURE, || {
+    let result = guard(FAILURE, || {
         // SAFETY: PHP passes its PS(mod_data) slot and a live key.
         let (Some(session), id) = (unsafe { open_session(mod_data) }, unsafe { bytes(key) }) else {
             return not_open();
@@ -719,25 +894,30 @@ unsafe extern "C" fn ps_read(
         if val.is_null() {
             return FAILURE;
         }
-        match session.read(id) {
+        match session.read(id, memory_room()) {
             Ok(data) => {
-                if let Some(notice) = session.take_slow_wait_notice() {
-                    emit(E_NOTICE, &notice);
+                if let Some(slow) = session.take_slow_wait_notice() {
+                    notice(&slow);
                 }
                 // SAFETY: PHP takes ownership of *val; the string comes from PHP's request
-                // allocator (ZendStr::new with persistent = false), as it expects.
+                // allocator (ZendStr::new with persistent = false), as it expects. Its size
+                // is within what memory_limit leaves (handler::MemoryRoom).
                 unsafe { *val = ZendStr::new(&data, false).into_raw() };
                 SUCCESS
             }
             Err(problem) => {
-                warn(&problem);
                 if let Some(status) = session.busy_status() {
                     send_busy_status(status);
                 }
+                warn(&problem);
                 FAILURE
             }
         }
-    })
+    });
+    deliver_read_messages();
+    // After delivery: a handler that re-entered Fleet meanwhile has cleared it.
+    READ_JUST_RETURNED.with(|r| r.set(result == SUCCESS));
+    result
 }
 
 /// Answers a request refused as busy with `status` and `Retry-After: 1`, so browsers and
@@ -751,6 +931,7 @@ fn send_busy_status(status: u16) {
     };
     // SAFETY: sapi_header_op with SAPI_HEADER_REPLACE takes a sapi_header_line, which
     // SapiHeaderLine lays out; the line is a static NUL-terminated string that PHP copies.
+    // It runs no user code (header callbacks run when headers are sent).
     unsafe { sapi_header_op(SAPI_HEADER_REPLACE, (&raw mut header).cast()) };
 }
 
@@ -760,7 +941,10 @@ unsafe extern "C" fn ps_write(
     val: *mut zend_string,
     maxlifetime: zend_long,
 ) -> c_int {
-    guard(FAILURE, || {
+    hook(FAILURE, || {
+        if let Some(refused) = refuse_write_during_read() {
+            return refused;
+        }
         // SAFETY: PHP passes its PS(mod_data) slot and live key and value strings.
         let (Some(session), id, data) = (
             unsafe { open_session(mod_data) },
@@ -780,7 +964,10 @@ unsafe extern "C" fn ps_update_timestamp(
     _val: *mut zend_string,
     maxlifetime: zend_long,
 ) -> c_int {
-    guard(FAILURE, || {
+    hook(FAILURE, || {
+        if let Some(refused) = refuse_write_during_read() {
+            return refused;
+        }
         // SAFETY: PHP passes its PS(mod_data) slot and a live key.
         let (Some(session), id) = (unsafe { open_session(mod_data) }, unsafe { bytes(key) }) else {
             return not_open();
@@ -791,7 +978,7 @@ unsafe extern "C" fn ps_update_timestamp(
 }
 
 unsafe extern "C" fn ps_destroy(mod_data: *mut *mut c_void, key: *mut zend_string) -> c_int {
-    guard(FAILURE, || {
+    hook(FAILURE, || {
         // SAFETY: PHP passes its PS(mod_data) slot and a live key.
         let (Some(session), id) = (unsafe { open_session(mod_data) }, unsafe { bytes(key) }) else {
             return not_open();
@@ -806,7 +993,8 @@ unsafe extern "C" fn ps_gc(
     maxlifetime: zend_long,
     nrdels: *mut zend_long,
 ) -> zend_long {
-    guard(-1, || {
+    let after_read = READ_JUST_RETURNED.with(|r| r.replace(false));
+    let result = guard(-1, || {
         // SAFETY: PHP passes its PS(mod_data) slot.
         let Some(session) = (unsafe { open_session(mod_data) }) else {
             return -1;
@@ -823,7 +1011,15 @@ unsafe extern "C" fn ps_gc(
             *nrdels = deleted;
         }
         deleted
-    })
+    });
+    // PHP's gc inside session_start() runs before the data read is decoded: a handler that
+    // writes then would store an empty session over the real one (see ps_read).
+    if after_read {
+        deliver_read_messages();
+    } else {
+        deliver();
+    }
+    result
 }
 
 unsafe extern "C" fn ps_create_sid(mod_data: *mut *mut c_void) -> *mut zend_string {
@@ -838,7 +1034,7 @@ unsafe extern "C" fn ps_create_sid(mod_data: *mut *mut c_void) -> *mut zend_stri
 }
 
 unsafe extern "C" fn ps_validate_sid(mod_data: *mut *mut c_void, key: *mut zend_string) -> c_int {
-    guard(FAILURE, || {
+    hook(FAILURE, || {
         // SAFETY: PHP passes its PS(mod_data) slot and a live key.
         let (Some(session), id) = (unsafe { open_session(mod_data) }, unsafe { bytes(key) }) else {
             return FAILURE;
@@ -854,8 +1050,8 @@ unsafe extern "C" fn ps_validate_sid(mod_data: *mut *mut c_void, key: *mut zend_
     })
 }
 
-/// Like `report`, after warning about what went wrong without failing the step (a write
-/// fewer replicas acknowledged than `wait_replicas` asks).
+/// Like `report`, after queueing a warning about what went wrong without failing the step
+/// (a write fewer replicas acknowledged than `wait_replicas` asks).
 fn report_with_notice(session: &mut OpenSession, outcome: Result<(), handler::Problem>) -> c_int {
     if let Some(notice) = session.take_notice() {
         warn(&notice);

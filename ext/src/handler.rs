@@ -17,7 +17,10 @@ use crate::shared::{self, Counter};
 /// unusual, and the oldest is closed.
 const MAX_IDLE_STORES: usize = 4;
 
-type StoreKey = (String, fleet_core::Timeouts);
+/// A kept store is found by its save_path, its timeouts, and the `open_basedir` it was
+/// parsed under: the files its settings named (password_file=, …) passed that check, and a
+/// request under another open_basedir (another vhost in the same pool) must pass its own.
+type StoreKey = (String, fleet_core::Timeouts, String);
 
 /// A worker's store for one save_path, and that save_path's lifetime options.
 struct Kept {
@@ -51,6 +54,51 @@ pub fn request_ends() {
 /// and return together find the cap still in force.
 const REFUSALS_REMEMBERED_MS: u64 = 5_000;
 
+/// How much session data PHP can take in this request: half of what `memory_limit` leaves,
+/// since PHP holds the string and decodes a copy of its contents into `$_SESSION`. A copy
+/// past the limit would not fail: PHP would end the request with a fatal error from inside
+/// Fleet's hook (a longjmp through Rust frames) and then write an empty session over the
+/// stored one at shutdown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryRoom {
+    /// The largest session data (inflated) a read may return.
+    pub limit: usize,
+    memory_limit: Option<u64>,
+    in_use: usize,
+}
+
+impl MemoryRoom {
+    /// From the `memory_limit` PHP enforces, in bytes (`PG(memory_limit)`: negative for no
+    /// limit), and the bytes PHP's allocator holds now. The enforced number rather than the
+    /// INI text, which PHP also accepts as 0x…, 0o…, 0b… or with a sign.
+    pub fn new(memory_limit: i64, in_use: usize) -> MemoryRoom {
+        let memory_limit = u64::try_from(memory_limit).ok();
+        let limit = match memory_limit {
+            Some(bytes) => {
+                let free = bytes.saturating_sub(in_use as u64) / 2;
+                usize::try_from(free).unwrap_or(usize::MAX)
+            }
+            None => usize::MAX,
+        };
+        MemoryRoom {
+            limit,
+            memory_limit,
+            in_use,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self.memory_limit {
+            Some(bytes) => format!(
+                "{} bytes free (memory_limit = {bytes} bytes, {} in use)",
+                bytes.saturating_sub(self.in_use as u64),
+                self.in_use
+            ),
+            None => "no limit".to_owned(),
+        }
+    }
+}
+
 /// A message for PHP, already worded for the admin.
 pub type Problem = String;
 
@@ -68,6 +116,9 @@ pub struct OpenSession {
     refused_busy: bool,
     /// The `fleet.slow_lock_wait` notice of the last read, if it waited that long.
     slow_wait_notice: Option<Problem>,
+    /// The process that opened the session. After a `pcntl_fork()` both processes hold
+    /// this state; the lock and the session are the parent's.
+    opened_by: u32,
 }
 
 fn problem(e: impl std::fmt::Display) -> Problem {
@@ -116,11 +167,16 @@ fn lifetime(maxlifetime: i64) -> Duration {
 /// connected, so a dead backend is reported by session_start() itself.
 pub fn open(
     save_path: &str,
+    open_basedir: &str,
     settings: Settings,
     user_agent: Option<String>,
     holder: String,
 ) -> Result<OpenSession, Problem> {
-    let key = (save_path.to_owned(), settings.timeouts);
+    let key = (
+        save_path.to_owned(),
+        settings.timeouts,
+        open_basedir.to_owned(),
+    );
     let cached = IDLE_STORES.with(|stores| {
         let mut stores = stores.borrow_mut();
         let found = stores.iter().position(|(k, _)| *k == key);
@@ -161,6 +217,7 @@ pub fn open(
         new_id: None,
         refused_busy: false,
         slow_wait_notice: None,
+        opened_by: std::process::id(),
     })
 }
 
@@ -175,12 +232,30 @@ fn put_back(key: StoreKey, store: Kept) {
 }
 
 impl OpenSession {
+    /// Refuses a step in the child of a `pcntl_fork()` made while the session was open: the
+    /// lock is the parent's, and a write from the child would race the parent's under it.
+    fn refuse_in_forked_child(&self, step: &str) -> Result<(), Problem> {
+        if self.opened_by == std::process::id() {
+            return Ok(());
+        }
+        Err(problem(format!(
+            "the session was opened by process {} before pcntl_fork(), so this child process does not {step} it (the parent holds its lock). Call session_write_close() before forking, and session_start() in the child if it needs the session",
+            self.opened_by
+        )))
+    }
+
     /// `read`: takes the lock (per `fleet.locking`) and returns the data; a session that
     /// does not exist reads as empty, as PHP expects.
-    pub fn read(&mut self, raw_id: &[u8]) -> Result<Vec<u8>, Problem> {
+    ///
+    /// `room` bounds the data's size (inflated): what PHP can still take under
+    /// `memory_limit`. A larger session is refused and left as it is: PHP then aborts the
+    /// session, so nothing is written over it at the end of the request.
+    pub fn read(&mut self, raw_id: &[u8], room: MemoryRoom) -> Result<Vec<u8>, Problem> {
+        self.refuse_in_forked_child("read")?;
         let id = parse_id(raw_id)?;
         self.release_held();
-        let outcome = self.lock_and_read_unless_busy(&id)?;
+        self.store.set_read_limit(room.limit);
+        let outcome = self.lock_and_read_unless_busy(&id, room)?;
         if outcome.lock.is_some() && self.settings.metrics {
             shared::observe_lock_wait(outcome.waited);
         }
@@ -217,18 +292,25 @@ impl OpenSession {
     fn lock_and_read_unless_busy(
         &mut self,
         id: &SessionId,
+        room: MemoryRoom,
     ) -> Result<fleet_core::ReadOutcome, Problem> {
         let session = shared::session_key(&self.key.0, id.as_str());
         SESSION_OF_REQUEST.with(|c| c.set(session));
         let floor = self.settings.max_waiters.floor();
-        let board_key = floor.filter(|_| self.settings.lock.lease.is_some()).map(|_| session);
+        let board_key = floor
+            .filter(|_| self.settings.lock.lease.is_some())
+            .map(|_| session);
         if let Some(key) = board_key {
             let crowd = shared::waiting_for(key);
             let waiting = crowd.waiting;
             // The pool is only counted once this many wait: no scan on the common path.
             if floor.is_some_and(|floor| waiting >= floor) {
                 let workers = shared::workers();
-                let cap = self.settings.max_waiters.for_workers(workers).unwrap_or(u32::MAX);
+                let cap = self
+                    .settings
+                    .max_waiters
+                    .for_workers(workers)
+                    .unwrap_or(u32::MAX);
                 if waiting >= cap && self.others_are_served(key, crowd) {
                     shared::note_refused(key);
                     self.refused_busy = true;
@@ -246,7 +328,17 @@ impl OpenSession {
         if board_key.is_some() {
             shared::set_waiting(0);
         }
-        outcome.map_err(|e| failed(&self.settings, e))
+        outcome.map_err(|e| match e {
+            StoreError::TooLarge { .. } => {
+                count(&self.settings, Counter::ErrorsServer, 1);
+                format!(
+                    "{}. PHP needs about twice a session's size to read and decode it, and memory_limit leaves {}: raise memory_limit, or make the session smaller",
+                    problem(e),
+                    room.describe()
+                )
+            }
+            e => failed(&self.settings, e),
+        })
     }
 
     /// `fleet.max_waiters` as the warning shows it: `auto` with what it came to.
@@ -329,6 +421,7 @@ impl OpenSession {
 
     /// `write`: stores the data and releases the lock in one round trip.
     pub fn write(&mut self, raw_id: &[u8], data: &[u8], maxlifetime: i64) -> Result<(), Problem> {
+        self.refuse_in_forked_child("write")?;
         let id = parse_id(raw_id)?;
         let lock = self.take_lock_for(&id)?;
         let lifetime = self.lifetime_of(&id, maxlifetime);
@@ -346,6 +439,7 @@ impl OpenSession {
     /// `update_timestamp` (lazy_write, data unchanged): refreshes the lifetime and releases
     /// the lock in one round trip.
     pub fn touch(&mut self, raw_id: &[u8], maxlifetime: i64) -> Result<(), Problem> {
+        self.refuse_in_forked_child("write")?;
         let id = parse_id(raw_id)?;
         let lock = self.take_lock_for(&id)?;
         let lifetime = self.lifetime_of(&id, maxlifetime);
@@ -356,6 +450,7 @@ impl OpenSession {
 
     /// `destroy`: deletes the session and releases its lock if this request holds it.
     pub fn destroy(&mut self, raw_id: &[u8]) -> Result<(), Problem> {
+        self.refuse_in_forked_child("destroy")?;
         let id = parse_id(raw_id)?;
         let lock = self.take_held(&id);
         self.store
@@ -370,7 +465,9 @@ impl OpenSession {
         let Ok(id) = SessionId::parse(raw_id) else {
             return Ok(false);
         };
-        self.store.exists(&id).map_err(|e| failed(&self.settings, e))
+        self.store
+            .exists(&id)
+            .map_err(|e| failed(&self.settings, e))
     }
 
     /// `gc`: the number of sessions removed.
@@ -391,8 +488,16 @@ impl OpenSession {
 
     fn release_held(&mut self) -> Option<Problem> {
         let (id, lock) = self.held.take()?;
+        if self.opened_by != std::process::id() {
+            // The parent's lock, which the parent releases: the child only forgets it.
+            drop((id, lock));
+            return None;
+        }
         let settings = self.settings;
-        self.store.unlock(&id, &lock).err().map(|e| failed(&settings, e))
+        self.store
+            .unlock(&id, &lock)
+            .err()
+            .map(|e| failed(&settings, e))
     }
 
     /// `close`: releases a lock still held (session_abort(), read_and_close) and gives the
@@ -439,4 +544,20 @@ pub fn describe_connections() -> Vec<String> {
             })
             .collect()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_read_may_take_half_of_what_memory_limit_leaves() {
+        assert_eq!(MemoryRoom::new(16 << 20, 2 << 20).limit, 7 << 20);
+        assert_eq!(MemoryRoom::new(-1, 2 << 20).limit, usize::MAX);
+        assert_eq!(
+            MemoryRoom::new(2 << 20, 3 << 20).limit,
+            0,
+            "already over: nothing"
+        );
+    }
 }

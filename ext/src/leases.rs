@@ -25,14 +25,28 @@ const RETRY_EVERY: Duration = Duration::from_millis(50);
 /// hold is a bug (a forgotten release would lock the name out for that long).
 const MAX_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
+/// Which lease store a call uses: its URL, the timeouts, and the `open_basedir` in force,
+/// since the files the URL names passed that check when it was opened, and a kept store is
+/// reused only under the same one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreAt {
+    pub url: String,
+    pub timeouts: Timeouts,
+    pub open_basedir: String,
+}
+
 thread_local! {
-    /// This worker's lease store and the URL it was opened for.
-    static LEASE_STORE: RefCell<Option<(String, Timeouts, Box<dyn LeaseStore>)>> =
+    /// This worker's lease store and where it was opened.
+    static LEASE_STORE: RefCell<Option<(StoreAt, Box<dyn LeaseStore>)>> =
         const { RefCell::new(None) };
 }
 
 /// Where leases live: `fleet.lease_store`, else `session.save_path` if Fleet handles sessions.
-pub fn store_url(lease_store: &str, save_handler: &str, save_path: &str) -> Result<String, Problem> {
+pub fn store_url(
+    lease_store: &str,
+    save_handler: &str,
+    save_path: &str,
+) -> Result<String, Problem> {
     if !lease_store.trim().is_empty() {
         return Ok(lease_store.trim().to_owned());
     }
@@ -43,54 +57,64 @@ pub fn store_url(lease_store: &str, save_handler: &str, save_path: &str) -> Resu
 }
 
 fn with_store<T>(
-    url: &str,
-    timeouts: Timeouts,
+    at: &StoreAt,
     op: impl FnOnce(&mut dyn LeaseStore) -> Result<T, fleet_core::StoreError>,
 ) -> Result<T, Problem> {
     LEASE_STORE.with(|slot| {
         let mut slot = slot.borrow_mut();
-        let reuse = matches!(&*slot, Some((u, t, _)) if u == url && *t == timeouts);
+        let reuse = matches!(&*slot, Some((kept, _)) if kept == at);
         if !reuse {
-            let config = parse_save_path(url).map_err(|e| format!("Fleet: fleet.lease_store: {e}"))?;
-            let store = open_lease_store(&config, timeouts).map_err(|e| format!("Fleet: {e}"))?;
-            *slot = Some((url.to_owned(), timeouts, store));
+            let config =
+                parse_save_path(&at.url).map_err(|e| format!("Fleet: fleet.lease_store: {e}"))?;
+            let store =
+                open_lease_store(&config, at.timeouts).map_err(|e| format!("Fleet: {e}"))?;
+            *slot = Some((at.clone(), store));
         }
         match slot.as_mut() {
-            Some((_, _, store)) => op(store.as_mut()).map_err(|e| format!("Fleet: {e}")),
+            Some((_, store)) => op(store.as_mut()).map_err(|e| format!("Fleet: {e}")),
             None => Err("Fleet: no lease store".into()),
         }
     })
 }
 
+/// A PHP caller's number of seconds. Any finite value past [`MAX_TTL`] is [`MAX_TTL`] (the
+/// documented cap), converted without `Duration::from_secs_f64`, which panics past
+/// `u64::MAX` seconds (`fleet_lease_acquire('j', 1e20)`).
 fn seconds(what: &str, value: f64, allow_zero: bool) -> Result<Duration, Problem> {
-    let ok = value.is_finite() && (value > 0.0 || (allow_zero && value == 0.0));
-    if !ok {
-        let least = if allow_zero { "0 or more" } else { "more than 0" };
-        return Err(format!("Fleet: {what} must be {least} seconds, {value} given"));
+    let in_range = value.is_finite() && (value > 0.0 || (allow_zero && value == 0.0));
+    match fleet_core::lease::saturating_seconds(value, MAX_TTL).filter(|_| in_range) {
+        Some(d) => Ok(d),
+        None => {
+            let least = if allow_zero {
+                "0 or more"
+            } else {
+                "more than 0"
+            };
+            Err(format!(
+                "Fleet: {what} must be a number of {least} seconds (values above {} count as {}), {value} given",
+                MAX_TTL.as_secs(),
+                MAX_TTL.as_secs()
+            ))
+        }
     }
-    Ok(Duration::from_secs_f64(value).min(MAX_TTL))
 }
 
 /// `fleet_lease_acquire($name, $ttl, $wait = 0)`: the ticket (`<fence>-<token>`), or `None`
 /// when another holder has the lease (after waiting up to `wait`).
-pub fn acquire(
-    url: &str,
-    timeouts: Timeouts,
-    name: &str,
-    ttl: f64,
-    wait: f64,
-) -> Result<Option<String>, Problem> {
+pub fn acquire(at: &StoreAt, name: &str, ttl: f64, wait: f64) -> Result<Option<String>, Problem> {
     let ttl = seconds("$ttl", ttl, false)?;
     let wait = seconds("$wait", wait, true)?;
     fleet_core::lease::check_name(name).map_err(|e| format!("Fleet: {e}"))?;
     let token = LeaseToken::generate().map_err(|e| format!("Fleet: {e}"))?;
-    let give_up = Instant::now() + wait;
+    let give_up = fleet_core::lease::later(Instant::now(), wait);
     loop {
-        match with_store(url, timeouts, |s| s.take_lease(name, &token, ttl, None))? {
+        match with_store(at, |s| s.take_lease(name, &token, ttl, None))? {
             Taken::Won { fence } => {
                 return Ok(Some(LeaseTicket { fence, token }.to_string()));
             }
-            _ if Instant::now() + RETRY_EVERY <= give_up => std::thread::sleep(RETRY_EVERY),
+            _ if fleet_core::lease::later(Instant::now(), RETRY_EVERY) <= give_up => {
+                std::thread::sleep(RETRY_EVERY)
+            }
             _ => return Ok(None),
         }
     }
@@ -98,22 +122,23 @@ pub fn acquire(
 
 fn ticket(text: &str) -> Result<LeaseTicket, Problem> {
     LeaseTicket::parse(text).ok_or_else(|| {
-        "Fleet: $token is not a lease token (pass the string fleet_lease_acquire() returned)".to_owned()
+        "Fleet: $token is not a lease token (pass the string fleet_lease_acquire() returned)"
+            .to_owned()
     })
 }
 
 /// `fleet_lease_renew($name, $token, $ttl)`: whether the lease was still this holder's (and
 /// now lasts `ttl` more).
-pub fn renew(url: &str, timeouts: Timeouts, name: &str, token: &str, ttl: f64) -> Result<bool, Problem> {
+pub fn renew(at: &StoreAt, name: &str, token: &str, ttl: f64) -> Result<bool, Problem> {
     let ttl = seconds("$ttl", ttl, false)?;
     let ticket = ticket(token)?;
-    with_store(url, timeouts, |s| s.renew_lease(name, &ticket.token, ttl))
+    with_store(at, |s| s.renew_lease(name, &ticket.token, ttl))
 }
 
 /// `fleet_lease_release($name, $token)`: whether the lease was still this holder's.
-pub fn release(url: &str, timeouts: Timeouts, name: &str, token: &str) -> Result<bool, Problem> {
+pub fn release(at: &StoreAt, name: &str, token: &str) -> Result<bool, Problem> {
     let ticket = ticket(token)?;
-    with_store(url, timeouts, |s| s.release_lease(name, &ticket.token))
+    with_store(at, |s| s.release_lease(name, &ticket.token))
 }
 
 #[cfg(test)]
@@ -122,19 +147,55 @@ mod tests {
 
     #[test]
     fn the_store_is_the_lease_setting_then_fleets_save_path() {
-        assert_eq!(store_url("redis://a", "fleet", "redis://b"), Ok("redis://a".into()));
+        assert_eq!(
+            store_url("redis://a", "fleet", "redis://b"),
+            Ok("redis://a".into())
+        );
         assert_eq!(store_url("", "fleet", "redis://b"), Ok("redis://b".into()));
         assert!(store_url("", "files", "/var/lib/php/sessions").is_err());
+    }
+
+    fn nowhere(timeouts: Timeouts) -> StoreAt {
+        StoreAt {
+            url: "redis://127.0.0.1:1".into(),
+            timeouts,
+            open_basedir: String::new(),
+        }
+    }
+
+    #[test]
+    fn huge_durations_are_capped_not_a_panic() {
+        // fleet_lease_acquire('j', 1e20): past u64::MAX seconds, from_secs_f64 would panic.
+        for huge in [1e20, 1e300, f64::MAX] {
+            assert_eq!(seconds("$ttl", huge, false), Ok(MAX_TTL), "{huge}");
+            assert_eq!(seconds("$wait", huge, true), Ok(MAX_TTL), "{huge}");
+        }
+        assert_eq!(seconds("$ttl", 2.5, false), Ok(Duration::from_millis(2500)));
+        assert_eq!(seconds("$wait", 0.0, true), Ok(Duration::ZERO));
+        // A huge $ttl reaches the store (and its connect error) instead of panicking.
+        let t = Timeouts::default();
+        let outcome = acquire(&nowhere(t), "job", 1e20, 0.0);
+        assert!(
+            matches!(&outcome, Err(m) if m.contains("cannot connect")),
+            "{outcome:?}"
+        );
     }
 
     #[test]
     fn bad_durations_and_tokens_are_refused_before_any_io() {
         let t = Timeouts::default();
         for (ttl, wait) in [(0.0, 0.0), (-1.0, 0.0), (f64::NAN, 0.0), (1.0, -1.0)] {
-            assert!(acquire("redis://127.0.0.1:1", t, "job", ttl, wait).is_err());
+            assert!(acquire(&nowhere(t), "job", ttl, wait).is_err());
         }
-        assert!(acquire("redis://127.0.0.1:1", t, "bad name", 1.0, 0.0).is_err());
-        let refused = renew("redis://127.0.0.1:1", t, "job", "not-a-token", 1.0);
+        assert!(acquire(&nowhere(t), "bad name", 1.0, 0.0).is_err());
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -1e300] {
+            let refused = seconds("$ttl", bad, false);
+            assert!(
+                matches!(&refused, Err(m) if m.contains("$ttl") && m.contains("more than 0")),
+                "{bad}: {refused:?}"
+            );
+        }
+        let refused = renew(&nowhere(t), "job", "not-a-token", 1.0);
         assert!(matches!(refused, Err(m) if m.contains("not a lease token")));
     }
 }
