@@ -21,6 +21,10 @@ fleet-cargo-build:
 TESTS = $(top_srcdir)/php-tests
 # As PHP's own session tests (and harness/tests/phpt.rs) run: no cookies or cache headers
 # in the CLI, and output buffered so printing does not count as "headers sent".
+# phpredis (and igbinary, which Debian's phpredis needs) come from PHP's own extension dir
+# when installed, by full path: run-tests.php looks for a test's --EXTENSIONS-- in modules/,
+# where only fleet.so is, so phpredis_interop.phpt would be skipped.
 PHP_TEST_SHARED_EXTENSIONS = -d extension=fleet.so -d output_buffering=1 \
-	-d session.use_cookies=0 -d session.cache_limiter=
+	-d session.use_cookies=0 -d session.cache_limiter= \
+	`for e in igbinary redis; do test -f "$(EXTENSION_DIR)/$$e.so" && printf -- '-d extension=%s ' "$(EXTENSION_DIR)/$$e.so"; done`
 export FLEET_EXT = $(top_builddir)/modules/fleet.so

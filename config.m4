@@ -5,6 +5,20 @@ dnl Makefile fragment (Makefile.frag) builds the extension with `cargo build --r
 dnl --locked` against the PHP whose php-config this phpize belongs to, then leaves it at
 dnl modules/fleet.so, where `make install` and `make test` expect a phpize build's module.
 
+dnl Fleet is a Cargo workspace whose library crate is the directory core/. Autoconf's configure
+dnl cleans up after every compiler check with `rm -f core …` (a core dump's name), which
+dnl prints "cannot remove 'core': Is a directory" a dozen times. This shell function, put at
+dnl the top of configure (the DEFAULTS diversion runs before any check), leaves that one
+dnl directory alone and keeps every other rm as it is.
+m4_divert_text([DEFAULTS], [
+rm () {
+  case " $* " in
+    *" core "*) if test -d core && test -f core/Cargo.toml; then command rm "$@" 2>/dev/null; return 0; fi ;;
+  esac
+  command rm "$@"
+}
+])
+
 PHP_ARG_ENABLE([fleet],
   [whether to enable Fleet, the shared session handler],
   [AS_HELP_STRING([--enable-fleet], [Enable Fleet (session.save_handler = fleet)])],

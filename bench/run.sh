@@ -5,7 +5,7 @@
 # Extra arguments go to fleet-bench (e.g. --duration 5 --rss-requests 20000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh wrk memcached php8.2-memcached php8.2-mysql gnuplot-nox
+scripts/setup.sh wrk memcached php-memcached php-mysql gnuplot-nox
 export PATH="$HOME/.cargo/bin:$PATH"
 cargo build --locked --release -p fleet -p fleetctl -p fleet-bench
 FLEET_EXT="$PWD/target/release/libfleet.so" exec target/release/fleet-bench "$@"

@@ -225,14 +225,22 @@ pub fn lifetimes(b: &Backends, options: &Options) -> String {
 pub fn busy(b: &Backends, options: &Options) -> String {
     let forms: [(&str, &str, &[(&str, &str)]); 5] = [
         ("no cap (fleet.max_waiters=0)", "0", &[]),
-        ("fleet.max_waiters=auto (the default: 2 on 4 workers)", "auto", &[]),
+        (
+            "fleet.max_waiters=auto (the default: 2 on 4 workers)",
+            "auto",
+            &[],
+        ),
         (
             "fleet.max_waiters=auto, fleet.max_waiters_window=0 (in force always)",
             "auto",
             &[("fleet.max_waiters_window", "0")],
         ),
         ("fleet.max_waiters=2", "2", &[]),
-        ("fleet.max_waiters=3 (a whole 4-worker pool with the holder)", "3", &[]),
+        (
+            "fleet.max_waiters=3 (a whole 4-worker pool with the holder)",
+            "3",
+            &[],
+        ),
     ];
     let mut out = String::new();
     let _ = writeln!(
@@ -268,7 +276,11 @@ pub fn busy(b: &Backends, options: &Options) -> String {
     for (i, (label, cap, extra)) in forms.into_iter().enumerate() {
         eprintln!("bench: busy: {label}");
         let mut ini = busy_ini(b, cap);
-        ini.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        ini.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
         let web = busy_stack(&ini);
         let hot_url = web.url("counter.php?hold_ms=20");
         let hammer_script = fleet_harness::paths::repo_root().join("bench/hammer.lua");
@@ -276,7 +288,8 @@ pub fn busy(b: &Backends, options: &Options) -> String {
         let duration = options.duration;
         // The hammering starts alone and outlasts both runs of the other visitors: their
         // first seconds (while the cap, if any, comes into force) and the measured run.
-        let hammer_for = Duration::from_millis(500) + FIRST_SECONDS + duration + Duration::from_secs(1);
+        let hammer_for =
+            Duration::from_millis(500) + FIRST_SECONDS + duration + Duration::from_secs(1);
         let hammer = std::thread::spawn(move || {
             wrk::run(
                 &hot_url,

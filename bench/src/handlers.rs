@@ -100,7 +100,12 @@ impl Handler {
 
     /// INI for this handler's FPM pools; `lan`: through the latency proxies.
     pub(crate) fn ini(self, b: &Backends, lan: bool) -> Vec<(String, String)> {
-        let ext = |name: &str| ("extension".to_owned(), format!("{PHP_EXT_DIR}/{name}.so"));
+        // This machine's PHP, by its php-config: no version written here.
+        let ext_dir = fleet_harness::php::extension_dir();
+        let ext = |name: &str| {
+            let path = ext_dir.join(format!("{name}.so"));
+            ("extension".to_owned(), path.display().to_string())
+        };
         let kv = |k: &str, v: String| (k.to_owned(), v);
         let redis_port = if lan { b.redis_lan.port } else { b.redis.port };
         let mysql_port = if lan { b.mysql_lan.port } else { b.db.port };
@@ -110,7 +115,10 @@ impl Handler {
             b.memcached_port
         };
         let mut ini = vec![
-            kv("zend_extension", format!("{PHP_EXT_DIR}/opcache.so")),
+            kv(
+                "zend_extension",
+                ext_dir.join("opcache.so").display().to_string(),
+            ),
             kv("opcache.enable", "1".into()),
             kv("opcache.validate_timestamps", "0".into()),
         ];

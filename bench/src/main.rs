@@ -54,7 +54,6 @@ const HOT_CLIENTS: usize = 16;
 const HOLD_MS: u64 = 20;
 const LAN_DELAY: Duration = Duration::from_micros(250);
 const WORKERS_PER_POOL: usize = 8;
-const PHP_EXT_DIR: &str = "/usr/lib/php/20220829";
 
 struct Options {
     duration: Duration,

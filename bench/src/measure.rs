@@ -149,7 +149,12 @@ pub(crate) fn bench_handler(
     results
 }
 
-pub(crate) fn report_problems(web: &WebStack, handler: Handler, scenario: Scenario, m: &Measurement) {
+pub(crate) fn report_problems(
+    web: &WebStack,
+    handler: Handler,
+    scenario: Scenario,
+    m: &Measurement,
+) {
     if m.wrk.errors > 0 {
         let log = web.php_log();
         let first: String = log.lines().take(3).collect::<Vec<_>>().join("\n");

@@ -22,12 +22,18 @@ fn fleet_ini(b: &Backends, query: &str, extra: &[(&str, &str)]) -> Vec<(String, 
             *v = format!("{v}{query}");
         }
     }
-    ini.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    ini.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
     ini
 }
 
 fn cpu_us(m: &Measurement) -> String {
-    m.worker_cpu.map_or("–".to_owned(), |d| format!("{:.0} µs", d.as_secs_f64() * 1e6))
+    m.worker_cpu.map_or("–".to_owned(), |d| {
+        format!("{:.0} µs", d.as_secs_f64() * 1e6)
+    })
 }
 
 fn metrics_runs(b: &Backends, options: &Options, out: &mut String) {
@@ -35,7 +41,10 @@ fn metrics_runs(b: &Backends, options: &Options, out: &mut String) {
         ("defaults (fleet.metrics=1, fleet.max_waiters=auto)", &[]),
         ("fleet.metrics=0", &[("fleet.metrics", "0")]),
         ("fleet.max_waiters=0", &[("fleet.max_waiters", "0")]),
-        ("both off", &[("fleet.metrics", "0"), ("fleet.max_waiters", "0")]),
+        (
+            "both off",
+            &[("fleet.metrics", "0"), ("fleet.max_waiters", "0")],
+        ),
     ];
     let mut runs: Vec<Vec<Measurement>> = vec![Vec::new(); forms.len()];
     for round in 0..options.rounds {
@@ -60,11 +69,19 @@ fn metrics_runs(b: &Backends, options: &Options, out: &mut String) {
         options.rounds,
         options.duration.as_secs()
     );
-    let _ = writeln!(out, "| settings | req/s | p99 | worker CPU per request |\n|---|---:|---:|---:|");
+    let _ = writeln!(
+        out,
+        "| settings | req/s | p99 | worker CPU per request |\n|---|---:|---:|---:|"
+    );
     for ((label, _), ms) in forms.iter().zip(runs) {
         let rps = median(ms.iter().map(|m| m.wrk.rps).collect());
         let p99 = median(ms.iter().map(|m| m.wrk.p99.as_secs_f64()).collect());
-        let cpu = median(ms.iter().filter_map(|m| m.worker_cpu).map(|d| d.as_secs_f64()).collect());
+        let cpu = median(
+            ms.iter()
+                .filter_map(|m| m.worker_cpu)
+                .map(|d| d.as_secs_f64())
+                .collect(),
+        );
         let _ = writeln!(
             out,
             "| {label} | {rps:.0} | {} | {:.0} µs |",
@@ -79,7 +96,11 @@ fn stored_bytes(b: &Backends, prefix: &str) -> f64 {
     let sizes: Vec<f64> = (1..=CART_SESSIONS)
         .filter_map(|n| {
             let key = format!("PHPREDIS_SESSION:{prefix}{n:08}");
-            b.redis.command(&["STRLEN", &key]).trim_start_matches(':').parse::<f64>().ok()
+            b.redis
+                .command(&["STRLEN", &key])
+                .trim_start_matches(':')
+                .parse::<f64>()
+                .ok()
         })
         .filter(|n| *n > 0.0)
         .take(20)
@@ -133,7 +154,11 @@ fn compression_runs(b: &Backends, options: &Options, out: &mut String) {
 
 pub(crate) fn run(b: &Backends, options: &Options) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "# Operations: metrics and compression\n\n{}\n", machine());
+    let _ = writeln!(
+        out,
+        "# Operations: metrics and compression\n\n{}\n",
+        machine()
+    );
     metrics_runs(b, options, &mut out);
     compression_runs(b, options, &mut out);
     let _ = writeln!(

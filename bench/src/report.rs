@@ -48,7 +48,10 @@ pub(crate) fn machine() -> String {
     format!(
         "{cores} cores ({cpu}), Linux {}; {}; {}; {}; {}; {}; wrk {}",
         version("uname", &["-r"]),
-        version("php8.2", &["-v"]).split(" (").next().unwrap_or(""),
+        version(&fleet_harness::php::binary().display().to_string(), &["-v"])
+            .split(" (")
+            .next()
+            .unwrap_or(""),
         version("redis-server", &["--version"])
             .split(" sha")
             .next()

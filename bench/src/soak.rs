@@ -62,19 +62,31 @@ fn soak(handler: Handler, b: &Backends) -> Soak {
         .and_then(|n| n.parse().ok())
         .unwrap_or(SOAK_REQUESTS);
     while requests < total {
-        let run = wrk::run(&url, CLIENTS, Duration::from_secs(10), Some(&script()), &env);
+        let run = wrk::run(
+            &url,
+            CLIENTS,
+            Duration::from_secs(10),
+            Some(&script()),
+            &env,
+        );
         requests += run.requests;
         failed += run.errors;
         let kb = workers_rss_kb(&web);
         let mean = kb.iter().sum::<u64>() / kb.len().max(1) as u64;
         rss_series.push((requests, mean));
-        eprintln!("bench: soak {}: {requests} requests, mean worker RSS {mean} KB", handler.name());
+        eprintln!(
+            "bench: soak {}: {requests} requests, mean worker RSS {mean} KB",
+            handler.name()
+        );
     }
     let elapsed = started.elapsed();
     let rss_after_kb = workers_rss_kb(&web);
     let pids_after = worker_pids(&web);
     // A worker that died was replaced (pm = static): a new PID, and a line in FPM's log.
-    let replaced = pids_after.iter().filter(|p| !pids_before.contains(p)).count();
+    let replaced = pids_after
+        .iter()
+        .filter(|p| !pids_before.contains(p))
+        .count();
     let crashed = replaced.max(usize::from(web.a_worker_died().is_some()));
     Soak {
         handler,
@@ -95,7 +107,10 @@ fn fill(handler: Handler, b: &Backends) {
         let mut protocol = Vec::with_capacity(STORED as usize * 120);
         for n in 0..STORED {
             let key = format!("PHPREDIS_SESSION:fill{n:012}abcdefghij");
-            let data = format!("user|a:2:{{s:2:\"id\";i:{n};s:4:\"name\";s:8:\"user{:04}\";}}", n % 10_000);
+            let data = format!(
+                "user|a:2:{{s:2:\"id\";i:{n};s:4:\"name\";s:8:\"user{:04}\";}}",
+                n % 10_000
+            );
             let ttl = "3600".to_owned();
             let args = ["SET", key.as_str(), data.as_str(), "EX", ttl.as_str()];
             let _ = write!(Cursor(&mut protocol), "*{}\r\n", args.len());
@@ -113,7 +128,11 @@ fn fill(handler: Handler, b: &Backends) {
              FROM seq_1_to_{STORED}"
         ));
     }
-    eprintln!("bench: stored {STORED} sessions for {} in {:?}", handler.name(), started.elapsed());
+    eprintln!(
+        "bench: stored {STORED} sessions for {} in {:?}",
+        handler.name(),
+        started.elapsed()
+    );
 }
 
 /// Makes `EXPIRING` of the stored sessions expire in a few seconds, so that removing them
@@ -123,7 +142,11 @@ fn expire_some(handler: Handler, b: &Backends) {
         let mut protocol = Vec::new();
         for n in 0..EXPIRING {
             let key = format!("PHPREDIS_SESSION:fill{n:012}abcdefghij");
-            let _ = write!(Cursor(&mut protocol), "*3\r\n$6\r\nEXPIRE\r\n${}\r\n{key}\r\n$1\r\n5\r\n", key.len());
+            let _ = write!(
+                Cursor(&mut protocol),
+                "*3\r\n$6\r\nEXPIRE\r\n${}\r\n{key}\r\n$1\r\n5\r\n",
+                key.len()
+            );
         }
         pipe_to_redis(b, &protocol);
     } else {
@@ -222,13 +245,23 @@ fn settle_seconds() -> u64 {
 fn kb_summary(kb: &[u64]) -> String {
     let max = kb.iter().max().copied().unwrap_or(0);
     let sum: u64 = kb.iter().sum();
-    format!("{} workers, max {:.1} MB, mean {:.1} MB", kb.len(), max as f64 / 1024.0, sum as f64 / 1024.0 / kb.len().max(1) as f64)
+    format!(
+        "{} workers, max {:.1} MB, mean {:.1} MB",
+        kb.len(),
+        max as f64 / 1024.0,
+        sum as f64 / 1024.0 / kb.len().max(1) as f64
+    )
 }
 
 pub(crate) fn run(b: &Backends, options: &Options) -> String {
     let handlers: Vec<Handler> = [Handler::FleetRedis, Handler::FleetMySql]
         .into_iter()
-        .filter(|h| options.only.as_deref().is_none_or(|o| o.split(',').any(|o| h.name().contains(o))))
+        .filter(|h| {
+            options
+                .only
+                .as_deref()
+                .is_none_or(|o| o.split(',').any(|o| h.name().contains(o)))
+        })
         .collect();
     // FLEET_BENCH_NO_SOAK / FLEET_BENCH_NO_SCALING leave a part out (for a longer soak).
     let soaks: Vec<Soak> = match std::env::var_os("FLEET_BENCH_NO_SOAK") {
@@ -270,7 +303,12 @@ pub(crate) fn run(b: &Backends, options: &Options) -> String {
                 .iter()
                 .map(|(n, kb)| format!("{}k: {:.1} MB", n / 1000, *kb as f64 / 1024.0))
                 .collect();
-            let _ = writeln!(out, "\n{} mean worker RSS along the run: {}", s.handler.name(), series.join(", "));
+            let _ = writeln!(
+                out,
+                "\n{} mean worker RSS along the run: {}",
+                s.handler.name(),
+                series.join(", ")
+            );
         }
     }
     // A part that was left out gets no empty table.
@@ -280,7 +318,10 @@ pub(crate) fn run(b: &Backends, options: &Options) -> String {
             "\n## Store size: scenario (a) ({SESSIONS} sessions in use) with only those stored; with {STORED} more; and while {EXPIRING} of those expire and are removed\n"
         );
         let _ = writeln!(out, "| handler | {SESSIONS} stored: req/s | p99 | {STORED} more: req/s | p99 | ratio | {EXPIRING} being removed: req/s | p99 | ratio | removed during it | {SESSIONS} stored again: req/s | p99 |");
-        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(
+            out,
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
         for s in &scalings {
             // The ratios are to the mean of the small store before and after, so a drift of
             // the machine over the run does not read as the store's cost.

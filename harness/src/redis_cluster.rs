@@ -5,6 +5,7 @@ use std::net::TcpListener;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::redis_flavour;
 use crate::redis_server::{command_at, RedisServer};
 
 pub struct RedisCluster {
@@ -42,7 +43,7 @@ impl RedisCluster {
                 )
             })
             .collect();
-        let mut command = Command::new("redis-cli");
+        let mut command = Command::new(redis_flavour::cli());
         command.arg("--cluster").arg("create");
         for n in &nodes {
             command.arg(format!("127.0.0.1:{}", n.port));
@@ -52,7 +53,7 @@ impl RedisCluster {
             .arg("--cluster-yes");
         let out = command
             .output()
-            .unwrap_or_else(|e| panic!("cannot run redis-cli: {e}"));
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", redis_flavour::cli()));
         assert!(
             out.status.success(),
             "redis-cli --cluster create failed: {}{}",
@@ -154,13 +155,13 @@ impl RedisCluster {
     /// running node; panics if it fails.
     pub fn cli(&self, args: &[&str]) -> String {
         let node = self.any_node();
-        let out = Command::new("redis-cli")
+        let out = Command::new(redis_flavour::cli())
             .arg("--cluster")
             .arg(args[0])
             .arg(format!("127.0.0.1:{}", node.port))
             .args(&args[1..])
             .output()
-            .unwrap_or_else(|e| panic!("cannot run redis-cli: {e}"));
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", redis_flavour::cli()));
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
@@ -207,11 +208,11 @@ impl RedisCluster {
 
 /// Runs one command with `redis-cli` and returns its output lines (for array replies).
 fn cli_lines(port: u16, args: &[&str]) -> Vec<String> {
-    let out = Command::new("redis-cli")
+    let out = Command::new(redis_flavour::cli())
         .args(["-p", &port.to_string()])
         .args(args)
         .output()
-        .unwrap_or_else(|e| panic!("cannot run redis-cli: {e}"));
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", redis_flavour::cli()));
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| !l.is_empty())

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::paths::free_port;
 use crate::process::Process;
+use crate::redis_flavour;
 
 pub struct RedisServer {
     /// The loopback address it listens on (127.0.0.1 unless started with [`RedisServer::start_at`]).
@@ -117,7 +118,8 @@ impl RedisServer {
             }
         }
         panic!(
-            "redis-server did not start; see {}",
+            "{} did not start; see {}",
+            redis_flavour::server(),
             server.dir.path().join("redis.log").display()
         );
     }
@@ -140,7 +142,8 @@ impl RedisServer {
         };
         if !server.launch() {
             panic!(
-                "redis-server did not start on {bind}:{port}; see {}",
+                "{} did not start on {bind}:{port}; see {}",
+                redis_flavour::server(),
                 server.dir.path().join("redis.log").display()
             );
         }
@@ -203,7 +206,7 @@ impl RedisServer {
     }
 
     fn launch(&mut self) -> bool {
-        let mut command = Command::new("redis-server");
+        let mut command = Command::new(redis_flavour::server());
         command
             .args([
                 "--port",
@@ -223,7 +226,7 @@ impl RedisServer {
             .arg("--unixsocket")
             .arg(self.socket_path())
             .args(&self.extra_args);
-        let mut process = Process::spawn("redis-server", &mut command);
+        let mut process = Process::spawn(redis_flavour::server(), &mut command);
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(10) {
             if !process.is_running() {
@@ -275,7 +278,11 @@ impl RedisServer {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("redis-server did not restart on port {}", self.port);
+        panic!(
+            "{} did not restart on port {}",
+            redis_flavour::server(),
+            self.port
+        );
     }
 
     /// Sends one command and returns the first reply line (a bulk string whole), for
@@ -450,7 +457,7 @@ impl Sentinel {
                 body = conf(port)
             );
             std::fs::write(&config, text).unwrap_or_else(|e| panic!("write sentinel.conf: {e}"));
-            let mut command = Command::new("redis-server");
+            let mut command = Command::new(redis_flavour::server());
             command.arg(&config).arg("--sentinel");
             let mut process = Process::spawn("redis sentinel", &mut command);
             let start = Instant::now();

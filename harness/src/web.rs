@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::paths::{free_port, wait_for_port, www};
 use crate::process::Process;
 
-/// One `php-fpm8.2` master with one pool: one "app server".
+/// One PHP-FPM master (this machine's, [`crate::php::fpm`]) with one pool: one "app server".
 pub struct FpmPool {
     pub name: String,
     pub port: u16,
@@ -18,7 +18,7 @@ pub struct FpmPool {
 }
 
 impl FpmPool {
-    /// Starts `php-fpm8.2` without any php.ini (`-n`), so only `ini` applies; `ini` may load
+    /// Starts PHP-FPM without any php.ini (`-n`), so only `ini` applies; `ini` may load
     /// extensions (`("extension", "/path/to/fleet.so")`).
     pub fn start(name: &str, workers: usize, ini: &[(&str, &str)], dir: &Path) -> FpmPool {
         let port = free_port();
@@ -33,7 +33,7 @@ impl FpmPool {
             log = php_log.display(),
         );
         std::fs::write(&config, conf).unwrap_or_else(|e| panic!("write {}: {e}", config.display()));
-        let mut command = Command::new("php-fpm8.2");
+        let mut command = Command::new(crate::php::fpm());
         command.args(["-n", "-F", "-R", "-y"]).arg(&config);
         for (k, v) in ini {
             // Quoted: save paths contain `=` and `?`, which the INI parser reads as syntax.

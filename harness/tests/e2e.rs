@@ -255,7 +255,10 @@ fn mysql_row_five_hundred_concurrent_increments_lose_nothing() {
 fn five_hundred_concurrent_increments(backend: Backend) {
     const REQUESTS: usize = 500;
     const CLIENTS: usize = 32;
-    let web = fleet_stack(&backend.save_path(), 8, &[]);
+    // PHP's gc (1 request in 100 by default) runs on a short-lived connection of its own on
+    // MySQL while a session is held, which would blur the count of request connections
+    // below; gc under this load is core/tests/mysql_gc_in_request.rs's.
+    let web = fleet_stack(&backend.save_path(), 8, &[("session.gc_probability", "0")]);
     let http = Http::default();
     let first = http
         .get(&web.url("counter.php"), None)
@@ -502,10 +505,8 @@ fn mysql_a_killed_workers_session_is_free_at_once() {
             "2",
             "the killed request never wrote, so the counter goes 1 -> 2"
         );
-        assert!(
-            after < Duration::from_secs(5),
-            "freed by the server when the connection died, not by a timeout: {after:?}"
-        );
+        // Nothing but the server frees a MySQL lock (no TTL): had it stayed, this request
+        // would have given up after fleet.lock_wait_timeout with a warning, not counted 2.
     }
 }
 
@@ -619,10 +620,8 @@ fn a_killed_workers_lock_ends_within_the_short_default_ttl() {
         killed_at - taken
     );
     assert_eq!((reply.status, reply.body.trim()), (200, "2"), "{reply:?}");
-    assert!(
-        after < Duration::from_secs(15),
-        "the lock outlived its 5 s TTL by far (as if it lasted max_execution_time): {after:?}"
-    );
+    // A lock that lasted max_execution_time (30 s) would have outlasted this request's
+    // fleet.lock_wait_timeout (10 s): it would have given up with a warning, not counted 2.
 }
 
 #[test]
@@ -941,7 +940,11 @@ fn a_burst_on_one_session_with_no_other_visitor_is_served_in_full_by_default() {
     let load = hammer(&http, &web.url("counter.php?hold_ms=5"), &cookie, 300, 32);
     let mut seen = load.counters.clone();
     seen.sort_unstable();
-    assert_eq!(seen, (2..=301).collect::<Vec<_>>(), "every request served once, in turn");
+    assert_eq!(
+        seen,
+        (2..=301).collect::<Vec<_>>(),
+        "every request served once, in turn"
+    );
     println!(
         "a burst of 300 requests from 32 clients on one session, nobody else: all served in {:?}, none refused",
         load.elapsed
@@ -1020,7 +1023,11 @@ fn four_parallel_requests_never_refused(workers: usize, others: usize) {
             std::thread::spawn(move || {
                 let mut statuses = Vec::new();
                 while stop.load(Ordering::SeqCst) == 0 {
-                    statuses.push(http.get(&url, other.as_deref()).expect("nginx answers").status);
+                    statuses.push(
+                        http.get(&url, other.as_deref())
+                            .expect("nginx answers")
+                            .status,
+                    );
                 }
                 statuses
             })
@@ -1057,8 +1064,14 @@ fn four_parallel_requests_never_refused(workers: usize, others: usize) {
         "{workers} workers per pool: 80 requests in rounds of 4 parallel, {} requests of other visitors meanwhile",
         others_seen.len()
     );
-    assert!(refused.is_none(), "one of 4 parallel requests was refused: {refused:?}");
-    assert!(others_seen.iter().all(|s| *s == 200), "another visitor was refused");
+    assert!(
+        refused.is_none(),
+        "one of 4 parallel requests was refused: {refused:?}"
+    );
+    assert!(
+        others_seen.iter().all(|s| *s == 200),
+        "another visitor was refused"
+    );
     assert_eq!(
         redis.command(&[
             "GET",
@@ -1125,7 +1138,11 @@ fn winners(bodies: &[String]) -> Vec<String> {
 }
 
 fn fence(token: &str) -> u64 {
-    token.split('-').next().and_then(|f| f.parse().ok()).expect("a fence")
+    token
+        .split('-')
+        .next()
+        .and_then(|f| f.parse().ok())
+        .expect("a fence")
 }
 
 fn php_leases_once_per_period(backend: Backend) {
@@ -1133,14 +1150,22 @@ fn php_leases_once_per_period(backend: Backend) {
     let http = Http::new(Duration::from_secs(30));
     let log = stack.dir().join("actions.log");
     let once = |name: &str, ttl: &str| {
-        stack.url(&format!("/once.php?name={name}&ttl={ttl}&log={}", log.display()))
+        stack.url(&format!(
+            "/once.php?name={name}&ttl={ttl}&log={}",
+            log.display()
+        ))
     };
 
     // 200 requests through both pools at once: one does the action; the lease (30 s) is
     // still held for a second burst, which does nothing.
     let first = burst(&http, &once("billing", "30"), 200);
     let won = winners(&first);
-    assert_eq!(won.len(), 1, "{}: exactly one of 200 did it: {won:?}", backend.name());
+    assert_eq!(
+        won.len(),
+        1,
+        "{}: exactly one of 200 did it: {won:?}",
+        backend.name()
+    );
     assert_eq!(first.iter().filter(|b| *b == "skipped").count(), 199);
     let again = burst(&http, &once("billing", "30"), 200);
     assert!(winners(&again).is_empty(), "still held: {again:?}");
@@ -1148,29 +1173,56 @@ fn php_leases_once_per_period(backend: Backend) {
     // Released by its holder (through either pool): the next burst does it once more, and
     // the new holder's fencing number is larger.
     let release = http
-        .get(&stack.url(&format!("/once.php?name=billing&release={}", won[0])), None)
+        .get(
+            &stack.url(&format!("/once.php?name=billing&release={}", won[0])),
+            None,
+        )
         .expect("release");
     assert_eq!(release.body.trim(), "true", "{release:?}");
     let third = winners(&burst(&http, &once("billing", "30"), 200));
     assert_eq!(third.len(), 1, "{third:?}");
     assert!(fence(&third[0]) > fence(&won[0]), "{third:?} after {won:?}");
 
-    // A 0.5 s lease never released, requested without pause for 1.6 s: the action is done
-    // again once each lease has run out, and never twice within 0.5 s.
-    let mailer = burst_until(&http, &once("mailer", "0.5"), 0, Some(Duration::from_millis(1600)));
+    // A 0.5 s lease never released, requested without pause until it has been taken twice
+    // more: the action is done again once each lease has run out, and never twice within
+    // 0.5 s.
+    let mut mailer = Vec::new();
+    let give_up = Instant::now() + Duration::from_secs(60);
+    while winners(&mailer).len() < 2 && Instant::now() < give_up {
+        mailer.extend(burst_until(
+            &http,
+            &once("mailer", "0.5"),
+            0,
+            Some(Duration::from_millis(800)),
+        ));
+    }
     let timed = winners(&mailer);
     let text = std::fs::read_to_string(&log).expect("the action log");
-    let mut times: Vec<f64> = text
+    // (asked, got): the instants just before fleet_lease_acquire was called and just after
+    // it returned, on the one clock PHP and the server share.
+    let mut times: Vec<(f64, f64)> = text
         .lines()
         .filter(|l| timed.iter().any(|t| l.ends_with(t.as_str())))
-        .filter_map(|l| l.split(' ').next()?.parse().ok())
+        .filter_map(|l| {
+            let mut fields = l.split(' ');
+            Some((fields.next()?.parse().ok()?, fields.next()?.parse().ok()?))
+        })
         .collect();
-    times.sort_by(f64::total_cmp);
+    times.sort_by(|a, b| f64::total_cmp(&a.1, &b.1));
     assert_eq!(times.len(), timed.len(), "every winner logged its action");
-    assert!(times.len() >= 2, "the lease ended by its TTL and was taken again: {times:?}");
+    assert!(
+        times.len() >= 2,
+        "the lease ended by its TTL and was taken again: {times:?}"
+    );
     for pair in times.windows(2) {
-        // 10 ms of slack for the granularity of the two clocks (PHP's and the server's).
-        assert!(pair[1] - pair[0] >= 0.49, "two actions within one period: {times:?}");
+        // The first lease was taken after its caller asked, and the next one after that
+        // lease ended 0.5 s later, before its caller had the answer: so the interval from
+        // the one's asking to the other's answer covers the whole lease. (1 ms: the server
+        // counts TTLs in whole milliseconds.)
+        assert!(
+            pair[1].1 - pair[0].0 >= 0.499,
+            "two actions within one period: {times:?}"
+        );
     }
     println!(
         "{}: 200 concurrent requests did the once-action 1 time; {} requests over 1.6 s with a 0.5 s lease did it {} times",
@@ -1178,7 +1230,11 @@ fn php_leases_once_per_period(backend: Backend) {
         mailer.len(),
         times.len()
     );
-    assert!(stack.a_worker_died().is_none(), "{:?}", stack.a_worker_died());
+    assert!(
+        stack.a_worker_died().is_none(),
+        "{:?}",
+        stack.a_worker_died()
+    );
     assert!(text.lines().count() == 2 + times.len());
 }
 
@@ -1202,12 +1258,18 @@ fn hold_session(
     tag: &str,
 ) -> std::thread::JoinHandle<String> {
     let pid_file = stack.dir().join(format!("holder-{tag}"));
-    let url = stack.url(&format!("/hold_for.php?ms={ms}&pid_file={}", pid_file.display()));
+    let url = stack.url(&format!(
+        "/hold_for.php?ms={ms}&pid_file={}",
+        pid_file.display()
+    ));
     let (http, cookie) = (http.clone(), cookie.to_owned());
     let holder = std::thread::spawn(move || http.get(&url, Some(&cookie)).expect("hold").body);
     let t = Instant::now();
     while !pid_file.exists() {
-        assert!(t.elapsed() < Duration::from_secs(10), "the holder never got the session");
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the holder never got the session"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     holder
@@ -1227,13 +1289,23 @@ fn lock_holder_named(backend: Backend) {
         .get(&stack.url("/wait.php?timeout=0.3"), Some(&cookie))
         .expect("waiter");
     let holder_pid = holder.join().expect("holder").trim().to_owned();
-    println!("{}: lock wait timeout: {}", backend.name(), waited.body.trim());
+    println!(
+        "{}: lock wait timeout: {}",
+        backend.name(),
+        waited.body.trim()
+    );
     assert!(waited.body.starts_with("no session"), "{}", waited.body);
     if mysql {
-        assert!(waited.body.contains("held by MySQL connection"), "{}", waited.body);
+        assert!(
+            waited.body.contains("held by MySQL connection"),
+            "{}",
+            waited.body
+        );
     } else {
         assert!(
-            waited.body.contains(&format!("pid {holder_pid} (GET /hold_for.php)")),
+            waited
+                .body
+                .contains(&format!("pid {holder_pid} (GET /hold_for.php)")),
             "names the holder's PID and page: {}",
             waited.body
         );
@@ -1249,13 +1321,21 @@ fn lock_holder_named(backend: Backend) {
     println!("{}: slow lock wait: {}", backend.name(), slow.body.trim());
     assert!(slow.body.starts_with("session"), "{}", slow.body);
     assert!(
-        slow.body.contains("notice: session_start(): Fleet: session")
-            && slow.body.contains("for its lock (over fleet.slow_lock_wait = 0.20 s)"),
+        slow.body
+            .contains("notice: session_start(): Fleet: session")
+            && slow
+                .body
+                .contains("for its lock (over fleet.slow_lock_wait = 0.20 s)"),
         "{}",
         slow.body
     );
     if !mysql {
-        assert!(slow.body.contains(&format!("pid {holder_pid} (GET /hold_for.php)")), "{}", slow.body);
+        assert!(
+            slow.body
+                .contains(&format!("pid {holder_pid} (GET /hold_for.php)")),
+            "{}",
+            slow.body
+        );
     }
     // … and none below it: a short wait, or none at all.
     let holder = hold_session(&stack, &http, &cookie, 100, "c");
@@ -1263,7 +1343,11 @@ fn lock_holder_named(backend: Backend) {
         .get(&stack.url("/wait.php?timeout=10&slow=5"), Some(&cookie))
         .expect("short waiter");
     holder.join().expect("holder");
-    assert_eq!(short.body.trim(), "session", "no notice below the threshold");
+    assert_eq!(
+        short.body.trim(),
+        "session",
+        "no notice below the threshold"
+    );
     let free = http
         .get(&stack.url("/wait.php?timeout=10&slow=0.2"), Some(&cookie))
         .expect("free");
@@ -1305,7 +1389,11 @@ fn parse_prometheus(text: &str) -> std::collections::BTreeMap<String, f64> {
         .write_all(text.as_bytes())
         .expect("write");
     let out = child.wait_with_output().expect("python3");
-    assert!(out.status.success(), "prometheus_client refused the text: {}\n{text}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "prometheus_client refused the text: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("JSON")
 }
 
@@ -1323,7 +1411,9 @@ fn metrics_per_pool(
         assert_eq!(reply.status, 200, "{reply:?}");
         let parsed = parse_prometheus(&reply.body);
         match per_pool.get(&reply.worker) {
-            Some(earlier) => assert_eq!(earlier, &parsed, "two workers of {} disagree", reply.worker),
+            Some(earlier) => {
+                assert_eq!(earlier, &parsed, "two workers of {} disagree", reply.worker)
+            }
             None => {
                 per_pool.insert(reply.worker.clone(), parsed);
             }
@@ -1368,7 +1458,10 @@ fn shared_metrics(backend: Backend) {
     holder.join().expect("holder");
 
     let after = metrics_per_pool(&stack, &http, 8);
-    let delta = |pool: &str, name: &str| after[pool].get(name).copied().unwrap_or(0.0) - before[pool].get(name).copied().unwrap_or(0.0);
+    let delta = |pool: &str, name: &str| {
+        after[pool].get(name).copied().unwrap_or(0.0)
+            - before[pool].get(name).copied().unwrap_or(0.0)
+    };
     let pools: Vec<String> = after.keys().cloned().collect();
     let total = |name: &str| pools.iter().map(|p| delta(p, name)).sum::<f64>();
     for pool in &pools {
@@ -1382,8 +1475,16 @@ fn shared_metrics(backend: Backend) {
             delta(pool, "fleet_lock_wait_timeouts_total"),
             delta(pool, "fleet_sessions_created_total")
         );
-        assert_eq!(delta(pool, "fleet_lock_wait_timeouts_total"), get(&timeouts), "{pool}: timeouts");
-        assert_eq!(delta(pool, "fleet_sessions_created_total"), get(&created), "{pool}: sessions created");
+        assert_eq!(
+            delta(pool, "fleet_lock_wait_timeouts_total"),
+            get(&timeouts),
+            "{pool}: timeouts"
+        );
+        assert_eq!(
+            delta(pool, "fleet_sessions_created_total"),
+            get(&created),
+            "{pool}: sessions created"
+        );
         // Every open took its lock, except those that timed out.
         assert_eq!(
             delta(pool, "fleet_lock_acquisitions_total"),
@@ -1401,7 +1502,10 @@ fn shared_metrics(backend: Backend) {
     assert_eq!(total("fleet_requests_total"), 104.0);
     let known: f64 = opened.values().sum();
     assert_eq!(known, 63.0);
-    assert!(total("fleet_lock_contended_total") >= 1.0, "the hammered session was contended");
+    assert!(
+        total("fleet_lock_contended_total") >= 1.0,
+        "the hammered session was contended"
+    );
     assert!(total("fleet_lock_wait_seconds_sum") > 0.0);
     assert!(total("fleet_session_bytes_written_total") > 0.0);
     assert!(stack.a_worker_died().is_none());

@@ -213,3 +213,114 @@ fn run_once_every_period_runs_once_per_slot_across_skewed_clocks() {
     assert_eq!(next_slot, Some(0));
     assert_eq!(lines(&log).len(), 2, "the next slot ran it again");
 }
+
+/// `fleetctl run-once … --ttl TTL -- sh -c SCRIPT` on `store`, its stderr captured.
+fn run_once_captured(store: &str, name: &str, ttl: &str, script: &str) -> std::process::Child {
+    Command::new(fleetctl())
+        .args(["run-once", "--store", store, "--name", name, "--ttl", ttl])
+        .args(["--", "sh", "-c", script])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("fleetctl starts")
+}
+
+fn signal(pid: Option<u32>, signal: &str) {
+    let pid = pid.expect("redis-server runs").to_string();
+    let sent = Command::new("kill").args([signal, &pid]).status();
+    assert!(sent.is_ok_and(|s| s.success()), "kill {signal} {pid}");
+}
+
+/// Issue 22 #11: a renewal that fails while the store is paused for less than the TTL (here
+/// the first renewal attempt times out after 1 s) is retried; the job runs to its end.
+#[test]
+fn run_once_survives_a_store_paused_for_less_than_the_ttl() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let done = dir.path().join("done");
+    let job = format!("sleep 8; echo done > {}", done.display());
+    let started = Instant::now();
+    let child = run_once_captured(&redis.url(), "paused", "6s", &job);
+    // Renewals are due at 2 s, 4 s, …: the one at 4 s meets a stopped server and times out.
+    std::thread::sleep(Duration::from_millis(2500));
+    signal(redis.pid(), "-STOP");
+    std::thread::sleep(Duration::from_secs(3));
+    signal(redis.pid(), "-CONT");
+    let out = child.wait_with_output().expect("fleetctl ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!(
+        "paused 3 s of a 6 s TTL: {:?} after {:?}: {stderr}",
+        out.status.code(),
+        started.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(lines(&done), ["done"], "the job ran to its end: {stderr}");
+    assert!(!stderr.contains("lost the lease"), "{stderr}");
+}
+
+/// …and a store gone longer than the TTL stops the job (SIGTERM, exit 76) before the lease
+/// would lapse, so no other node runs it at the same time.
+#[test]
+fn run_once_stops_the_job_when_the_store_is_gone_longer_than_the_ttl() {
+    let redis = RedisServer::start();
+    let started = Instant::now();
+    // `exec`: the job is the process that gets SIGTERM (a shell would leave its sleep behind,
+    // holding stderr open).
+    let child = run_once_captured(&redis.url(), "gone", "3s", "exec sleep 30");
+    std::thread::sleep(Duration::from_millis(1500));
+    // When the lease lapses, from its TTL as the stopped server will keep it: no renewal
+    // gets through after this.
+    let lease_key = "PHPREDIS_SESSION:lease:{gone}";
+    let pttl: u64 = redis
+        .command(&["PTTL", lease_key])
+        .trim_start_matches(':')
+        .parse()
+        .unwrap_or(0);
+    assert!(pttl > 0, "the lease {lease_key} is held and has a TTL");
+    let lapses = Instant::now() + Duration::from_millis(pttl);
+    signal(redis.pid(), "-STOP");
+    let out = child.wait_with_output().expect("fleetctl ends");
+    let ended = Instant::now();
+    let elapsed = ended - started;
+    signal(redis.pid(), "-CONT");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!(
+        "store stopped for good: {:?} after {elapsed:?}: {stderr}",
+        out.status.code()
+    );
+    assert_eq!(out.status.code(), Some(76), "{stderr}");
+    assert!(stderr.contains("lost the lease gone"), "{stderr}");
+    // Two events compared, not a tolerance: fleetctl had ended (so had its job) before the
+    // lease it held lapsed, so no other node could have run the job at the same time.
+    assert!(
+        ended < lapses,
+        "the job outlived the lease by {:?}",
+        ended - lapses
+    );
+}
+
+/// Issue 22 #12: a duration no clock can hold is refused with the option named, no panic.
+#[test]
+fn run_once_refuses_a_huge_ttl_without_panicking() {
+    for ttl in ["1e300s", "100000000000000000000000s"] {
+        let out = Command::new(fleetctl())
+            .args([
+                "run-once",
+                "--store",
+                "redis://127.0.0.1:1",
+                "--name",
+                "j",
+                "--ttl",
+                ttl,
+            ])
+            .args(["--", "true"])
+            .output()
+            .expect("fleetctl runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(
+            stderr.contains("--ttl") && stderr.contains("at most 366d"),
+            "{stderr}"
+        );
+    }
+}

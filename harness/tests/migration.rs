@@ -14,21 +14,32 @@ fn php(ini: &[(&str, &str)], code: &str) -> String {
     cmd.args(["-n", "-d", "extension=igbinary", "-d", "extension=redis"])
         .arg("-d")
         .arg(format!("extension={}", extension().display()))
-        .args(["-d", "session.use_cookies=0", "-d", "session.cache_limiter="]);
+        .args([
+            "-d",
+            "session.use_cookies=0",
+            "-d",
+            "session.cache_limiter=",
+        ]);
     for (k, v) in ini {
         // Quoted: a save_path's query string has '=' in it.
         cmd.arg("-d").arg(format!("{k}=\"{v}\""));
     }
     let out = cmd.arg("-r").arg(code).output().expect("php runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && stderr.is_empty(), "php failed: {stderr}");
+    assert!(
+        out.status.success() && stderr.is_empty(),
+        "php failed: {stderr}"
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Writes session `id` with `vars` (PHP code for an array) through `handler` at `path`.
 fn php_write(handler: &str, path: &str, id: &str, vars: &str) {
     php(
-        &[("session.save_handler", handler), ("session.save_path", path)],
+        &[
+            ("session.save_handler", handler),
+            ("session.save_path", path),
+        ],
         &format!("session_id('{id}'); session_start(); $_SESSION = {vars}; session_write_close();"),
     );
 }
@@ -36,8 +47,13 @@ fn php_write(handler: &str, path: &str, id: &str, vars: &str) {
 /// Reads variable `name` of session `id` through Fleet at `save_path`.
 fn fleet_read(save_path: &str, id: &str, name: &str) -> String {
     php(
-        &[("session.save_handler", "fleet"), ("session.save_path", save_path)],
-        &format!("session_id('{id}'); session_start(); echo json_encode($_SESSION['{name}'] ?? null);"),
+        &[
+            ("session.save_handler", "fleet"),
+            ("session.save_path", save_path),
+        ],
+        &format!(
+            "session_id('{id}'); session_start(); echo json_encode($_SESSION['{name}'] ?? null);"
+        ),
     )
 }
 
@@ -48,7 +64,10 @@ struct Run {
 }
 
 fn fleetctl_run(args: &[&str]) -> Run {
-    let out = Command::new(fleetctl()).args(args).output().expect("fleetctl runs");
+    let out = Command::new(fleetctl())
+        .args(args)
+        .output()
+        .expect("fleetctl runs");
     Run {
         ok: out.status.success(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -68,11 +87,48 @@ fn copy(from: &str, to: &str, extra: &[&str]) -> [u64; 4] {
     assert!(run.ok, "{}{}", run.stdout, run.stderr);
     let v = json(&run.stdout);
     let n = |k: &str| v[k].as_u64().unwrap_or(u64::MAX);
-    [n("copied"), n("skipped_expired"), n("skipped_present"), n("failed")]
+    [
+        n("copied"),
+        n("skipped_expired"),
+        n("skipped_present"),
+        n("failed"),
+    ]
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
+/// The wall clock in milliseconds since the epoch (Redis expiries are on the same clock).
+fn now_ms() -> i64 {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_millis();
+    i64::try_from(ms).expect("a clock before 2262")
+}
+
+/// A key's PTTL and the instants just before and after it was read.
+fn pttl(redis: &RedisServer, key: &str) -> (i64, std::ops::Range<i64>) {
+    let start = now_ms();
+    let reply = redis.command(&["PTTL", key]);
+    let end = now_ms();
+    let ttl = reply
+        .trim_start_matches(':')
+        .parse()
+        .unwrap_or_else(|_| panic!("a TTL: {reply}"));
+    (ttl, start..end)
+}
+
+/// Whether a key whose PTTL was `ttl` when read during `read` can end within [low, high].
+/// Redis and the copy each drop a fraction of a millisecond (whole milliseconds in PX and
+/// PTTL, and in the instants measured here), hence the 2 ms of rounding either side.
+fn ends_within(ttl: i64, read: &std::ops::Range<i64>, low: i64, high: i64) -> bool {
+    const ROUNDING_MS: i64 = 2;
+    read.start + ttl <= high + ROUNDING_MS && read.end + ttl >= low - ROUNDING_MS
 }
 
 fn set_mtime(path: &Path, unix: u64) {
@@ -96,9 +152,18 @@ fn copy_from_php_file_sessions_keeps_lifetimes_skips_expired_and_never_overwrite
     let dir = tempfile::tempdir().expect("temp dir");
     let files = dir.path().to_str().expect("utf-8 path").to_owned();
     // Sessions written by PHP's own files handler: five fresh, last written 0..400 s ago …
+    let stamped = now();
     for n in 0..5 {
-        php_write("files", &files, &id(n), &format!("['user' => 'u{n}', 'cart' => [1, 2, {n}]]"));
-        set_mtime(&dir.path().join(format!("sess_{}", id(n))), now() - n as u64 * 100);
+        php_write(
+            "files",
+            &files,
+            &id(n),
+            &format!("['user' => 'u{n}', 'cart' => [1, 2, {n}]]"),
+        );
+        set_mtime(
+            &dir.path().join(format!("sess_{}", id(n))),
+            stamped - n as u64 * 100,
+        );
     }
     // … two idle for longer than gc_maxlifetime, and a file that is not a session.
     for n in 5..7 {
@@ -111,25 +176,44 @@ fn copy_from_php_file_sessions_keeps_lifetimes_skips_expired_and_never_overwrite
 
     let from = format!("files://{files}");
     let dry = copy(&from, &dst, &["--dry-run", "--max-lifetime", "1440"]);
-    assert_eq!(dry, [4, 2, 1, 0], "dry run: would copy, expired, present, failed");
-    assert_eq!(redis.command(&["EXISTS", &format!("app:{}", id(0))]), ":0", "a dry run writes nothing");
+    assert_eq!(
+        dry,
+        [4, 2, 1, 0],
+        "dry run: would copy, expired, present, failed"
+    );
+    assert_eq!(
+        redis.command(&["EXISTS", &format!("app:{}", id(0))]),
+        ":0",
+        "a dry run writes nothing"
+    );
 
+    let before = now_ms();
     let counts = copy(&from, &dst, &["--max-lifetime", "1440"]);
+    let after = now_ms();
     assert_eq!(counts, [4, 2, 1, 0], "copied, expired, present, failed");
     for n in 0..4 {
-        let ttl: i64 = redis
-            .command(&["PTTL", &format!("app:{}", id(n))])
-            .trim_start_matches(':')
-            .parse()
-            .expect("a TTL");
-        let expected = (1440 - n as i64 * 100) * 1000;
-        println!("session {n}: TTL {ttl} ms, expected {expected} ms");
-        assert!((expected - ttl).abs() <= 1000, "remaining lifetime kept within a second: {ttl} vs {expected}");
+        // A file's session ends at its mtime plus the lifetime; the copy measures what is
+        // left at some instant in [before, after] and Redis counts it from a later one in
+        // that interval, so the key ends in [end, end + (after - before)] whenever the copy
+        // ran (a bound from the measured instants, not a tolerance).
+        let end = (stamped as i64 - n as i64 * 100 + 1440) * 1000;
+        let (ttl, read) = pttl(&redis, &format!("app:{}", id(n)));
+        let ends = read.start + ttl;
+        println!("session {n}: TTL {ttl} ms read in {read:?}, so it ends in [{ends}, {}]; the file's session ends at {end}", read.end + ttl);
+        assert!(
+            ends_within(ttl, &read, end, end + (after - before)),
+            "remaining lifetime kept: a TTL of {ttl} ms read in {read:?} ends outside [{end}, {}] (copy ran in [{before}, {after}])",
+            end + (after - before)
+        );
         // A PHP request through Fleet now sees the copied session.
         assert_eq!(fleet_read(&dst, &id(n), "user"), format!("\"u{n}\""));
         assert_eq!(fleet_read(&dst, &id(n), "cart"), format!("[1,2,{n}]"));
     }
-    assert_eq!(fleet_read(&dst, &id(4), "user"), "\"newer\"", "never overwritten");
+    assert_eq!(
+        fleet_read(&dst, &id(4), "user"),
+        "\"newer\"",
+        "never overwritten"
+    );
     assert_eq!(redis.command(&["EXISTS", &format!("app:{}", id(5))]), ":0");
 
     // Idempotent: run again after switching php.ini, only what is new is copied.
@@ -138,7 +222,11 @@ fn copy_from_php_file_sessions_keeps_lifetimes_skips_expired_and_never_overwrite
     assert_eq!(fleet_read(&dst, &id(7), "user"), "\"late\"");
 
     let bad = fleetctl_run(&["copy", "--from", "files:///no/such/dir", "--to", &dst]);
-    assert!(!bad.ok && bad.stderr.contains("cannot read the directory"), "{}", bad.stderr);
+    assert!(
+        !bad.ok && bad.stderr.contains("cannot read the directory"),
+        "{}",
+        bad.stderr
+    );
 }
 
 #[test]
@@ -150,18 +238,33 @@ fn copy_from_phpredis_from_a_rediscluster_layout_and_from_mysql() {
     let source = RedisServer::start();
     let tcp = format!("tcp://127.0.0.1:{}", source.port);
     for n in 0..3 {
-        php_write("redis", &tcp, &id(n), &format!("['from' => 'phpredis', 'n' => {n}]"));
+        php_write(
+            "redis",
+            &tcp,
+            &id(n),
+            &format!("['from' => 'phpredis', 'n' => {n}]"),
+        );
     }
+    let expire_before = now_ms();
     source.command(&["EXPIRE", &format!("PHPREDIS_SESSION:{}", id(0)), "300"]);
+    let expire_after = now_ms();
     let from = format!("{}?prefix=PHPREDIS_SESSION:", source.url());
+    let before = now_ms();
     assert_eq!(copy(&from, &dst, &[]), [3, 0, 0, 0]);
+    let after = now_ms();
     assert_eq!(fleet_read(&dst, &id(1), "from"), "\"phpredis\"");
-    let ttl: i64 = target
-        .command(&["TTL", &format!("app:{}", id(0))])
-        .trim_start_matches(':')
-        .parse()
-        .expect("ttl");
-    assert!((299..=300).contains(&ttl), "the source TTL is kept: {ttl}");
+    // The source key ends 300 s after the EXPIRE ran; the copy reads what is left and sets
+    // it a little later, within [before, after], so the copy ends up to (after - before)
+    // after the source would have.
+    let (ttl, read) = pttl(&target, &format!("app:{}", id(0)));
+    let (low, high) = (
+        expire_before + 300_000,
+        expire_after + 300_000 + (after - before),
+    );
+    assert!(
+        ends_within(ttl, &read, low, high),
+        "the source TTL is kept: {ttl} ms read in {read:?} ends outside [{low}, {high}]"
+    );
 
     // phpredis's rediscluster handler (keys without a hash tag), read from every master.
     let cluster = RedisCluster::start(3, 0);
@@ -172,7 +275,12 @@ fn copy_from_phpredis_from_a_rediscluster_layout_and_from_mysql() {
         .collect::<Vec<_>>()
         .join("&");
     for n in 10..30 {
-        php_write("rediscluster", &format!("{seeds}&prefix=PHPCLUSTER:"), &id(n), "['from' => 'rediscluster']");
+        php_write(
+            "rediscluster",
+            &format!("{seeds}&prefix=PHPCLUSTER:"),
+            &id(n),
+            "['from' => 'rediscluster']",
+        );
     }
     let from = cluster.save_path("prefix=PHPCLUSTER:");
     assert_eq!(copy(&from, &dst, &[]), [20, 0, 0, 0]);
@@ -184,11 +292,16 @@ fn copy_from_phpredis_from_a_rediscluster_layout_and_from_mysql() {
     for n in 40..43 {
         php_write("fleet", &mysql, &id(n), "['from' => 'mysql']");
     }
-    db.query(&format!("UPDATE fleet_sessions SET expires = UNIX_TIMESTAMP() - 1 WHERE id = '{}'", id(42)));
+    db.query(&format!(
+        "UPDATE fleet_sessions SET expires = UNIX_TIMESTAMP() - 1 WHERE id = '{}'",
+        id(42)
+    ));
     assert_eq!(copy(&mysql, &dst, &[]), [2, 0, 0, 0]);
     assert_eq!(fleet_read(&dst, &id(41), "from"), "\"mysql\"");
     assert_eq!(fleet_read(&dst, &id(42), "from"), "null");
-    assert!(!fleetctl_run(&["copy", "--from", &mysql, "--to", &dst]).stdout.contains(fleet_harness::mariadb_server::PASSWORD));
+    assert!(!fleetctl_run(&["copy", "--from", &mysql, "--to", &dst])
+        .stdout
+        .contains(fleet_harness::mariadb_server::PASSWORD));
 }
 
 /// `fleetctl sessions` on one backend: `store` holds sessions written by Fleet in both
@@ -202,7 +315,10 @@ fn inspect(store: &str, locked_note: &str) {
                 ("session.save_path", store),
                 ("session.serialize_handler", format),
             ],
-            &format!("session_id('{}'); session_start(); $_SESSION = {vars}; session_write_close();", id(n)),
+            &format!(
+                "session_id('{}'); session_start(); $_SESSION = {vars}; session_write_close();",
+                id(n)
+            ),
         );
     }
     let sessions = |args: &[&str]| {
@@ -216,7 +332,12 @@ fn inspect(store: &str, locked_note: &str) {
     let list = json(&sessions(&["list", "--json"]));
     let listed = list["sessions"].as_array().expect("a list");
     assert_eq!(listed.len(), 3, "{list}");
-    assert!(listed.iter().all(|s| s["size"].as_u64() > Some(50) && s["ttl"].as_f64() > Some(1000.0)), "{list}");
+    assert!(
+        listed
+            .iter()
+            .all(|s| s["size"].as_u64() > Some(50) && s["ttl"].as_f64() > Some(1000.0)),
+        "{list}"
+    );
     // Paged: one at a time, with a cursor, reaches every session once.
     let mut seen = Vec::new();
     let mut after: Option<String> = None;
@@ -226,7 +347,14 @@ fn inspect(store: &str, locked_note: &str) {
             args.extend_from_slice(&["--after", a]);
         }
         let page = json(&sessions(&args));
-        seen.extend(page["sessions"].as_array().cloned().unwrap_or_default().into_iter().map(|s| s["id"].clone()));
+        seen.extend(
+            page["sessions"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|s| s["id"].clone()),
+        );
         match page["next"].as_str() {
             Some(next) => after = Some(next.to_owned()),
             None => break,
@@ -241,30 +369,50 @@ fn inspect(store: &str, locked_note: &str) {
         let shown = json(&sessions(&["show", &id(n), "--json"]));
         assert_eq!(
             shown["data"],
-            json(r#"{"user":{"id":7,"roles":["admin"]},"ok":true,"price":9.5,"bin":{"@binary":"00ff"}}"#),
+            json(
+                r#"{"user":{"id":7,"roles":["admin"]},"ok":true,"price":9.5,"bin":{"@binary":"00ff"}}"#
+            ),
             "{shown}"
         );
-        assert_eq!(shown["format"], if n == 0 { "php" } else { "php_serialize" });
+        assert_eq!(
+            shown["format"],
+            if n == 0 { "php" } else { "php_serialize" }
+        );
         assert_eq!(shown["lock"], "not locked");
     }
     let text = sessions(&["show", &id(0)]);
-    assert!(text.contains("[roles] => Array") && text.contains("[0] => admin"), "{text}");
+    assert!(
+        text.contains("[roles] => Array") && text.contains("[0] => admin"),
+        "{text}"
+    );
 
     // While a request holds the session, show says so.
     let mut holder = Command::new("php")
         .args(["-n", "-d"])
         .arg(format!("extension={}", extension().display()))
-        .args(["-d", "session.use_cookies=0", "-d", "session.save_handler=fleet", "-d"])
+        .args([
+            "-d",
+            "session.use_cookies=0",
+            "-d",
+            "session.save_handler=fleet",
+            "-d",
+        ])
         .arg(format!("session.save_path=\"{store}\""))
         .arg("-r")
-        .arg(format!("session_id('{}'); session_start(); echo \"held\\n\"; sleep(3);", id(2)))
+        .arg(format!(
+            "session_id('{}'); session_start(); echo \"held\\n\"; sleep(3);",
+            id(2)
+        ))
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("php");
     let mut first = [0u8; 5];
     std::io::Read::read_exact(holder.stdout.as_mut().expect("stdout"), &mut first).expect("held");
     let shown = json(&sessions(&["show", &id(2), "--json"]));
-    assert!(shown["lock"].as_str().unwrap_or("").contains(locked_note), "{shown}");
+    assert!(
+        shown["lock"].as_str().unwrap_or("").contains(locked_note),
+        "{shown}"
+    );
     let _ = holder.kill();
     let _ = holder.wait();
 
@@ -272,9 +420,17 @@ fn inspect(store: &str, locked_note: &str) {
     assert!(destroyed.contains("destroyed"), "{destroyed}");
     assert_eq!(json(&sessions(&["count", "--json"]))["sessions"], 2);
     let missing = fleetctl_run(&["sessions", "--store", store, "show", &id(1)]);
-    assert!(!missing.ok && missing.stderr.contains("no session"), "{}", missing.stderr);
+    assert!(
+        !missing.ok && missing.stderr.contains("no session"),
+        "{}",
+        missing.stderr
+    );
     let bad = fleetctl_run(&["sessions", "--store", store, "show", "../etc/passwd"]);
-    assert!(!bad.ok && bad.stderr.contains("session id rejected"), "{}", bad.stderr);
+    assert!(
+        !bad.ok && bad.stderr.contains("session id rejected"),
+        "{}",
+        bad.stderr
+    );
 }
 
 #[test]
@@ -283,10 +439,20 @@ fn sessions_count_list_show_destroy_on_redis() {
     let store = format!("{}?prefix=app:", redis.url());
     inspect(&store, "locked by a request");
     // Data that is not PHP session data is shown raw, with a note, never a crash.
-    redis.command(&["SET", &format!("app:{}", id(9)), "\u{1}garbage|x", "EX", "100"]);
+    redis.command(&[
+        "SET",
+        &format!("app:{}", id(9)),
+        "\u{1}garbage|x",
+        "EX",
+        "100",
+    ]);
     let run = fleetctl_run(&["sessions", "--store", &store, "show", &id(9)]);
     assert!(run.ok, "{}", run.stderr);
-    assert!(run.stdout.contains("note: not PHP session data") && run.stdout.contains("garbage"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("note: not PHP session data") && run.stdout.contains("garbage"),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]

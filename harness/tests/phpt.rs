@@ -83,7 +83,7 @@ fn run_suite(backend: &str, env: &[(&str, String)]) {
         .env("FLEET_EXT", &ext)
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .output()
-        .expect("run-tests.php runs (php8.2-dev installed?)");
+        .expect("run-tests.php runs (php-dev installed?)");
     let stdout = String::from_utf8_lossy(&output.stdout);
     println!("{stdout}");
     eprintln!("{}", String::from_utf8_lossy(&output.stderr));
@@ -127,5 +127,6 @@ fn run_suite(backend: &str, env: &[(&str, String)]) {
 
 fn which_php() -> String {
     // run-tests.php runs the tests with this binary; the same one the extension was built for.
-    std::env::var("TEST_PHP_EXECUTABLE").unwrap_or_else(|_| "/usr/bin/php8.2".to_owned())
+    std::env::var("TEST_PHP_EXECUTABLE")
+        .unwrap_or_else(|_| fleet_harness::php::binary().display().to_string())
 }
