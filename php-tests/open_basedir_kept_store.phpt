@@ -13,7 +13,9 @@ $ready = tempnam(sys_get_temp_dir(), 'fleet-fake-');
 unlink($ready);
 $server = fleet_spawn('
 $listener = stream_socket_server("tcp://127.0.0.1:0");
-file_put_contents("' . $ready . '", substr(strrchr(stream_socket_get_name($listener, false), ":"), 1));
+// Written under another name and renamed, so the port is never seen half written.
+file_put_contents("' . $ready . '.part", substr(strrchr(stream_socket_get_name($listener, false), ":"), 1));
+rename("' . $ready . '.part", "' . $ready . '");
 // It serves until the test is done (the stop file), however slow the machine; 120 s only
 // keeps a test that died from leaving it behind.
 $until = microtime(true) + 120;
@@ -32,7 +34,9 @@ while (!file_exists("' . $ready . '.stop") && microtime(true) < $until) {
     }
 }
 ');
-while (!file_exists($ready) || !filesize($ready)) { usleep(5000); }
+// PHP caches the last stat: without clearstatcache() a file seen while still empty stays
+// empty to filesize(), and the loop spun until run-tests.php's timeout (seen in CI).
+while (!file_exists($ready)) { usleep(5000); clearstatcache(); }
 $port = (int) file_get_contents($ready);
 unlink($ready);
 ini_set('session.save_path', "redis://127.0.0.1:$port?password_file=/etc/hostname");
