@@ -694,7 +694,12 @@ fn mysql_expired_sessions_are_deleted_with_debians_gc_probability_0() {
             quoted.join(",")
         ))
     };
-    assert_eq!(in_list(&first_ids), "300");
+    // Not all 300 need still be there: with a lifetime of 1 s, gc_interval's gc may already
+    // have deleted the first while the last were made (seen on a loaded machine: 294). What
+    // this test shows is that none is left after the traffic below, where without
+    // gc_probability nothing would ever delete them.
+    let stored = in_list(&first_ids);
+    assert_ne!(stored, "0", "the sessions were stored");
     std::thread::sleep(Duration::from_secs(2));
     // A few seconds of traffic on another session.
     let cookie = http
@@ -709,7 +714,7 @@ fn mysql_expired_sessions_are_deleted_with_debians_gc_probability_0() {
     }
     let runs = db.query("SELECT data FROM fleet_sessions WHERE id = 'fleet:gc'");
     println!(
-        "gc_probability=0, gc_interval=1: {} of the 300 expired sessions left after {:?} of traffic; {runs} gc runs by 8 workers",
+        "gc_probability=0, gc_interval=1: {stored} of 300 sessions stored when the last was made, {} left after {:?} of traffic; {runs} gc runs by 8 workers",
         in_list(&first_ids),
         traffic.elapsed()
     );
