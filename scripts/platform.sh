@@ -87,10 +87,10 @@ in_root() {
     ${host_ca:+CARGO_HTTP_CAINFO=/etc/fleet/host-ca.crt} FLEET_PLATFORM_INNER=1 "$@"
 }
 
-if [ ! -f "$root/.fleet-packages-installed" ]; then
-  in_root bash /fleet/scripts/setup.sh
-  touch "$root/.fleet-packages-installed"
-fi
+# Every run: setup.sh installs only what is missing (a kept root gets what a newer
+# setup.sh asks for) and costs a dpkg query per package when nothing is.
+in_root bash /fleet/scripts/setup.sh
+touch "$root/.fleet-packages-installed"
 touch "$root/.fleet-root-complete"
 echo "platform: $(in_root sh -c '. /etc/os-release; echo "$PRETTY_NAME"'), $(in_root php -r 'echo "PHP ", PHP_VERSION;'), $(in_root redis-server --version | cut -d' ' -f1-3), $(in_root valkey-server --version | cut -d' ' -f1-3), $(in_root mariadbd --version | cut -d' ' -f2-4)"
 case "${1:-}" in

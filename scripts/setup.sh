@@ -5,14 +5,14 @@
 # (a node with a skewed clock in the run-once tests), python3-yaml (reads docker/compose.yaml in a test),
 # python3-prometheus-client (parses fleet_metrics() in a test), git (the install test copies the tree as a clone has it),
 # redis-server, valkey-server (the Redis suites run on both), mariadb-server and nginx for
-# the tests and demo, debootstrap (the second Debian platform, the Docker base images), and
-# cargo-nextest.
+# the tests and demo, debootstrap (the second Debian platform, the Docker base images),
+# make (phpize builds need it, and Debian 13's php-dev does not pull it in), and cargo-nextest.
 # Extra package names given as arguments are installed the same way.
 set -euo pipefail
 export PATH="$HOME/.cargo/bin:$PATH"
 
 packages=(
-  php-dev php-cli php-fpm php-redis php-igbinary
+  php-dev php-cli php-fpm php-redis php-igbinary make
   clang libclang-dev libssl-dev pkg-config
   redis-server valkey-server mariadb-server mariadb-client procps valgrind faketime python3-yaml
   python3-prometheus-client debootstrap git
