@@ -66,9 +66,15 @@ fn phpize_configure_make_install_and_make_test_on_a_fresh_copy() {
     // its own (from nothing on 2 cores: 183 s alone, where the optimised build took 410 s
     // beside the rest of the suite). The optimised build is the one docker/Dockerfile's build
     // stage makes with the same phpize steps (harness/tests/docker.rs) and the bench uses.
+    // Under the suite's own target dir, so the other platform's root (scripts/platform.sh
+    // sets CARGO_TARGET_DIR per release) never reuses artifacts built against this one's
+    // PHP and C libraries.
+    let suite_target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(|dir| repo_root().join(dir)) // a relative one is the workspace's, as for cargo
+        .unwrap_or_else(|| repo_root().join("target"));
     let target = (
         "CARGO_TARGET_DIR",
-        repo_root().join("target/install-test").display().to_string(),
+        suite_target.join("install-test").display().to_string(),
     );
     let unoptimised = ("CARGO_PROFILE_RELEASE_OPT_LEVEL", "0".to_owned());
     run(d, "phpize", &[], &[]);
