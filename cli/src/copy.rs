@@ -129,7 +129,8 @@ impl Copy {
                 continue;
             };
             let path: PathBuf = entry.path();
-            let read = std::fs::read(&path).and_then(|data| Ok((data, entry.metadata()?.modified()?)));
+            let read =
+                std::fs::read(&path).and_then(|data| Ok((data, entry.metadata()?.modified()?)));
             let (data, modified) = match read {
                 Ok(found) => found,
                 // Deleted by PHP's gc since the listing, or unreadable.

@@ -33,7 +33,11 @@ pub enum Action {
 }
 
 /// Runs `action` on the store `save_path`; returns what to print.
-pub fn run(save_path: &str, action: Action, as_json: bool) -> Result<String, Box<dyn std::error::Error>> {
+pub fn run(
+    save_path: &str,
+    action: Action,
+    as_json: bool,
+) -> Result<String, Box<dyn std::error::Error>> {
     let config = parse_save_path(save_path)?;
     let mut store = open_inventory(&config, Timeouts::default())?;
     match action {
@@ -71,7 +75,10 @@ fn list(
     let mut out = Vec::new();
     let mut rows = Vec::new();
     loop {
-        let want = limit.map(|l| l.saturating_sub(rows.len())).unwrap_or(500).min(500);
+        let want = limit
+            .map(|l| l.saturating_sub(rows.len()))
+            .unwrap_or(500)
+            .min(500);
         if want == 0 {
             break;
         }
@@ -92,7 +99,12 @@ fn list(
     }
     out.push(format!("{:<48} {:>10} {:>12}", "ID", "BYTES", "EXPIRES IN"));
     for s in &rows {
-        out.push(format!("{:<48} {:>10} {:>12}", s.id, s.size, lifetime(s.ttl)));
+        out.push(format!(
+            "{:<48} {:>10} {:>12}",
+            s.id,
+            s.size,
+            lifetime(s.ttl)
+        ));
     }
     out.push(format!("{} sessions", rows.len()));
     if let Some(c) = cursor {
@@ -109,7 +121,12 @@ fn show(
 ) -> Result<String, Box<dyn std::error::Error>> {
     let id = SessionId::parse(id.as_bytes()).map_err(fleet_core::StoreError::InvalidId)?;
     let Some(session) = store.fetch(&id)? else {
-        return Err(format!("{}: no session {} (never created, expired or destroyed)", store.endpoint(), id.as_str()).into());
+        return Err(format!(
+            "{}: no session {} (never created, expired or destroyed)",
+            store.endpoint(),
+            id.as_str()
+        )
+        .into());
     };
     let lock = store.lock_state(&id)?;
     let compressed = fleet_core::compress::is_framed(&session.data);
@@ -122,7 +139,9 @@ fn show(
         (Ok(data), "auto") => codec::decode_any(&data),
         (Ok(data), "php") => codec::decode(&data, SessionFormat::Php),
         (Ok(data), "php_serialize") => codec::decode(&data, SessionFormat::PhpSerialize),
-        (_, other) => return Err(format!("--format {other}: use php, php_serialize or auto").into()),
+        (_, other) => {
+            return Err(format!("--format {other}: use php, php_serialize or auto").into())
+        }
     };
     let lock_text = match lock {
         LockState::Free => "not locked".to_owned(),
@@ -161,7 +180,11 @@ fn show(
         format!(
             "  size: {} bytes{}",
             session.data.len(),
-            if compressed { " stored (compressed)" } else { "" }
+            if compressed {
+                " stored (compressed)"
+            } else {
+                ""
+            }
         ),
         format!("  expires in: {}", lifetime(session.ttl)),
         format!("  lock: {lock_text}"),
@@ -173,7 +196,11 @@ fn show(
         }
         Err(e) => {
             out.push(format!("  note: {e}; the raw data follows"));
-            out.push(String::from_utf8_lossy(&session.data).escape_debug().to_string());
+            out.push(
+                String::from_utf8_lossy(&session.data)
+                    .escape_debug()
+                    .to_string(),
+            );
         }
     }
     Ok(out.join("\n"))

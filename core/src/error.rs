@@ -93,7 +93,9 @@ pub enum StoreError {
     },
     #[error("session id rejected: {0}")]
     InvalidId(#[from] InvalidId),
-    #[error("lease name \"{name}\" is not allowed: use 1 to 128 characters of a-z A-Z 0-9 . _ : / @ -")]
+    #[error(
+        "lease name \"{name}\" is not allowed: use 1 to 128 characters of a-z A-Z 0-9 . _ : / @ -"
+    )]
     LeaseName { name: String },
     #[error("the operating system's random number generator failed: {0}")]
     Random(String),

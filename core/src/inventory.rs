@@ -56,9 +56,13 @@ impl StoredSession {
 pub enum LockState {
     Free,
     /// Held; the lock ends in `ttl` unless its holder renews it (Redis).
-    Held { ttl: Option<Duration> },
+    Held {
+        ttl: Option<Duration>,
+    },
     /// Held by the MySQL connection with this id (`SHOW PROCESSLIST` names its host).
-    HeldByConnection { connection_id: u64 },
+    HeldByConnection {
+        connection_id: u64,
+    },
     /// This backend cannot tell cheaply (MySQL row locks).
     Unknown,
 }

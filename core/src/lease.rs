@@ -477,7 +477,13 @@ mod tests {
     fn lease_names_are_checked() {
         assert!(check_name("billing.cron").is_ok());
         assert!(check_name("mail/queue:42@node-1_a").is_ok());
-        for bad in ["", "a{b}", "with space", "new\nline", &"x".repeat(MAX_LEASE_NAME + 1)] {
+        for bad in [
+            "",
+            "a{b}",
+            "with space",
+            "new\nline",
+            &"x".repeat(MAX_LEASE_NAME + 1),
+        ] {
             assert!(check_name(bad).is_err(), "{bad:?}");
         }
     }
@@ -492,7 +498,13 @@ mod tests {
         let text = ticket.to_string();
         assert!(text.starts_with("42-"));
         assert_eq!(LeaseTicket::parse(&text), Some(ticket));
-        for bad in ["", "42", "x-abc", "42-nothex", "-1-00000000000000000000000000000000"] {
+        for bad in [
+            "",
+            "42",
+            "x-abc",
+            "42-nothex",
+            "-1-00000000000000000000000000000000",
+        ] {
             assert_eq!(LeaseTicket::parse(bad), None, "{bad}");
         }
     }
@@ -520,11 +532,21 @@ mod tests {
     #[test]
     fn huge_durations_saturate_instead_of_panicking() {
         let now = Instant::now();
-        for d in [Duration::MAX, Duration::from_secs(u64::MAX / 2), Duration::from_secs_f64(1e18)] {
+        for d in [
+            Duration::MAX,
+            Duration::from_secs(u64::MAX / 2),
+            Duration::from_secs_f64(1e18),
+        ] {
             assert!(later(now, d) > now, "{d:?}");
         }
-        assert_eq!(later(now, Duration::from_secs(5)), now + Duration::from_secs(5));
-        assert_eq!(wait_slice(Some(Duration::MAX), Duration::MAX), MAX_WAIT_SLICE);
+        assert_eq!(
+            later(now, Duration::from_secs(5)),
+            now + Duration::from_secs(5)
+        );
+        assert_eq!(
+            wait_slice(Some(Duration::MAX), Duration::MAX),
+            MAX_WAIT_SLICE
+        );
         let s = Duration::from_secs;
         let slot = Slot::of(Duration::MAX, s(1_000), Duration::MAX);
         assert_eq!(slot.keep, Duration::MAX);
@@ -533,7 +555,10 @@ mod tests {
     #[test]
     fn user_seconds_saturate_or_are_refused() {
         let max = Duration::from_secs(604_800);
-        assert_eq!(saturating_seconds(1.5, max), Some(Duration::from_millis(1500)));
+        assert_eq!(
+            saturating_seconds(1.5, max),
+            Some(Duration::from_millis(1500))
+        );
         assert_eq!(saturating_seconds(0.0, max), Some(Duration::ZERO));
         for huge in [1e7, 1e20, 1e300, f64::MAX] {
             assert_eq!(saturating_seconds(huge, max), Some(max), "{huge}");

@@ -39,6 +39,6 @@ pub use config::{
 pub use error::{ConfigError, StoreError};
 pub use id::SessionId;
 pub use inventory::{Inventory, StoredSession};
-pub use open::{open_inventory, open_lease_store, open_store, read_session};
 pub use lease::{Holder, LeaseStore, LeaseTerms, LeaseTicket, LeaseToken, Slot, Taken};
+pub use open::{open_inventory, open_lease_store, open_store, read_session};
 pub use store::{HeldLock, LockPolicy, ReadOutcome, SessionStore, StoreEvents};

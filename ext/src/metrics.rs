@@ -8,25 +8,139 @@ use crate::shared::{Counter, Snapshot, WAIT_BUCKETS};
 
 /// Each plain counter: its `fleet_stats()` key, Prometheus name, labels and help.
 pub const COUNTERS: [(Counter, &str, &str, &str, &str); 19] = [
-    (Counter::Requests, "requests", "fleet_requests_total", "", "Sessions opened (session_start) by the workers."),
-    (Counter::LockAcquisitions, "lock_acquisitions", "fleet_lock_acquisitions_total", "", "Session locks taken."),
-    (Counter::LockContended, "lock_contended", "fleet_lock_contended_total", "", "Session locks taken after waiting for another request."),
-    (Counter::LockWaitTimeouts, "lock_wait_timeouts", "fleet_lock_wait_timeouts_total", "", "Requests that gave up waiting for a session lock (fleet.lock_wait_timeout)."),
-    (Counter::LocksLost, "locks_lost", "fleet_locks_lost_total", "", "Writes refused because the request's lock was gone before it wrote."),
-    (Counter::BusyRefusals, "busy_refusals", "fleet_busy_refusals_total", "", "Requests refused at once because too many wait for their session (fleet.max_waiters)."),
-    (Counter::ErrorsConnect, "errors_connect", "fleet_backend_errors_total", "kind=\"connect\"", "Backend errors by kind."),
-    (Counter::ErrorsTimeout, "errors_timeout", "fleet_backend_errors_total", "kind=\"timeout\"", ""),
-    (Counter::ErrorsConnectionLost, "errors_connection_lost", "fleet_backend_errors_total", "kind=\"connection_lost\"", ""),
-    (Counter::ErrorsAuth, "errors_auth", "fleet_backend_errors_total", "kind=\"auth\"", ""),
-    (Counter::ErrorsNotPrimary, "errors_not_primary", "fleet_backend_errors_total", "kind=\"not_primary\"", ""),
-    (Counter::ErrorsServer, "errors_server", "fleet_backend_errors_total", "kind=\"server\"", ""),
-    (Counter::Reconnects, "reconnects", "fleet_reconnects_total", "", "Backend connections opened again after one was lost, replaced or refused."),
-    (Counter::Failovers, "failovers", "fleet_failovers_total", "", "Connections dropped because the server was no longer the primary."),
-    (Counter::BytesRead, "bytes_read", "fleet_session_bytes_read_total", "", "Session data bytes handed to PHP."),
-    (Counter::BytesWritten, "bytes_written", "fleet_session_bytes_written_total", "", "Session data bytes PHP asked to store."),
-    (Counter::SessionsCreated, "sessions_created", "fleet_sessions_created_total", "", "Sessions written for the first time."),
-    (Counter::SessionsDestroyed, "sessions_destroyed", "fleet_sessions_destroyed_total", "", "Sessions destroyed (session_destroy, session_regenerate_id(true))."),
-    (Counter::GcRuns, "gc_runs", "fleet_gc_runs_total", "", "Garbage collection runs (MySQL; Redis expires sessions itself)."),
+    (
+        Counter::Requests,
+        "requests",
+        "fleet_requests_total",
+        "",
+        "Sessions opened (session_start) by the workers.",
+    ),
+    (
+        Counter::LockAcquisitions,
+        "lock_acquisitions",
+        "fleet_lock_acquisitions_total",
+        "",
+        "Session locks taken.",
+    ),
+    (
+        Counter::LockContended,
+        "lock_contended",
+        "fleet_lock_contended_total",
+        "",
+        "Session locks taken after waiting for another request.",
+    ),
+    (
+        Counter::LockWaitTimeouts,
+        "lock_wait_timeouts",
+        "fleet_lock_wait_timeouts_total",
+        "",
+        "Requests that gave up waiting for a session lock (fleet.lock_wait_timeout).",
+    ),
+    (
+        Counter::LocksLost,
+        "locks_lost",
+        "fleet_locks_lost_total",
+        "",
+        "Writes refused because the request's lock was gone before it wrote.",
+    ),
+    (
+        Counter::BusyRefusals,
+        "busy_refusals",
+        "fleet_busy_refusals_total",
+        "",
+        "Requests refused at once because too many wait for their session (fleet.max_waiters).",
+    ),
+    (
+        Counter::ErrorsConnect,
+        "errors_connect",
+        "fleet_backend_errors_total",
+        "kind=\"connect\"",
+        "Backend errors by kind.",
+    ),
+    (
+        Counter::ErrorsTimeout,
+        "errors_timeout",
+        "fleet_backend_errors_total",
+        "kind=\"timeout\"",
+        "",
+    ),
+    (
+        Counter::ErrorsConnectionLost,
+        "errors_connection_lost",
+        "fleet_backend_errors_total",
+        "kind=\"connection_lost\"",
+        "",
+    ),
+    (
+        Counter::ErrorsAuth,
+        "errors_auth",
+        "fleet_backend_errors_total",
+        "kind=\"auth\"",
+        "",
+    ),
+    (
+        Counter::ErrorsNotPrimary,
+        "errors_not_primary",
+        "fleet_backend_errors_total",
+        "kind=\"not_primary\"",
+        "",
+    ),
+    (
+        Counter::ErrorsServer,
+        "errors_server",
+        "fleet_backend_errors_total",
+        "kind=\"server\"",
+        "",
+    ),
+    (
+        Counter::Reconnects,
+        "reconnects",
+        "fleet_reconnects_total",
+        "",
+        "Backend connections opened again after one was lost, replaced or refused.",
+    ),
+    (
+        Counter::Failovers,
+        "failovers",
+        "fleet_failovers_total",
+        "",
+        "Connections dropped because the server was no longer the primary.",
+    ),
+    (
+        Counter::BytesRead,
+        "bytes_read",
+        "fleet_session_bytes_read_total",
+        "",
+        "Session data bytes handed to PHP.",
+    ),
+    (
+        Counter::BytesWritten,
+        "bytes_written",
+        "fleet_session_bytes_written_total",
+        "",
+        "Session data bytes PHP asked to store.",
+    ),
+    (
+        Counter::SessionsCreated,
+        "sessions_created",
+        "fleet_sessions_created_total",
+        "",
+        "Sessions written for the first time.",
+    ),
+    (
+        Counter::SessionsDestroyed,
+        "sessions_destroyed",
+        "fleet_sessions_destroyed_total",
+        "",
+        "Sessions destroyed (session_destroy, session_regenerate_id(true)).",
+    ),
+    (
+        Counter::GcRuns,
+        "gc_runs",
+        "fleet_gc_runs_total",
+        "",
+        "Garbage collection runs (MySQL; Redis expires sessions itself).",
+    ),
 ];
 
 /// The counters not in [`COUNTERS`]: gc deletions and the wait histogram.
@@ -51,13 +165,24 @@ pub fn prometheus(s: &Snapshot) -> String {
             let _ = writeln!(out, "# TYPE {name} counter");
             last_name = name;
         }
-        let labels = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
+        let labels = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
         let _ = writeln!(out, "{name}{labels} {}", s.get(counter));
     }
     let (_, name, help) = GC_DELETED;
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", s.get(Counter::GcDeleted));
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+        s.get(Counter::GcDeleted)
+    );
     let name = "fleet_lock_wait_seconds";
-    let _ = writeln!(out, "# HELP {name} Time requests waited for their session lock.");
+    let _ = writeln!(
+        out,
+        "# HELP {name} Time requests waited for their session lock."
+    );
     let _ = writeln!(out, "# TYPE {name} histogram");
     let mut cumulative = 0;
     for (i, bound) in WAIT_BUCKETS.iter().enumerate() {
@@ -66,7 +191,11 @@ pub fn prometheus(s: &Snapshot) -> String {
     }
     cumulative += s.buckets[WAIT_BUCKETS.len()];
     let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
-    let _ = writeln!(out, "{name}_sum {}", s.get(Counter::LockWaitMicros) as f64 / 1e6);
+    let _ = writeln!(
+        out,
+        "{name}_sum {}",
+        s.get(Counter::LockWaitMicros) as f64 / 1e6
+    );
     let _ = writeln!(out, "{name}_count {cumulative}");
     out
 }
@@ -86,7 +215,10 @@ pub fn stats(s: &Snapshot) -> Vec<(&'static str, Stat)> {
         .map(|(counter, key, ..)| (*key, Stat::Count(s.get(*counter))))
         .collect();
     out.push((GC_DELETED.0, Stat::Count(s.get(Counter::GcDeleted))));
-    out.push(("lock_wait_seconds", Stat::Seconds(s.get(Counter::LockWaitMicros) as f64 / 1e6)));
+    out.push((
+        "lock_wait_seconds",
+        Stat::Seconds(s.get(Counter::LockWaitMicros) as f64 / 1e6),
+    ));
     let mut cumulative = 0;
     // Keys like "<=0.25": never numeric strings, which PHP arrays would turn into integers.
     let mut buckets = Vec::new();
@@ -114,12 +246,22 @@ pub fn summary(s: &Snapshot) -> Vec<(&'static str, String)> {
     .map(|c| s.get(*c))
     .sum();
     vec![
-        ("Sessions opened (this master's workers)", s.get(Counter::Requests).to_string()),
+        (
+            "Sessions opened (this master's workers)",
+            s.get(Counter::Requests).to_string(),
+        ),
         (
             "Locks taken (after a wait)",
-            format!("{} ({})", s.get(Counter::LockAcquisitions), s.get(Counter::LockContended)),
+            format!(
+                "{} ({})",
+                s.get(Counter::LockAcquisitions),
+                s.get(Counter::LockContended)
+            ),
         ),
-        ("Lock wait timeouts", s.get(Counter::LockWaitTimeouts).to_string()),
+        (
+            "Lock wait timeouts",
+            s.get(Counter::LockWaitTimeouts).to_string(),
+        ),
         ("Backend errors", errors.to_string()),
     ]
 }
@@ -141,7 +283,11 @@ mod tests {
         let text = prometheus(&Snapshot { counters, buckets });
         assert!(text.contains("fleet_requests_total 7\n"));
         assert!(text.contains("fleet_backend_errors_total{kind=\"timeout\"} 2\n"));
-        assert_eq!(text.matches("# TYPE fleet_backend_errors_total counter").count(), 1);
+        assert_eq!(
+            text.matches("# TYPE fleet_backend_errors_total counter")
+                .count(),
+            1
+        );
         assert!(text.contains("fleet_lock_wait_seconds_bucket{le=\"0.001\"} 5\n"));
         assert!(text.contains("fleet_lock_wait_seconds_bucket{le=\"1\"} 6\n"));
         assert!(text.contains("fleet_lock_wait_seconds_bucket{le=\"+Inf\"} 7\n"));

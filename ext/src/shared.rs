@@ -61,7 +61,10 @@ struct Board {
 impl Board {
     /// The slots claimed so far (a pool's worth, not all [`SLOTS`]).
     fn used(&self) -> &[Slot] {
-        let end = self.claimed.first().map_or(0, |c| c.load(Ordering::Acquire));
+        let end = self
+            .claimed
+            .first()
+            .map_or(0, |c| c.load(Ordering::Acquire));
         &self.slots[..end.min(self.slots.len())]
     }
 }

@@ -40,7 +40,18 @@ fn text(out: &Output) -> String {
 fn fresh_copy() -> tempfile::TempDir {
     let root = repo_root();
     let dir = tempfile::tempdir().expect("temp dir");
-    let files = run(&root, "git", &["ls-files", "-z", "--cached", "--others", "--exclude-standard"], &[]);
+    let files = run(
+        &root,
+        "git",
+        &[
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+        ],
+        &[],
+    );
     for name in files.stdout.split(|b| *b == 0).filter(|n| !n.is_empty()) {
         let name = String::from_utf8_lossy(name).into_owned();
         let (from, to) = (root.join(&name), dir.path().join(&name));
@@ -53,7 +64,20 @@ fn fresh_copy() -> tempfile::TempDir {
     let d = dir.path();
     run(d, "git", &["init", "-q"], &[]);
     run(d, "git", &["add", "-A"], &[]);
-    run(d, "git", &["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"], &[]);
+    run(
+        d,
+        "git",
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-qm",
+            "copy",
+        ],
+        &[],
+    );
     dir
 }
 
@@ -84,26 +108,58 @@ fn phpize_configure_make_install_and_make_test_on_a_fresh_copy() {
     assert!(!stderr.contains("cannot remove"), "configure: {stderr}");
     run(d, "make", &[], &[target.clone(), unoptimised.clone()]);
     let module = d.join("modules/fleet.so");
-    assert!(module.is_file(), "make leaves the module at modules/fleet.so");
+    assert!(
+        module.is_file(),
+        "make leaves the module at modules/fleet.so"
+    );
 
     // Nothing phpize, configure or make wrote is left for git to pick up.
-    let status = text(&run(d, "git", &["status", "--porcelain", "--untracked-files=all"], &[]));
+    let status = text(&run(
+        d,
+        "git",
+        &["status", "--porcelain", "--untracked-files=all"],
+        &[],
+    ));
     assert_eq!(status, "", "build files not covered by .gitignore");
 
-    let info = text(&run(d, "php", &["-n", "-d", &format!("extension={}", module.display()), "--ri", "fleet"], &[]));
+    let info = text(&run(
+        d,
+        "php",
+        &[
+            "-n",
+            "-d",
+            &format!("extension={}", module.display()),
+            "--ri",
+            "fleet",
+        ],
+        &[],
+    ));
     assert!(info.contains("Fleet session handler => enabled"), "{info}");
-    assert!(info.contains("mysql://") && info.contains("redis+cluster://"), "{info}");
+    assert!(
+        info.contains("mysql://") && info.contains("redis+cluster://"),
+        "{info}"
+    );
 
     let root = tempfile::tempdir().expect("install root");
     run(
         d,
         "make",
-        &["install", &format!("INSTALL_ROOT={}", root.path().display())],
+        &[
+            "install",
+            &format!("INSTALL_ROOT={}", root.path().display()),
+        ],
         &[target.clone(), unoptimised.clone()],
     );
     let ext_dir = text(&run(d, "php-config", &["--extension-dir"], &[]));
-    let installed = root.path().join(ext_dir.trim().trim_start_matches('/')).join("fleet.so");
-    assert!(installed.is_file(), "make install puts fleet.so in php-config --extension-dir: {}", installed.display());
+    let installed = root
+        .path()
+        .join(ext_dir.trim().trim_start_matches('/'))
+        .join("fleet.so");
+    assert!(
+        installed.is_file(),
+        "make install puts fleet.so in php-config --extension-dir: {}",
+        installed.display()
+    );
 
     // `make test`: the .phpt suite through run-tests.php, against a Redis of the harness.
     let redis = RedisServer::start();
@@ -122,7 +178,14 @@ fn phpize_configure_make_install_and_make_test_on_a_fresh_copy() {
     let report = text(&out);
     let count =
         |label: &str| fleet_harness::paths::run_tests_count(&report, label).unwrap_or(usize::MAX);
-    println!("{}", report.lines().filter(|l| l.starts_with("Tests ")).collect::<Vec<_>>().join("\n"));
+    println!(
+        "{}",
+        report
+            .lines()
+            .filter(|l| l.starts_with("Tests "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     assert_eq!(count("Tests failed"), 0, "{report}");
     assert!(count("Tests passed") >= 20, "{report}");
     // phpredis from PHP's own extension dir (Makefile.frag), where it is installed: the
@@ -152,7 +215,10 @@ fn a_session_module_table_that_differs_from_php_session_h_fails_the_build() {
         "struct PsModule {\n    name: *const c_char,\n    another_hook: usize,",
         1,
     );
-    assert_ne!(patched, source, "PsModule's declaration moved: update this test");
+    assert_ne!(
+        patched, source,
+        "PsModule's declaration moved: update this test"
+    );
     std::fs::write(&ffi, patched).expect("write ffi.rs");
     let target = repo_root().join("target").join("layout-check");
     let out = Command::new("cargo")
@@ -170,7 +236,10 @@ fn a_session_module_table_that_differs_from_php_session_h_fails_the_build() {
         .output()
         .expect("cargo runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "the build went on with a wrong table");
+    assert!(
+        !out.status.success(),
+        "the build went on with a wrong table"
+    );
     assert!(
         stderr.contains("differs from ps_module in the installed php_session.h"),
         "{stderr}"
@@ -197,9 +266,19 @@ fn every_fleet_ini_entry_is_in_the_sample_ini_and_the_readme_with_its_default() 
     let mut n = 0;
     for line in entries.lines() {
         let (name, default) = line.split_once('\t').expect("name and default");
-        let shown = if default.is_empty() { "\"\"".to_owned() } else { default.to_owned() };
-        assert!(sample.contains(&format!(";{name} = {shown}\n")), "ext/fleet.ini lacks ;{name} = {shown}");
-        assert!(readme.contains(&format!("| `{name}` | `{shown}` |")), "README lacks {name} with default {shown}");
+        let shown = if default.is_empty() {
+            "\"\"".to_owned()
+        } else {
+            default.to_owned()
+        };
+        assert!(
+            sample.contains(&format!(";{name} = {shown}\n")),
+            "ext/fleet.ini lacks ;{name} = {shown}"
+        );
+        assert!(
+            readme.contains(&format!("| `{name}` | `{shown}` |")),
+            "README lacks {name} with default {shown}"
+        );
         n += 1;
     }
     assert!(n >= 10, "{entries}");
@@ -213,12 +292,19 @@ fn composer_json_declares_a_pie_extension_that_config_m4_builds() {
     .expect("composer.json is JSON");
     assert_eq!(composer["type"], "php-ext");
     assert_eq!(composer["php-ext"]["extension-name"], "fleet");
-    let options = composer["php-ext"]["configure-options"].as_array().expect("configure-options");
+    let options = composer["php-ext"]["configure-options"]
+        .as_array()
+        .expect("configure-options");
     let config_m4 = std::fs::read_to_string(repo_root().join("config.m4")).expect("config.m4");
     for option in options {
         let name = option["name"].as_str().expect("a name");
-        let arg = name.trim_start_matches("enable-").trim_start_matches("with-");
-        assert!(config_m4.contains(&format!("[{arg}]")), "config.m4 declares --{name}");
+        let arg = name
+            .trim_start_matches("enable-")
+            .trim_start_matches("with-");
+        assert!(
+            config_m4.contains(&format!("[{arg}]")),
+            "config.m4 declares --{name}"
+        );
     }
     assert!(composer["name"].as_str().is_some_and(|n| n.contains('/')));
 }

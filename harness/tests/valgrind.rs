@@ -33,7 +33,11 @@ fn session_hooks_have_no_memory_errors_or_leaks_on_a_cluster() {
 fn error_handlers_that_reenter_the_session_module_cause_no_memory_errors() {
     let redis = RedisServer::start();
     let expected = "handled: session id rejected:\nhandled: session id rejected:\nhandled: session vgheld… waited\nhandled: session vgheld… waited\nhandled: cannot connect to\ndone";
-    run_script_under_valgrind("reentry.php", &format!("{}?prefix=vgre:", redis.url()), expected);
+    run_script_under_valgrind(
+        "reentry.php",
+        &format!("{}?prefix=vgre:", redis.url()),
+        expected,
+    );
 }
 
 #[test]

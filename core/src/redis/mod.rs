@@ -25,8 +25,8 @@ use crate::error::StoreError;
 use crate::id::SessionId;
 use crate::keeper::{Keeper, Retry};
 use crate::lease::{
-    wait_slice, Holder, LeaseStore, LeaseTerms, LeaseToken, RenewFn, RenewalReport, RenewalStop, Renewer,
-    Slot, Taken,
+    wait_slice, Holder, LeaseStore, LeaseTerms, LeaseToken, RenewFn, RenewalReport, RenewalStop,
+    Renewer, Slot, Taken,
 };
 use crate::store::{HeldLock, LockPolicy, ReadOutcome, SessionStore};
 
@@ -278,7 +278,11 @@ impl RedisStore {
                             taken: attempt,
                             renewal,
                         }),
-                        waited: if last_holder.is_some() { started.elapsed() } else { Duration::ZERO },
+                        waited: if last_holder.is_some() {
+                            started.elapsed()
+                        } else {
+                            Duration::ZERO
+                        },
                         holder: aged(last_holder),
                     });
                 }
@@ -749,8 +753,14 @@ fn parse_holder(value: &[u8], now_ms: i64) -> Option<Holder> {
     let ours = token.is_some_and(|t| t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit()));
     match (ours, since.and_then(|s| s.parse::<i64>().ok()), who) {
         (true, Some(since), Some(who)) => Some(Holder {
-            who: if who.is_empty() { "another request".to_owned() } else { who.to_owned() },
-            held_for: u64::try_from(now_ms - since).ok().map(Duration::from_millis),
+            who: if who.is_empty() {
+                "another request".to_owned()
+            } else {
+                who.to_owned()
+            },
+            held_for: u64::try_from(now_ms - since)
+                .ok()
+                .map(Duration::from_millis),
         }),
         _ => {
             let shown: String = text.chars().take(80).collect();

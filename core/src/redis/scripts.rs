@@ -115,7 +115,8 @@ return {0, fence}
 /// not acknowledge: deletes the lease if it is still `token`'s and the slot's mark if this
 /// taking set it (its value is the fence). The fence counter stays where it is: it only has
 /// to grow.
-pub(super) const UNDO_LEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+pub(super) const UNDO_LEASE: &str =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 if redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('DEL', KEYS[2]) end
 return 1
 ";
