@@ -12,8 +12,9 @@ use std::time::Duration;
 use ::mysql::prelude::Queryable;
 use ::mysql::{Conn, Error as MySqlError, Opts, OptsBuilder};
 
+use super::errors::ER_TABLEACCESS_DENIED;
+use super::MAX_TABLE_FOR_PROCEDURES;
 use super::{classify, create_procedures_sql, create_table_sql, StatementTexts, Statements};
-use super::{ER_TABLEACCESS_DENIED, MAX_TABLE_FOR_PROCEDURES};
 use crate::config::{host_port, MySqlConfig, MySqlEndpoint, MySqlProcedures, Timeouts};
 use crate::error::StoreError;
 use crate::keeper::{Connector, Failure};
