@@ -247,7 +247,7 @@ fn a_session_module_table_that_differs_from_php_session_h_fails_the_build() {
 }
 
 #[test]
-fn every_fleet_ini_entry_is_in_the_sample_ini_and_the_readme_with_its_default() {
+fn every_fleet_ini_entry_is_in_the_sample_ini_and_the_docs_with_its_default() {
     let out = run(
         &repo_root(),
         "php",
@@ -262,7 +262,8 @@ fn every_fleet_ini_entry_is_in_the_sample_ini_and_the_readme_with_its_default() 
     );
     let entries = text(&out);
     let sample = std::fs::read_to_string(repo_root().join("ext/fleet.ini")).expect("ext/fleet.ini");
-    let readme = std::fs::read_to_string(repo_root().join("README.md")).expect("README.md");
+    let docs = std::fs::read_to_string(repo_root().join("docs/configuration.md"))
+        .expect("docs/configuration.md");
     let mut n = 0;
     for line in entries.lines() {
         let (name, default) = line.split_once('\t').expect("name and default");
@@ -276,8 +277,8 @@ fn every_fleet_ini_entry_is_in_the_sample_ini_and_the_readme_with_its_default() 
             "ext/fleet.ini lacks ;{name} = {shown}"
         );
         assert!(
-            readme.contains(&format!("| `{name}` | `{shown}` |")),
-            "README lacks {name} with default {shown}"
+            docs.contains(&format!("| `{name}` | `{shown}` |")),
+            "docs/configuration.md lacks {name} with default {shown}"
         );
         n += 1;
     }
