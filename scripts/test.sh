@@ -34,6 +34,12 @@ scripts/setup.sh
 cargo build --locked -p fleet -p fleetctl
 # nextest does not run doc tests: the documented examples (read_session) must compile.
 cargo test --locked --doc -p fleet-core
+# The habits that keep the code as it is (CONTRIBUTING.md): formatted, and clippy clean with
+# the lints the manifests deny (no unwrap or expect where PHP reaches, every unsafe block
+# justified). Once per run: the other platform's root builds the same sources.
+if [ -z "${FLEET_PLATFORM_INNER:-}" ]; then
+  run "fmt and clippy" bash -c 'cargo fmt --all --check && cargo clippy --workspace --all-targets --locked -- -D warnings'
+fi
 run "$here" cargo nextest run --workspace --locked --no-fail-fast "$@"
 
 # The suites that talk to a Redis server, on Valkey.

@@ -218,12 +218,15 @@ pub fn lifetimes(b: &Backends, options: &Options) -> String {
     out
 }
 
+/// A row of `busy`: its label, `fleet.max_waiters`, and further INI entries.
+type BusyForm<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+
 /// `fleet-bench --busy`: scenario (c) next to other visitors. One session is hammered by 32
 /// clients (a page that holds it 20 ms; a 429 is honoured for its Retry-After) while 8 other
 /// clients use sessions of their own, on two FPM pools of 4 workers; with the cap off
 /// (`fleet.max_waiters=0`), at its default (`auto`) and at fixed values.
 pub fn busy(b: &Backends, options: &Options) -> String {
-    let forms: [(&str, &str, &[(&str, &str)]); 5] = [
+    let forms: [BusyForm; 5] = [
         ("no cap (fleet.max_waiters=0)", "0", &[]),
         (
             "fleet.max_waiters=auto (the default: 2 on 4 workers)",

@@ -105,8 +105,8 @@ impl Copy {
             }
         };
         match self.from.strip_prefix("files://") {
-            Some(dir) => self.from_files(Path::new(dir), &mut |f| each(f, &mut counts))?,
-            None => self.from_store(&mut |f| each(f, &mut counts))?,
+            Some(dir) => self.scan_files(Path::new(dir), &mut |f| each(f, &mut counts))?,
+            None => self.scan_store(&mut |f| each(f, &mut counts))?,
         }
         progress.finish_and_clear();
         Ok(counts)
@@ -114,7 +114,7 @@ impl Copy {
 
     /// `sess_<id>` files of PHP's files handler; a file's session lives until its mtime plus
     /// the lifetime (`session.gc_maxlifetime`).
-    fn from_files(
+    fn scan_files(
         &self,
         dir: &Path,
         each: &mut dyn FnMut(Found),
@@ -156,7 +156,7 @@ impl Copy {
     }
 
     /// Every session of a store, page by page (SCAN on Redis).
-    fn from_store(&self, each: &mut dyn FnMut(Found)) -> Result<(), Box<dyn std::error::Error>> {
+    fn scan_store(&self, each: &mut dyn FnMut(Found)) -> Result<(), Box<dyn std::error::Error>> {
         let source = parse_save_path(&self.from)?;
         let mut from = open_inventory(&source, Timeouts::default())?;
         let mut cursor: Option<Cursor> = None;

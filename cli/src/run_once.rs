@@ -294,7 +294,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     };
     // Checked before the conversion: `Duration::from_secs_f64` panics past u64::MAX
     // seconds (`--ttl 1e300s`), and a finite number times the scale may be infinite.
-    if !(seconds <= MAX_DURATION.as_secs_f64()) {
+    if seconds.is_nan() || seconds > MAX_DURATION.as_secs_f64() {
         return Err(format!(
             "\"{text}\" is too long: a duration is more than 0 and at most 366d"
         ));

@@ -16,6 +16,9 @@ use crate::store::SessionStore;
 use crate::store::{HeldLock, LockPolicy, ReadOutcome};
 
 /// The store a save_path describes, not yet connected, before it is put to one use.
+// One per worker, made once and kept for the process: boxing the larger variant would add
+// an indirection to every request for no memory that matters.
+#[allow(clippy::large_enum_variant)]
 pub enum Backend {
     Redis(RedisStore),
     MySql(MySqlStore),

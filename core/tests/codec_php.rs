@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests: a panic here fails the test
 //! The session decoder on data PHP itself produced (`session_encode()` under both
 //! `session.serialize_handler`s), with every kind of value a session holds.
 

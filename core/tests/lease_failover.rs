@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests: a panic here fails the test
 //! Named leases and replicas (issue 22 #10): with `wait_replicas`, taking and renewing a
 //! lease waits for the replicas' acknowledgement in the same round trip, so a replica
 //! promoted by a failover knows the fence and hands out a larger one; without enough

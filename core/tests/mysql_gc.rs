@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests: a panic here fails the test
 //! Automatic deletion of expired MySQL sessions (`gc_interval`), whatever PHP's
 //! `session.gc_probability` is, against a real `mariadbd`: at most one run per interval
 //! across workers, bounded batches on a large backlog, and `gc_interval=0`.

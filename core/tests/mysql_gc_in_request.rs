@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests: a panic here fails the test
 //! PHP's gc inside a locked request on MySQL (issue 22, item 5): PHP calls the handler's gc
 //! right after the read, while the request holds its session's lock. That gc must not cost
 //! the request its lock, whether by a deadlock or lock wait timeout that rolls back a

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests: a panic here fails the test
 //! The MySQL store against a real `mariadbd` started for each test.
 
 use std::sync::{Arc, Barrier};

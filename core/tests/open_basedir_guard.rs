@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests: a panic here fails the test
 //! The process-wide file guard (`fleet_core::set_file_guard`, PHP's open_basedir in the
 //! extension) is asked before any file a setting names is opened, and a refusal fails the
 //! save_path. One test, in a binary of its own, since the guard is process-wide.

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests: a panic here fails the test
 //! The Redis store on a real Redis Cluster (`redis-cli --cluster create`): key layout and
 //! routing, and a busy session surviving a slot migration, a `CLUSTER FAILOVER` and a
 //! SIGKILLed master without losing an acknowledged update. Outages are printed, never
@@ -78,14 +79,14 @@ fn a_sessions_keys_share_its_slot_and_the_worker_connects_only_where_it_needs() 
     }
 }
 
+/// What a worker saw: every acknowledged value (with when its request started) and every
+/// failure.
+type Outcome = (Vec<(Instant, u64)>, Vec<String>);
+type Worker = std::thread::JoinHandle<Outcome>;
+
 /// Increments `sid` from `threads` workers (one store each) until `stop`; returns every
 /// acknowledged value and every failure.
-fn busy(
-    save_path: &str,
-    sid: &str,
-    threads: usize,
-    stop: Arc<AtomicBool>,
-) -> Vec<std::thread::JoinHandle<(Vec<(Instant, u64)>, Vec<String>)>> {
+fn busy(save_path: &str, sid: &str, threads: usize, stop: Arc<AtomicBool>) -> Vec<Worker> {
     (0..threads)
         .map(|_| {
             let (path, sid, stop) = (save_path.to_owned(), id(sid), stop.clone());
@@ -106,9 +107,7 @@ fn busy(
         .collect()
 }
 
-fn collect(
-    workers: Vec<std::thread::JoinHandle<(Vec<(Instant, u64)>, Vec<String>)>>,
-) -> (Vec<(Instant, u64)>, Vec<String>) {
+fn collect(workers: Vec<Worker>) -> Outcome {
     let mut acked = Vec::new();
     let mut failed = Vec::new();
     for w in workers {
@@ -231,7 +230,7 @@ fn a_cluster_failover_and_a_killed_master_cost_seconds_not_updates() {
     std::thread::sleep(Duration::from_millis(500));
     stop.store(true, Ordering::SeqCst);
     let (acked, failed) = collect(workers);
-    let last_before = acked.iter().filter(|a| a.0 <= killed_at).last().copied();
+    let last_before = acked.iter().rfind(|a| a.0 <= killed_at).copied();
     let first_after = acked.iter().find(|a| a.0 > killed_at).copied();
     let (Some(last_before), Some(first_after)) = (last_before, first_after) else {
         let nodes = cluster.nodes[master].command(&["CLUSTER", "NODES"]);

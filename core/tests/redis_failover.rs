@@ -298,7 +298,7 @@ fn sentinel_finds_the_master_and_a_sigkilled_master_costs_seconds_not_updates() 
 
     let acknowledged = acknowledged.lock().unwrap().clone();
     let failures = failures.lock().unwrap().clone();
-    let last_before = acknowledged.iter().filter(|(t, _)| *t <= killed_at).last();
+    let last_before = acknowledged.iter().rfind(|(t, _)| *t <= killed_at);
     let first_after = acknowledged.iter().find(|(t, _)| *t > killed_at);
     let (Some(last_before), Some(first_after)) = (last_before, first_after) else {
         panic!("no request succeeded after the master was killed; failures: {failures:?}");

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests: a panic here fails the test
 //! Lock renewal against a real Redis (and a Redis Cluster): a lock with a short TTL never
 //! expires under a live holder, renewal stops at the maximum hold and at the release, and a
 //! short request pays nothing for it.

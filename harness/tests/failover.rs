@@ -82,8 +82,7 @@ impl Visitor {
     fn last_acknowledged_before(&self, t: Instant) -> Option<&Seen> {
         self.seen
             .iter()
-            .filter(|s| s.at <= t && s.counter().is_some())
-            .last()
+            .rfind(|s| s.at <= t && s.counter().is_some())
     }
 
     fn first_acknowledged_after(&self, t: Instant) -> Option<&Seen> {

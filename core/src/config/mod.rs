@@ -63,7 +63,10 @@ impl fmt::Display for Secret {
 
 /// The check installed by [`set_file_guard`]; `None` (fleetctl, tests) allows every file.
 /// A lock rather than a `OnceLock` so a test can install a guard of its own.
-static FILE_GUARD: RwLock<Option<fn(&Path) -> bool>> = RwLock::new(None);
+static FILE_GUARD: RwLock<Option<FileGuard>> = RwLock::new(None);
+
+/// Whether a file named by a setting may be opened.
+type FileGuard = fn(&Path) -> bool;
 
 /// Installs the check every file named by a setting must pass before Fleet opens it (the PHP extension installs PHP's open_basedir check). Returns whether it is allowed.
 pub fn set_file_guard(guard: fn(&std::path::Path) -> bool) {

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests: a panic here fails the test
 //! What the store tests share: opening a store from a save_path, ids, and one counter
 //! request. (Each test binary uses some of it.)
 #![allow(dead_code)]
