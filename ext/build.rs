@@ -1,5 +1,5 @@
 //! Reads the layout of `ps_module` (PHP's session module table) from the `php_session.h` of
-//! the PHP being built for, so that `ffi.rs` can check its hand-declared table against it at
+//! the PHP being built for, so that `ffi/module.rs` can check its hand-declared table against it at
 //! compile time: a PHP whose table differs fails the build, never a worker.
 //!
 //! The header is compiled into a small C program with `php-config --includes` (the

@@ -1,12 +1,14 @@
 //! The `fleet` PHP extension: a native session save handler (`session.save_handler = fleet`).
 //!
 //! Thin glue over `fleet-core`:
-//! - [`ffi`]: the only module that touches PHP's C API (module entry, session hooks, INI,
-//!   phpinfo, warnings).
+//! - [`ffi`]: the only module that touches PHP's C API: `module` (the module entry, its
+//!   startup hooks, phpinfo() and the checked `ps_module` table), `hooks` (the session
+//!   hooks), `functions` (the PHP functions), `ini`, `identity` (who the request is) and
+//!   `messages` (the panic guard and the warnings delivered after each hook).
 //! - [`handler`]: what each session hook does, in safe Rust.
 //! - [`leases`]: `fleet_lease_acquire()`, `fleet_lease_renew()`, `fleet_lease_release()`.
 //! - [`metrics`]: what the shared counters mean; `fleet_stats()` and `fleet_metrics()`.
-//! - [`settings`]: the `fleet.*` INI entries and their validation.
+//! - [`settings`]: the one table of `fleet.*` INI entries, and their validation.
 //! - [`shared`]: memory shared by the workers of one FPM master (who waits for which
 //!   session, for `fleet.max_waiters`).
 

@@ -1,5 +1,6 @@
 //! The `fleet.*` INI entries: names, defaults, and validation of their values.
 
+use std::ffi::CStr;
 use std::time::Duration;
 
 use fleet_core::{LeaseTerms, LockPolicy, Timeouts};
@@ -21,6 +22,14 @@ pub const FALLBACK_LOCK_TTL: Duration = Duration::from_secs(300);
 pub const MIN_AUTO_MAX_HOLD: Duration = Duration::from_secs(300);
 
 /// How many requests of this server may wait for one session (`fleet.max_waiters`).
+///
+/// The window, `fleet.max_waiters_window` (1 s by default): the cap applies while this server has finished a
+/// request for another session, or a page without one, within the last second. The cap
+/// only protects other visitors; with nobody else to serve, a burst on one session (a load
+/// test, a job firing requests) is served in full, in turn, as without a cap. Under a
+/// hammered session the other visitors keep being served, so it stays in force; a second
+/// is longer than the pauses between their requests under load and short enough that an
+/// earlier, finished visit does not turn a later burst into refusals.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MaxWaiters {
     /// `0`: no cap.
@@ -37,6 +46,18 @@ pub enum MaxWaiters {
 pub const MIN_AUTO_WAITERS: u32 = 2;
 
 impl MaxWaiters {
+    /// `auto` (or empty), `0`, or a number of waiters up to 10 000.
+    fn parse(text: &str) -> Option<MaxWaiters> {
+        match text.trim() {
+            "auto" | "" => Some(MaxWaiters::Auto),
+            "0" => Some(MaxWaiters::Off),
+            n => match n.parse::<u32>() {
+                Ok(n) if n <= 10_000 => Some(MaxWaiters::Fixed(n)),
+                _ => None,
+            },
+        }
+    }
+
     /// The cap for a server of `workers` workers (`None`: no cap). `auto` lets one session
     /// take at most half the pool: a holder and `workers / 2 - 1` waiters, at least
     /// [`MIN_AUTO_WAITERS`]. So 4 workers: 2 waiters (3 of 4 workers on one session);
@@ -72,15 +93,6 @@ impl std::fmt::Display for MaxWaiters {
     }
 }
 
-/// `fleet.max_waiters_window` by default: the cap applies while this server has finished a
-/// request for another session, or a page without one, within the last second. The cap
-/// only protects other visitors; with nobody else to serve, a burst on one session (a load
-/// test, a job firing requests) is served in full, in turn, as without a cap. Under a
-/// hammered session the other visitors keep being served, so it stays in force; a second
-/// is longer than the pauses between their requests under load and short enough that an
-/// earlier, finished visit does not turn a later burst into refusals.
-pub const DEFAULT_MAX_WAITERS_WINDOW: f64 = 1.0;
-
 /// Settings in force for one request, read when the session is opened.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Settings {
@@ -101,43 +113,128 @@ pub struct Settings {
     pub metrics: bool,
 }
 
-/// Raw INI values as PHP holds them.
-pub struct RawIni<'a> {
-    pub locking: &'a str,
-    pub max_waiters: &'a str,
-    pub max_waiters_window: &'a str,
-    pub busy_status: &'a str,
-    pub lock_ttl: &'a str,
-    pub lock_renewal: &'a str,
-    pub lock_max_hold: &'a str,
-    pub lock_wait_timeout: &'a str,
-    pub connect_timeout: &'a str,
-    pub read_timeout: &'a str,
-    pub slow_lock_wait: &'a str,
-    pub metrics: &'a str,
-    pub max_execution_time: i64,
+/// One `fleet.*` INI entry as PHP registers it: its name and its default.
+pub struct Entry {
+    pub name: &'static CStr,
+    pub default: &'static CStr,
+}
+
+/// The one table of `fleet.*` entries: each line gives an entry's field in [`RawIni`] (its
+/// name is `fleet.` and the field's name) and its default. It generates [`RawIni`], the
+/// [`ENTRIES`] PHP registers (and phpinfo() and `ini_get_all()` show), the names code reads
+/// one entry by ([`names`]), and the defaults a bad value falls back to. ext/fleet.ini and
+/// docs/configuration.md list the same names and defaults (the install test checks both).
+macro_rules! ini_entries {
+    ($( $(#[doc = $doc:literal])+ $field:ident = $default:literal, )+) => {
+        /// The `fleet.*` entries' values as PHP holds them, and `max_execution_time`, which
+        /// lock lifetimes follow.
+        // `lease_store` is read on its own, by the `fleet_lease_*()` functions.
+        #[allow(dead_code)]
+        #[derive(Clone, Debug)]
+        pub struct RawIni {
+            $( $(#[doc = $doc])+ pub $field: String, )+
+            pub max_execution_time: i64,
+        }
+
+        /// Every `fleet.*` entry, in the order PHP registers (and phpinfo() lists) them.
+        pub const ENTRIES: &[Entry] = &[
+            $( Entry { name: names::$field, default: c_text(concat!($default, "\0")) }, )+
+        ];
+
+        /// Each entry's name, for code that reads one entry alone.
+        #[allow(non_upper_case_globals)]
+        pub mod names {
+            use std::ffi::CStr;
+            $( pub const $field: &CStr = super::c_text(concat!("fleet.", stringify!($field), "\0")); )+
+        }
+
+        /// Each entry's default, what a bad value falls back to.
+        #[allow(non_upper_case_globals, dead_code)]
+        mod defaults {
+            $( pub const $field: &str = $default; )+
+        }
+
+        impl RawIni {
+            /// Every entry's current value, through `value_of` (PHP's value of the named
+            /// entry, "" when unset).
+            pub fn read(mut value_of: impl FnMut(&CStr) -> String, max_execution_time: i64) -> RawIni {
+                RawIni { $( $field: value_of(names::$field), )+ max_execution_time }
+            }
+
+            /// Every entry at its default.
+            #[cfg(test)]
+            pub fn defaults(max_execution_time: i64) -> RawIni {
+                RawIni { $( $field: defaults::$field.to_owned(), )+ max_execution_time }
+            }
+        }
+    };
+}
+
+ini_entries! {
+    /// Count into the shared metrics.
+    metrics = "1",
+    /// E_NOTICE for a lock wait longer than this many seconds (0: off).
+    slow_lock_wait = "0",
+    /// Where `fleet_lease_*()` keep leases ("": the session store).
+    lease_store = "",
+    /// Requests of this server that may wait for one session (`auto`: [`MaxWaiters::Auto`]).
+    max_waiters = "auto",
+    /// The cap applies while another visitor was served within this many seconds
+    /// (see [`MaxWaiters`]' notes on the window).
+    max_waiters_window = "1",
+    /// The HTTP status of a request refused as busy (0: leave it to the page).
+    busy_status = "0",
+    /// Lock sessions.
+    locking = "1",
+    /// Lock TTL in seconds (0: automatic).
+    lock_ttl = "0",
+    /// Renew a held lock while the request runs.
+    lock_renewal = "1",
+    /// Longest hold that renewal keeps a lock for, in seconds (0: automatic).
+    lock_max_hold = "0",
+    /// Longest wait for a lock, in seconds.
+    lock_wait_timeout = "10",
+    /// Connect timeout, in seconds.
+    connect_timeout = "1",
+    /// Read (command) timeout, in seconds.
+    read_timeout = "1",
+}
+
+/// `text`, which must end in its only NUL, as a C string; checked when the table is compiled.
+const fn c_text(text: &'static str) -> &'static CStr {
+    match CStr::from_bytes_with_nul(text.as_bytes()) {
+        Ok(c) => c,
+        Err(_) => panic!("an INI name or default holds a NUL"),
+    }
 }
 
 impl Settings {
     /// Validates raw INI values. A bad value falls back to its default and yields a message
     /// naming the entry, so the request goes on.
-    pub fn from_ini(raw: &RawIni<'_>) -> (Settings, Vec<String>) {
+    pub fn from_ini(raw: &RawIni) -> (Settings, Vec<String>) {
         let mut problems = Vec::new();
-        let locking = boolean(&mut problems, "fleet.locking", raw.locking, "locking on");
+        let locking = boolean(
+            &mut problems,
+            "fleet.locking",
+            &raw.locking,
+            defaults::locking,
+            "locking on",
+        );
         let renewal = boolean(
             &mut problems,
             "fleet.lock_renewal",
-            raw.lock_renewal,
+            &raw.lock_renewal,
+            defaults::lock_renewal,
             "renewal on",
         );
         let max_execution_time = Duration::from_secs(raw.max_execution_time.max(0).unsigned_abs());
         let ttl = seconds(
             &mut problems,
             "fleet.lock_ttl",
-            raw.lock_ttl,
+            &raw.lock_ttl,
             0.0,
             86_400.0,
-            0.0,
+            defaults::lock_ttl,
         );
         let ttl = if ttl > Duration::ZERO {
             ttl
@@ -151,10 +248,10 @@ impl Settings {
         let max_hold = seconds(
             &mut problems,
             "fleet.lock_max_hold",
-            raw.lock_max_hold,
+            &raw.lock_max_hold,
             0.0,
             86_400.0,
-            0.0,
+            defaults::lock_max_hold,
         );
         let max_hold = if max_hold > Duration::ZERO {
             max_hold
@@ -164,69 +261,66 @@ impl Settings {
         let wait = seconds(
             &mut problems,
             "fleet.lock_wait_timeout",
-            raw.lock_wait_timeout,
+            &raw.lock_wait_timeout,
             0.0,
             3_600.0,
-            10.0,
+            defaults::lock_wait_timeout,
         );
         let connect = seconds(
             &mut problems,
             "fleet.connect_timeout",
-            raw.connect_timeout,
+            &raw.connect_timeout,
             0.001,
             3_600.0,
-            1.0,
+            defaults::connect_timeout,
         );
         let read = seconds(
             &mut problems,
             "fleet.read_timeout",
-            raw.read_timeout,
+            &raw.read_timeout,
             0.001,
             3_600.0,
-            1.0,
+            defaults::read_timeout,
         );
-        let metrics = boolean(&mut problems, "fleet.metrics", raw.metrics, "counting on");
+        let metrics = boolean(
+            &mut problems,
+            "fleet.metrics",
+            &raw.metrics,
+            defaults::metrics,
+            "counting on",
+        );
         let slow_lock_wait = seconds(
             &mut problems,
             "fleet.slow_lock_wait",
-            raw.slow_lock_wait,
+            &raw.slow_lock_wait,
             0.0,
             3_600.0,
-            0.0,
+            defaults::slow_lock_wait,
         );
-        let max_waiters = match raw.max_waiters.trim() {
-            "auto" | "" => MaxWaiters::Auto,
-            "0" => MaxWaiters::Off,
-            n => match n.parse::<u32>() {
-                Ok(n) if n <= 10_000 => MaxWaiters::Fixed(n),
-                _ => {
-                    problems.push(format!(
-                        "fleet.max_waiters=\"{}\" is not auto, 0 or a number up to 10000; using auto",
-                        raw.max_waiters
-                    ));
-                    MaxWaiters::Auto
-                }
-            },
-        };
+        let max_waiters = MaxWaiters::parse(&raw.max_waiters).unwrap_or_else(|| {
+            problems.push(format!(
+                "fleet.max_waiters=\"{}\" is not auto, 0 or a number up to 10000; using {}",
+                raw.max_waiters,
+                defaults::max_waiters
+            ));
+            MaxWaiters::parse(defaults::max_waiters).unwrap_or(MaxWaiters::Auto)
+        });
         let max_waiters_window = seconds(
             &mut problems,
             "fleet.max_waiters_window",
-            raw.max_waiters_window,
+            &raw.max_waiters_window,
             0.0,
             3_600.0,
-            DEFAULT_MAX_WAITERS_WINDOW,
+            defaults::max_waiters_window,
         );
-        let busy_status = match raw.busy_status.trim().parse::<u16>() {
-            Ok(0) => 0,
-            Ok(code) if (400..=599).contains(&code) => code,
-            _ => {
-                problems.push(format!(
-                    "fleet.busy_status=\"{}\" is not 0 or an HTTP error status such as 429 or 503; using 0",
-                    raw.busy_status
-                ));
-                0
-            }
-        };
+        let busy_status = busy_status(&raw.busy_status).unwrap_or_else(|| {
+            problems.push(format!(
+                "fleet.busy_status=\"{}\" is not 0 or an HTTP error status such as 429 or 503; using {}",
+                raw.busy_status,
+                defaults::busy_status
+            ));
+            busy_status(defaults::busy_status).unwrap_or(0)
+        });
         let settings = Settings {
             max_waiters,
             max_waiters_window: (max_waiters_window > Duration::ZERO).then_some(max_waiters_window),
@@ -249,17 +343,30 @@ impl Settings {
     }
 }
 
-fn boolean(problems: &mut Vec<String>, name: &str, raw: &str, on: &str) -> bool {
-    match raw.trim().to_ascii_lowercase().as_str() {
-        "1" | "on" | "yes" | "true" => true,
-        "0" | "off" | "no" | "false" | "" => false,
-        other => {
-            problems.push(format!(
-                "{name}=\"{other}\" is not a boolean; using 1 ({on})"
-            ));
-            true
-        }
+/// `fleet.busy_status`: 0, or an HTTP error status.
+fn busy_status(text: &str) -> Option<u16> {
+    match text.trim().parse::<u16>() {
+        Ok(0) => Some(0),
+        Ok(code) if (400..=599).contains(&code) => Some(code),
+        _ => None,
     }
+}
+
+fn boolean(problems: &mut Vec<String>, name: &str, raw: &str, default: &str, on: &str) -> bool {
+    let parse = |text: &str| match text.trim().to_ascii_lowercase().as_str() {
+        "1" | "on" | "yes" | "true" => Some(true),
+        "0" | "off" | "no" | "false" | "" => Some(false),
+        _ => None,
+    };
+    parse(raw).unwrap_or_else(|| {
+        let default_on = parse(default).unwrap_or(false);
+        let meaning = if default_on { on } else { "off" };
+        problems.push(format!(
+            "{name}=\"{}\" is not a boolean; using {default} ({meaning})",
+            raw.trim().to_ascii_lowercase()
+        ));
+        default_on
+    })
 }
 
 fn seconds(
@@ -268,7 +375,7 @@ fn seconds(
     raw: &str,
     min: f64,
     max: f64,
-    default: f64,
+    default: &str,
 ) -> Duration {
     match raw.trim().parse::<f64>() {
         Ok(v) if v.is_finite() && v >= min && v <= max => Duration::from_secs_f64(v),
@@ -276,7 +383,7 @@ fn seconds(
             problems.push(format!(
                 "{name}=\"{raw}\" is not a number of seconds from {min} to {max}; using {default}"
             ));
-            Duration::from_secs_f64(default)
+            Duration::from_secs_f64(default.parse().unwrap_or(0.0))
         }
     }
 }
@@ -285,27 +392,12 @@ fn seconds(
 mod tests {
     use super::*;
 
-    fn raw<'a>(
-        locking: &'a str,
-        ttl: &'a str,
-        wait: &'a str,
-        max_execution_time: i64,
-    ) -> RawIni<'a> {
-        RawIni {
-            locking,
-            max_waiters: "auto",
-            max_waiters_window: "1",
-            busy_status: "0",
-            lock_ttl: ttl,
-            lock_renewal: "1",
-            lock_max_hold: "0",
-            lock_wait_timeout: wait,
-            connect_timeout: "1",
-            read_timeout: "1",
-            slow_lock_wait: "0",
-            metrics: "1",
-            max_execution_time,
-        }
+    fn raw(locking: &str, ttl: &str, wait: &str, max_execution_time: i64) -> RawIni {
+        let mut raw = RawIni::defaults(max_execution_time);
+        raw.locking = locking.into();
+        raw.lock_ttl = ttl.into();
+        raw.lock_wait_timeout = wait.into();
+        raw
     }
 
     #[test]
@@ -326,7 +418,7 @@ mod tests {
         let (s, _) = Settings::from_ini(&raw("1", "7", "10", 30));
         assert_eq!(s.lock.lease.map(|l| l.ttl), Some(Duration::from_secs(7)));
         let mut r = raw("1", "0", "10", 30);
-        r.lock_max_hold = "40";
+        r.lock_max_hold = "40".into();
         assert_eq!(
             Settings::from_ini(&r)
                 .0
@@ -340,7 +432,7 @@ mod tests {
     #[test]
     fn without_renewal_lock_ttl_follows_max_execution_time_then_fallback() {
         let mut r = raw("1", "0", "10", 30);
-        r.lock_renewal = "0";
+        r.lock_renewal = "0".into();
         let lease = Settings::from_ini(&r).0.lock.lease;
         assert_eq!(
             lease.map(|l| (l.ttl, l.renew_for)),
@@ -362,20 +454,20 @@ mod tests {
             (s.max_waiters, s.max_waiters_window, s.busy_status),
             (MaxWaiters::Auto, Some(Duration::from_secs(1)), 0)
         );
-        r.max_waiters = "2";
-        r.max_waiters_window = "0";
-        r.busy_status = "429";
+        r.max_waiters = "2".into();
+        r.max_waiters_window = "0".into();
+        r.busy_status = "429".into();
         let (s, _) = Settings::from_ini(&r);
         assert_eq!(
             (s.max_waiters, s.max_waiters_window, s.busy_status),
             (MaxWaiters::Fixed(2), None, 429),
             "a window of 0 applies the cap always"
         );
-        r.max_waiters = "0";
+        r.max_waiters = "0".into();
         assert_eq!(Settings::from_ini(&r).0.max_waiters, MaxWaiters::Off);
-        r.max_waiters = "-1";
-        r.max_waiters_window = "soon";
-        r.busy_status = "200";
+        r.max_waiters = "-1".into();
+        r.max_waiters_window = "soon".into();
+        r.busy_status = "200".into();
         let (s, p) = Settings::from_ini(&r);
         assert_eq!(
             (s.max_waiters, s.max_waiters_window, s.busy_status),
@@ -410,5 +502,37 @@ mod tests {
         );
         let (s, _) = Settings::from_ini(&raw("0", "0", "10", 30));
         assert_eq!(s.lock.lease, None);
+    }
+
+    #[test]
+    fn the_defaults_of_the_table_are_valid_and_are_what_the_docs_say() {
+        let (s, problems) = Settings::from_ini(&RawIni::defaults(30));
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(s.max_waiters, MaxWaiters::Auto);
+        assert_eq!(s.max_waiters_window, Some(Duration::from_secs(1)));
+        assert_eq!(
+            (s.busy_status, s.slow_lock_wait, s.metrics),
+            (0, None, true)
+        );
+        let lease = s.lock.lease.expect("locking on");
+        assert_eq!(lease.wait_timeout, Duration::from_secs(10));
+        assert_eq!(lease.ttl, RENEWED_LOCK_TTL);
+        // fleetctl and the core's own callers use Timeouts::default(); PHP gets the same.
+        assert_eq!(s.timeouts, Timeouts::default());
+    }
+
+    #[test]
+    fn every_entry_is_named_after_its_field_and_registered_once() {
+        let names: Vec<&str> = ENTRIES
+            .iter()
+            .map(|e| e.name.to_str().unwrap_or_default())
+            .collect();
+        assert_eq!(names.len(), 13);
+        assert!(names.iter().all(|n| n.starts_with("fleet.")), "{names:?}");
+        let mut unique = names.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len(), "{names:?}");
+        assert_eq!(names::lock_wait_timeout, c"fleet.lock_wait_timeout");
     }
 }

@@ -208,8 +208,8 @@ fn a_session_module_table_that_differs_from_php_session_h_fails_the_build() {
     // A copy whose PsModule has one hook more than this PHP's ps_module (as a later PHP
     // might add): the build itself must stop, naming the mismatch.
     let copy = fresh_copy();
-    let ffi = copy.path().join("ext/src/ffi.rs");
-    let source = std::fs::read_to_string(&ffi).expect("ffi.rs");
+    let ffi = copy.path().join("ext/src/ffi/module.rs");
+    let source = std::fs::read_to_string(&ffi).expect("ffi/module.rs");
     let patched = source.replacen(
         "struct PsModule {\n    name: *const c_char,",
         "struct PsModule {\n    name: *const c_char,\n    another_hook: usize,",
@@ -219,7 +219,7 @@ fn a_session_module_table_that_differs_from_php_session_h_fails_the_build() {
         patched, source,
         "PsModule's declaration moved: update this test"
     );
-    std::fs::write(&ffi, patched).expect("write ffi.rs");
+    std::fs::write(&ffi, patched).expect("write ffi/module.rs");
     let target = repo_root().join("target").join("layout-check");
     let out = Command::new("cargo")
         .args(["check", "--locked", "-p", "fleet"])
