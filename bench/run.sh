@@ -8,4 +8,6 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh wrk memcached php-memcached php-mysql gnuplot-nox
 export PATH="$HOME/.cargo/bin:$PATH"
 cargo build --locked --release -p fleet -p fleetctl -p fleet-bench
-FLEET_EXT="$PWD/target/release/libfleet.so" exec target/release/fleet-bench "$@"
+# Where cargo put them: scripts/platform.sh gives each root a CARGO_TARGET_DIR of its own.
+target="${CARGO_TARGET_DIR:-$PWD/target}"
+FLEET_EXT="$target/release/libfleet.so" exec "$target/release/fleet-bench" "$@"
