@@ -10,8 +10,9 @@ use std::time::Duration;
 use fleet_core::config::Lifetimes;
 use fleet_core::{open_store, parse_save_path, HeldLock, SessionId, SessionStore, StoreError};
 
-use crate::settings::{MaxWaiters, Settings};
-use crate::shared::{self, Counter};
+use crate::busy;
+use crate::metrics::{self, Counter};
+use crate::settings::Settings;
 
 /// Stores kept per worker thread; more distinct save_paths than this in one worker is
 /// unusual, and the oldest is closed.
@@ -33,26 +34,19 @@ thread_local! {
     /// Whether this request has read a session that existed: then a session it creates
     /// (session_regenerate_id() at login) belongs to a returning visitor, not a one-hit one.
     static READ_AN_EXISTING_SESSION: Cell<bool> = const { Cell::new(false) };
-    /// The board's key of the session this request read ([`shared::NO_SESSION`]: none yet).
-    static SESSION_OF_REQUEST: Cell<u64> = const { Cell::new(shared::NO_SESSION) };
 }
 
 /// RINIT: forget what the previous request read.
 pub fn request_starts() {
     READ_AN_EXISTING_SESSION.with(|c| c.set(false));
-    SESSION_OF_REQUEST.with(|c| c.set(shared::NO_SESSION));
+    busy::request_starts();
 }
 
-/// RSHUTDOWN: tells the board this worker has served a request, and for which session, so
-/// that `fleet.max_waiters` knows whether other visitors are being served.
+/// RSHUTDOWN: this worker has served a request (for `fleet.max_waiters`' view of who else is
+/// being served).
 pub fn request_ends() {
-    shared::note_served(SESSION_OF_REQUEST.with(Cell::get));
+    busy::request_ends();
 }
-
-/// How long a refusal keeps the cap in force for its session (while others are served):
-/// longer than the `Retry-After: 1` a refused request is told, so clients that honour it
-/// and return together find the cap still in force.
-const REFUSALS_REMEMBERED_MS: u64 = 5_000;
 
 /// How much session data PHP can take in this request: half of what `memory_limit` leaves,
 /// since PHP holds the string and decodes a copy of its contents into `$_SESSION`. A copy
@@ -128,7 +122,7 @@ fn problem(e: impl std::fmt::Display) -> Problem {
 /// Adds to a shared counter unless `fleet.metrics` is off.
 fn count(settings: &Settings, counter: Counter, n: u64) {
     if settings.metrics {
-        shared::add(counter, n);
+        metrics::add(counter, n);
     }
 }
 
@@ -257,7 +251,7 @@ impl OpenSession {
         self.store.set_read_limit(room.limit);
         let outcome = self.lock_and_read_unless_busy(&id, room)?;
         if outcome.lock.is_some() && self.settings.metrics {
-            shared::observe_lock_wait(outcome.waited);
+            metrics::observe_lock_wait(outcome.waited);
         }
         let read = outcome.data.as_ref().map_or(0, Vec::len);
         count(&self.settings, Counter::BytesRead, read as u64);
@@ -286,48 +280,30 @@ impl OpenSession {
     }
 
     /// Takes the lock and reads, unless `fleet.max_waiters` requests of this server already
-    /// wait for the session while other visitors are being served: then it refuses at
-    /// once, so one visitor's burst cannot take every worker from them. While it waits,
-    /// this worker is counted on the shared board.
+    /// wait for the session while other visitors are being served (see [`busy::admit`]).
     fn lock_and_read_unless_busy(
         &mut self,
         id: &SessionId,
         room: MemoryRoom,
     ) -> Result<fleet_core::ReadOutcome, Problem> {
-        let session = shared::session_key(&self.key.0, id.as_str());
-        SESSION_OF_REQUEST.with(|c| c.set(session));
-        let floor = self.settings.max_waiters.floor();
-        let board_key = floor
-            .filter(|_| self.settings.lock.lease.is_some())
-            .map(|_| session);
-        if let Some(key) = board_key {
-            let crowd = shared::waiting_for(key);
-            let waiting = crowd.waiting;
-            // The pool is only counted once this many wait: no scan on the common path.
-            if floor.is_some_and(|floor| waiting >= floor) {
-                let workers = shared::workers();
-                let cap = self
-                    .settings
-                    .max_waiters
-                    .for_workers(workers)
-                    .unwrap_or(u32::MAX);
-                if waiting >= cap && self.others_are_served(key, crowd) {
-                    shared::note_refused(key);
-                    self.refused_busy = true;
-                    count(&self.settings, Counter::BusyRefusals, 1);
-                    return Err(problem(format!(
-                        "session {} is busy: {waiting} requests of this server already wait for it (fleet.max_waiters = {}) while other visitors are being served, so this request was refused at once rather than take another of this server's {workers} workers from them. Raise fleet.max_waiters if pages really make that many parallel requests on one session",
-                        id.abbreviated(),
-                        self.describe_cap(cap),
-                    )));
-                }
+        let session = busy::session_key(&self.key.0, id.as_str());
+        busy::request_reads(session);
+        let locking = self.settings.lock.lease.is_some();
+        let waiting = match busy::admit(
+            self.settings.max_waiters,
+            self.settings.max_waiters_window,
+            locking,
+            session,
+        ) {
+            busy::Admission::Refused(refusal) => {
+                self.refused_busy = true;
+                count(&self.settings, Counter::BusyRefusals, 1);
+                return Err(problem(refusal.message(&id.abbreviated())));
             }
-            shared::set_waiting(key);
-        }
+            busy::Admission::Admitted(waiting) => waiting,
+        };
         let outcome = self.store.lock_and_read(id, self.settings.lock);
-        if board_key.is_some() {
-            shared::set_waiting(0);
-        }
+        drop(waiting);
         outcome.map_err(|e| match e {
             StoreError::TooLarge { .. } => {
                 count(&self.settings, Counter::ErrorsServer, 1);
@@ -339,40 +315,6 @@ impl OpenSession {
             }
             e => failed(&self.settings, e),
         })
-    }
-
-    /// `fleet.max_waiters` as the warning shows it: `auto` with what it came to.
-    fn describe_cap(&self, cap: u32) -> String {
-        match self.settings.max_waiters {
-            MaxWaiters::Auto => format!("auto: {cap}"),
-            other => other.to_string(),
-        }
-    }
-
-    /// Whether the cap is in force for session `key`, which `crowd` waits for: always with
-    /// `fleet.max_waiters_window = 0`; else while other visitors are being served. To put
-    /// the cap in force, this server must have finished a request for another session (or
-    /// a page without one) after the longest of those waits began: visits that ended
-    /// before the crowd formed (a login, then a burst of requests on one session) do not
-    /// count, nobody else waits for a worker then. Once it has refused a request for the
-    /// session (within [`REFUSALS_REMEMBERED_MS`]), it stays in force while others were
-    /// served within the window, so the hammering cannot take the pool back in the gaps
-    /// between their requests, nor when its refused clients return together after their
-    /// `Retry-After`.
-    fn others_are_served(&self, key: u64, crowd: shared::Crowd) -> bool {
-        let Some(window) = self.settings.max_waiters_window else {
-            return true;
-        };
-        let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
-        let now = shared::now_ms();
-        let window_start = now.saturating_sub(window_ms);
-        let refused_recently = now.saturating_sub(REFUSALS_REMEMBERED_MS.max(window_ms));
-        let since = if shared::refused_since(key, refused_recently) {
-            window_start
-        } else {
-            crowd.oldest_since_ms.max(window_start)
-        };
-        shared::others_served_since(key, since)
     }
 
     /// The `fleet.slow_lock_wait` notice of the last read, once.

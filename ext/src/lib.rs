@@ -7,14 +7,17 @@
 //!   `messages` (the panic guard and the warnings delivered after each hook).
 //! - [`handler`]: what each session hook does, in safe Rust.
 //! - [`leases`]: `fleet_lease_acquire()`, `fleet_lease_renew()`, `fleet_lease_release()`.
-//! - [`metrics`]: what the shared counters mean; `fleet_stats()` and `fleet_metrics()`.
+//! - [`busy`]: the busy-session cap (`fleet.max_waiters`): the setting, the board of who
+//!   waits for which session, and the admission decision.
+//! - [`metrics`]: the shared counters, what each means; `fleet_stats()` and `fleet_metrics()`.
 //! - [`settings`]: the one table of `fleet.*` INI entries, and their validation.
-//! - [`shared`]: memory shared by the workers of one FPM master (who waits for which
-//!   session, for `fleet.max_waiters`).
+//! - [`shm`]: memory shared by the workers of one FPM master, the monotonic clock, PID
+//!   liveness.
 
+mod busy;
 mod ffi;
 mod handler;
 mod leases;
 mod metrics;
 mod settings;
-mod shared;
+mod shm;

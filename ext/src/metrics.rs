@@ -1,13 +1,115 @@
-//! What the shared counters mean, and how they are shown: `fleet_stats()`'s array and
-//! `fleet_metrics()`'s Prometheus text exposition format (version 0.0.4). Pure formatting;
-//! the counters live in `shared`.
+//! The counters every worker of a PHP-FPM master adds to (in memory they share), what each
+//! means, and how they are shown: `fleet_stats()`'s array and `fleet_metrics()`'s
+//! Prometheus text exposition format (version 0.0.4). Counting is one relaxed atomic add.
 
 use std::fmt::Write as _;
 
-use crate::shared::{Counter, Snapshot, WAIT_BUCKETS};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+use crate::shm;
+
+/// The counters every worker of the master adds to (see `metrics` for what each means). The
+/// order is the layout of the shared array.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    Requests,
+    LockAcquisitions,
+    LockContended,
+    LockWaitTimeouts,
+    LocksLost,
+    BusyRefusals,
+    ErrorsConnect,
+    ErrorsTimeout,
+    ErrorsConnectionLost,
+    ErrorsAuth,
+    ErrorsNotPrimary,
+    ErrorsServer,
+    Reconnects,
+    Failovers,
+    BytesRead,
+    BytesWritten,
+    SessionsCreated,
+    SessionsDestroyed,
+    GcRuns,
+    GcDeleted,
+    /// The lock wait histogram's sum, in microseconds.
+    LockWaitMicros,
+}
+
+/// Upper bounds (seconds) of the lock wait histogram's buckets; the last bucket is +Inf.
+pub const WAIT_BUCKETS: [f64; 10] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 2.5, 10.0];
+const COUNTER_CELLS: usize = Counter::LockWaitMicros as usize + 1;
+/// The counters, then one count per bucket (and +Inf).
+const CELLS: usize = COUNTER_CELLS + WAIT_BUCKETS.len() + 1;
+
+static CELLS_MAP: OnceLock<&'static [AtomicU64]> = OnceLock::new();
+
+/// Maps the counters, zeroed. Called at module startup, before FPM forks.
+pub fn init() {
+    // SAFETY: the cells are `AtomicU64`s.
+    CELLS_MAP.get_or_init(|| unsafe { shm::map_zeroed::<AtomicU64>(CELLS) });
+}
+
+fn cell(i: usize) -> Option<&'static AtomicU64> {
+    CELLS_MAP.get().and_then(|cells| cells.get(i))
+}
+
+/// Adds `n` to `counter`: one relaxed atomic add, nothing else.
+pub fn add(counter: Counter, n: u64) {
+    if let Some(c) = cell(counter as usize) {
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// Counts a lock acquisition that waited `waited` (zero for a free lock).
+pub fn observe_lock_wait(waited: std::time::Duration) {
+    add(Counter::LockAcquisitions, 1);
+    if waited.is_zero() {
+        add_bucket(0);
+        return;
+    }
+    add(Counter::LockContended, 1);
+    add(
+        Counter::LockWaitMicros,
+        u64::try_from(waited.as_micros()).unwrap_or(u64::MAX),
+    );
+    let seconds = waited.as_secs_f64();
+    let bucket = WAIT_BUCKETS
+        .iter()
+        .position(|le| seconds <= *le)
+        .unwrap_or(WAIT_BUCKETS.len());
+    add_bucket(bucket);
+}
+
+fn add_bucket(i: usize) {
+    if let Some(c) = cell(COUNTER_CELLS + i) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The counters now, and the lock wait histogram's per-bucket counts (not cumulative).
+pub struct Snapshot {
+    pub counters: [u64; COUNTER_CELLS],
+    pub buckets: [u64; WAIT_BUCKETS.len() + 1],
+}
+
+impl Snapshot {
+    pub fn get(&self, counter: Counter) -> u64 {
+        self.counters[counter as usize]
+    }
+}
+
+pub fn snapshot() -> Snapshot {
+    let read = |i: usize| cell(i).map(|c| c.load(Ordering::Relaxed)).unwrap_or(0);
+    Snapshot {
+        counters: std::array::from_fn(read),
+        buckets: std::array::from_fn(|i| read(COUNTER_CELLS + i)),
+    }
+}
 
 /// Each plain counter: its `fleet_stats()` key, Prometheus name, labels and help.
-pub const COUNTERS: [(Counter, &str, &str, &str, &str); 19] = [
+pub const SERIES: [(Counter, &str, &str, &str, &str); 19] = [
     (
         Counter::Requests,
         "requests",
@@ -143,7 +245,7 @@ pub const COUNTERS: [(Counter, &str, &str, &str, &str); 19] = [
     ),
 ];
 
-/// The counters not in [`COUNTERS`]: gc deletions and the wait histogram.
+/// The counters not in [`SERIES`]: gc deletions and the wait histogram.
 const GC_DELETED: (&str, &str, &str) = (
     "gc_deleted",
     "fleet_gc_deleted_total",
@@ -159,7 +261,7 @@ fn le(bound: f64) -> String {
 pub fn prometheus(s: &Snapshot) -> String {
     let mut out = String::new();
     let mut last_name = "";
-    for (counter, _, name, labels, help) in COUNTERS {
+    for (counter, _, name, labels, help) in SERIES {
         if name != last_name {
             let _ = writeln!(out, "# HELP {name} {help}");
             let _ = writeln!(out, "# TYPE {name} counter");
@@ -210,7 +312,7 @@ pub enum Stat {
 /// `fleet_stats()`: every counter by its key, the wait histogram as `lock_wait_buckets`
 /// (`"<=seconds" => cumulative count`) and its sum in `lock_wait_seconds`.
 pub fn stats(s: &Snapshot) -> Vec<(&'static str, Stat)> {
-    let mut out: Vec<(&'static str, Stat)> = COUNTERS
+    let mut out: Vec<(&'static str, Stat)> = SERIES
         .iter()
         .map(|(counter, key, ..)| (*key, Stat::Count(s.get(*counter))))
         .collect();

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use fleet_core::{LeaseTerms, LockPolicy, Timeouts};
 
+use crate::busy::MaxWaiters;
+
 /// Lock TTL of a renewed lock when `fleet.lock_ttl` is 0: a SIGKILLed worker's lock ends
 /// within this, and renewal (every third of it) keeps it alive under a live request.
 pub const RENEWED_LOCK_TTL: Duration = Duration::from_secs(5);
@@ -20,78 +22,6 @@ pub const FALLBACK_LOCK_TTL: Duration = Duration::from_secs(300);
 /// minutes, or twice `max_execution_time` if that is more, lets any such request finish
 /// and its shutdown write land, while a hung one frees its session after that.
 pub const MIN_AUTO_MAX_HOLD: Duration = Duration::from_secs(300);
-
-/// How many requests of this server may wait for one session (`fleet.max_waiters`).
-///
-/// The window, `fleet.max_waiters_window` (1 s by default): the cap applies while this server has finished a
-/// request for another session, or a page without one, within the last second. The cap
-/// only protects other visitors; with nobody else to serve, a burst on one session (a load
-/// test, a job firing requests) is served in full, in turn, as without a cap. Under a
-/// hammered session the other visitors keep being served, so it stays in force; a second
-/// is longer than the pauses between their requests under load and short enough that an
-/// earlier, finished visit does not turn a later burst into refusals.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MaxWaiters {
-    /// `0`: no cap.
-    Off,
-    /// `auto` (the default): half this server's workers less the holder, at least
-    /// [`MIN_AUTO_WAITERS`] ([`MaxWaiters::for_workers`]).
-    Auto,
-    /// A number of waiters.
-    Fixed(u32),
-}
-
-/// The least cap `auto` sets: a holder and 2 waiters, so 4 parallel requests of one page,
-/// which the balancer splits across the app servers, are not refused on small pools.
-pub const MIN_AUTO_WAITERS: u32 = 2;
-
-impl MaxWaiters {
-    /// `auto` (or empty), `0`, or a number of waiters up to 10 000.
-    fn parse(text: &str) -> Option<MaxWaiters> {
-        match text.trim() {
-            "auto" | "" => Some(MaxWaiters::Auto),
-            "0" => Some(MaxWaiters::Off),
-            n => match n.parse::<u32>() {
-                Ok(n) if n <= 10_000 => Some(MaxWaiters::Fixed(n)),
-                _ => None,
-            },
-        }
-    }
-
-    /// The cap for a server of `workers` workers (`None`: no cap). `auto` lets one session
-    /// take at most half the pool: a holder and `workers / 2 - 1` waiters, at least
-    /// [`MIN_AUTO_WAITERS`]. So 4 workers: 2 waiters (3 of 4 workers on one session);
-    /// 8 workers: 3 (4 of 8, and 4 parallel requests on one server are never refused);
-    /// 16: 7. A browser opens at most 6 connections to a host, so one tab's parallel
-    /// requests are a holder and a few waiters, split across the app servers.
-    pub fn for_workers(self, workers: u32) -> Option<u32> {
-        match self {
-            MaxWaiters::Off => None,
-            MaxWaiters::Fixed(n) => Some(n),
-            MaxWaiters::Auto => Some((workers / 2).saturating_sub(1).max(MIN_AUTO_WAITERS)),
-        }
-    }
-
-    /// The smallest cap this setting can come to, whatever the pool: below this many
-    /// waiters nothing needs counting.
-    pub fn floor(self) -> Option<u32> {
-        match self {
-            MaxWaiters::Off => None,
-            MaxWaiters::Fixed(n) => Some(n),
-            MaxWaiters::Auto => Some(MIN_AUTO_WAITERS),
-        }
-    }
-}
-
-impl std::fmt::Display for MaxWaiters {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            MaxWaiters::Off => f.write_str("0"),
-            MaxWaiters::Auto => f.write_str("auto"),
-            MaxWaiters::Fixed(n) => write!(f, "{n}"),
-        }
-    }
-}
 
 /// Settings in force for one request, read when the session is opened.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -476,19 +406,6 @@ mod tests {
         assert!(p[0].contains("fleet.max_waiters=\"-1\""), "{p:?}");
         assert!(p[1].contains("fleet.max_waiters_window"), "{p:?}");
         assert!(p[2].contains("fleet.busy_status"), "{p:?}");
-    }
-
-    #[test]
-    fn auto_lets_one_session_take_at_most_half_the_pool() {
-        let auto = |workers| MaxWaiters::Auto.for_workers(workers);
-        // (workers, waiters): with the holder, one session takes at most half the pool,
-        // and never fewer than a holder and 2 waiters.
-        for (workers, waiters) in [(1, 2), (4, 2), (5, 2), (8, 3), (10, 4), (16, 7), (64, 31)] {
-            assert_eq!(auto(workers), Some(waiters), "{workers} workers");
-        }
-        assert_eq!(MaxWaiters::Off.for_workers(8), None);
-        assert_eq!(MaxWaiters::Fixed(5).for_workers(4), Some(5));
-        assert_eq!(MaxWaiters::Auto.floor(), Some(MIN_AUTO_WAITERS));
     }
 
     #[test]

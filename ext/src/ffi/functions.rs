@@ -10,7 +10,6 @@ use crate::handler::{self};
 use crate::leases;
 use crate::metrics::{self, Stat};
 use crate::settings;
-use crate::shared;
 
 use super::ini::{current_settings, ini_string};
 use super::messages::{guard, hook, warn};
@@ -130,7 +129,7 @@ pub(super) extern "C" fn fleet_stats(ex: &mut ExecuteData, retval: &mut Zval) {
             return;
         }
         let mut table = ZendHashTable::new();
-        for (key, stat) in metrics::stats(&shared::snapshot()) {
+        for (key, stat) in metrics::stats(&metrics::snapshot()) {
             let _ = match stat {
                 Stat::Count(n) => table.insert(key, i64::try_from(n).unwrap_or(i64::MAX)),
                 Stat::Seconds(seconds) => table.insert(key, seconds),
@@ -154,7 +153,7 @@ pub(super) extern "C" fn fleet_metrics(ex: &mut ExecuteData, retval: &mut Zval) 
         if ex.parser().parse().is_err() {
             return;
         }
-        let text = metrics::prometheus(&shared::snapshot());
+        let text = metrics::prometheus(&metrics::snapshot());
         if retval.set_string(&text, false).is_err() {
             retval.set_bool(false);
         }

@@ -14,9 +14,9 @@ use ext_php_rs::ffi::{
 use ext_php_rs::flags::DataType;
 use ext_php_rs::zend::{IniEntryDef, ModuleEntry, StaticModuleEntry};
 
+use crate::busy;
 use crate::handler::{self};
 use crate::metrics::{self};
-use crate::shared;
 
 use super::functions::{
     fleet_lease_acquire, fleet_lease_release, fleet_lease_renew, fleet_metrics, fleet_stats,
@@ -232,8 +232,8 @@ unsafe extern "C" fn module_startup(_type: c_int, module_number: c_int) -> c_int
         IniEntryDef::register(INI.as_slice(), module_number);
         fleet_core::config::set_file_guard(php_may_open);
         // Before FPM forks its workers, so they share it.
-        shared::init();
-        shared::init_counters();
+        busy::init();
+        metrics::init();
         // SAFETY: called during MINIT, after the session extension has started (declared in
         // DEPS); SESSION_MODULE is a static that outlives the process's use of it.
         unsafe { php_session_register_module(&SESSION_MODULE) }
@@ -243,7 +243,7 @@ unsafe extern "C" fn module_startup(_type: c_int, module_number: c_int) -> c_int
 unsafe extern "C" fn module_info(module: *mut ModuleEntry) {
     guard((), || {
         let version = c_string(env!("CARGO_PKG_VERSION"));
-        let figures: Vec<(CString, CString)> = metrics::summary(&shared::snapshot())
+        let figures: Vec<(CString, CString)> = metrics::summary(&metrics::snapshot())
             .into_iter()
             .map(|(label, value)| (c_string(label), c_string(&value)))
             .collect();
