@@ -215,10 +215,7 @@ fn main() -> ExitCode {
             // %-escapes change what is checked.
             match fleet_core::config::validate_table_name(&table) {
                 Ok(table) => {
-                    print!(
-                        "{}",
-                        fleet_core::mysql::schema_script(&table, !no_procedures)
-                    );
+                    print!("{}", fleet_core::schema_script(&table, !no_procedures));
                     ExitCode::SUCCESS
                 }
                 Err(fleet_core::ConfigError::Invalid { reason, .. }) => {
@@ -236,15 +233,15 @@ fn main() -> ExitCode {
 
 /// Deletes every expired session of `save_path`'s store; says how many.
 fn gc(save_path: &str) -> Result<String, Box<dyn std::error::Error>> {
-    use fleet_core::{SessionStore, StoreConfig};
+    use fleet_core::StoreConfig;
     let config = fleet_core::parse_save_path(save_path)?;
-    let StoreConfig::MySql(mysql) = &config else {
+    let StoreConfig::MySql(_) = &config else {
         return Ok(format!(
             "{}: Redis expires sessions by itself; nothing to delete",
             config.endpoint()
         ));
     };
-    let mut store = fleet_core::mysql::MySqlStore::new(mysql, fleet_core::Timeouts::default())?;
+    let mut store = fleet_core::open_store(&config, fleet_core::Timeouts::default())?;
     let mut deleted = 0;
     // Each call deletes for a bounded time; a backlog takes several.
     loop {

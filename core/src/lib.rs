@@ -23,15 +23,15 @@
 pub mod codec;
 pub mod compress;
 pub mod config;
-pub mod error;
-pub mod id;
+mod error;
+mod id;
 pub mod inventory;
-pub(crate) mod keeper;
+mod keeper;
 pub mod lease;
-pub mod mysql;
-pub mod open;
-pub mod redis;
-pub mod store;
+mod mysql;
+mod open;
+mod redis;
+mod store;
 
 pub use config::{
     parse_save_path, set_file_guard, MySqlConfig, MySqlLockMode, RedisConfig, StoreConfig, Timeouts,
@@ -42,3 +42,8 @@ pub use inventory::{Inventory, StoredSession};
 pub use lease::{Holder, LeaseStore, LeaseTerms, LeaseTicket, LeaseToken, Slot, Taken};
 pub use open::{open_inventory, open_lease_store, open_store, read_session};
 pub use store::{HeldLock, LockPolicy, ReadOutcome, SessionStore, StoreEvents};
+
+// The backends' stores, for code that needs one backend's own steps (tests, benches);
+// everything else opens a store through `open_store` and friends.
+pub use mysql::{create_table_sql, schema_script, MySqlStore, GC_MARKER_ID};
+pub use redis::RedisStore;

@@ -5,10 +5,10 @@
 
 use std::time::{Duration, Instant};
 
-use fleet_core::mysql::{MySqlStore, GC_MARKER_ID};
 use fleet_core::{
     parse_save_path, LeaseTerms, LockPolicy, SessionId, SessionStore, StoreConfig, Timeouts,
 };
+use fleet_core::{MySqlStore, GC_MARKER_ID};
 use fleet_harness::MariaDbServer;
 
 const LOCKED: LockPolicy = LockPolicy {

@@ -5,7 +5,7 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use fleet_core::mysql::{create_table_sql, schema_script, MySqlStore};
+use fleet_core::{create_table_sql, schema_script, MySqlStore};
 use fleet_core::{
     parse_save_path, LeaseTerms, LockPolicy, SessionId, SessionStore, StoreConfig, StoreError,
     Timeouts,

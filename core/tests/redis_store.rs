@@ -5,7 +5,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use fleet_core::config::{RedisEndpoint, Secret};
-use fleet_core::redis::RedisStore;
+use fleet_core::RedisStore;
 use fleet_core::{
     parse_save_path, LeaseTerms, LockPolicy, RedisConfig, SessionId, SessionStore, StoreConfig,
     StoreError, Timeouts,

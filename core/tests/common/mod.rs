@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use fleet_core::mysql::MySqlStore;
-use fleet_core::redis::RedisStore;
+use fleet_core::MySqlStore;
+use fleet_core::RedisStore;
 use fleet_core::{
     parse_save_path, LockPolicy, SessionId, SessionStore, StoreConfig, StoreError, Timeouts,
 };
