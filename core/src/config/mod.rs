@@ -21,9 +21,11 @@ use crate::error::ConfigError;
 
 mod lifetimes;
 mod mysql;
+mod options;
 mod redis;
 
 pub use lifetimes::{BotPattern, Lifetimes, DEFAULT_BOT_PATTERN};
+pub use options::CommonConfig;
 
 pub use mysql::{
     validate_table_name, MySqlConfig, MySqlEndpoint, MySqlLockMode, MySqlProcedures, MySqlTls,
@@ -133,20 +135,23 @@ pub enum StoreConfig {
 }
 
 impl StoreConfig {
+    /// What every backend's save_path sets: timeouts, connection age, lifetimes,
+    /// compression.
+    pub fn common(&self) -> &CommonConfig {
+        match self {
+            StoreConfig::Redis(c) => &c.common,
+            StoreConfig::MySql(c) => &c.common,
+        }
+    }
+
     /// The compression options of this save_path.
     pub fn compression(&self) -> crate::compress::Compression {
-        match self {
-            StoreConfig::Redis(c) => c.compression,
-            StoreConfig::MySql(c) => c.compression,
-        }
+        self.common().compression
     }
 
     /// The lifetime options (`first_lifetime`, `bot_lifetime`, …) of this save_path.
     pub fn lifetimes(&self) -> &Lifetimes {
-        match self {
-            StoreConfig::Redis(c) => &c.lifetimes,
-            StoreConfig::MySql(c) => &c.lifetimes,
-        }
+        &self.common().lifetimes
     }
 
     /// Where the backend is, for warnings; never contains a password.

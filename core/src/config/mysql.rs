@@ -9,11 +9,8 @@
 //! The table name is spliced into SQL text, so [`validate_table_name`] admits only plain
 //! identifiers; `fleetctl schema --table` applies the same check.
 //!
-//! Options: `table`, `lock` (`advisory`, `row`, `none`), `procedures` (`auto`, `1`, `0`),
-//! `create_table`, `connect_timeout`,
-//! `timeout` (alias `read_timeout`), `user`, `password_file`, `password_env`, `socket`,
-//! `tls`, `tls_verify`, `tls_ca_file`, `max_connection_age`, `gc_interval`, and the lifetime
-//! options of [`super::lifetimes`].
+//! Options: the table [`OPTIONS`] (those every backend has are [`CommonConfig`]'s): `lock`
+//! is `advisory`, `row` or `none`, `procedures` is `auto`, `1` or `0`.
 //!
 //! With a host list, Fleet uses the first host in the list that is writable
 //! (`@@read_only = 0`; MySQL's `super_read_only` implies `read_only`), so every worker of
@@ -21,12 +18,13 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use super::lifetimes::Lifetimes;
+use super::options::{self, common, credential, own, CommonConfig, Opt, Pending};
 use super::{
-    check_file, host_port, parse_bool, parse_host_list, parse_seconds, parse_seconds_long,
-    percent_decode, query_pairs, split_query, Credentials, Secret, Timeouts,
+    check_file, host_port, parse_bool, parse_host_list, parse_seconds_long, percent_decode,
+    split_query, Credentials, Secret,
 };
 use crate::error::ConfigError;
 
@@ -36,7 +34,6 @@ pub const DEFAULT_TABLE: &str = "fleet_sessions";
 const DEFAULT_PORT: u16 = 3306;
 /// Where Debian's and most distributions' MariaDB and MySQL servers put their socket.
 const DEFAULT_SOCKET: &str = "/run/mysqld/mysqld.sock";
-const OPTIONS: &str = "table, lock, procedures, create_table, connect_timeout, timeout, read_timeout, user, password_file, password_env, socket, tls, tls_verify, tls_ca_file, max_connection_age, gc_interval, first_lifetime, bot_lifetime, bot_first_lifetime, bot_pattern, compression, compression_min_size";
 
 /// How often some worker deletes expired rows unless `gc_interval` says otherwise.
 pub const DEFAULT_GC_INTERVAL: Duration = Duration::from_secs(60);
@@ -115,17 +112,11 @@ pub struct MySqlConfig {
     /// create it themselves and grant only DML).
     pub create_table: bool,
     pub tls: Option<MySqlTls>,
-    pub connect_timeout: Option<Duration>,
-    pub command_timeout: Option<Duration>,
-    /// Replace a connection older than this when a request starts.
-    pub max_connection_age: Option<Duration>,
     /// Delete expired rows at most this often across all workers, whatever PHP's
     /// `session.gc_probability` (`None`: leave gc to PHP).
     pub gc_interval: Option<Duration>,
-    /// Shorter lifetimes for new sessions and crawlers.
-    pub lifetimes: Lifetimes,
-    /// `compression`, `compression_min_size`.
-    pub compression: crate::compress::Compression,
+    /// The options every backend has: timeouts, connection age, lifetimes, compression.
+    pub common: CommonConfig,
 }
 
 impl MySqlConfig {
@@ -144,12 +135,8 @@ impl MySqlConfig {
             procedures: MySqlProcedures::Auto,
             create_table: true,
             tls: None,
-            connect_timeout: None,
-            command_timeout: None,
-            max_connection_age: None,
             gc_interval: Some(DEFAULT_GC_INTERVAL),
-            lifetimes: Lifetimes::default(),
-            compression: crate::compress::Compression::default(),
+            common: CommonConfig::default(),
         }
     }
 
@@ -172,14 +159,6 @@ impl MySqlConfig {
             MySqlEndpoint::Unix { path } => {
                 format!("mysql:///{}?socket={}", self.database, path.display())
             }
-        }
-    }
-
-    /// Effective timeouts: save_path options where given, else `defaults`.
-    pub fn timeouts(&self, defaults: Timeouts) -> Timeouts {
-        Timeouts {
-            connect: self.connect_timeout.unwrap_or(defaults.connect),
-            command: self.command_timeout.unwrap_or(defaults.command),
         }
     }
 }
@@ -214,78 +193,25 @@ pub(super) fn parse(userinfo: Option<&str>, rest: &str) -> Result<MySqlConfig, C
             _ => MySqlEndpoint::Hosts { hosts },
         }
     };
-    let mut config = MySqlConfig {
+    let config = MySqlConfig {
         endpoint,
         ..MySqlConfig::tcp("", 0, database)
     };
-    let mut credentials = Credentials::from_userinfo(userinfo)?;
-    let (mut tls, mut tls_verify, mut tls_ca_file) = (false, None, None);
-    for pair in query_pairs(query, &["password"]) {
-        let (name, value) = pair?;
-        if credentials.take_option(&name, &value, &["password"])?
-            || config.lifetimes.take_option(&name, &value)?
-            || config.compression.take_option(&name, &value)?
-        {
-            continue;
-        }
-        match name.as_str() {
-            "table" => config.table = validate_table_name(&value)?,
-            "lock" => config.lock = parse_lock_mode(&value)?,
-            "procedures" => config.procedures = parse_procedures(&value)?,
-            "create_table" => config.create_table = parse_bool(&name, &value)?,
-            "connect_timeout" => config.connect_timeout = Some(parse_seconds(&name, &value)?),
-            "timeout" | "read_timeout" => {
-                config.command_timeout = Some(parse_seconds(&name, &value)?)
-            }
-            "socket" => {
-                if !value.starts_with('/') {
-                    return Err(ConfigError::Invalid {
-                        part: format!("socket={value}"),
-                        reason:
-                            "the socket path must be absolute, e.g. socket=/run/mysqld/mysqld.sock",
-                    });
-                }
-                match &config.endpoint {
-                    MySqlEndpoint::Hosts { .. } => {
-                        return Err(ConfigError::Invalid {
-                            part: format!("socket={value}"),
-                            reason: "a socket is local; it cannot be combined with a host list",
-                        })
-                    }
-                    MySqlEndpoint::Tcp { host, .. } if host != "localhost" => {
-                        return Err(ConfigError::Invalid {
-                            part: format!("socket={value}"),
-                            reason: "a socket is local; leave the host out, e.g. mysql:///database?socket=/run/mysqld/mysqld.sock",
-                        })
-                    }
-                    _ => config.endpoint = MySqlEndpoint::Unix { path: PathBuf::from(value) },
-                }
-            }
-            "tls" | "ssl" => tls = parse_bool(&name, &value)?,
-            "max_connection_age" => {
-                config.max_connection_age = Some(parse_seconds_long(&name, &value)?)
-            }
-            "gc_interval" => {
-                config.gc_interval = match value.as_str() {
-                    "0" => None,
-                    _ => Some(parse_seconds_long(&name, &value)?),
-                }
-            }
-            "tls_verify" => tls_verify = Some(parse_bool(&name, &value)?),
-            "tls_ca_file" => {
-                // The mysql crate reads it when it connects; refuse it here, where the
-                // setting is named, so it is never read.
-                check_file("tls_ca_file", &value)?;
-                tls_ca_file = Some(PathBuf::from(value))
-            }
-            _ => {
-                return Err(ConfigError::UnknownOption {
-                    option: name,
-                    known: OPTIONS,
-                })
-            }
-        }
-    }
+    let mut pending = PendingConfig {
+        config,
+        credentials: Credentials::from_userinfo(userinfo)?,
+        tls: false,
+        tls_verify: None,
+        tls_ca_file: None,
+    };
+    options::apply(OPTIONS, &KNOWN, &mut pending, query, INLINE_PASSWORDS)?;
+    let PendingConfig {
+        mut config,
+        credentials,
+        tls,
+        tls_verify,
+        tls_ca_file,
+    } = pending;
     (config.user, config.password) = credentials.finish(
         "give the password one way only: in the URL, password=, password_file= or password_env=",
     )?;
@@ -315,6 +241,118 @@ pub(super) fn parse(userinfo: Option<&str>, rest: &str) -> Result<MySqlConfig, C
         }
     }
     Ok(config)
+}
+
+/// A config whose credentials and TLS options are still being gathered.
+pub(crate) struct PendingConfig {
+    config: MySqlConfig,
+    credentials: Credentials,
+    tls: bool,
+    tls_verify: Option<bool>,
+    tls_ca_file: Option<PathBuf>,
+}
+
+impl Pending for PendingConfig {
+    fn common(&mut self) -> &mut CommonConfig {
+        &mut self.config.common
+    }
+
+    fn credentials(&mut self) -> &mut Credentials {
+        &mut self.credentials
+    }
+}
+
+/// Every option of a `mysql://` save_path, in the order the known-options message lists
+/// them.
+pub(crate) static OPTIONS: &[Opt<PendingConfig>] = &[
+    own("table", true, |p, _, v| {
+        p.config.table = validate_table_name(&v)?;
+        Ok(())
+    }),
+    own("lock", true, |p, _, v| {
+        p.config.lock = parse_lock_mode(&v)?;
+        Ok(())
+    }),
+    own("procedures", true, |p, _, v| {
+        p.config.procedures = parse_procedures(&v)?;
+        Ok(())
+    }),
+    own("create_table", true, |p, n, v| {
+        p.config.create_table = parse_bool(n, &v)?;
+        Ok(())
+    }),
+    common("connect_timeout", options::connect_timeout),
+    common("timeout", options::command_timeout),
+    common("read_timeout", options::command_timeout),
+    credential("user", true),
+    credential("password_file", true),
+    credential("password_env", true),
+    own("socket", true, set_socket),
+    own("tls", true, set_tls),
+    own("tls_verify", true, |p, n, v| {
+        p.tls_verify = Some(parse_bool(n, &v)?);
+        Ok(())
+    }),
+    own("tls_ca_file", true, |p, _, v| {
+        // The mysql crate reads it when it connects; refuse it here, where the setting is
+        // named, so it is never read.
+        check_file("tls_ca_file", &v)?;
+        p.tls_ca_file = Some(PathBuf::from(v));
+        Ok(())
+    }),
+    common("max_connection_age", options::max_connection_age),
+    own("gc_interval", true, |p, n, v| {
+        p.config.gc_interval = match v.as_str() {
+            "0" => None,
+            _ => Some(parse_seconds_long(n, &v)?),
+        };
+        Ok(())
+    }),
+    common("first_lifetime", options::lifetime),
+    common("bot_lifetime", options::lifetime),
+    common("bot_first_lifetime", options::lifetime),
+    common("bot_pattern", options::lifetime),
+    common("compression", options::compression),
+    common("compression_min_size", options::compression),
+    // Aliases, not listed.
+    credential("password", false),
+    credential("username", false),
+    own("ssl", false, set_tls),
+];
+
+/// The options that carry a password in their value.
+const INLINE_PASSWORDS: &[&str] = &["password"];
+
+static KNOWN: OnceLock<String> = OnceLock::new();
+
+fn set_tls(p: &mut PendingConfig, name: &str, value: String) -> Result<(), ConfigError> {
+    p.tls = parse_bool(name, &value)?;
+    Ok(())
+}
+
+fn set_socket(p: &mut PendingConfig, _name: &str, value: String) -> Result<(), ConfigError> {
+    if !value.starts_with('/') {
+        return Err(ConfigError::Invalid {
+            part: format!("socket={value}"),
+            reason: "the socket path must be absolute, e.g. socket=/run/mysqld/mysqld.sock",
+        });
+    }
+    match &p.config.endpoint {
+        MySqlEndpoint::Hosts { .. } => Err(ConfigError::Invalid {
+            part: format!("socket={value}"),
+            reason: "a socket is local; it cannot be combined with a host list",
+        }),
+        MySqlEndpoint::Tcp { host, .. } if host != "localhost" => Err(ConfigError::Invalid {
+            part: format!("socket={value}"),
+            reason: "a socket is local; leave the host out, e.g. mysql:///database?socket=/run/mysqld/mysqld.sock",
+        }),
+        _ => {
+            p.config.endpoint = MySqlEndpoint::Unix {
+                path: PathBuf::from(value),
+            };
+            Ok(())
+        }
+    }
 }
 
 /// A table name goes into SQL text (back-quoted), so only plain identifiers are accepted:
@@ -354,6 +392,18 @@ fn parse_lock_mode(value: &str) -> Result<MySqlLockMode, ConfigError> {
             part: format!("lock={value}"),
             reason: "expected lock=advisory (the default), lock=row or lock=none",
         }),
+    }
+}
+
+/// A pending config of the plain form, for the option tables' tests.
+#[cfg(test)]
+pub(crate) fn test_pending() -> PendingConfig {
+    PendingConfig {
+        config: MySqlConfig::tcp("127.0.0.1", 3306, "db"),
+        credentials: Credentials::default(),
+        tls: false,
+        tls_verify: None,
+        tls_ca_file: None,
     }
 }
 
@@ -407,8 +457,8 @@ mod tests {
             (c.table.as_str(), c.lock, c.create_table),
             ("php_sessions", MySqlLockMode::Row, false)
         );
-        assert_eq!(c.connect_timeout, Some(Duration::from_millis(500)));
-        assert_eq!(c.command_timeout, Some(Duration::from_secs(2)));
+        assert_eq!(c.common.connect_timeout, Some(Duration::from_millis(500)));
+        assert_eq!(c.common.command_timeout, Some(Duration::from_secs(2)));
         assert_eq!(
             c.tls,
             Some(MySqlTls {
@@ -451,7 +501,7 @@ mod tests {
             }
         );
         assert_eq!(c.describe(), "mysql://db1:3307,db2:3306,[::1]:3308/app");
-        assert_eq!(c.max_connection_age, Some(Duration::from_secs(600)));
+        assert_eq!(c.common.max_connection_age, Some(Duration::from_secs(600)));
         assert_eq!(c.gc_interval, Some(DEFAULT_GC_INTERVAL));
         assert_eq!(mysql("mysql://h/app?gc_interval=0").gc_interval, None);
         assert_eq!(

@@ -15,22 +15,19 @@
 //! are the data nodes'. Sentinels often have their own: `sentinel_user`,
 //! `sentinel_password_file`, `sentinel_password_env`.
 //!
-//! Options: `prefix`, `database`, `connect_timeout`, `timeout` (alias `read_timeout`),
-//! `auth`, `user`, `password_file`, `password_env`, `tls_verify`, `tls_ca_file`,
-//! `wait_replicas`, `wait_timeout`, `max_connection_age`, the sentinel credentials above,
-//! and the lifetime options of [`super::lifetimes`].
+//! Options: the table [`OPTIONS`] (those every backend has are [`CommonConfig`]'s).
 //! phpredis options that do not apply to Fleet (`persistent`, `weight`, `retry_interval`)
 //! are accepted and ignored so an existing phpredis save_path keeps working.
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use super::lifetimes::Lifetimes;
+use super::options::{self, common, credential, ignored, own, CommonConfig, Opt, Pending};
 use super::{
-    check_file, parse_bool, parse_host_list, parse_host_port, parse_seconds, parse_seconds_long,
-    percent_decode, query_pairs, read_password_env, read_password_file, split_query, Credentials,
-    Secret, Timeouts,
+    check_file, parse_bool, parse_host_list, parse_host_port, parse_seconds, percent_decode,
+    read_password_env, read_password_file, split_query, Credentials, Secret,
 };
 use crate::error::ConfigError;
 
@@ -46,8 +43,6 @@ pub const DEFAULT_SENTINEL_PORT: u16 = 26379;
 /// when one is missing (after a failover, until the old master rejoins as a replica), when
 /// every write waits it out, so it is short.
 const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_millis(250);
-
-const OPTIONS: &str = "prefix, database, connect_timeout, timeout, read_timeout, auth, user, password_file, password_env, tls_verify, tls_ca_file, wait_replicas, wait_timeout, max_connection_age, sentinel_user, sentinel_password_file, sentinel_password_env, first_lifetime, bot_lifetime, bot_first_lifetime, bot_pattern, compression, compression_min_size";
 
 /// TLS settings of the Sentinel and Cluster forms (`rediss+sentinel://`, `rediss+cluster://`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -153,18 +148,11 @@ pub struct RedisConfig {
     pub sentinel_username: Option<String>,
     pub sentinel_password: Option<Secret>,
     pub prefix: String,
-    /// Options given in save_path override the INI defaults; `None` means "not given".
-    pub connect_timeout: Option<Duration>,
-    pub command_timeout: Option<Duration>,
     /// `WAIT` for this many replicas after each write or destroy (0: do not wait).
     pub wait_replicas: u32,
     pub wait_timeout: Duration,
-    /// Replace a connection older than this when a request starts.
-    pub max_connection_age: Option<Duration>,
-    /// Shorter lifetimes for new sessions and crawlers.
-    pub lifetimes: Lifetimes,
-    /// `compression`, `compression_min_size`.
-    pub compression: crate::compress::Compression,
+    /// The options every backend has: timeouts, connection age, lifetimes, compression.
+    pub common: CommonConfig,
 }
 
 impl RedisConfig {
@@ -181,21 +169,9 @@ impl RedisConfig {
             sentinel_username: None,
             sentinel_password: None,
             prefix: DEFAULT_PREFIX.to_owned(),
-            connect_timeout: None,
-            command_timeout: None,
             wait_replicas: 0,
             wait_timeout: DEFAULT_WAIT_TIMEOUT,
-            max_connection_age: None,
-            lifetimes: Lifetimes::default(),
-            compression: crate::compress::Compression::default(),
-        }
-    }
-
-    /// Effective timeouts: save_path options where given, else `defaults`.
-    pub fn timeouts(&self, defaults: Timeouts) -> Timeouts {
-        Timeouts {
-            connect: self.connect_timeout.unwrap_or(defaults.connect),
-            command: self.command_timeout.unwrap_or(defaults.command),
+            common: CommonConfig::default(),
         }
     }
 }
@@ -308,20 +284,44 @@ fn network<'a>(
         Some(i) => (&before_query[..i], &before_query[i + 1..]),
         None => (before_query, ""),
     };
-    let config = PendingConfig {
-        config: RedisConfig {
+    let config = PendingConfig::new(
+        RedisConfig {
             endpoint: endpoint(hosts)?,
             ..RedisConfig::tcp("", 0)
         },
-        credentials: Credentials::from_userinfo(userinfo)?,
-    };
+        userinfo,
+    )?;
     Ok((config, path, query))
 }
 
 /// A config whose credentials are still being gathered from the URL and the options.
-struct PendingConfig {
+pub(crate) struct PendingConfig {
     config: RedisConfig,
     credentials: Credentials,
+    /// The sentinels' password, and how many options gave one.
+    sentinel_password: Option<Secret>,
+    sentinel_password_sources: u32,
+}
+
+impl PendingConfig {
+    fn new(config: RedisConfig, userinfo: Option<&str>) -> Result<PendingConfig, ConfigError> {
+        Ok(PendingConfig {
+            config,
+            credentials: Credentials::from_userinfo(userinfo)?,
+            sentinel_password: None,
+            sentinel_password_sources: 0,
+        })
+    }
+}
+
+impl Pending for PendingConfig {
+    fn common(&mut self) -> &mut CommonConfig {
+        &mut self.config.common
+    }
+
+    fn credentials(&mut self) -> &mut Credentials {
+        &mut self.credentials
+    }
 }
 
 impl std::ops::Deref for PendingConfig {
@@ -345,15 +345,15 @@ fn parse_unix(userinfo: Option<&str>, rest: &str) -> Result<RedisConfig, ConfigE
             reason: "a unix socket path must be absolute, e.g. unix:///run/redis/redis.sock",
         });
     }
-    let config = PendingConfig {
-        config: RedisConfig {
+    let config = PendingConfig::new(
+        RedisConfig {
             endpoint: RedisEndpoint::Unix {
                 path: PathBuf::from(percent_decode(path, "socket path")?),
             },
             ..RedisConfig::tcp("", 0)
         },
-        credentials: Credentials::from_userinfo(userinfo)?,
-    };
+        userinfo,
+    )?;
     apply_options(config, query)
 }
 
@@ -367,98 +367,50 @@ fn parse_db(value: &str) -> Result<i64, ConfigError> {
     }
 }
 
+/// Every option of a Redis save_path, in the order the known-options message lists them.
+pub(crate) static OPTIONS: &[Opt<PendingConfig>] = &[
+    own("prefix", true, set_prefix),
+    own("database", true, set_db),
+    common("connect_timeout", options::connect_timeout),
+    common("timeout", options::command_timeout),
+    common("read_timeout", options::command_timeout),
+    credential("auth", true),
+    credential("user", true),
+    credential("password_file", true),
+    credential("password_env", true),
+    own("tls_verify", true, set_tls),
+    own("tls_ca_file", true, set_tls),
+    own("wait_replicas", true, set_wait_replicas),
+    own("wait_timeout", true, set_wait_timeout),
+    common("max_connection_age", options::max_connection_age),
+    own("sentinel_user", true, set_sentinel_user),
+    own("sentinel_password_file", true, set_sentinel_password),
+    own("sentinel_password_env", true, set_sentinel_password),
+    common("first_lifetime", options::lifetime),
+    common("bot_lifetime", options::lifetime),
+    common("bot_first_lifetime", options::lifetime),
+    common("bot_pattern", options::lifetime),
+    common("compression", options::compression),
+    common("compression_min_size", options::compression),
+    // Aliases, not listed.
+    own("db", false, set_db),
+    credential("password", false),
+    credential("username", false),
+    // phpredis options with no meaning here: a Fleet connection is always per worker and
+    // persistent.
+    ignored("persistent"),
+    ignored("weight"),
+    ignored("retry_interval"),
+];
+
+/// The options that carry a password in their value.
+const INLINE_PASSWORDS: &[&str] = &["auth", "password"];
+
+static KNOWN: OnceLock<String> = OnceLock::new();
+
 fn apply_options(mut pending: PendingConfig, query: &str) -> Result<RedisConfig, ConfigError> {
-    let is_sentinel = matches!(pending.endpoint, RedisEndpoint::Sentinel { .. });
-    let mut sentinel_password: Option<Secret> = None;
-    let mut sentinel_password_sources = 0;
-    for pair in query_pairs(query, &["auth", "password"]) {
-        let (name, value) = pair?;
-        if pending
-            .credentials
-            .take_option(&name, &value, &["auth", "password"])?
-        {
-            continue;
-        }
-        let config = &mut pending.config;
-        if config.lifetimes.take_option(&name, &value)? {
-            continue;
-        }
-        if config.compression.take_option(&name, &value)? {
-            continue;
-        }
-        match name.as_str() {
-            "prefix" => {
-                if value.len() > 512 {
-                    return Err(ConfigError::Invalid {
-                        part: format!("{name}={value}"),
-                        reason: "the prefix is longer than 512 bytes",
-                    });
-                }
-                config.prefix = value;
-            }
-            "database" | "db" => config.db = parse_db(&value)?,
-            "connect_timeout" => config.connect_timeout = Some(parse_seconds(&name, &value)?),
-            "timeout" | "read_timeout" => {
-                config.command_timeout = Some(parse_seconds(&name, &value)?)
-            }
-            "tls_verify" | "tls_ca_file" => {
-                let Some((verify, ca_file)) = config.endpoint.tls_mut() else {
-                    return Err(ConfigError::Invalid {
-                        part: format!("{name}={value}"),
-                        reason: "TLS options need a rediss://, rediss+sentinel:// or rediss+cluster:// save_path",
-                    });
-                };
-                if name == "tls_verify" {
-                    *verify = parse_bool(&name, &value)?;
-                } else {
-                    check_file("tls_ca_file", &value)?;
-                    *ca_file = Some(PathBuf::from(value));
-                }
-            }
-            "wait_replicas" => {
-                config.wait_replicas = match value.parse::<u32>() {
-                    Ok(n) if n <= 100 => n,
-                    _ => {
-                        return Err(ConfigError::Invalid {
-                            part: format!("{name}={value}"),
-                            reason: "expected a number of replicas from 0 to 100",
-                        })
-                    }
-                }
-            }
-            "wait_timeout" => config.wait_timeout = parse_seconds(&name, &value)?,
-            "max_connection_age" => {
-                config.max_connection_age = Some(parse_seconds_long(&name, &value)?)
-            }
-            "sentinel_user" | "sentinel_password_file" | "sentinel_password_env"
-                if !is_sentinel =>
-            {
-                return Err(ConfigError::Invalid {
-                    part: name,
-                    reason: "sentinel credentials need a redis+sentinel:// save_path",
-                })
-            }
-            "sentinel_user" => config.sentinel_username = Some(value).filter(|v| !v.is_empty()),
-            "sentinel_password_file" => {
-                sentinel_password = Some(read_password_file("sentinel_password_file", &value)?);
-                sentinel_password_sources += 1;
-            }
-            "sentinel_password_env" => {
-                sentinel_password = Some(read_password_env("sentinel_password_env", &value)?);
-                sentinel_password_sources += 1;
-            }
-            // phpredis options with no meaning here: a Fleet connection is always per worker
-            // and persistent.
-            "persistent" | "weight" | "retry_interval" => {}
-            _ => {
-                return Err(ConfigError::UnknownOption {
-                    option: name,
-                    known: OPTIONS,
-                })
-            }
-        }
-    }
-    if sentinel_password_sources > 1 {
+    options::apply(OPTIONS, &KNOWN, &mut pending, query, INLINE_PASSWORDS)?;
+    if pending.sentinel_password_sources > 1 {
         return Err(ConfigError::Invalid {
             part: "sentinel_password".to_owned(),
             reason: "give the sentinel password one way only: sentinel_password_file= or sentinel_password_env=",
@@ -467,12 +419,107 @@ fn apply_options(mut pending: PendingConfig, query: &str) -> Result<RedisConfig,
     let PendingConfig {
         mut config,
         credentials,
+        sentinel_password,
+        ..
     } = pending;
     config.sentinel_password = sentinel_password;
     (config.username, config.password) = credentials.finish(
         "give the password one way only: in the URL, auth=, password_file= or password_env=",
     )?;
     Ok(config)
+}
+
+fn set_prefix(p: &mut PendingConfig, name: &str, value: String) -> Result<(), ConfigError> {
+    if value.len() > 512 {
+        return Err(ConfigError::Invalid {
+            part: format!("{name}={value}"),
+            reason: "the prefix is longer than 512 bytes",
+        });
+    }
+    p.config.prefix = value;
+    Ok(())
+}
+
+fn set_db(p: &mut PendingConfig, _name: &str, value: String) -> Result<(), ConfigError> {
+    p.config.db = parse_db(&value)?;
+    Ok(())
+}
+
+fn set_tls(p: &mut PendingConfig, name: &str, value: String) -> Result<(), ConfigError> {
+    let Some((verify, ca_file)) = p.config.endpoint.tls_mut() else {
+        return Err(ConfigError::Invalid {
+            part: format!("{name}={value}"),
+            reason:
+                "TLS options need a rediss://, rediss+sentinel:// or rediss+cluster:// save_path",
+        });
+    };
+    if name == "tls_verify" {
+        *verify = parse_bool(name, &value)?;
+    } else {
+        check_file("tls_ca_file", &value)?;
+        *ca_file = Some(PathBuf::from(value));
+    }
+    Ok(())
+}
+
+fn set_wait_replicas(p: &mut PendingConfig, name: &str, value: String) -> Result<(), ConfigError> {
+    p.config.wait_replicas = match value.parse::<u32>() {
+        Ok(n) if n <= 100 => n,
+        _ => {
+            return Err(ConfigError::Invalid {
+                part: format!("{name}={value}"),
+                reason: "expected a number of replicas from 0 to 100",
+            })
+        }
+    };
+    Ok(())
+}
+
+fn set_wait_timeout(p: &mut PendingConfig, name: &str, value: String) -> Result<(), ConfigError> {
+    p.config.wait_timeout = parse_seconds(name, &value)?;
+    Ok(())
+}
+
+/// Refuses sentinel credentials on a save_path without sentinels.
+fn sentinel_only(p: &PendingConfig, name: &str) -> Result<(), ConfigError> {
+    match p.config.endpoint {
+        RedisEndpoint::Sentinel { .. } => Ok(()),
+        _ => Err(ConfigError::Invalid {
+            part: name.to_owned(),
+            reason: "sentinel credentials need a redis+sentinel:// save_path",
+        }),
+    }
+}
+
+fn set_sentinel_user(p: &mut PendingConfig, name: &str, value: String) -> Result<(), ConfigError> {
+    sentinel_only(p, name)?;
+    p.config.sentinel_username = Some(value).filter(|v| !v.is_empty());
+    Ok(())
+}
+
+fn set_sentinel_password(
+    p: &mut PendingConfig,
+    name: &str,
+    value: String,
+) -> Result<(), ConfigError> {
+    sentinel_only(p, name)?;
+    p.sentinel_password = Some(match name {
+        "sentinel_password_file" => read_password_file("sentinel_password_file", &value)?,
+        _ => read_password_env("sentinel_password_env", &value)?,
+    });
+    p.sentinel_password_sources += 1;
+    Ok(())
+}
+
+/// A pending config of the plain form, for the option tables' tests.
+#[cfg(test)]
+pub(crate) fn test_pending() -> PendingConfig {
+    PendingConfig {
+        config: RedisConfig::tcp("127.0.0.1", 6379),
+        credentials: Credentials::default(),
+        sentinel_password: None,
+        sentinel_password_sources: 0,
+    }
 }
 
 #[cfg(test)]
@@ -518,8 +565,8 @@ mod tests {
         assert_eq!(c.password.as_ref().map(Secret::expose), Some("s@cret"));
         assert_eq!(c.db, 3);
         assert_eq!(c.prefix, "app:");
-        assert_eq!(c.connect_timeout, Some(Duration::from_millis(500)));
-        assert_eq!(c.command_timeout, Some(Duration::from_secs(2)));
+        assert_eq!(c.common.connect_timeout, Some(Duration::from_millis(500)));
+        assert_eq!(c.common.command_timeout, Some(Duration::from_secs(2)));
     }
 
     #[test]
@@ -528,7 +575,7 @@ mod tests {
             redis("tcp://127.0.0.1:6379?auth=pw&database=2&persistent=1&weight=1&read_timeout=3");
         assert_eq!(c.password.as_ref().map(Secret::expose), Some("pw"));
         assert_eq!(c.db, 2);
-        assert_eq!(c.command_timeout, Some(Duration::from_secs(3)));
+        assert_eq!(c.common.command_timeout, Some(Duration::from_secs(3)));
     }
 
     #[test]
@@ -657,7 +704,7 @@ mod tests {
             (c.wait_replicas, c.wait_timeout),
             (1, Duration::from_millis(500))
         );
-        assert_eq!(c.max_connection_age, Some(Duration::from_secs(300)));
+        assert_eq!(c.common.max_connection_age, Some(Duration::from_secs(300)));
         assert_eq!(
             c.endpoint.to_string(),
             "redis+sentinel://s1:26380,s2:26379,[::1]:26381/mymaster"

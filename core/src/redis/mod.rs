@@ -112,14 +112,14 @@ enum Acquire {
 impl RedisStore {
     /// Prepares a store; connects lazily on first use.
     pub fn new(config: &RedisConfig, default_timeouts: Timeouts) -> Result<RedisStore, StoreError> {
-        let timeouts = config.timeouts(default_timeouts);
+        let timeouts = config.common.timeouts(default_timeouts);
         let connector = RedisConnector::new(config, timeouts)?;
         let wait = (config.wait_replicas > 0).then(|| ReplicaWait {
             replicas: config.wait_replicas,
             timeout_ms: duration_ms(config.wait_timeout),
         });
         Ok(RedisStore {
-            keeper: Keeper::new(connector, config.max_connection_age),
+            keeper: Keeper::new(connector, config.common.max_connection_age),
             prefix: config.prefix.clone(),
             tagged: matches!(config.endpoint, RedisEndpoint::Cluster { .. }),
             scripts: Scripts::new(),
