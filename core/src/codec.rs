@@ -36,16 +36,22 @@ impl SessionFormat {
 /// An array key: PHP arrays have integer and string keys.
 #[derive(Clone, Debug, PartialEq)]
 pub enum PhpKey {
+    /// An integer key, as in `$a[0]`.
     Int(i64),
+    /// A string key, as bytes (PHP does not require UTF-8).
     Str(Vec<u8>),
 }
 
 /// One decoded PHP value.
 #[derive(Clone, Debug, PartialEq)]
 pub enum PhpValue {
+    /// `null`.
     Null,
+    /// `true` or `false`.
     Bool(bool),
+    /// A PHP integer (64-bit).
     Int(i64),
+    /// A PHP float; may be NaN or infinite.
     Float(f64),
     /// PHP strings are bytes; most are UTF-8 text.
     Str(Vec<u8>),
@@ -53,12 +59,16 @@ pub enum PhpValue {
     Array(Vec<(PhpKey, PhpValue)>),
     /// An object: its class and properties (never instantiated).
     Object {
+        /// The class name as written, e.g. `App\\User`.
         class: String,
+        /// The properties, in the order they were serialized.
         properties: Vec<Property>,
     },
     /// An object serialized by its class's own `serialize()` (`C:`), kept as its payload.
     Custom {
+        /// The class name as written.
         class: String,
+        /// The bytes the class's `serialize()` produced, not decoded further.
         payload: Vec<u8>,
     },
     /// A reference to a value that encloses it (a recursive structure), by PHP's number.
@@ -68,22 +78,31 @@ pub enum PhpValue {
 /// An object property.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Property {
+    /// The name, without the marker PHP puts in front of protected and private names.
     pub name: String,
+    /// Whether the property was public, protected or private.
     pub visibility: Visibility,
+    /// The property's value.
     pub value: PhpValue,
 }
 
+/// A property's visibility, which PHP records in the serialized name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Visibility {
+    /// `public`: the name as is.
     Public,
+    /// `protected`: written as `\0*\0name`.
     Protected,
+    /// `private`: written as `\0Class\0name`; the declaring class is not kept.
     Private,
 }
 
 /// A decoded session: its variables, in order.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SessionVars {
+    /// The format the data was decoded from.
     pub format: SessionFormat,
+    /// Each `$_SESSION` variable's name and value; names that are not UTF-8 are converted lossily.
     pub vars: Vec<(String, PhpValue)>,
 }
 
@@ -98,8 +117,11 @@ impl SessionVars {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("not PHP session data in the {format} format (at byte {position}): {reason}")]
 pub struct DecodeError {
+    /// The format being decoded: `php`, `php_serialize`, or `serialize` for [`unserialize`].
     pub format: &'static str,
+    /// The byte offset in the input where decoding failed.
     pub position: usize,
+    /// What was wrong there.
     pub reason: String,
 }
 

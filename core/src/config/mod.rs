@@ -41,6 +41,7 @@ pub use redis::{
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps a password.
     pub fn new(value: impl Into<String>) -> Self {
         Secret(value.into())
     }
@@ -114,6 +115,7 @@ pub(crate) fn check_file(option: &'static str, path: &str) -> Result<(), ConfigE
 /// save_path options override them per pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timeouts {
+    /// Bound on opening a connection (TCP connect, TLS and auth handshakes).
     pub connect: Duration,
     /// Bound on any single command's reply (blocking lock waits add their own wait on top).
     pub command: Duration,
@@ -128,9 +130,12 @@ impl Default for Timeouts {
     }
 }
 
+/// A parsed `session.save_path`: which backend, and everything needed to reach it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StoreConfig {
+    /// `redis://`, `rediss://`, `tcp://`, `unix://`, `redis+sentinel://`, `redis+cluster://`.
     Redis(RedisConfig),
+    /// `mysql://` (MySQL or MariaDB).
     MySql(MySqlConfig),
 }
 

@@ -41,15 +41,21 @@ pub const DEFAULT_GC_INTERVAL: Duration = Duration::from_secs(60);
 /// Where the MySQL or MariaDB server is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MySqlEndpoint {
+    /// One server over TCP.
     Tcp {
+        /// A name or an address.
         host: String,
+        /// 3306 unless given.
         port: u16,
     },
     /// A failover list: the first writable one is used.
     Hosts {
+        /// Host and port of each server, in the order given.
         hosts: Vec<(String, u16)>,
     },
+    /// A local server's unix socket (`socket=`).
     Unix {
+        /// The socket's absolute path.
         path: PathBuf,
     },
 }
@@ -57,7 +63,9 @@ pub enum MySqlEndpoint {
 /// TLS to the server (`tls=1`). Verification is on unless `tls_verify=0`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MySqlTls {
+    /// Check the server's certificate and name.
     pub verify: bool,
+    /// The CA to check it against (`tls_ca_file=`); `None`: the system's.
     pub ca_file: Option<PathBuf>,
 }
 
@@ -100,17 +108,24 @@ impl fmt::Display for MySqlLockMode {
 /// Everything needed to reach one MySQL/MariaDB database and its session table.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MySqlConfig {
+    /// Where the server is.
     pub endpoint: MySqlEndpoint,
+    /// The database the session table is in.
     pub database: String,
+    /// The user, from the URL or `user=`.
     pub user: Option<String>,
+    /// The password, from the URL, `password=`, `password_file=` or `password_env=`.
     pub password: Option<Secret>,
     /// Validated as a plain identifier, so it can be spliced into SQL text (back-quoted).
     pub table: String,
+    /// `lock=`: how a request holds its session.
     pub lock: MySqlLockMode,
+    /// `procedures=`: whether the advisory lock path runs through Fleet's procedures.
     pub procedures: MySqlProcedures,
     /// Whether to `CREATE TABLE IF NOT EXISTS` on first use (`create_table=0` for DBAs who
     /// create it themselves and grant only DML).
     pub create_table: bool,
+    /// TLS to the server (`tls=1`); `None`: plain TCP.
     pub tls: Option<MySqlTls>,
     /// Delete expired rows at most this often across all workers, whatever PHP's
     /// `session.gc_probability` (`None`: leave gc to PHP).

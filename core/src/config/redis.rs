@@ -47,35 +47,52 @@ const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_millis(250);
 /// TLS settings of the Sentinel and Cluster forms (`rediss+sentinel://`, `rediss+cluster://`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RedisTls {
+    /// Check the server's certificate and name.
     pub verify: bool,
+    /// The CA to check it against (`tls_ca_file=`); `None`: the system's.
     pub ca_file: Option<PathBuf>,
 }
 
 /// Where the Redis server is, or how to find it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RedisEndpoint {
+    /// One server over TCP.
     Tcp {
+        /// A name or an address.
         host: String,
+        /// 6379 unless given.
         port: u16,
     },
+    /// One server over TLS (`rediss://`).
     Tls {
+        /// A name or an address; the certificate must name it when `verify` is on.
         host: String,
+        /// 6379 unless given.
         port: u16,
+        /// Check the server's certificate and name (`tls_verify=`).
         verify: bool,
+        /// The CA to check it against (`tls_ca_file=`); `None`: the system's.
         ca_file: Option<PathBuf>,
     },
+    /// A local server's unix socket (`unix://`).
     Unix {
+        /// The socket's absolute path.
         path: PathBuf,
     },
     /// The master of `master` as the sentinels (any one that answers) name it.
     Sentinel {
+        /// Host and port of each sentinel, in the order given.
         sentinels: Vec<(String, u16)>,
+        /// The master's name as the sentinels know it.
         master: String,
+        /// TLS to the sentinels and the data nodes (`rediss+sentinel://`).
         tls: Option<RedisTls>,
     },
     /// A Redis Cluster, found through any of its `seeds`.
     Cluster {
+        /// Host and port of each seed node, in the order given.
         seeds: Vec<(String, u16)>,
+        /// TLS to every node (`rediss+cluster://`).
         tls: Option<RedisTls>,
     },
 }
@@ -140,16 +157,23 @@ fn host_list(hosts: &[(String, u16)]) -> String {
 /// Everything needed to reach Redis and lay out keys on it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RedisConfig {
+    /// Where the server is, or how to find it.
     pub endpoint: RedisEndpoint,
+    /// The database number (`/N` or `database=`); always 0 on a Cluster.
     pub db: i64,
+    /// The data nodes' ACL user, from the URL or `user=`.
     pub username: Option<String>,
+    /// The data nodes' password, from the URL, `auth=`, `password_file=` or `password_env=`.
     pub password: Option<Secret>,
     /// Credentials for the sentinels (Sentinel form only).
     pub sentinel_username: Option<String>,
+    /// The sentinels' password (`sentinel_password_file=` or `sentinel_password_env=`).
     pub sentinel_password: Option<Secret>,
+    /// Put before every key (`prefix=`; phpredis's `PHPREDIS_SESSION:` by default).
     pub prefix: String,
     /// `WAIT` for this many replicas after each write or destroy (0: do not wait).
     pub wait_replicas: u32,
+    /// How long a `WAIT` waits for them (`wait_timeout=`).
     pub wait_timeout: Duration,
     /// The options every backend has: timeouts, connection age, lifetimes, compression.
     pub common: CommonConfig,
