@@ -11,6 +11,7 @@
 //!   keeping their lifetimes (zero-logout migration).
 //! - `sessions`: counts, lists, shows (decoded) and destroys stored sessions.
 
+mod advice;
 mod copy;
 mod run_once;
 mod sessions;
@@ -145,7 +146,7 @@ fn main() -> ExitCode {
             match job.run() {
                 Ok(code) => ExitCode::from(code),
                 Err(e) => {
-                    eprintln!("fleetctl: {e}");
+                    eprintln!("fleetctl: {}", advice::report(&*e));
                     ExitCode::from(1)
                 }
             }
@@ -177,7 +178,7 @@ fn main() -> ExitCode {
                     }
                 }
                 Err(e) => {
-                    eprintln!("fleetctl: {e}");
+                    eprintln!("fleetctl: {}", advice::report(&*e));
                     ExitCode::from(1)
                 }
             }
@@ -192,7 +193,7 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("fleetctl: {e}");
+                eprintln!("fleetctl: {}", advice::report(&*e));
                 ExitCode::from(1)
             }
         },
@@ -202,7 +203,7 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("fleetctl: {e}");
+                eprintln!("fleetctl: {}", advice::report(&*e));
                 ExitCode::from(1)
             }
         },

@@ -52,7 +52,7 @@ pub fn run(
         Action::List { limit, after } => list(store.as_mut(), limit, after, as_json),
         Action::Show { id, format } => show(store.as_mut(), &id, &format, as_json),
         Action::Destroy { id } => {
-            let id = SessionId::parse(id.as_bytes()).map_err(fleet_core::StoreError::InvalidId)?;
+            let id = SessionId::parse(id.as_bytes()).map_err(fleet_core::StoreError::from)?;
             let removed = store.remove(&id)?;
             Ok(if as_json {
                 json!({ "id": id.as_str(), "destroyed": removed }).to_string()
@@ -119,7 +119,7 @@ fn show(
     format: &str,
     as_json: bool,
 ) -> Result<String, Box<dyn std::error::Error>> {
-    let id = SessionId::parse(id.as_bytes()).map_err(fleet_core::StoreError::InvalidId)?;
+    let id = SessionId::parse(id.as_bytes()).map_err(fleet_core::StoreError::from)?;
     let Some(session) = store.fetch(&id)? else {
         return Err(format!(
             "{}: no session {} (never created, expired or destroyed)",

@@ -1,6 +1,15 @@
-//! Typed errors. Every message names the problem and the setting that fixes it, because
-//! the reader is a PHP admin looking at a warning in a log, not a Rust programmer.
+//! Fleet's errors: [`ConfigError`] for a store URL that cannot be used, [`StoreError`] for a
+//! store step that did not happen.
+//!
+//! A [`StoreError`] follows redis-rs and ripgrep: a [`#[non_exhaustive]`](ErrorKind) kind that
+//! callers decide on (never the text), the endpoint (without credentials), the source error
+//! kept for [`std::error::Error::source`], and a message that states the facts. The message
+//! is complete on its own (it includes the cause's text), so print it, not the chain. Advice
+//! that names a PHP setting is not core's to give: the extension adds it in one place
+//! (`ext/src/advice.rs`), and fleetctl adds its own.
 
+use std::error::Error as StdError;
+use std::fmt;
 use std::time::Duration;
 
 use thiserror::Error;
@@ -8,7 +17,8 @@ use thiserror::Error;
 use crate::id::InvalidId;
 
 /// A `session.save_path` that cannot be used. Messages quote the offending part but never a
-/// password.
+/// password. They name `session.save_path` because the store URL's syntax is that setting's:
+/// fleetctl's `--store` and `fleet.lease_store` are documented as written as session.save_path.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum ConfigError {
     #[error("session.save_path is empty; set it to e.g. \"redis://127.0.0.1:6379\"")]
@@ -46,78 +56,422 @@ pub enum ConfigError {
     Redacted { problem: String },
 }
 
-/// Why a session operation did not happen. The endpoint is always without credentials.
-#[derive(Debug, Error)]
-pub enum StoreError {
-    #[error("cannot connect to {endpoint}: {cause}. Check that the server runs and session.save_path points at it; raise fleet.connect_timeout (or connect_timeout= in session.save_path) if it is only slow to accept")]
-    Connect { endpoint: String, cause: String },
-    #[error("TLS with {endpoint} failed: {cause}. Set tls_ca_file= in session.save_path to the CA that signed the server certificate (tls_verify=0 skips verification)")]
-    Tls { endpoint: String, cause: String },
-    #[error("{endpoint} did not answer within {waited:?}. Raise fleet.read_timeout (or timeout= in session.save_path) if the server is only slow")]
-    TimedOut { endpoint: String, waited: Duration },
-    #[error("lost the connection to {endpoint}: {cause}. The next request reconnects")]
-    ConnectionLost { endpoint: String, cause: String },
-    #[error("{endpoint} refused the credentials: {cause}. Check the user and password given in session.save_path (user=, password_file=, password_env=)")]
-    Auth { endpoint: String, cause: String },
-    #[error("{endpoint} answered with an error: {cause}")]
-    Server { endpoint: String, cause: String },
-    #[error("{endpoint} is not (or no longer) the primary: {cause}. Fleet dropped that connection and looks for the primary again on the next step; if this persists, point session.save_path at the primary (its managed endpoint name, the sentinels, or a host list)")]
-    NotPrimary { endpoint: String, cause: String },
-    #[error("session {session} {}: it did not finish within {waited:?} (fleet.lock_wait_timeout), so this request has no session. Raise fleet.lock_wait_timeout if requests on one session really take that long", holder_text(holder))]
-    LockWaitTimeout {
-        waited: Duration,
-        /// The session id, abbreviated (an id is a credential).
-        session: String,
-        holder: Option<crate::lease::Holder>,
-    },
-    #[error("this request's session lock was gone when it wrote or destroyed the session: it held the lock for {:.1} s, and {why}. Another request may have changed the session, so this request's changes (or its session_destroy()) were not saved", held.as_secs_f64())]
-    LockLost { held: Duration, why: String },
-    #[error("the connection to {endpoint} that held this session's lock was lost, so the server released the lock and another request may have changed the session; this request's changes were not saved")]
-    LockConnectionLost { endpoint: String },
-    #[error("{endpoint} was handed a session lock it did not take (a bug in Fleet); this request's changes were not saved")]
-    ForeignLock { endpoint: String },
-    #[error("{endpoint}: {cause}")]
-    Schema { endpoint: String, cause: String },
-    #[error("{endpoint}: session {session}: {cause}; it was left as it is and this request has no session. Delete it (fleetctl sessions destroy) if it stays unreadable")]
-    DamagedData {
-        endpoint: String,
-        session: String,
-        cause: String,
-    },
-    #[error("{endpoint}: session {session} is {size} bytes once read (inflated), more than the {limit} bytes this process can take now; it was left as it is and this request has no session")]
-    TooLarge {
-        endpoint: String,
-        session: String,
-        size: usize,
-        limit: usize,
-    },
-    #[error("session id rejected: {0}")]
-    InvalidId(#[from] InvalidId),
-    #[error(
-        "lease name \"{name}\" is not allowed: use 1 to 128 characters of a-z A-Z 0-9 . _ : / @ -"
-    )]
-    LeaseName { name: String },
-    #[error("the operating system's random number generator failed: {0}")]
-    Random(String),
+/// What kind of failure a [`StoreError`] is. New kinds may be added.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The server could not be reached or refused the connection.
+    Connect,
+    /// The TLS handshake failed (often a certificate the CA given does not sign).
+    Tls,
+    /// The server did not answer in time.
+    TimedOut,
+    /// An established connection broke; the step surely did not happen on it.
+    ConnectionLost,
+    /// The server refused the credentials.
+    Auth,
+    /// The server answered with an error, or with a reply Fleet does not understand.
+    Server,
+    /// The server is not (or no longer) the primary: a replica, or a demoted node.
+    NotPrimary,
+    /// Another request held the session's lock for longer than this one may wait.
+    LockWaitTimeout,
+    /// This request's lock was gone when it wrote: its changes were not saved.
+    LockLost,
+    /// The connection that held a connection-bound lock (MySQL) was lost, and the lock with it.
+    LockConnectionLost,
+    /// The store was handed a lock another backend took (a bug).
+    ForeignLock,
+    /// A database object or privilege Fleet needs is missing.
+    Schema,
+    /// The stored data cannot be read (a damaged frame); it is left as it is.
+    DamagedData,
+    /// The stored session is larger than this process can take now.
+    TooLarge,
+    /// A session id outside PHP's id alphabet or length.
+    InvalidId,
+    /// A lease name outside the allowed characters.
+    InvalidLeaseName,
+    /// The operating system failed Fleet (its random number generator, starting a thread).
+    System,
 }
 
-fn holder_text(holder: &Option<crate::lease::Holder>) -> String {
-    match holder {
-        Some(h) => h.to_string(),
-        None => "is locked by another request".to_owned(),
+/// Why a session operation did not happen: what kind of failure, where, and the facts.
+pub struct StoreError {
+    kind: ErrorKind,
+    endpoint: Option<String>,
+    message: String,
+    detail: Detail,
+    source: Option<Box<dyn StdError + Send + Sync + 'static>>,
+}
+
+/// What a caller may need beyond the kind, for the kinds that have more to say.
+#[derive(Debug)]
+enum Detail {
+    None,
+    Waited(Duration),
+    LockLost(LockLoss),
+    InvalidId(InvalidId),
+}
+
+/// Why a lock was gone when its holder wrote (the [`ErrorKind::LockLost`] errors).
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq)]
+pub enum LockLoss {
+    /// Renewal is off, so the lock ended when its TTL ran out.
+    NotRenewed {
+        /// The lock's TTL.
+        ttl: Duration,
+    },
+    /// Renewal stopped at the maximum hold, and the lock ended a TTL later.
+    MaxHold {
+        /// The maximum hold.
+        max: Duration,
+        /// The lock's TTL.
+        ttl: Duration,
+    },
+    /// Renewing failed until the TTL ran out.
+    RenewalFailing {
+        /// Why the last renewal failed.
+        cause: String,
+        /// The lock's TTL.
+        ttl: Duration,
+    },
+    /// The lock was renewed but gone at the write: deleted or expired on the server.
+    Vanished {
+        /// How many times it had been renewed.
+        renewals: u64,
+        /// The lock's TTL.
+        ttl: Duration,
+    },
+    /// A statement failed inside the transaction that held a MySQL row lock.
+    TransactionFailed,
+    /// No transaction of this request holds its MySQL row lock.
+    NoTransaction,
+}
+
+impl fmt::Display for LockLoss {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = |d: &Duration| d.as_secs_f64();
+        match self {
+            LockLoss::NotRenewed { ttl } => write!(
+                f,
+                "it was not renewed (renewal is off), so it ended when its TTL of {:.1} s ran out",
+                secs(ttl)
+            ),
+            LockLoss::MaxHold { max, ttl } => write!(
+                f,
+                "renewal stopped at the maximum hold of {:.1} s, and it ended {:.1} s later",
+                secs(max),
+                secs(ttl)
+            ),
+            LockLoss::RenewalFailing { cause, ttl } => write!(
+                f,
+                "renewing it failed ({cause}) until its TTL of {:.1} s ran out",
+                secs(ttl)
+            ),
+            LockLoss::Vanished { renewals, ttl } => write!(
+                f,
+                "it was renewed {renewals} times but was gone at the write: it was deleted or expired on the server (a failover to a replica that had not received it, a flush, or a stall of the worker or the network longer than the TTL of {:.1} s)",
+                secs(ttl)
+            ),
+            LockLoss::TransactionFailed => f.write_str(
+                "a statement failed inside the transaction that held its row lock, which may have rolled the transaction back (a deadlock always does; a lock wait timeout does with innodb_rollback_on_timeout) and so ended the lock",
+            ),
+            LockLoss::NoTransaction => {
+                f.write_str("no transaction of this request holds its row lock")
+            }
+        }
     }
 }
 
+/// A cause known only as text (a reply Fleet does not understand, a list of hosts passed
+/// over), kept as the source so every cause is reached the same way.
+#[derive(Debug)]
+struct Cause(String);
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl StdError for Cause {}
+
+/// A source error: the driver's own error type, or text.
+pub(crate) type Source = Box<dyn StdError + Send + Sync + 'static>;
+
+/// Text as a source error.
+pub(crate) fn cause(text: impl Into<String>) -> Source {
+    Box::new(Cause(text.into()))
+}
+
 impl StoreError {
+    fn new(kind: ErrorKind, endpoint: Option<&str>, message: String) -> StoreError {
+        StoreError {
+            kind,
+            endpoint: endpoint.map(str::to_owned),
+            message,
+            detail: Detail::None,
+            source: None,
+        }
+    }
+
+    fn caused(mut self, source: Source) -> StoreError {
+        self.source = Some(source);
+        self
+    }
+
+    /// The server at `endpoint` could not be reached.
+    pub(crate) fn connect(endpoint: &str, source: Source) -> StoreError {
+        StoreError::new(
+            ErrorKind::Connect,
+            Some(endpoint),
+            format!("cannot connect to {endpoint}: {source}"),
+        )
+        .caused(source)
+    }
+
+    /// The TLS handshake with `endpoint` failed.
+    pub(crate) fn tls(endpoint: &str, source: Source) -> StoreError {
+        StoreError::new(
+            ErrorKind::Tls,
+            Some(endpoint),
+            format!("TLS with {endpoint} failed: {source}"),
+        )
+        .caused(source)
+    }
+
+    /// `endpoint` did not answer within `waited`.
+    pub(crate) fn timed_out(endpoint: &str, waited: Duration) -> StoreError {
+        let mut e = StoreError::new(
+            ErrorKind::TimedOut,
+            Some(endpoint),
+            format!("{endpoint} did not answer within {waited:?}"),
+        );
+        e.detail = Detail::Waited(waited);
+        e
+    }
+
+    /// The connection to `endpoint` broke.
+    pub(crate) fn connection_lost(endpoint: &str, source: Source) -> StoreError {
+        StoreError::new(
+            ErrorKind::ConnectionLost,
+            Some(endpoint),
+            format!("lost the connection to {endpoint}: {source}. The next request reconnects"),
+        )
+        .caused(source)
+    }
+
+    /// `endpoint` refused the credentials.
+    pub(crate) fn auth(endpoint: &str, source: Source) -> StoreError {
+        StoreError::new(
+            ErrorKind::Auth,
+            Some(endpoint),
+            format!("{endpoint} refused the credentials: {source}"),
+        )
+        .caused(source)
+    }
+
+    /// `endpoint` answered with an error, or with a reply Fleet does not understand.
+    pub(crate) fn server(endpoint: &str, source: Source) -> StoreError {
+        StoreError::new(
+            ErrorKind::Server,
+            Some(endpoint),
+            format!("{endpoint} answered with an error: {source}"),
+        )
+        .caused(source)
+    }
+
+    /// `endpoint` is not the primary.
+    pub(crate) fn not_primary(endpoint: &str, source: Source) -> StoreError {
+        // The message goes on after the cause.
+        let text = source.to_string();
+        let text = text.trim_end_matches('.');
+        StoreError::new(
+            ErrorKind::NotPrimary,
+            Some(endpoint),
+            format!("{endpoint} is not (or no longer) the primary: {text}. Fleet dropped that connection and looks for the primary again on the next step"),
+        )
+        .caused(source)
+    }
+
+    /// Session `session` (abbreviated: an id is a credential) stayed locked for `waited`.
+    pub(crate) fn lock_wait_timeout(
+        session: &str,
+        holder: Option<&crate::lease::Holder>,
+        waited: Duration,
+    ) -> StoreError {
+        let holder = match holder {
+            Some(h) => h.to_string(),
+            None => "is locked by another request".to_owned(),
+        };
+        StoreError::new(
+            ErrorKind::LockWaitTimeout,
+            None,
+            format!("session {session} {holder}: it did not finish within {waited:?}"),
+        )
+    }
+
+    /// This request's lock, held for `held`, was gone at the write, because of `loss`.
+    pub(crate) fn lock_lost(held: Duration, loss: LockLoss) -> StoreError {
+        let mut e = StoreError::new(
+            ErrorKind::LockLost,
+            None,
+            format!("this request's session lock was gone when it wrote or destroyed the session: it held the lock for {:.1} s, and {loss}. Another request may have changed the session, so this request's changes (or its session_destroy()) were not saved", held.as_secs_f64()),
+        );
+        e.detail = Detail::LockLost(loss);
+        e
+    }
+
+    /// The connection to `endpoint` that held a connection-bound lock was lost.
+    pub(crate) fn lock_connection_lost(endpoint: &str) -> StoreError {
+        StoreError::new(
+            ErrorKind::LockConnectionLost,
+            Some(endpoint),
+            format!("the connection to {endpoint} that held this session's lock was lost, so the server released the lock and another request may have changed the session; this request's changes were not saved"),
+        )
+    }
+
+    /// `endpoint` was handed a lock another backend took.
+    pub(crate) fn foreign_lock(endpoint: &str) -> StoreError {
+        StoreError::new(
+            ErrorKind::ForeignLock,
+            Some(endpoint),
+            format!("{endpoint} was handed a session lock it did not take (a bug in Fleet); this request's changes were not saved"),
+        )
+    }
+
+    /// A database object or privilege is missing; `source` says which and `fix` what to do.
+    pub(crate) fn schema(endpoint: &str, source: Source, fix: &str) -> StoreError {
+        StoreError::new(
+            ErrorKind::Schema,
+            Some(endpoint),
+            format!("{endpoint}: {source}. {fix}"),
+        )
+        .caused(source)
+    }
+
+    /// Session `session`'s stored data cannot be read.
+    pub(crate) fn damaged(endpoint: &str, session: &str, source: Source) -> StoreError {
+        StoreError::new(
+            ErrorKind::DamagedData,
+            Some(endpoint),
+            format!("{endpoint}: session {session}: {source}; it was left as it is"),
+        )
+        .caused(source)
+    }
+
+    /// Session `session` is `size` bytes once read, more than the `limit` this process can take.
+    pub(crate) fn too_large(
+        endpoint: &str,
+        session: &str,
+        size: usize,
+        limit: usize,
+    ) -> StoreError {
+        StoreError::new(
+            ErrorKind::TooLarge,
+            Some(endpoint),
+            format!("{endpoint}: session {session} is {size} bytes once read (inflated), more than the {limit} bytes this process can take now; it was left as it is"),
+        )
+    }
+
+    /// A lease name outside the allowed characters (`shown` is safe to print).
+    pub(crate) fn lease_name(shown: &str) -> StoreError {
+        StoreError::new(
+            ErrorKind::InvalidLeaseName,
+            None,
+            format!("lease name \"{shown}\" is not allowed: use 1 to 128 characters of a-z A-Z 0-9 . _ : / @ -"),
+        )
+    }
+
+    /// The operating system failed at `what`.
+    pub(crate) fn system(what: &str, source: Source) -> StoreError {
+        StoreError::new(ErrorKind::System, None, format!("{what}: {source}")).caused(source)
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The endpoint (without credentials) the failure happened at, where there is one.
+    pub fn endpoint(&self) -> Option<&str> {
+        self.endpoint.as_deref()
+    }
+
+    /// Why the lock was gone, for [`ErrorKind::LockLost`].
+    pub fn lock_loss(&self) -> Option<&LockLoss> {
+        match &self.detail {
+            Detail::LockLost(loss) => Some(loss),
+            _ => None,
+        }
+    }
+
+    /// What was wrong with the id, for [`ErrorKind::InvalidId`].
+    pub fn invalid_id(&self) -> Option<&InvalidId> {
+        match &self.detail {
+            Detail::InvalidId(id) => Some(id),
+            _ => None,
+        }
+    }
+
+    /// The cause in words: the source's text, or what the kind says where it has none
+    /// (used to list the hosts passed over in a failover).
+    pub(crate) fn cause_text(&self) -> String {
+        match (&self.source, &self.detail) {
+            (Some(source), _) => source.to_string(),
+            (None, Detail::Waited(waited)) => format!("no answer within {waited:?}"),
+            (None, _) => self.message.clone(),
+        }
+    }
+
     /// Whether the same call may succeed on a fresh connection, having surely not been
     /// carried out on the old one.
     pub fn is_connection_failure(&self) -> bool {
-        matches!(self, StoreError::ConnectionLost { .. })
+        self.kind == ErrorKind::ConnectionLost
     }
 
     /// Whether the server said it is not the primary (a demoted node, a replica, a
     /// read-only database): the step was refused, and the primary is elsewhere.
     pub fn is_not_primary(&self) -> bool {
-        matches!(self, StoreError::NotPrimary { .. })
+        self.kind == ErrorKind::NotPrimary
+    }
+}
+
+impl From<InvalidId> for StoreError {
+    fn from(e: InvalidId) -> StoreError {
+        let mut error = StoreError::new(
+            ErrorKind::InvalidId,
+            None,
+            format!("session id rejected: {e}"),
+        );
+        error.detail = Detail::InvalidId(e);
+        error
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl fmt::Debug for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreError")
+            .field("kind", &self.kind)
+            .field("endpoint", &self.endpoint)
+            .field("message", &self.message)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+impl StdError for StoreError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.source
+            .as_deref()
+            .map(|s| s as &(dyn StdError + 'static))
     }
 }

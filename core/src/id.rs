@@ -18,7 +18,7 @@ pub enum InvalidId {
     Empty,
     #[error("the id is {len} bytes long; at most {MAX_ID_LEN} are allowed")]
     TooLong { len: usize },
-    #[error("byte {position} of the id is outside a-z A-Z 0-9 , - (check session.sid_bits_per_character and any session_id() call)")]
+    #[error("byte {position} of the id is outside a-z A-Z 0-9 , -")]
     BadByte { position: usize },
 }
 

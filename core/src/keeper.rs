@@ -211,6 +211,7 @@ impl Retry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::cause;
 
     /// Counts opens; each step fails with the next error `script` queued, or succeeds.
     struct Scripted {
@@ -258,23 +259,11 @@ mod tests {
     }
 
     fn lost() -> (bool, StoreError) {
-        (
-            false,
-            StoreError::ConnectionLost {
-                endpoint: "e".into(),
-                cause: "reset".into(),
-            },
-        )
+        (false, StoreError::connection_lost("e", cause("reset")))
     }
 
     fn readonly() -> (bool, StoreError) {
-        (
-            true,
-            StoreError::NotPrimary {
-                endpoint: "e".into(),
-                cause: "READONLY".into(),
-            },
-        )
+        (true, StoreError::not_primary("e", cause("READONLY")))
     }
 
     #[test]
@@ -332,13 +321,7 @@ mod tests {
     #[test]
     fn a_server_error_reply_keeps_the_connection() {
         let mut k = keeper();
-        let reply = (
-            true,
-            StoreError::Server {
-                endpoint: "e".into(),
-                cause: "ERR".into(),
-            },
-        );
+        let reply = (true, StoreError::server("e", cause("ERR")));
         script(vec![Some(reply)]);
         assert!(step(&mut k, true).is_err());
         assert!(k.is_connected());

@@ -10,7 +10,7 @@ use std::fmt;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::error::StoreError;
+use crate::error::{cause, StoreError};
 
 /// Proof of holding a lease: 128 random bits, hex-encoded. Only the holder knows it, so only
 /// the holder can release or extend the lease.
@@ -20,7 +20,12 @@ pub struct LeaseToken(String);
 impl LeaseToken {
     pub fn generate() -> Result<LeaseToken, StoreError> {
         let mut bytes = [0u8; 16];
-        getrandom::fill(&mut bytes).map_err(|e| StoreError::Random(e.to_string()))?;
+        getrandom::fill(&mut bytes).map_err(|e| {
+            StoreError::system(
+                "the operating system's random number generator failed",
+                cause(e.to_string()),
+            )
+        })?;
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let hex = bytes
             .iter()
@@ -51,7 +56,7 @@ pub fn check_name(name: &str) -> Result<(), StoreError> {
     let allowed = |c: char| c.is_ascii_alphanumeric() || ".-_:/@".contains(c);
     if name.is_empty() || name.len() > MAX_LEASE_NAME || !name.chars().all(allowed) {
         let shown: String = name.chars().take(40).collect();
-        return Err(StoreError::LeaseName { name: shown });
+        return Err(StoreError::lease_name(&shown));
     }
     Ok(())
 }
@@ -409,7 +414,7 @@ fn spawn_without_signals(shared: Arc<Shared>, renew: RenewFn) -> Result<(), Stor
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
     spawned
         .map(|_| ())
-        .map_err(|e| StoreError::Random(format!("cannot start the lock renewal thread: {e}")))
+        .map_err(|e| StoreError::system("cannot start the lock renewal thread", Box::new(e)))
 }
 
 /// The renewal thread.
@@ -603,7 +608,7 @@ mod tests {
                 (&b"k"[..], 32, Duration::from_millis(90))
             );
             seen.lock().unwrap().push(Instant::now());
-            answer.map_err(|e| StoreError::Random(e.into()))
+            answer.map_err(|e| StoreError::server("test", cause(e)))
         }))
         .unwrap();
         (renewer, calls)

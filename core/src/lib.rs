@@ -18,7 +18,9 @@
 //! - [`mysql`]: the MySQL/MariaDB backend (one host or a failover list).
 //! - `keeper` (internal): the one connection a worker keeps, and what a failed step
 //!   means for it (reconnect, retry once, follow a failover), for every backend.
-//! - [`error`]: typed errors with messages an admin can act on.
+//! - `error` (private; its types are re-exported): [`StoreError`], one error type with an
+//!   [`ErrorKind`], the endpoint, the source error and a message of facts (the programs add
+//!   advice in their own terms), and [`ConfigError`] for a store URL that cannot be used.
 
 pub mod codec;
 pub mod compress;
@@ -36,8 +38,8 @@ mod store;
 pub use config::{
     parse_save_path, set_file_guard, MySqlConfig, MySqlLockMode, RedisConfig, StoreConfig, Timeouts,
 };
-pub use error::{ConfigError, StoreError};
-pub use id::SessionId;
+pub use error::{ConfigError, ErrorKind, LockLoss, StoreError};
+pub use id::{InvalidId, SessionId};
 pub use inventory::{Inventory, StoredSession};
 pub use lease::{Holder, LeaseStore, LeaseTerms, LeaseTicket, LeaseToken, Slot, Taken};
 pub use open::{open_inventory, open_lease_store, open_store, read_session};

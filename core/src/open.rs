@@ -83,12 +83,12 @@ impl Framed {
         if let Some(lock) = &outcome.lock {
             let _ = self.inner.unlock(id, lock);
         }
-        StoreError::TooLarge {
-            endpoint: self.inner.endpoint().to_owned(),
-            session: id.abbreviated(),
+        StoreError::too_large(
+            self.inner.endpoint(),
+            &id.abbreviated(),
             size,
-            limit: self.read_limit,
-        }
+            self.read_limit,
+        )
     }
 }
 
@@ -149,11 +149,11 @@ impl SessionStore for Framed {
                 if let Some(lock) = &outcome.lock {
                     let _ = self.inner.unlock(id, lock);
                 }
-                Err(StoreError::DamagedData {
-                    endpoint: self.inner.endpoint().to_owned(),
-                    session: id.abbreviated(),
-                    cause: damaged.to_string(),
-                })
+                Err(StoreError::damaged(
+                    self.inner.endpoint(),
+                    &id.abbreviated(),
+                    Box::new(damaged),
+                ))
             }
         }
     }

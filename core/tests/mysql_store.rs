@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use fleet_core::{create_table_sql, schema_script, MySqlStore};
 use fleet_core::{
-    parse_save_path, LeaseTerms, LockPolicy, SessionId, SessionStore, StoreConfig, StoreError,
+    parse_save_path, ErrorKind, LeaseTerms, LockPolicy, SessionId, SessionStore, StoreConfig,
     Timeouts,
 };
 use fleet_harness::mariadb_server::{DATABASE, PASSWORD};
@@ -189,7 +189,7 @@ fn procedures_auto_uses_statements_where_the_procedures_cannot_be_used() {
     db.query(&create_table_sql("bare"));
     let mut s = open(&db.save_path("table=bare&create_table=0&procedures=1"));
     let err = s.lock_and_read(&id("d"), locked(1_000)).unwrap_err();
-    assert!(matches!(err, StoreError::Schema { .. }), "{err}");
+    assert!(err.kind() == ErrorKind::Schema, "{err}");
     assert!(
         err.to_string().contains("fleetctl schema --table bare"),
         "{err}"
@@ -209,13 +209,13 @@ fn procedures_and_statements_exclude_each_other() {
     let sid = id("shared");
     let held = with.lock_and_read(&sid, locked(1_000)).unwrap();
     let err = without.lock_and_read(&sid, locked(300)).unwrap_err();
-    assert!(matches!(err, StoreError::LockWaitTimeout { .. }), "{err}");
+    assert!(err.kind() == ErrorKind::LockWaitTimeout, "{err}");
     with.write_and_unlock(&sid, b"one", LIFETIME, held.lock.as_ref())
         .unwrap();
     let held = without.lock_and_read(&sid, locked(1_000)).unwrap();
     assert_eq!(held.data.as_deref(), Some(&b"one"[..]));
     let err = with.lock_and_read(&sid, locked(300)).unwrap_err();
-    assert!(matches!(err, StoreError::LockWaitTimeout { .. }), "{err}");
+    assert!(err.kind() == ErrorKind::LockWaitTimeout, "{err}");
     without
         .write_and_unlock(&sid, b"two", LIFETIME, held.lock.as_ref())
         .unwrap();
@@ -236,7 +236,7 @@ fn a_statement_failing_inside_a_procedure_releases_the_lock() {
         .write_and_unlock(&sid, b"x", LIFETIME, read.lock.as_ref())
         .unwrap_err();
     assert!(
-        matches!(err, StoreError::Schema { .. }) && err.to_string().contains("fleet_sessions"),
+        err.kind() == ErrorKind::Schema && err.to_string().contains("fleet_sessions"),
         "{err}"
     );
     assert_eq!(
@@ -246,7 +246,7 @@ fn a_statement_failing_inside_a_procedure_releases_the_lock() {
     );
     // The same for a read that fails after the lock was taken.
     let err = s.lock_and_read(&sid, locked(1_000)).unwrap_err();
-    assert!(matches!(err, StoreError::Schema { .. }), "{err}");
+    assert!(err.kind() == ErrorKind::Schema, "{err}");
     assert_eq!(
         lock_holder(&db, "doomed"),
         "",
@@ -438,8 +438,8 @@ fn dead_holder_frees_the_session(mode: &str) {
         .unwrap_err();
     assert!(
         matches!(
-            err,
-            StoreError::ConnectionLost { .. } | StoreError::LockConnectionLost { .. }
+            err.kind(),
+            ErrorKind::ConnectionLost | ErrorKind::LockConnectionLost
         ),
         "{mode}: a write after losing the lock is refused: {err}"
     );
@@ -477,11 +477,11 @@ fn lock_wait_timeout_in_every_mode() {
         let start = Instant::now();
         let err = waiter.lock_and_read(&sid, locked(2_500)).unwrap_err();
         let waited = start.elapsed();
+        assert!(err.kind() == ErrorKind::LockWaitTimeout, "{mode}: {err}");
         assert!(
-            matches!(err, StoreError::LockWaitTimeout { .. }),
-            "{mode}: {err}"
+            err.to_string().contains("did not finish within 2.5s"),
+            "{err}"
         );
-        assert!(err.to_string().contains("fleet.lock_wait_timeout"));
         // The deadline is the floor; a wait that never ends is caught by nextest's timeout.
         assert!(waited >= Duration::from_millis(2_500), "{mode}: {waited:?}");
         // The waiter's connection is still good, and the holder can still write.
@@ -592,7 +592,7 @@ fn dead_and_hung_servers_fail_fast_with_the_endpoint_and_no_password() {
     ));
     let err = s.connect().unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, StoreError::Connect { .. }), "{msg}");
+    assert!(err.kind() == ErrorKind::Connect, "{msg}");
     assert!(
         msg.contains(&format!("127.0.0.1:{dead_port}")) && !msg.contains(PASSWORD),
         "{msg}"
@@ -607,10 +607,7 @@ fn dead_and_hung_servers_fail_fast_with_the_endpoint_and_no_password() {
     // (nextest's terminate-after catches that); no wall-clock bound is asserted here.
     let err = s.connect().unwrap_err();
     assert!(
-        matches!(
-            err,
-            StoreError::TimedOut { .. } | StoreError::Connect { .. }
-        ),
+        matches!(err.kind(), ErrorKind::TimedOut | ErrorKind::Connect),
         "{err}"
     );
     assert!(!err.to_string().contains(PASSWORD));
@@ -625,7 +622,7 @@ fn wrong_password_and_missing_table_say_what_to_fix() {
     ));
     let err = s.connect().unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, StoreError::Auth { .. }), "{msg}");
+    assert!(err.kind() == ErrorKind::Auth, "{msg}");
     assert!(!msg.contains("not-the-password"), "{msg}");
 
     let mut s = open(&db.save_path("create_table=0&table=missing"));
@@ -684,15 +681,15 @@ fn tls_with_a_trusted_ca_and_refusal_of_an_untrusted_certificate() {
     let mut s = open(&format!("{base}?tls=1"));
     let err = s.connect().unwrap_err();
     assert!(
-        matches!(err, StoreError::Tls { .. }),
+        err.kind() == ErrorKind::Tls,
         "an untrusted certificate is refused: {err}"
     );
-    assert!(err.to_string().contains("tls_ca_file"), "{err}");
+    assert!(err.to_string().contains("TLS with"), "{err}");
 
     let mut s = open(&base);
     let err = s.connect().unwrap_err();
     assert!(
-        matches!(err, StoreError::Auth { .. }),
+        err.kind() == ErrorKind::Auth,
         "the user requires TLS: {err}"
     );
 }

@@ -9,7 +9,7 @@ use common::{id, open_redis, LIFETIME};
 
 use std::time::{Duration, Instant};
 
-use fleet_core::{LeaseTerms, LockPolicy, SessionStore, StoreError};
+use fleet_core::{ErrorKind, LeaseTerms, LockLoss, LockPolicy, SessionStore};
 use fleet_harness::{RedisCluster, RedisServer};
 
 fn renewed(ttl_ms: u64, max_hold_ms: u64) -> LockPolicy {
@@ -96,10 +96,10 @@ fn a_request_past_its_maximum_hold_loses_the_lock_and_is_told_why() {
     let e = holder
         .write_and_unlock(&sid, b"late", LIFETIME, read.lock.as_ref())
         .expect_err("the write is refused");
-    assert!(matches!(e, StoreError::LockLost { .. }), "{e}");
+    assert!(e.kind() == ErrorKind::LockLost, "{e}");
     let message = e.to_string();
     assert!(
-        message.contains("fleet.lock_max_hold") && message.contains("0.6 s"),
+        matches!(e.lock_loss(), Some(LockLoss::MaxHold { .. })) && message.contains("0.6 s"),
         "{message}"
     );
     assert_eq!(

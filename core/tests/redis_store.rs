@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use fleet_core::config::{RedisEndpoint, Secret};
 use fleet_core::RedisStore;
 use fleet_core::{
-    parse_save_path, LeaseTerms, LockPolicy, RedisConfig, SessionId, SessionStore, StoreConfig,
-    StoreError, Timeouts,
+    parse_save_path, ErrorKind, LeaseTerms, LockLoss, LockPolicy, RedisConfig, SessionId,
+    SessionStore, StoreConfig, Timeouts,
 };
 use fleet_harness::{Blackhole, RedisServer};
 
@@ -188,8 +188,11 @@ fn lock_wait_timeout_is_an_error_not_an_unlocked_read() {
     let _held = holder.lock_and_read(&sid, locked(30_000, 1_000)).unwrap();
     let mut waiter = store(&redis);
     let err = waiter.lock_and_read(&sid, locked(30_000, 200)).unwrap_err();
-    assert!(matches!(err, StoreError::LockWaitTimeout { .. }), "{err}");
-    assert!(err.to_string().contains("fleet.lock_wait_timeout"), "{err}");
+    assert!(err.kind() == ErrorKind::LockWaitTimeout, "{err}");
+    assert!(
+        err.to_string().contains("did not finish within 200ms"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -207,8 +210,11 @@ fn a_write_after_the_lock_expired_is_refused() {
     let err = slow
         .write_and_unlock(&sid, b"stale", LIFETIME, slow_read.lock.as_ref())
         .unwrap_err();
-    assert!(matches!(err, StoreError::LockLost { .. }), "{err}");
-    assert!(err.to_string().contains("fleet.lock_ttl"));
+    assert!(err.kind() == ErrorKind::LockLost, "{err}");
+    assert!(
+        matches!(err.lock_loss(), Some(LockLoss::NotRenewed { .. })),
+        "{err}"
+    );
     assert_eq!(
         redis.command(&["GET", "PHPREDIS_SESSION:late"]),
         "newer",
@@ -324,7 +330,7 @@ fn dead_server_is_a_connect_error_naming_the_endpoint() {
     let port = fleet_harness::paths::free_port();
     let mut s = RedisStore::new(&RedisConfig::tcp("127.0.0.1", port), Timeouts::default()).unwrap();
     let err = s.lock_and_read(&id("x"), locked(1_000, 1_000)).unwrap_err();
-    assert!(matches!(err, StoreError::Connect { .. }), "{err}");
+    assert!(err.kind() == ErrorKind::Connect, "{err}");
     assert!(
         err.to_string()
             .contains(&format!("redis://127.0.0.1:{port}")),
@@ -343,8 +349,8 @@ fn hung_server_is_bounded_by_the_command_timeout() {
     let start = Instant::now();
     let err = s.lock_and_read(&id("x"), locked(1_000, 1_000)).unwrap_err();
     println!("hung server reported after {:?}", start.elapsed());
-    assert!(matches!(err, StoreError::TimedOut { .. }), "{err}");
-    assert!(err.to_string().contains("fleet.read_timeout"), "{err}");
+    assert!(err.kind() == ErrorKind::TimedOut, "{err}");
+    assert!(err.to_string().contains("did not answer within"), "{err}");
 }
 
 #[test]
@@ -375,7 +381,7 @@ fn password_auth_and_wrong_password() {
         .exists(&id("auth"))
         .unwrap_err();
     let text = err.to_string();
-    assert!(matches!(err, StoreError::Auth { .. }), "{text}");
+    assert!(err.kind() == ErrorKind::Auth, "{text}");
     assert!(
         !text.contains("wrong-pw") && !text.contains("s3cret"),
         "{text}"
@@ -383,7 +389,7 @@ fn password_auth_and_wrong_password() {
 
     let mut anonymous = store(&redis);
     let err = anonymous.exists(&id("auth")).unwrap_err();
-    assert!(matches!(err, StoreError::Auth { .. }), "{err}");
+    assert!(err.kind() == ErrorKind::Auth, "{err}");
 }
 
 #[test]
@@ -427,13 +433,13 @@ fn tls_with_a_trusted_ca_without_verification_and_untrusted() {
         .exists(&sid)
         .unwrap_err();
     println!("untrusted: {err}");
-    assert!(matches!(err, StoreError::Tls { .. }), "{err}");
+    assert!(err.kind() == ErrorKind::Tls, "{err}");
     assert!(
         err.to_string()
             .contains(&format!("rediss://127.0.0.1:{tls_port}")),
         "{err}"
     );
-    assert!(err.to_string().contains("tls_ca_file"), "{err}");
+    assert!(err.to_string().contains("TLS with"), "{err}");
 }
 
 /// Issue 22 #9: a request whose lock expired and was taken by another request cannot delete
@@ -458,7 +464,7 @@ fn a_destroy_after_the_lock_expired_is_refused_and_keeps_the_holders_session() {
 
     // A destroys: refused the way a write is, and nothing is deleted.
     let err = a.destroy(&sid, a_read.lock.as_ref()).unwrap_err();
-    assert!(matches!(err, StoreError::LockLost { .. }), "{err}");
+    assert!(err.kind() == ErrorKind::LockLost, "{err}");
     assert!(err.to_string().contains("lock was gone"), "{err}");
     assert_eq!(
         redis.command(&["GET", "PHPREDIS_SESSION:latedestroy"]),

@@ -8,8 +8,11 @@ use std::cell::{Cell, RefCell};
 use std::time::Duration;
 
 use fleet_core::config::Lifetimes;
-use fleet_core::{open_store, parse_save_path, HeldLock, SessionId, SessionStore, StoreError};
+use fleet_core::{
+    open_store, parse_save_path, ErrorKind, HeldLock, SessionId, SessionStore, StoreError,
+};
 
+use crate::advice;
 use crate::busy;
 use crate::metrics::{self, Counter};
 use crate::settings::Settings;
@@ -116,7 +119,7 @@ pub struct OpenSession {
 }
 
 fn problem(e: impl std::fmt::Display) -> Problem {
-    format!("Fleet: {e}")
+    e.to_string()
 }
 
 /// Adds to a shared counter unless `fleet.metrics` is off.
@@ -128,29 +131,27 @@ fn count(settings: &Settings, counter: Counter, n: u64) {
 
 /// Counts a failed step by what went wrong, and words it for PHP.
 fn failed(settings: &Settings, e: StoreError) -> Problem {
-    let counter = match &e {
-        StoreError::Connect { .. } | StoreError::Tls { .. } => Some(Counter::ErrorsConnect),
-        StoreError::TimedOut { .. } => Some(Counter::ErrorsTimeout),
-        StoreError::ConnectionLost { .. } => Some(Counter::ErrorsConnectionLost),
-        StoreError::Auth { .. } => Some(Counter::ErrorsAuth),
-        StoreError::NotPrimary { .. } => Some(Counter::ErrorsNotPrimary),
-        StoreError::Server { .. } | StoreError::Schema { .. } | StoreError::DamagedData { .. } => {
+    let counter = match e.kind() {
+        ErrorKind::Connect | ErrorKind::Tls => Some(Counter::ErrorsConnect),
+        ErrorKind::TimedOut => Some(Counter::ErrorsTimeout),
+        ErrorKind::ConnectionLost => Some(Counter::ErrorsConnectionLost),
+        ErrorKind::Auth => Some(Counter::ErrorsAuth),
+        ErrorKind::NotPrimary => Some(Counter::ErrorsNotPrimary),
+        ErrorKind::Server | ErrorKind::Schema | ErrorKind::DamagedData | ErrorKind::TooLarge => {
             Some(Counter::ErrorsServer)
         }
-        StoreError::LockWaitTimeout { .. } => Some(Counter::LockWaitTimeouts),
-        StoreError::LockLost { .. } | StoreError::LockConnectionLost { .. } => {
-            Some(Counter::LocksLost)
-        }
+        ErrorKind::LockWaitTimeout => Some(Counter::LockWaitTimeouts),
+        ErrorKind::LockLost | ErrorKind::LockConnectionLost => Some(Counter::LocksLost),
         _ => None,
     };
     if let Some(counter) = counter {
         count(settings, counter, 1);
     }
-    problem(e)
+    advice::describe(&e)
 }
 
 fn parse_id(raw: &[u8]) -> Result<SessionId, Problem> {
-    SessionId::parse(raw).map_err(|e| problem(StoreError::InvalidId(e)))
+    SessionId::parse(raw).map_err(|e| advice::describe(&StoreError::from(e)))
 }
 
 fn lifetime(maxlifetime: i64) -> Duration {
@@ -304,16 +305,13 @@ impl OpenSession {
         };
         let outcome = self.store.lock_and_read(id, self.settings.lock);
         drop(waiting);
-        outcome.map_err(|e| match e {
-            StoreError::TooLarge { .. } => {
-                count(&self.settings, Counter::ErrorsServer, 1);
-                format!(
-                    "{}. PHP needs about twice a session's size to read and decode it, and memory_limit leaves {}: raise memory_limit, or make the session smaller",
-                    problem(e),
-                    room.describe()
-                )
-            }
-            e => failed(&self.settings, e),
+        outcome.map_err(|e| match e.kind() {
+            ErrorKind::TooLarge => format!(
+                "{}. PHP needs about twice a session's size to read and decode it, and memory_limit leaves {}: raise memory_limit, or make the session smaller",
+                failed(&self.settings, e),
+                room.describe()
+            ),
+            _ => failed(&self.settings, e),
         })
     }
 

@@ -15,6 +15,7 @@ use fleet_core::{
     open_lease_store, parse_save_path, LeaseStore, LeaseTicket, LeaseToken, Taken, Timeouts,
 };
 
+use crate::advice;
 use crate::handler::Problem;
 
 /// How often a waiting `fleet_lease_acquire()` tries again. Leases guard rare actions (a
@@ -53,7 +54,7 @@ pub fn store_url(
     if save_handler == "fleet" && !save_path.trim().is_empty() {
         return Ok(save_path.trim().to_owned());
     }
-    Err("Fleet: no store for leases: set fleet.lease_store to a store URL written as session.save_path (e.g. \"redis://10.0.0.5:6379?prefix=app:\"), or use session.save_handler = fleet".into())
+    Err("no store for leases: set fleet.lease_store to a store URL written as session.save_path (e.g. \"redis://10.0.0.5:6379?prefix=app:\"), or use session.save_handler = fleet".into())
 }
 
 fn with_store<T>(
@@ -64,15 +65,13 @@ fn with_store<T>(
         let mut slot = slot.borrow_mut();
         let reuse = matches!(&*slot, Some((kept, _)) if kept == at);
         if !reuse {
-            let config =
-                parse_save_path(&at.url).map_err(|e| format!("Fleet: fleet.lease_store: {e}"))?;
-            let store =
-                open_lease_store(&config, at.timeouts).map_err(|e| format!("Fleet: {e}"))?;
+            let config = parse_save_path(&at.url).map_err(|e| format!("fleet.lease_store: {e}"))?;
+            let store = open_lease_store(&config, at.timeouts).map_err(|e| advice::describe(&e))?;
             *slot = Some((at.clone(), store));
         }
         match slot.as_mut() {
-            Some((_, store)) => op(store.as_mut()).map_err(|e| format!("Fleet: {e}")),
-            None => Err("Fleet: no lease store".into()),
+            Some((_, store)) => op(store.as_mut()).map_err(|e| advice::describe(&e)),
+            None => Err("no lease store".into()),
         }
     })
 }
@@ -91,7 +90,7 @@ fn seconds(what: &str, value: f64, allow_zero: bool) -> Result<Duration, Problem
                 "more than 0"
             };
             Err(format!(
-                "Fleet: {what} must be a number of {least} seconds (values above {} count as {}), {value} given",
+                "{what} must be a number of {least} seconds (values above {} count as {}), {value} given",
                 MAX_TTL.as_secs(),
                 MAX_TTL.as_secs()
             ))
@@ -104,8 +103,8 @@ fn seconds(what: &str, value: f64, allow_zero: bool) -> Result<Duration, Problem
 pub fn acquire(at: &StoreAt, name: &str, ttl: f64, wait: f64) -> Result<Option<String>, Problem> {
     let ttl = seconds("$ttl", ttl, false)?;
     let wait = seconds("$wait", wait, true)?;
-    fleet_core::lease::check_name(name).map_err(|e| format!("Fleet: {e}"))?;
-    let token = LeaseToken::generate().map_err(|e| format!("Fleet: {e}"))?;
+    fleet_core::lease::check_name(name).map_err(|e| advice::describe(&e))?;
+    let token = LeaseToken::generate().map_err(|e| advice::describe(&e))?;
     let give_up = fleet_core::lease::later(Instant::now(), wait);
     loop {
         match with_store(at, |s| s.take_lease(name, &token, ttl, None))? {
@@ -122,8 +121,7 @@ pub fn acquire(at: &StoreAt, name: &str, ttl: f64, wait: f64) -> Result<Option<S
 
 fn ticket(text: &str) -> Result<LeaseTicket, Problem> {
     LeaseTicket::parse(text).ok_or_else(|| {
-        "Fleet: $token is not a lease token (pass the string fleet_lease_acquire() returned)"
-            .to_owned()
+        "$token is not a lease token (pass the string fleet_lease_acquire() returned)".to_owned()
     })
 }
 

@@ -6,6 +6,7 @@
 //!   hooks), `functions` (the PHP functions), `ini`, `identity` (who the request is) and
 //!   `messages` (the panic guard and the warnings delivered after each hook).
 //! - [`handler`]: what each session hook does, in safe Rust.
+//! - [`advice`]: what an admin can do about a store error, in terms of PHP's settings.
 //! - [`leases`]: `fleet_lease_acquire()`, `fleet_lease_renew()`, `fleet_lease_release()`.
 //! - [`busy`]: the busy-session cap (`fleet.max_waiters`): the setting, the board of who
 //!   waits for which session, and the admission decision.
@@ -14,6 +15,7 @@
 //! - [`shm`]: memory shared by the workers of one FPM master, the monotonic clock, PID
 //!   liveness.
 
+mod advice;
 mod busy;
 mod ffi;
 mod handler;

@@ -11,7 +11,7 @@ use super::errors::{ER_PROCACCESS_DENIED, ER_SP_DOES_NOT_EXIST};
 use super::statements::{ProcedureCalls, Statements};
 use super::{retry_first, server_side_wait, MySqlStore};
 use crate::config::MySqlProcedures;
-use crate::error::StoreError;
+use crate::error::{cause, StoreError};
 use crate::id::SessionId;
 use crate::keeper::Retry;
 use crate::lease::{LeaseTerms, MAX_WAIT_SLICE};
@@ -96,17 +96,17 @@ impl MySqlStore {
                 }
                 Some(_) if Instant::now() < deadline => continue,
                 Some(_) => {
-                    return Err(StoreError::LockWaitTimeout {
-                        waited: terms.wait_timeout,
-                        session: id.abbreviated(),
-                        holder: self.named_lock_holder(&key),
-                    })
+                    return Err(StoreError::lock_wait_timeout(
+                        &id.abbreviated(),
+                        self.named_lock_holder(&key).as_ref(),
+                        terms.wait_timeout,
+                    ))
                 }
                 None => {
-                    return Err(StoreError::Server {
-                        endpoint: self.endpoint_owned(),
-                        cause: "GET_LOCK returned NULL (the wait was interrupted)".into(),
-                    })
+                    return Err(StoreError::server(
+                        self.endpoint_name(),
+                        cause("GET_LOCK returned NULL (the wait was interrupted)"),
+                    ))
                 }
             }
         }

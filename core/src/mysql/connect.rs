@@ -16,7 +16,7 @@ use super::errors::ER_TABLEACCESS_DENIED;
 use super::MAX_TABLE_FOR_PROCEDURES;
 use super::{classify, create_procedures_sql, create_table_sql, StatementTexts, Statements};
 use crate::config::{host_port, MySqlConfig, MySqlEndpoint, MySqlProcedures, Timeouts};
-use crate::error::StoreError;
+use crate::error::{cause, StoreError};
 use crate::keeper::{Connector, Failure};
 
 /// An open connection and the statements prepared on it.
@@ -114,10 +114,7 @@ impl MySqlConnector {
             .query_first("SELECT @@global.read_only")
             .map_err(|e| self.classify(e, false))?;
         if read_only.unwrap_or(0) != 0 {
-            return Err(StoreError::NotPrimary {
-                endpoint: name.to_owned(),
-                cause: "the server is read-only (@@read_only = 1): it is a replica, or a demoted primary".into(),
-            });
+            return Err(StoreError::not_primary(name, cause("the server is read-only (@@read_only = 1): it is a replica, or a demoted primary")));
         }
         Ok(conn)
     }
@@ -187,7 +184,7 @@ impl MySqlConnector {
                     break;
                 }
                 // Wrong credentials are wrong on every host: say so, not "no host".
-                Err(e @ StoreError::Auth { .. }) => return Err(e),
+                Err(e) if e.kind() == crate::ErrorKind::Auth => return Err(e),
                 Err(e) => {
                     passed_over.push(format!("{name}: {e}"));
                     first_error.get_or_insert(e);
@@ -197,13 +194,13 @@ impl MySqlConnector {
         let Some(conn) = conn else {
             return Err(match (self.targets.len(), first_error) {
                 (1, Some(e)) => e,
-                _ => StoreError::Connect {
-                    endpoint: self.endpoint.clone(),
-                    cause: format!(
+                _ => StoreError::connect(
+                    &self.endpoint,
+                    cause(format!(
                         "no host of the list is a writable primary ({})",
                         passed_over.join("; ")
-                    ),
-                },
+                    )),
+                ),
             });
         };
         Ok(conn)

@@ -6,7 +6,7 @@ use std::time::Duration;
 use ::mysql::Error as MySqlError;
 
 use crate::config::Timeouts;
-use crate::error::StoreError;
+use crate::error::{cause, StoreError};
 
 // MySQL/MariaDB error codes Fleet reacts to.
 pub(super) const ER_DBACCESS_DENIED: u16 = 1044;
@@ -33,36 +33,32 @@ pub(super) fn classify(
     read_timeout: Duration,
     connecting: bool,
 ) -> StoreError {
-    let endpoint = endpoint.to_owned();
     match e {
         MySqlError::MySqlError(e) => {
-            let cause = format!("{} (error {})", e.message, e.code);
+            let text = format!("{} (error {})", e.message, e.code);
             // What the admin can do about a missing object or privilege.
             let fix = match e.code {
                 ER_ACCESS_DENIED | ER_DBACCESS_DENIED => {
-                    return StoreError::Auth { endpoint, cause }
+                    return StoreError::auth(endpoint, cause(text))
                 }
-                ER_READ_ONLY_MODE => return StoreError::NotPrimary { endpoint, cause },
+                ER_READ_ONLY_MODE => return StoreError::not_primary(endpoint, cause(text)),
                 ER_OPTION_PREVENTS_STATEMENT
                     if e.message.contains("read-only") || e.message.contains("read_only") =>
                 {
-                    return StoreError::NotPrimary { endpoint, cause }
+                    return StoreError::not_primary(endpoint, cause(text))
                 }
-                ER_BAD_DB => "Create the database, or fix its name in session.save_path".to_owned(),
+                ER_BAD_DB => "Create the database, or fix its name in the store URL".to_owned(),
                 ER_NO_SUCH_TABLE => format!(
                     "Create the table with the statement `fleetctl schema --table {table}` prints, or let Fleet create it (create_table=1, the default, needs the CREATE privilege)"
                 ),
-                ER_TABLEACCESS_DENIED => "Grant SELECT, INSERT, UPDATE, DELETE on the session table to the session.save_path user".to_owned(),
+                ER_TABLEACCESS_DENIED => "Grant SELECT, INSERT, UPDATE, DELETE on the session table to the store URL's user".to_owned(),
                 ER_SP_DOES_NOT_EXIST => format!(
-                    "Create Fleet's procedures with the statements `fleetctl schema --table {table}` prints (this needs CREATE ROUTINE), or set procedures=auto in session.save_path to use plain statements without them"
+                    "Create Fleet's procedures with the statements `fleetctl schema --table {table}` prints (this needs CREATE ROUTINE), or set procedures=auto in the store URL to use plain statements without them"
                 ),
-                ER_PROCACCESS_DENIED => "Grant EXECUTE on Fleet's procedures to the session.save_path user, or set procedures=auto in session.save_path".to_owned(),
-                _ => return StoreError::Server { endpoint, cause },
+                ER_PROCACCESS_DENIED => "Grant EXECUTE on Fleet's procedures to the store URL's user, or set procedures=auto in the store URL".to_owned(),
+                _ => return StoreError::server(endpoint, cause(text)),
             };
-            StoreError::Schema {
-                endpoint,
-                cause: format!("{cause}. {fix}"),
-            }
+            StoreError::schema(endpoint, cause(text), &fix)
         }
         e if matches!(
             io_error_kind(&e),
@@ -70,33 +66,21 @@ pub(super) fn classify(
         ) =>
         {
             // A socket read timeout (EAGAIN), also while reading the server's greeting.
-            StoreError::TimedOut {
-                endpoint,
-                waited: read_timeout,
-            }
+            StoreError::timed_out(endpoint, read_timeout)
         }
         MySqlError::DriverError(
             ::mysql::DriverError::ConnectTimeout | ::mysql::DriverError::Timeout,
-        ) => StoreError::TimedOut {
-            endpoint,
-            waited: timeouts.connect,
-        },
-        MySqlError::TlsError(e) => StoreError::Tls {
-            endpoint,
-            cause: e.to_string(),
-        },
+        ) => StoreError::timed_out(endpoint, timeouts.connect),
+        MySqlError::TlsError(e) => StoreError::tls(endpoint, Box::new(e)),
         e if connecting => {
-            let cause = e.to_string();
-            if cause.contains("SSL") || cause.contains("TLS") || cause.contains("certificate") {
-                StoreError::Tls { endpoint, cause }
+            let text = e.to_string();
+            if text.contains("SSL") || text.contains("TLS") || text.contains("certificate") {
+                StoreError::tls(endpoint, Box::new(e))
             } else {
-                StoreError::Connect { endpoint, cause }
+                StoreError::connect(endpoint, Box::new(e))
             }
         }
-        e => StoreError::ConnectionLost {
-            endpoint,
-            cause: e.to_string(),
-        },
+        e => StoreError::connection_lost(endpoint, Box::new(e)),
     }
 }
 

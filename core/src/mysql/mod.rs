@@ -191,8 +191,8 @@ impl MySqlStore {
         })
     }
 
-    fn endpoint_owned(&self) -> String {
-        self.keeper.connector.endpoint.clone()
+    fn endpoint_name(&self) -> &str {
+        &self.keeper.connector.endpoint
     }
 
     /// Runs `op` on the connection, and again on a fresh one where `retry` allows; see
@@ -221,15 +221,11 @@ impl MySqlStore {
         op: impl FnMut(&mut Conn, &Statements) -> Result<T, MySqlError>,
     ) -> Result<T, StoreError> {
         let HeldLock::Connection { connection_id } = lock else {
-            return Err(StoreError::ForeignLock {
-                endpoint: self.endpoint_owned(),
-            });
+            return Err(StoreError::foreign_lock(self.endpoint_name()));
         };
         match self.keeper.current() {
             Some(live) if live.conn.connection_id() == *connection_id => self.run(Retry::Never, op),
-            _ => Err(StoreError::LockConnectionLost {
-                endpoint: self.endpoint_owned(),
-            }),
+            _ => Err(StoreError::lock_connection_lost(self.endpoint_name())),
         }
     }
 
@@ -242,9 +238,7 @@ impl MySqlStore {
             Some(live) => Ok(HeldLock::Connection {
                 connection_id: live.conn.connection_id(),
             }),
-            None => Err(StoreError::LockConnectionLost {
-                endpoint: self.endpoint_owned(),
-            }),
+            None => Err(StoreError::lock_connection_lost(self.endpoint_name())),
         }
     }
 

@@ -10,7 +10,7 @@ use ::mysql::{Conn, Error as MySqlError};
 use super::errors::{ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT};
 use super::statements::Statements;
 use super::{server_side_wait, MySqlStore};
-use crate::error::StoreError;
+use crate::error::{cause, LockLoss, StoreError};
 use crate::id::SessionId;
 use crate::keeper::Retry;
 use crate::lease::LeaseTerms;
@@ -73,26 +73,26 @@ impl MySqlStore {
                     })?;
                     inserted = made.is_some();
                     if !inserted && Instant::now() >= deadline {
-                        return Err(StoreError::LockWaitTimeout {
-                            waited: terms.wait_timeout,
-                            session: id.abbreviated(),
-                            holder: None,
-                        });
+                        return Err(StoreError::lock_wait_timeout(
+                            &id.abbreviated(),
+                            None,
+                            terms.wait_timeout,
+                        ));
                     }
                 }
                 Some(None) => {
-                    return Err(StoreError::Server {
-                        endpoint: self.endpoint_owned(),
-                        cause: "the session row vanished while locked".into(),
-                    })
+                    return Err(StoreError::server(
+                        self.endpoint_name(),
+                        cause("the session row vanished while locked"),
+                    ))
                 }
                 None if Instant::now() < deadline => {}
                 None => {
-                    return Err(StoreError::LockWaitTimeout {
-                        waited: terms.wait_timeout,
-                        session: id.abbreviated(),
-                        holder: None,
-                    })
+                    return Err(StoreError::lock_wait_timeout(
+                        &id.abbreviated(),
+                        None,
+                        terms.wait_timeout,
+                    ))
                 }
             }
         }
@@ -133,14 +133,14 @@ impl MySqlStore {
     pub(super) fn check_row_transaction(&self, id: &SessionId) -> Result<(), StoreError> {
         match &self.locked {
             Some(l) if l.session == id.as_str() && l.intact => Ok(()),
-            Some(l) => Err(StoreError::LockLost {
-                held: l.taken.elapsed(),
-                why: "a statement failed inside the transaction that held its row lock, which may have rolled the transaction back (a deadlock always does; a lock wait timeout does with innodb_rollback_on_timeout) and so ended the lock".into(),
-            }),
-            None => Err(StoreError::LockLost {
-                held: Duration::ZERO,
-                why: "no transaction of this request holds its row lock".into(),
-            }),
+            Some(l) => Err(StoreError::lock_lost(
+                l.taken.elapsed(),
+                LockLoss::TransactionFailed,
+            )),
+            None => Err(StoreError::lock_lost(
+                Duration::ZERO,
+                LockLoss::NoTransaction,
+            )),
         }
     }
 }

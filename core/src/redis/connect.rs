@@ -20,7 +20,7 @@ use ::redis::{
 use super::cluster::{opener, ClusterLink};
 
 use crate::config::{host_port, RedisConfig, RedisEndpoint, RedisTls, Secret, Timeouts};
-use crate::error::StoreError;
+use crate::error::{cause, StoreError};
 use crate::keeper::{Connector, Failure};
 
 /// Finds and opens the connection of one Redis store.
@@ -156,10 +156,7 @@ impl NodeSettings {
 impl RedisConnector {
     pub fn new(config: &RedisConfig, timeouts: Timeouts) -> Result<RedisConnector, StoreError> {
         let endpoint = config.endpoint.to_string();
-        let refused = |e: RedisError| StoreError::Connect {
-            endpoint: endpoint.clone(),
-            cause: e.to_string(),
-        };
+        let refused = |e: RedisError| StoreError::connect(&endpoint, Box::new(e));
         let node_info = settings(config.db, &config.username, &config.password);
         let find = match &config.endpoint {
             RedisEndpoint::Tcp { host, port } => Finder::Fixed(
@@ -269,10 +266,10 @@ impl RedisConnector {
                 }
                 Err(e) => {
                     let e = classify(&format!("sentinel {name}"), e, self.timeouts.connect, true);
-                    if matches!(e, StoreError::Auth { .. }) {
+                    if e.kind() == crate::ErrorKind::Auth {
                         auth_failure.get_or_insert(e);
                     } else {
-                        passed_over.push(format!("sentinel {name}: {}", cause_of(&e)));
+                        passed_over.push(format!("sentinel {name}: {}", e.cause_text()));
                     }
                     continue;
                 }
@@ -290,12 +287,12 @@ impl RedisConnector {
                 )),
                 Err(e) => {
                     let e = classify(&format!("master {master}"), e, self.timeouts.connect, true);
-                    if matches!(e, StoreError::Auth { .. }) {
+                    if e.kind() == crate::ErrorKind::Auth {
                         return Err(e);
                     }
                     passed_over.push(format!(
                         "sentinel {name} named {master}: {}",
-                        cause_of(&e)
+                        e.cause_text()
                     ));
                 }
             }
@@ -303,14 +300,14 @@ impl RedisConnector {
         if let (Some(auth), true) = (auth_failure, passed_over.is_empty()) {
             return Err(auth);
         }
-        Err(StoreError::Connect {
-            endpoint: self.endpoint.clone(),
-            cause: format!(
+        Err(StoreError::connect(
+            &self.endpoint,
+            cause(format!(
                 "no sentinel named a reachable master \"{}\" ({})",
                 s.master,
                 passed_over.join("; ")
-            ),
-        })
+            )),
+        ))
     }
 }
 
@@ -376,19 +373,6 @@ fn is_master(role: &Value) -> bool {
     }
 }
 
-/// The cause part of a store error, for a list of reasons.
-fn cause_of(e: &StoreError) -> String {
-    match e {
-        StoreError::Connect { cause, .. }
-        | StoreError::Tls { cause, .. }
-        | StoreError::ConnectionLost { cause, .. }
-        | StoreError::Server { cause, .. }
-        | StoreError::NotPrimary { cause, .. } => cause.clone(),
-        StoreError::TimedOut { waited, .. } => format!("no answer within {waited:?}"),
-        other => other.to_string(),
-    }
-}
-
 /// Turns a driver error into one an admin can act on. `connecting`: it came from opening
 /// the connection.
 pub(super) fn classify(
@@ -397,35 +381,32 @@ pub(super) fn classify(
     waited: Duration,
     connecting: bool,
 ) -> StoreError {
-    let endpoint = endpoint.to_owned();
-    let cause = e.to_string();
+    let text = e.to_string();
     let auth_failure = matches!(e.kind(), ErrorKind::AuthenticationFailed)
         || matches!(e.kind(), ErrorKind::Server(ServerErrorKind::NoPerm))
-        || cause.contains("NOAUTH")
-        || cause.contains("WRONGPASS");
+        || text.contains("NOAUTH")
+        || text.contains("WRONGPASS");
     // A demoted primary refuses writes (also inside a script) with READONLY; a replica cut
     // off from its master refuses reads with MASTERDOWN.
     let not_primary = matches!(
         e.kind(),
         ErrorKind::Server(ServerErrorKind::ReadOnly | ServerErrorKind::MasterDown)
-    ) || cause.contains("READONLY")
-        || cause.contains("MASTERDOWN");
+    ) || text.contains("READONLY")
+        || text.contains("MASTERDOWN");
     if auth_failure {
-        StoreError::Auth { endpoint, cause }
+        StoreError::auth(endpoint, Box::new(e))
     } else if not_primary {
-        // The message goes on after the cause.
-        let cause = cause.trim_end_matches('.').to_owned();
-        StoreError::NotPrimary { endpoint, cause }
-    } else if connecting && (cause.contains("SSL") || cause.contains("certificate")) {
-        StoreError::Tls { endpoint, cause }
+        StoreError::not_primary(endpoint, Box::new(e))
+    } else if connecting && (text.contains("SSL") || text.contains("certificate")) {
+        StoreError::tls(endpoint, Box::new(e))
     } else if e.is_timeout() {
-        StoreError::TimedOut { endpoint, waited }
+        StoreError::timed_out(endpoint, waited)
     } else if connecting {
-        StoreError::Connect { endpoint, cause }
+        StoreError::connect(endpoint, Box::new(e))
     } else if matches!(e.kind(), ErrorKind::Server(_)) {
-        StoreError::Server { endpoint, cause }
+        StoreError::server(endpoint, Box::new(e))
     } else {
-        StoreError::ConnectionLost { endpoint, cause }
+        StoreError::connection_lost(endpoint, Box::new(e))
     }
 }
 

@@ -7,7 +7,7 @@ use ::redis::Script;
 
 use super::scripts::{self, eval, Acked};
 use super::{duration_ms, RedisStore, SessionKeys};
-use crate::error::StoreError;
+use crate::error::{cause, StoreError};
 use crate::keeper::Retry;
 use crate::lease::{LeaseStore, LeaseToken, Slot, Taken};
 
@@ -139,13 +139,10 @@ impl RedisStore {
             "taking" => "so the lease was given back and not taken: after a failover its fencing token could be handed out again",
             _ => "so it is extended on the master only: after a failover the lease could end early and another holder take it",
         };
-        Some(StoreError::Server {
-            endpoint: self.endpoint_owned(),
-            cause: format!(
+        Some(StoreError::server(self.endpoint_name(), cause(format!(
                 "the {step} of lease \"{name}\" was acknowledged by only {replicas} of the {} replicas asked for (wait_replicas) within {} ms (wait_timeout), {outcome}. Check the replicas, or lower wait_replicas in the store URL",
                 wait.replicas, wait.timeout_ms
-            ),
-        })
+            ))))
     }
 
     /// The keys of lease `name`: the lease (as a `SessionKeys` for routing), its fence

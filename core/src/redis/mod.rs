@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use ::redis::{FromRedisValue, RedisError, Script, Value};
 
 use crate::config::{RedisConfig, RedisEndpoint, Timeouts};
-use crate::error::StoreError;
+use crate::error::{cause, LockLoss, StoreError};
 use crate::id::SessionId;
 use crate::keeper::{Keeper, Retry};
 use crate::lease::{
@@ -137,9 +137,9 @@ impl RedisStore {
         if !self.renewer.as_ref().is_some_and(Renewer::in_this_process) {
             self.renewer = Some(Renewer::start(renew_fn(&self.config, self.timeouts)?)?);
         }
-        self.renewer
-            .as_mut()
-            .ok_or_else(|| StoreError::Random("no renewer".into()))
+        self.renewer.as_mut().ok_or_else(|| {
+            StoreError::system("the lock renewal thread did not start", cause("no renewer"))
+        })
     }
 
     /// Stops renewing `lock`, before it is released, and says how its renewal went.
@@ -153,8 +153,8 @@ impl RedisStore {
         self.renewer.as_mut()?.release(*id)
     }
 
-    fn endpoint_owned(&self) -> String {
-        self.keeper.connector.endpoint.clone()
+    fn endpoint_name(&self) -> &str {
+        &self.keeper.connector.endpoint
     }
 
     fn keys(&self, id: &SessionId) -> SessionKeys {
@@ -214,9 +214,11 @@ impl RedisStore {
         });
         self.holder = holder;
         let reply = reply?;
-        parse_acquire(reply.reply).ok_or_else(|| StoreError::Server {
-            endpoint: self.endpoint_owned(),
-            cause: "unexpected reply to the lock script".into(),
+        parse_acquire(reply.reply).ok_or_else(|| {
+            StoreError::server(
+                self.endpoint_name(),
+                cause("unexpected reply to the lock script"),
+            )
         })
     }
 
@@ -295,11 +297,11 @@ impl RedisStore {
                     }
                     let now = Instant::now();
                     if now >= deadline {
-                        return Err(StoreError::LockWaitTimeout {
-                            waited: terms.wait_timeout,
-                            session: id.abbreviated(),
-                            holder: aged(last_holder),
-                        });
+                        return Err(StoreError::lock_wait_timeout(
+                            &id.abbreviated(),
+                            aged(last_holder).as_ref(),
+                            terms.wait_timeout,
+                        ));
                     }
                     self.wait_for_release(keys, wait_slice(holder_ttl_left, deadline - now))?;
                 }
@@ -505,9 +507,7 @@ impl SessionStore for RedisStore {
 fn lease<'a>(lock: &'a HeldLock, endpoint: &str) -> Result<&'a LeaseToken, StoreError> {
     match lock {
         HeldLock::Lease { token, .. } => Ok(token),
-        HeldLock::Connection { .. } => Err(StoreError::ForeignLock {
-            endpoint: endpoint.to_owned(),
-        }),
+        HeldLock::Connection { .. } => Err(StoreError::foreign_lock(endpoint)),
     }
 }
 
@@ -517,29 +517,22 @@ fn lock_lost(lock: &HeldLock, renewal: Option<RenewalReport>) -> StoreError {
         HeldLock::Lease { ttl, taken, .. } => (*ttl, taken.elapsed()),
         HeldLock::Connection { .. } => (Duration::ZERO, Duration::ZERO),
     };
-    let ttl_s = ttl.as_secs_f64();
-    let why = match renewal {
-        None => format!(
-            "it was not renewed (fleet.lock_renewal=0), so it ended when its TTL of {ttl_s:.1} s (fleet.lock_ttl) ran out. Turn renewal on, or raise fleet.lock_ttl above your slowest request"
-        ),
+    let loss = match renewal {
+        None => LockLoss::NotRenewed { ttl },
         Some(RenewalReport {
             stopped: Some(RenewalStop::MaxHold(max)),
             ..
-        }) => format!(
-            "renewal stopped at the maximum hold of {:.1} s (fleet.lock_max_hold), and it ended {ttl_s:.1} s later. Raise fleet.lock_max_hold if requests really hold a session that long",
-            max.as_secs_f64()
-        ),
+        }) => LockLoss::MaxHold { max, ttl },
         Some(RenewalReport {
             stopped: Some(RenewalStop::Failing(cause)),
             ..
-        }) => format!(
-            "renewing it failed ({cause}) until its TTL of {ttl_s:.1} s (fleet.lock_ttl) ran out. Check the connection from this app server to the session store"
-        ),
-        Some(RenewalReport { renewals, .. }) => format!(
-            "it was renewed {renewals} times but was gone at the write: it was deleted or expired on the server (a failover to a replica that had not received it, a flush, or a stall of the worker or the network longer than fleet.lock_ttl of {ttl_s:.1} s)"
-        ),
+        }) => LockLoss::RenewalFailing { cause, ttl },
+        Some(RenewalReport { renewals, .. }) => LockLoss::Vanished {
+            renewals: renewals.into(),
+            ttl,
+        },
     };
-    StoreError::LockLost { held, why }
+    StoreError::lock_lost(held, loss)
 }
 
 /// The renewal of this store's locks, on the renewer's thread with a connection of its own.

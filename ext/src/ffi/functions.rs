@@ -60,7 +60,7 @@ fn php_args(
                     } else {
                         "a number"
                     };
-                    warn(&format!("Fleet: ${name} must be {wanted}"));
+                    warn(&format!("${name} must be {wanted}"));
                     return None;
                 }
                 converted

@@ -67,7 +67,7 @@ unsafe fn open_session<'a>(mod_data: *mut *mut c_void) -> Option<&'a mut OpenSes
 }
 
 fn not_open() -> c_int {
-    warn("Fleet: the session storage is not open (session_start() failed earlier in this request)");
+    warn("the session storage is not open (session_start() failed earlier in this request)");
     FAILURE
 }
 

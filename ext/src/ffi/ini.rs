@@ -58,7 +58,7 @@ pub(super) fn current_settings() -> Settings {
     };
     let (settings, problems) = Settings::from_ini(&RawIni::read(ini_string, max_execution_time));
     for problem in problems {
-        warn(&format!("Fleet: {problem}"));
+        warn(&problem);
     }
     settings
 }

@@ -77,16 +77,17 @@ pub(super) fn refuse_write_during_read() -> Option<c_int> {
     if !READ_BEING_REPORTED.with(Cell::get) {
         return None;
     }
-    warn("Fleet: the session was not written: session_write_close() (or a write) ran in an error handler while session_start() was still reading the session, before PHP had put the data into $_SESSION. The session is kept as stored");
+    warn("the session was not written: session_write_close() (or a write) ran in an error handler while session_start() was still reading the session, before PHP had put the data into $_SESSION. The session is kept as stored");
     Some(FAILURE)
 }
 
-/// Queues a message for delivery when the running hook returns.
+/// Queues a message for delivery when the running hook returns, with the "Fleet: " every
+/// message of the extension starts with (added here, and nowhere else).
 fn emit(level: u32, message: &str) {
     let Ok(level) = c_int::try_from(level) else {
         return;
     };
-    let message = c_string(message);
+    let message = c_string(&format!("Fleet: {message}"));
     OUTBOX.with(|q| q.borrow_mut().push_back((level, message)));
 }
 
