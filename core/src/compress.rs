@@ -34,7 +34,9 @@ const ZSTD_LEVEL: i32 = 3;
 /// The compression algorithm of a save_path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Algorithm {
+    /// LZ4 (`lz4_flex`): the fastest, the default of `compression=lz4`.
     Lz4,
+    /// Zstandard at level 3: a better ratio for a little more CPU.
     Zstd,
 }
 
@@ -46,6 +48,7 @@ impl Algorithm {
         }
     }
 
+    /// The name as written in `compression=`.
     pub fn name(self) -> &'static str {
         match self {
             Algorithm::Lz4 => "lz4",
@@ -63,6 +66,7 @@ pub const DEFAULT_MIN_SIZE: usize = 2048;
 pub struct Compression {
     /// `None`: written as it is (compressed data is still read).
     pub algorithm: Option<Algorithm>,
+    /// Data shorter than this many bytes is written as it is (`compression_min_size`).
     pub min_size: usize,
 }
 

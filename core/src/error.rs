@@ -22,38 +22,77 @@ use crate::id::InvalidId;
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum ConfigError {
     #[error("session.save_path is empty; set it to e.g. \"redis://127.0.0.1:6379\"")]
+    /// Nothing was given.
     Empty,
     #[error("session.save_path \"{value}\" has no scheme; write it as redis://host:port, rediss://host:port, unix:///path/to/redis.sock, redis+sentinel://s1:26379,s2:26379/mymaster, redis+cluster://n1:7000,n2:7001 or mysql://user@host/database")]
-    NoScheme { value: String },
+    /// No `scheme://` in front.
+    NoScheme {
+        /// The value given.
+        value: String,
+    },
     #[error("session.save_path scheme \"{scheme}://\" is not supported; use redis://, rediss://, unix://, redis+sentinel://, rediss+sentinel://, redis+cluster://, rediss+cluster:// or mysql://")]
-    UnknownScheme { scheme: String },
+    /// A scheme Fleet has no backend for.
+    UnknownScheme {
+        /// The scheme given.
+        scheme: String,
+    },
     #[error("session.save_path: \"{part}\": {reason}")]
-    Invalid { part: String, reason: &'static str },
+    /// One part (a host, a port, an option's value) is not valid.
+    Invalid {
+        /// The part, as given.
+        part: String,
+        /// What a valid one looks like.
+        reason: &'static str,
+    },
     #[error("session.save_path: unknown option \"{option}\"; known options are {known}")]
-    UnknownOption { option: String, known: &'static str },
+    /// An option this backend does not take.
+    UnknownOption {
+        /// The option given.
+        option: String,
+        /// The options this backend takes.
+        known: &'static str,
+    },
     /// `option` is `password_file` or `sentinel_password_file`.
     #[error("session.save_path: cannot read {option} \"{path}\": {cause}")]
     PasswordFile {
+        /// The option that names the file.
         option: &'static str,
+        /// The file.
         path: String,
+        /// Why it cannot be read.
         cause: String,
     },
     /// `option` is `password_env` or `sentinel_password_env`.
     #[error("session.save_path: {option} names environment variable \"{name}\", but {cause} (for PHP-FPM, pass it with env[{name}] in the pool config, or clear_env = no)")]
     PasswordEnv {
+        /// The option that names the variable.
         option: &'static str,
+        /// The variable.
         name: String,
+        /// Why it cannot be used (unset, empty).
         cause: &'static str,
     },
     #[error("session.save_path: the {what} has a bad %-escape; write a literal % as %25")]
-    BadEscape { what: &'static str },
+    /// A `%` not followed by two hex digits.
+    BadEscape {
+        /// Which part holds it.
+        what: &'static str,
+    },
     /// The file guard (PHP's open_basedir, in the extension) refused a file a setting names.
     #[error("session.save_path: {option} \"{path}\" is not within open_basedir: Fleet does not read files PHP itself may not open")]
-    OutsideOpenBasedir { option: &'static str, path: String },
+    OutsideOpenBasedir {
+        /// The option that names the file.
+        option: &'static str,
+        /// The file.
+        path: String,
+    },
     /// An error whose quote of the value was dropped because it overlapped a part that may
     /// hold a password (an unencoded `/ ? # @ &` makes where a password ends ambiguous).
     #[error("session.save_path: {problem} (the part is not quoted, as it may hold a password; percent-encode any / ? # @ & = % in a password)")]
-    Redacted { problem: String },
+    Redacted {
+        /// The problem, without the quote.
+        problem: String,
+    },
 }
 
 /// What kind of failure a [`StoreError`] is. New kinds may be added.

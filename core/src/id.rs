@@ -13,16 +13,27 @@ pub const MAX_ID_LEN: usize = 256;
 pub struct SessionId(String);
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
+/// Why a session id was refused.
 pub enum InvalidId {
     #[error("the id is empty")]
+    /// No bytes at all.
     Empty,
     #[error("the id is {len} bytes long; at most {MAX_ID_LEN} are allowed")]
-    TooLong { len: usize },
+    /// Longer than [`MAX_ID_LEN`].
+    TooLong {
+        /// The id's length.
+        len: usize,
+    },
     #[error("byte {position} of the id is outside a-z A-Z 0-9 , -")]
-    BadByte { position: usize },
+    /// A byte outside PHP's id alphabet.
+    BadByte {
+        /// Where, counting from 0.
+        position: usize,
+    },
 }
 
 impl SessionId {
+    /// Checks `raw` against the alphabet and length PHP uses.
     pub fn parse(raw: &[u8]) -> Result<SessionId, InvalidId> {
         if raw.is_empty() {
             return Err(InvalidId::Empty);
@@ -42,6 +53,7 @@ impl SessionId {
         }
     }
 
+    /// The id as text (it is ASCII).
     pub fn as_str(&self) -> &str {
         &self.0
     }

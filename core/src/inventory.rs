@@ -14,7 +14,9 @@ use crate::id::SessionId;
 /// One session as listed: its id, the size of its data, and its remaining lifetime.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Listed {
+    /// The session id.
     pub id: String,
+    /// The size of its stored data, in bytes (compressed, if it is).
     pub size: u64,
     /// `None`: stored without expiry.
     pub ttl: Option<Duration>,
@@ -29,6 +31,7 @@ pub struct Cursor(pub String);
 /// A stored session, read without taking its lock.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredSession {
+    /// The data as PHP wrote it (decompressed).
     pub data: Vec<u8>,
     /// `None`: stored without expiry.
     pub ttl: Option<Duration>,
@@ -54,13 +57,16 @@ impl StoredSession {
 /// Whether a request holds a session's lock now.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LockState {
+    /// Nobody holds it.
     Free,
     /// Held; the lock ends in `ttl` unless its holder renews it (Redis).
     Held {
+        /// Time left on the lock, if the server tells.
         ttl: Option<Duration>,
     },
     /// Held by the MySQL connection with this id (`SHOW PROCESSLIST` names its host).
     HeldByConnection {
+        /// The holder's `CONNECTION_ID()`.
         connection_id: u64,
     },
     /// This backend cannot tell cheaply (MySQL row locks).
@@ -119,9 +125,12 @@ pub trait Inventory {
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     #[error(transparent)]
+    /// The save_path cannot be used.
     Config(#[from] crate::error::ConfigError),
     #[error(transparent)]
+    /// The store failed.
     Store(#[from] StoreError),
     #[error("session id rejected: {0}")]
+    /// The id is not a session id.
     InvalidId(#[from] crate::id::InvalidId),
 }

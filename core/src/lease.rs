@@ -18,6 +18,7 @@ use crate::error::{cause, StoreError};
 pub struct LeaseToken(String);
 
 impl LeaseToken {
+    /// A fresh token of 128 random bits from the operating system, as 32 hex digits.
     pub fn generate() -> Result<LeaseToken, StoreError> {
         let mut bytes = [0u8; 16];
         getrandom::fill(&mut bytes).map_err(|e| {
@@ -35,6 +36,7 @@ impl LeaseToken {
         Ok(LeaseToken(hex))
     }
 
+    /// The token as text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -66,7 +68,9 @@ pub fn check_name(name: &str) -> Result<(), StoreError> {
 /// the whole string proves ownership to renew or release.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LeaseTicket {
+    /// The fencing number: larger for every new holder.
     pub fence: u64,
+    /// The secret that proves ownership.
     pub token: LeaseToken,
 }
 
@@ -117,7 +121,9 @@ impl fmt::Display for Holder {
 /// it, and how long it may be renewed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LeaseTerms {
+    /// How long the lease lives unless renewed or released.
     pub ttl: Duration,
+    /// How long to wait for a lease someone else holds (zero: do not wait).
     pub wait_timeout: Duration,
     /// Keep the lease alive while it is held, for at most this long after it was taken
     /// (`None`: no renewal; it ends `ttl` after it was taken).
@@ -199,7 +205,10 @@ pub trait LeaseStore {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Taken {
     /// This holder has it; `fence` is larger than any earlier holder's.
-    Won { fence: u64 },
+    Won {
+        /// The fencing number of this holder.
+        fence: u64,
+    },
     /// Someone else holds it now.
     Held,
     /// The slot was already run by someone.
@@ -211,7 +220,9 @@ pub enum Taken {
 /// for clock skew).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Slot {
+    /// The slot, e.g. `2026-12-03T06:00Z` for an hourly job.
     pub id: String,
+    /// How long the slot's done-mark is kept.
     pub keep: Duration,
 }
 
@@ -286,12 +297,14 @@ struct Held {
 pub struct RenewalReport {
     /// How long it was held, from taking to release.
     pub held: Duration,
+    /// How many renewals succeeded.
     pub renewals: u32,
     /// Why renewal stopped before the release, if it did.
     pub stopped: Option<RenewalStop>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
+/// Why renewal stopped before the lease was released.
 pub enum RenewalStop {
     /// The maximum hold (`renew_for`) ran out.
     MaxHold(Duration),

@@ -21,7 +21,9 @@ pub enum HeldLock {
     /// A lease (Redis): only the token's owner can release it, and it ends by itself `ttl`
     /// after it was taken or last renewed.
     Lease {
+        /// The lease's token: the proof of ownership.
         token: LeaseToken,
+        /// The lease's TTL.
         ttl: Duration,
         /// When it was taken (no later than this).
         taken: Instant,
@@ -30,7 +32,10 @@ pub enum HeldLock {
     },
     /// A lock the server ties to one connection (MySQL's named locks and row locks): it ends
     /// when the connection ends, so it is only valid on the connection that took it.
-    Connection { connection_id: u32 },
+    Connection {
+        /// The server's id of the connection that holds it.
+        connection_id: u32,
+    },
 }
 
 /// What happened below the requests since they were last asked, for the metrics.
@@ -43,6 +48,7 @@ pub struct StoreEvents {
     /// Garbage collection runs done by this store itself (MySQL's `gc_interval`), and the
     /// sessions they deleted.
     pub gc_runs: u64,
+    /// Sessions those runs deleted.
     pub gc_deleted: u64,
 }
 
@@ -56,6 +62,7 @@ pub struct ReadOutcome {
     /// How long the request waited for the lock (zero when it was free), and who held it
     /// when last seen, for `fleet.slow_lock_wait`.
     pub waited: Duration,
+    /// Who held the lock when last seen, if anyone did.
     pub holder: Option<crate::lease::Holder>,
 }
 

@@ -26,8 +26,11 @@ pub const DEFAULT_BOT_PATTERN: &str =
 /// The lifetime options of a save_path.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Lifetimes {
+    /// `first_lifetime`: the lifetime of a session on its first write.
     pub first: Option<Duration>,
+    /// `bot_lifetime`: the lifetime of a crawler's session.
     pub bot: Option<Duration>,
+    /// `bot_first_lifetime`: the lifetime of a crawler's session on its first write.
     pub bot_first: Option<Duration>,
     /// `None`: the built-in [`DEFAULT_BOT_PATTERN`].
     pub bot_pattern: Option<BotPattern>,
@@ -41,6 +44,7 @@ pub struct BotPattern {
 }
 
 impl BotPattern {
+    /// Compiles `bot_pattern` (a regex matched case-insensitively); refuses a bad one.
     pub fn new(source: &str) -> Result<BotPattern, ConfigError> {
         let regex = RegexBuilder::new(source)
             .case_insensitive(true)
@@ -56,6 +60,7 @@ impl BotPattern {
         })
     }
 
+    /// Whether `user_agent` is a crawler's.
     pub fn is_match(&self, user_agent: &str) -> bool {
         self.regex.is_match(user_agent)
     }

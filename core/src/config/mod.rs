@@ -1,11 +1,11 @@
 //! `session.save_path` parsing into a typed configuration.
 //!
-//! One module per backend: [`redis`] (standalone, TLS, unix socket, Sentinel, Cluster) and
-//! [`mysql`] (one server or a failover host list). This module holds what they share: the
+//! One module per backend: `redis` (standalone, TLS, unix socket, Sentinel, Cluster) and
+//! `mysql` (one server or a failover host list). This module holds what they share: the
 //! scheme dispatch, credentials (inline, from a file, from the environment), timeouts, the
 //! query-string reader and `%`-decoding. Errors quote the offending part of the value, never
 //! a password: the userinfo is taken out before anything else is parsed, and every error
-//! leaves [`parse_save_path`] through [`scrub`], which drops a quote that overlaps a part of
+//! leaves [`parse_save_path`] through `scrub`, which drops a quote that overlaps a part of
 //! the value that may hold a password.
 //!
 //! Files a setting names (`password_file`, `sentinel_password_file`, `tls_ca_file`) pass the

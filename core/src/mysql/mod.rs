@@ -75,7 +75,7 @@ use statements::{ProcedureCalls, StatementTexts, Statements};
 
 /// A session store on one MySQL/MariaDB database, holding the one connection a worker needs
 /// (a PHP worker runs one request at a time), kept across requests and re-opened after a
-/// failure (see [`crate::keeper`]), to one host or the first writable host of a list.
+/// failure (see `keeper`), to one host or the first writable host of a list.
 ///
 /// This is a pool of one managed here rather than the driver's `Pool` or r2d2: the driver's
 /// pool takes back a connection that broke mid-request and hands it out again, and r2d2
@@ -446,7 +446,7 @@ impl SessionStore for MySqlStore {
         Ok(found.is_some())
     }
 
-    /// Deletes expired rows for at most `GC_BUDGET` (see [`MySqlStore::gc_batches`]). Rows
+    /// Deletes expired rows for at most `GC_BUDGET` (see `gc_batches`). Rows
     /// carry their own expiry (set from `session.gc_maxlifetime` when written), so
     /// `lifetime` is not needed here.
     ///

@@ -80,7 +80,7 @@ impl SessionKeys {
 }
 
 /// A session store on Redis, holding one connection that it reuses across requests and
-/// re-opens after a failure (see [`crate::keeper`]), to a fixed server or to the master the
+/// re-opens after a failure (see `keeper`), to a fixed server or to the master the
 /// sentinels name.
 pub struct RedisStore {
     keeper: Keeper<RedisConnector>,
