@@ -21,21 +21,21 @@ use std::time::{Duration, Instant};
 use ::redis::{FromRedisValue, RedisError, Script, Value};
 
 use crate::config::{RedisConfig, RedisEndpoint, Timeouts};
-use crate::error::{cause, LockLoss, StoreError};
+use crate::error::{cause, StoreError};
 use crate::id::SessionId;
 use crate::keeper::{Keeper, Retry};
-use crate::lease::{
-    wait_slice, Holder, LeaseTerms, LeaseToken, RenewFn, RenewalReport, RenewalStop, Renewer,
-};
+use crate::lease::{wait_slice, Holder, LeaseTerms, LeaseToken, RenewFn, RenewalReport, Renewer};
 use crate::store::{HeldLock, LockPolicy, ReadOutcome, SessionStore};
 
 mod cluster;
 mod connect;
 mod inventory;
 mod lease;
+mod replies;
 mod scripts;
 
 use connect::{Link, RedisConnector};
+use replies::{lock_lost, parse_acquire, Acquire};
 use scripts::{eval, send, Acked, ReplicaWait, Scripts, WAIT_KEYS_TTL_MS};
 
 /// The keys of one session.
@@ -99,14 +99,6 @@ pub struct RedisStore {
     /// What the renewer's connection is opened with.
     config: RedisConfig,
     timeouts: Timeouts,
-}
-
-enum Acquire {
-    Held(Option<Vec<u8>>),
-    Busy {
-        holder_ttl_left: Option<Duration>,
-        holder: Option<Holder>,
-    },
 }
 
 impl RedisStore {
@@ -511,30 +503,6 @@ fn lease<'a>(lock: &'a HeldLock, endpoint: &str) -> Result<&'a LeaseToken, Store
     }
 }
 
-/// The refusal of a write whose lock was gone, saying why it was.
-fn lock_lost(lock: &HeldLock, renewal: Option<RenewalReport>) -> StoreError {
-    let (ttl, held) = match lock {
-        HeldLock::Lease { ttl, taken, .. } => (*ttl, taken.elapsed()),
-        HeldLock::Connection { .. } => (Duration::ZERO, Duration::ZERO),
-    };
-    let loss = match renewal {
-        None => LockLoss::NotRenewed { ttl },
-        Some(RenewalReport {
-            stopped: Some(RenewalStop::MaxHold(max)),
-            ..
-        }) => LockLoss::MaxHold { max, ttl },
-        Some(RenewalReport {
-            stopped: Some(RenewalStop::Failing(cause)),
-            ..
-        }) => LockLoss::RenewalFailing { cause, ttl },
-        Some(RenewalReport { renewals, .. }) => LockLoss::Vanished {
-            renewals: renewals.into(),
-            ttl,
-        },
-    };
-    StoreError::lock_lost(held, loss)
-}
-
 /// The renewal of this store's locks, on the renewer's thread with a connection of its own.
 fn renew_fn(config: &RedisConfig, timeouts: Timeouts) -> Result<RenewFn, StoreError> {
     let mut keeper = Keeper::new(RedisConnector::new(config, timeouts)?, None);
@@ -554,64 +522,6 @@ fn renew_fn(config: &RedisConfig, timeouts: Timeouts) -> Result<RenewFn, StoreEr
             })
             .map(|renewed| renewed.reply == 1)
     }))
-}
-
-fn parse_acquire(reply: Value) -> Option<Acquire> {
-    let Value::Array(items) = reply else {
-        return None;
-    };
-    let mut items = items.into_iter();
-    let (Some(Value::Int(flag)), Some(second)) = (items.next(), items.next()) else {
-        return None;
-    };
-    match (flag, second) {
-        (1, Value::Nil) => Some(Acquire::Held(None)),
-        (1, Value::BulkString(data)) => Some(Acquire::Held(Some(data))),
-        (0, Value::Int(pttl)) => {
-            let holder = match (items.next(), items.next()) {
-                (Some(Value::BulkString(value)), Some(Value::Int(now_ms))) => {
-                    parse_holder(&value, now_ms)
-                }
-                _ => None,
-            };
-            Some(Acquire::Busy {
-                holder_ttl_left: u64::try_from(pttl).ok().map(Duration::from_millis),
-                holder,
-            })
-        }
-        _ => None,
-    }
-}
-
-/// The holder recorded in a lock value `<token>|<since ms>|<holder>`; a value another
-/// handler wrote (phpredis writes `<host>|<pid>`-like secrets) is shown as it is.
-fn parse_holder(value: &[u8], now_ms: i64) -> Option<Holder> {
-    if value.is_empty() {
-        return None;
-    }
-    let text = String::from_utf8_lossy(value);
-    let mut parts = text.splitn(3, '|');
-    let (token, since, who) = (parts.next(), parts.next(), parts.next());
-    let ours = token.is_some_and(|t| t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit()));
-    match (ours, since.and_then(|s| s.parse::<i64>().ok()), who) {
-        (true, Some(since), Some(who)) => Some(Holder {
-            who: if who.is_empty() {
-                "another request".to_owned()
-            } else {
-                who.to_owned()
-            },
-            held_for: u64::try_from(now_ms - since)
-                .ok()
-                .map(Duration::from_millis),
-        }),
-        _ => {
-            let shown: String = text.chars().take(80).collect();
-            Some(Holder {
-                who: format!("another session handler (lock value \"{shown}\")"),
-                held_for: None,
-            })
-        }
-    }
 }
 
 fn duration_ms(d: Duration) -> u64 {

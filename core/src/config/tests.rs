@@ -1,0 +1,106 @@
+use super::*;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+/// A directory the test guards refuse, with a readable password file in it.
+fn forbidden_dir() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("fleet-basedir-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        std::fs::write(dir.join("pw"), "tenant-b-secret\n").expect("password file");
+        dir
+    })
+}
+
+fn refuse_forbidden(path: &Path) -> bool {
+    !path.starts_with(forbidden_dir())
+}
+
+#[test]
+fn a_refused_password_file_is_not_read_and_the_error_names_the_option() {
+    let path = forbidden_dir().join("pw");
+    let path = path.to_str().expect("utf-8 temp path");
+    // Readable: only the guard stands between it and the server.
+    assert!(read_password_file_with(|_| true, "password_file", path).is_ok());
+    for option in ["password_file", "sentinel_password_file"] {
+        let e = read_password_file_with(refuse_forbidden, option, path).expect_err(option);
+        assert_eq!(
+            e,
+            ConfigError::OutsideOpenBasedir {
+                option,
+                path: path.to_owned()
+            }
+        );
+        let message = e.to_string();
+        assert!(
+            message.contains(&format!("{option} \"{path}\" is not within open_basedir")),
+            "{message}"
+        );
+        assert!(!message.contains("tenant-b-secret"), "{message}");
+    }
+}
+
+#[test]
+fn the_guard_sees_every_file_before_it_is_opened() {
+    // A file that does not exist is refused as outside, not reported as missing: the
+    // guard runs first, so Fleet does not even tell whether another tenant's file exists.
+    let missing = forbidden_dir().join("nope");
+    let missing = missing.to_str().expect("utf-8 temp path");
+    assert!(matches!(
+        read_password_file_with(refuse_forbidden, "password_file", missing),
+        Err(ConfigError::OutsideOpenBasedir { .. })
+    ));
+    assert!(check_file_with(refuse_forbidden, "tls_ca_file", "/etc/ssl/ca.pem").is_ok());
+    assert!(matches!(
+        check_file_with(refuse_forbidden, "tls_ca_file", missing),
+        Err(ConfigError::OutsideOpenBasedir {
+            option: "tls_ca_file",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn a_quote_is_dropped_only_where_it_overlaps_a_secret_region() {
+    let regions = secret_regions("redis://u:hunter2@h?timeout=-1");
+    assert_eq!(regions, vec!["u:hunter2".to_owned()]);
+    let kept = scrub(
+        ConfigError::Invalid {
+            part: "timeout=-1".into(),
+            reason: "r",
+        },
+        &regions,
+    );
+    assert!(matches!(kept, ConfigError::Invalid { .. }), "{kept:?}");
+    let dropped = scrub(
+        ConfigError::Invalid {
+            part: "hunter".into(),
+            reason: "r",
+        },
+        &regions,
+    );
+    assert_eq!(
+        dropped,
+        ConfigError::Redacted {
+            problem: "r".into()
+        }
+    );
+    assert_eq!(
+        secret_regions("redis://h?prefix=x&%61uth=a%26b&c"),
+        vec!["a%26b&c".to_owned(), "a&b&c".to_owned()]
+    );
+}
+
+#[test]
+fn redact_userinfo_hides_the_userinfo_and_password_options() {
+    for (value, shown) in [
+        ("redis://u:hunter2@h:1/0", "redis://***@h:1/0"),
+        ("redis://:pa/ss@h", "redis://***@h"),
+        ("u:pa/ss@h:6379", "***@h:6379"),
+        ("h?prefix=a@b&auth=x&y=z", "h?prefix=a@b&auth=***"),
+        ("unix:///run/a@b.sock", "unix:///run/a@b.sock"),
+    ] {
+        assert_eq!(redact_userinfo(value), shown, "{value}");
+    }
+}
