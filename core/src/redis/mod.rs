@@ -55,21 +55,22 @@ impl SessionKeys {
     /// With `tagged` (Cluster), the id is a hash tag: `<prefix>{<id>}`, so every key of the
     /// session hashes to the id's slot.
     fn new(prefix: &str, id: &SessionId, tagged: bool) -> SessionKeys {
-        let mut data = Vec::with_capacity(prefix.len() + id.as_str().len() + 2);
-        data.extend_from_slice(prefix.as_bytes());
-        if tagged {
-            data.push(b'{');
-        }
-        data.extend_from_slice(id.as_str().as_bytes());
-        if tagged {
-            data.push(b'}');
-        }
-        let mut lock = data.clone();
-        lock.extend_from_slice(b"_LOCK");
-        let mut wake = lock.clone();
-        wake.extend_from_slice(b"_WAKE");
-        let mut waiters = lock.clone();
-        waiters.extend_from_slice(b"_WAITERS");
+        // Each key is allocated once at its final size: they are built on every step.
+        let key = |suffix: &[u8]| {
+            let mut key = Vec::with_capacity(prefix.len() + id.as_str().len() + 2 + suffix.len());
+            key.extend_from_slice(prefix.as_bytes());
+            if tagged {
+                key.push(b'{');
+            }
+            key.extend_from_slice(id.as_str().as_bytes());
+            if tagged {
+                key.push(b'}');
+            }
+            key.extend_from_slice(suffix);
+            key
+        };
+        let (data, lock) = (key(b""), key(b"_LOCK"));
+        let (wake, waiters) = (key(b"_LOCK_WAKE"), key(b"_LOCK_WAITERS"));
         SessionKeys {
             data,
             lock,

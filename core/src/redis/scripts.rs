@@ -10,7 +10,7 @@
 //! extra round trip.
 
 use ::redis::{
-    cmd, ConnectionLike, ErrorKind, FromRedisValue, Pipeline, RedisError, RedisResult, Script,
+    ConnectionLike, ErrorKind, FromRedisValue, Pipeline, RedisError, RedisResult, Script,
     ServerErrorKind, Value,
 };
 
@@ -177,8 +177,13 @@ pub(super) fn eval<T: FromRedisValue>(
     args: &[&[u8]],
     wait: Option<ReplicaWait>,
 ) -> RedisResult<Acked<T>> {
-    let mut call = cmd("EVALSHA");
-    call.arg(script.get_hash()).arg(keys.len());
+    // Sized up front: growing the command's buffer argument by argument cost more than
+    // everything else Fleet does to build a request's two scripts.
+    let hash = script.get_hash();
+    let bytes =
+        "EVALSHA".len() + hash.len() + 4 + keys.iter().chain(args).map(|a| a.len()).sum::<usize>();
+    let mut call = ::redis::Cmd::with_capacity(3 + keys.len() + args.len(), bytes);
+    call.arg("EVALSHA").arg(hash).arg(keys.len());
     for k in keys {
         call.arg(*k);
     }

@@ -47,18 +47,28 @@ fn host_name() -> &'static str {
 }
 
 /// Who this request is, for the lock it takes: "web2 pid 1234 (GET /report.php)", or the
-/// script for the CLI. The URI is cut at 200 bytes and its query string dropped (it may
-/// carry tokens).
+/// script for the CLI. The URI is cut at 200 characters and its query string dropped (it
+/// may carry tokens). Built on every request that opens a session, so into one buffer.
 pub(super) fn holder() -> String {
-    let host = host_name();
-    let pid = std::process::id();
-    let page = match (sapi_env(c"REQUEST_METHOD"), sapi_env(c"REQUEST_URI")) {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(128);
+    let _ = write!(out, "{} pid {} (", host_name(), fleet_core::process_id());
+    match (sapi_env(c"REQUEST_METHOD"), sapi_env(c"REQUEST_URI")) {
         (Some(method), Some(uri)) => {
+            out.push_str(&method);
+            out.push(' ');
             let path = uri.split('?').next().unwrap_or_default();
-            let path: String = path.chars().take(200).collect();
-            format!("{method} {path}")
+            let cut = path
+                .char_indices()
+                .nth(200)
+                .map_or(path.len(), |(at, _)| at);
+            out.push_str(&path[..cut]);
         }
-        _ => format!("CLI {}", std::env::args().nth(1).unwrap_or_default()),
-    };
-    format!("{host} pid {pid} ({page})")
+        _ => {
+            out.push_str("CLI ");
+            out.push_str(&std::env::args().nth(1).unwrap_or_default());
+        }
+    }
+    out.push(')');
+    out
 }
