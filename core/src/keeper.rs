@@ -57,7 +57,7 @@ struct Live<C> {
 
 impl<C> Live<C> {
     fn opened_here(&self) -> bool {
-        self.pid == std::process::id()
+        self.pid == crate::process::id()
     }
 }
 
@@ -107,7 +107,7 @@ impl<K: Connector> Keeper<K> {
         Ok(Live {
             conn,
             opened: Instant::now(),
-            pid: std::process::id(),
+            pid: crate::process::id(),
         })
     }
 

@@ -324,7 +324,7 @@ impl Renewer {
         spawn_without_signals(shared.clone(), renew)?;
         Ok(Renewer {
             shared,
-            pid: std::process::id(),
+            pid: crate::process::id(),
             next_id: 0,
         })
     }
@@ -332,7 +332,7 @@ impl Renewer {
     /// Whether this renewer's thread lives in this process (it does not in the child of a
     /// fork).
     pub fn in_this_process(&self) -> bool {
-        self.pid == std::process::id()
+        self.pid == crate::process::id()
     }
 
     /// Registers a lease just taken at `taken`; returns its id for [`Renewer::release`].

@@ -48,6 +48,7 @@
 //!   [`open_inventory`]) and [`read_session`].
 //! - `redis`: the Redis backend (standalone, TLS, unix socket, Sentinel).
 //! - `mysql`: the MySQL/MariaDB backend (one host or a failover list).
+//! - `process`: this process's id without a system call each time ([`process_id`]).
 //! - `keeper` (internal): the one connection a worker keeps, and what a failed step
 //!   means for it (reconnect, retry once, follow a failover), for every backend.
 //! - `error` (private; its types are re-exported): [`StoreError`], one error type with an
@@ -66,6 +67,7 @@ mod keeper;
 pub mod lease;
 mod mysql;
 mod open;
+mod process;
 mod redis;
 mod store;
 
@@ -77,6 +79,7 @@ pub use id::{InvalidId, SessionId, MAX_ID_LEN};
 pub use inventory::{Inventory, StoredSession};
 pub use lease::{Holder, LeaseStore, LeaseTerms, LeaseTicket, LeaseToken, Slot, Taken};
 pub use open::{open_inventory, open_lease_store, open_store, read_session};
+pub use process::id as process_id;
 pub use store::{HeldLock, LockPolicy, ReadOutcome, SessionStore, StoreEvents};
 
 // The backends' stores, for code that needs one backend's own steps (tests, benches);

@@ -169,7 +169,7 @@ pub fn session_key(save_path: &str, id: &str) -> u64 {
 }
 
 fn my_slot(board: &Board) -> Option<&Slot> {
-    let me = std::process::id();
+    let me = fleet_core::process_id();
     if let Some((pid, i)) = MINE.with(Cell::get) {
         if pid == me {
             return board.slots.get(i);
@@ -210,7 +210,7 @@ pub fn waiting_for(key: u64) -> Crowd {
     let Some(board) = BOARD.get() else {
         return Crowd::default();
     };
-    let me = std::process::id();
+    let me = fleet_core::process_id();
     let mut crowd = Crowd::default();
     for slot in board.used() {
         if slot.waiting_for.load(Ordering::Acquire) != key {

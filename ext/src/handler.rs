@@ -212,7 +212,7 @@ pub fn open(
         new_id: None,
         refused_busy: false,
         slow_wait_notice: None,
-        opened_by: std::process::id(),
+        opened_by: fleet_core::process_id(),
     })
 }
 
@@ -230,7 +230,7 @@ impl OpenSession {
     /// Refuses a step in the child of a `pcntl_fork()` made while the session was open: the
     /// lock is the parent's, and a write from the child would race the parent's under it.
     fn refuse_in_forked_child(&self, step: &str) -> Result<(), Problem> {
-        if self.opened_by == std::process::id() {
+        if self.opened_by == fleet_core::process_id() {
             return Ok(());
         }
         Err(problem(format!(
@@ -428,7 +428,7 @@ impl OpenSession {
 
     fn release_held(&mut self) -> Option<Problem> {
         let (id, lock) = self.held.take()?;
-        if self.opened_by != std::process::id() {
+        if self.opened_by != fleet_core::process_id() {
             // The parent's lock, which the parent releases: the child only forgets it.
             drop((id, lock));
             return None;
