@@ -81,6 +81,23 @@ pub const GC: Comparison = Comparison {
     topologies: false,
 };
 
+/// Today's Fleet Redis beside the same built from an older commit, with phpredis (locking on)
+/// and no session in the same run: a regression of the per-request cost shows as a lower
+/// ratio and a larger overhead over no session. `bench/run.sh --baseline [COMMIT]`; the
+/// default commit is f4c0d3d, before the topologies, lock renewal, the holder record, the
+/// busy-session cap, short lifetimes and metrics landed.
+pub const BASELINE: Comparison = Comparison {
+    title: "Fleet Redis now and at the baseline commit, beside phpredis (locking on) and no session, scenario (a)",
+    forms: &[
+        Handler::FleetRedisBaseline,
+        Handler::FleetRedis,
+        Handler::PhpRedisLocking,
+        Handler::NoSession,
+    ],
+    file: "baseline.md",
+    topologies: false,
+};
+
 pub const RENEWAL: Comparison = Comparison {
     title: "Fleet Redis with lock renewal on and off, scenario (a)",
     forms: &[Handler::FleetRedis, Handler::FleetRedisNoRenewal],
@@ -92,6 +109,8 @@ pub const RENEWAL: Comparison = Comparison {
 pub fn run(b: &Backends, options: &Options, comparison: &Comparison) -> String {
     let mut rps: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
     let mut cpu: BTreeMap<&'static str, Vec<Duration>> = BTreeMap::new();
+    let mut calls: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
+    let mut backend_cpu: BTreeMap<&'static str, Vec<Duration>> = BTreeMap::new();
     for round in 0..options.rounds {
         for &handler in comparison.forms {
             eprintln!(
@@ -128,6 +147,12 @@ pub fn run(b: &Backends, options: &Options, comparison: &Comparison) -> String {
             if let Some(c) = m.worker_cpu {
                 cpu.entry(handler.name()).or_default().push(c);
             }
+            if let Some(n) = m.backend_calls {
+                calls.entry(handler.name()).or_default().push(n);
+            }
+            if let Some(c) = m.backend_cpu {
+                backend_cpu.entry(handler.name()).or_default().push(c);
+            }
         }
     }
     let rps: BTreeMap<&str, f64> = rps.into_iter().map(|(k, v)| (k, median(v))).collect();
@@ -139,22 +164,48 @@ pub fn run(b: &Backends, options: &Options, comparison: &Comparison) -> String {
         "# {}\n\n{} rounds of {:?} each, interleaved; medians. {} clients, {} sessions, one increment per request, two FPM pools of 8 workers behind nginx, everything on this machine.\n",
         comparison.title, options.rounds, options.duration, CLIENTS, SESSIONS
     );
+    if comparison.forms.contains(&Handler::FleetRedisBaseline) {
+        let rev = std::env::var("FLEET_BASELINE_REV").unwrap_or_else(|_| "?".into());
+        let _ = writeln!(
+            out,
+            "Baseline: commit {rev}, built from the same sources' history with the same Cargo profile.\n"
+        );
+    }
+    // The time a request costs beyond serving the page without a session, from the
+    // throughputs of one run: 1/req/s - 1/req/s without session.
+    let no_session = rps.get(Handler::NoSession.name()).copied();
     let _ = writeln!(
         out,
-        "| form | req/s | ratio to {} | PHP CPU per request |\n|---|---|---|---|",
+        "| form | req/s | ratio to {} | cost over no session | PHP CPU per request | backend commands per request | backend CPU per request |\n|---|---|---|---|---|---|---|",
         reference.name()
     );
+    let median_us = |v: Option<Vec<Duration>>| {
+        v.map(|mut v| {
+            v.sort();
+            us(v[v.len() / 2])
+        })
+        .unwrap_or_else(|| "-".into())
+    };
     for &handler in comparison.forms {
         let r = rps.get(handler.name()).copied().unwrap_or(0.0);
-        let c = cpu
+        let c = median_us(cpu.remove(handler.name()));
+        let bc = median_us(backend_cpu.remove(handler.name()));
+        let n = calls
             .remove(handler.name())
-            .map(|mut v| {
-                v.sort();
-                us(v[v.len() / 2])
-            })
+            .map(|v| format!("{:.2}", median(v)))
             .unwrap_or_else(|| "-".into());
+        let overhead = match no_session {
+            Some(ns) if handler != Handler::NoSession && r > 0.0 && ns > 0.0 => {
+                format!("{:.0} µs", 1e6 / r - 1e6 / ns)
+            }
+            _ => "-".into(),
+        };
         let ratio = if base > 0.0 { r / base } else { 0.0 };
-        let _ = writeln!(out, "| {} | {r:.0} | {ratio:.2}× | {c} |", handler.name());
+        let _ = writeln!(
+            out,
+            "| {} | {r:.0} | {ratio:.2}× | {overhead} | {c} | {n} | {bc} |",
+            handler.name()
+        );
     }
     out
 }

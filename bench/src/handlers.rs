@@ -39,6 +39,9 @@ pub(crate) enum Handler {
     FleetCluster,
     /// Fleet Redis with `fleet.lock_renewal=0` (`--renewal` only).
     FleetRedisNoRenewal,
+    /// Fleet Redis built from an older commit (`--baseline` only): `$FLEET_BASELINE_EXT`,
+    /// which `bench/run.sh --baseline REV` builds.
+    FleetRedisBaseline,
     /// Fleet MySQL with `gc_interval=1` and `gc_interval=0` (`--gc` only).
     FleetMySqlGcEverySecond,
     FleetMySqlNoGc,
@@ -71,6 +74,7 @@ impl Handler {
             Handler::FleetSentinel => "Fleet Redis via Sentinel",
             Handler::FleetCluster => "Fleet Redis Cluster (3 masters)",
             Handler::FleetRedisNoRenewal => "Fleet Redis, lock_renewal=0",
+            Handler::FleetRedisBaseline => "Fleet Redis at the baseline commit",
             Handler::FleetMySqlGcEverySecond => "Fleet MySQL, gc_interval=1",
             Handler::FleetMySqlNoGc => "Fleet MySQL, gc_interval=0",
         }
@@ -84,6 +88,7 @@ impl Handler {
                 | Handler::FleetRedis
                 | Handler::FleetSentinel
                 | Handler::FleetRedisNoRenewal
+                | Handler::FleetRedisBaseline
         )
     }
 
@@ -167,11 +172,16 @@ impl Handler {
                     format!("127.0.0.1;{mysql_port};{DATABASE};{USER};{PASSWORD};php_sessions"),
                 ));
             }
-            Handler::FleetRedis | Handler::FleetRedisNoRenewal => {
+            Handler::FleetRedis | Handler::FleetRedisNoRenewal | Handler::FleetRedisBaseline => {
                 if self == Handler::FleetRedisNoRenewal {
                     ini.push(kv("fleet.lock_renewal", "0".into()));
                 }
-                ini.push(kv("extension", extension().display().to_string()));
+                let extension = if self == Handler::FleetRedisBaseline {
+                    baseline_extension()
+                } else {
+                    extension()
+                };
+                ini.push(kv("extension", extension.display().to_string()));
                 ini.push(kv("session.save_handler", "fleet".into()));
                 ini.push(kv(
                     "session.save_path",
@@ -209,6 +219,17 @@ impl Handler {
             }
         }
         ini
+    }
+}
+
+/// The older build `--baseline` compares with, and its commit.
+pub(crate) fn baseline_extension() -> PathBuf {
+    match std::env::var_os("FLEET_BASELINE_EXT") {
+        Some(path) => PathBuf::from(path),
+        None => {
+            eprintln!("fleet-bench --baseline: FLEET_BASELINE_EXT is not set; run it as bench/run.sh --baseline [COMMIT], which builds that commit's extension");
+            std::process::exit(2);
+        }
     }
 }
 

@@ -11,7 +11,8 @@
 //! Writes `bench/results/results.md`, `results.csv` and `chart.png` (gnuplot).
 //!
 //! `--topologies` instead runs (a) for Fleet on standalone Redis, Sentinel and Cluster, and
-//! `--renewal` for Fleet Redis with lock renewal on and off, and `--gc` for Fleet MySQL's
+//! `--renewal` for Fleet Redis with lock renewal on and off, `--baseline` for Fleet Redis
+//! now and built from an older commit (`bench/run.sh --baseline [COMMIT]`), and `--gc` for Fleet MySQL's
 //! automatic gc (see [`forms`]); they write `bench/results/topologies.md`, `renewal.md` and
 //! `gc.md`. `--lifetimes` measures what one-hit sessions leave in Redis with and without
 //! short first lifetimes (`lifetimes.md`), and `--busy` one hammered session next to other
@@ -101,6 +102,11 @@ fn main() {
                 i += 1;
                 continue;
             }
+            ("--baseline", _) => {
+                options.comparison = Some(&forms::BASELINE);
+                i += 1;
+                continue;
+            }
             ("--renewal", _) => {
                 options.comparison = Some(&forms::RENEWAL);
                 i += 1;
@@ -133,7 +139,7 @@ fn main() {
             }
             _ => {
                 eprintln!(
-                    "usage: fleet-bench [--duration SECONDS] [--rounds N] [--rss-requests N] [--only NAME,…] [--topologies | --renewal | --gc | --lifetimes | --busy | --soak | --operations]"
+                    "usage: fleet-bench [--duration SECONDS] [--rounds N] [--rss-requests N] [--only NAME,…] [--topologies | --renewal | --baseline | --gc | --lifetimes | --busy | --soak | --operations]"
                 );
                 std::process::exit(2);
             }
