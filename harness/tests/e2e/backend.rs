@@ -11,6 +11,9 @@ pub enum Backend {
     MySql(MariaDbServer, &'static str),
 }
 
+/// The constructors are the backends `matrix!` (main.rs) names, and the names of their tests:
+/// a new backend is one constructor here, plus a variant and match arms where its server
+/// differs from these.
 impl Backend {
     pub fn redis() -> Backend {
         Backend::Redis(RedisServer::start())
@@ -24,6 +27,21 @@ impl Backend {
     /// MariaDB with `lock=<mode>`.
     pub fn mysql(mode: &'static str) -> Backend {
         Backend::MySql(MariaDbServer::start(), mode)
+    }
+
+    /// MariaDB with named locks (`lock=advisory`), through the stored procedures.
+    pub fn mysql_advisory() -> Backend {
+        Backend::mysql("advisory")
+    }
+
+    /// MariaDB with named locks through plain statements (`procedures=0`).
+    pub fn mysql_advisory_without_procedures() -> Backend {
+        Backend::mysql("advisory&procedures=0")
+    }
+
+    /// MariaDB with row locks (`lock=row`).
+    pub fn mysql_row() -> Backend {
+        Backend::mysql("row")
     }
 
     pub fn save_path(&self) -> String {

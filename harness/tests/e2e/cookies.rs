@@ -6,20 +6,8 @@ use fleet_harness::Http;
 use crate::backend::Backend;
 use crate::common::fleet_stack;
 
-#[test]
-fn cookie_set_by_one_app_server_is_honoured_by_the_other() {
-    cookie_honoured_across_app_servers(Backend::redis());
-}
-
-#[test]
-fn cluster_cookie_set_by_one_app_server_is_honoured_by_the_other() {
-    cookie_honoured_across_app_servers(Backend::cluster());
-}
-
-#[test]
-fn mysql_cookie_set_by_one_app_server_is_honoured_by_the_other() {
-    cookie_honoured_across_app_servers(Backend::mysql("advisory"));
-}
+matrix!(cookie_set_by_one_app_server_is_honoured_by_the_other => cookie_honoured_across_app_servers:
+    redis, cluster, mysql_advisory);
 
 fn cookie_honoured_across_app_servers(backend: Backend) {
     let web = fleet_stack(&backend.save_path(), 2, &[]);

@@ -8,15 +8,8 @@ use fleet_harness::Http;
 use crate::backend::Backend;
 use crate::common::{fleet_stack, hold_session};
 
-#[test]
-fn a_lock_wait_names_the_holder_in_timeouts_and_slow_wait_notices() {
-    lock_holder_named(Backend::redis());
-}
-
-#[test]
-fn mysql_a_lock_wait_names_the_holder_in_timeouts_and_slow_wait_notices() {
-    lock_holder_named(Backend::mysql("advisory"));
-}
+matrix!(a_lock_wait_names_the_holder_in_timeouts_and_slow_wait_notices => lock_holder_named:
+    redis, mysql_advisory);
 
 fn lock_holder_named(backend: Backend) {
     let stack = fleet_stack(&backend.save_path(), 4, &[]);

@@ -6,20 +6,7 @@ use fleet_harness::Http;
 use crate::backend::Backend;
 use crate::common::{fleet_stack, hammer, percentile, session_id};
 
-#[test]
-fn a_hot_session_is_served_in_turn_without_long_tails() {
-    hot_session(Backend::redis());
-}
-
-#[test]
-fn cluster_a_hot_session_is_served_in_turn_without_long_tails() {
-    hot_session(Backend::cluster());
-}
-
-#[test]
-fn mysql_a_hot_session_is_served_in_turn_without_long_tails() {
-    hot_session(Backend::mysql("advisory"));
-}
+matrix!(a_hot_session_is_served_in_turn_without_long_tails => hot_session: redis, cluster, mysql_advisory);
 
 fn hot_session(backend: Backend) {
     // 16 clients on one session whose page holds it 20 ms: the serial limit is 50 req/s,

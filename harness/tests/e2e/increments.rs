@@ -7,31 +7,13 @@ use fleet_harness::Http;
 use crate::backend::Backend;
 use crate::common::{fleet_stack, hammer, percentile, session_id};
 
-#[test]
-fn five_hundred_concurrent_increments_of_one_session_lose_nothing() {
-    five_hundred_concurrent_increments(Backend::redis());
-}
-
-#[test]
-fn cluster_five_hundred_concurrent_increments_of_one_session_lose_nothing() {
-    five_hundred_concurrent_increments(Backend::cluster());
-}
-
-#[test]
-fn mysql_advisory_five_hundred_concurrent_increments_lose_nothing() {
-    five_hundred_concurrent_increments(Backend::mysql("advisory"));
-}
-
-/// The default uses the stored procedures; this is the plain-statement path.
-#[test]
-fn mysql_advisory_without_procedures_five_hundred_concurrent_increments_lose_nothing() {
-    five_hundred_concurrent_increments(Backend::mysql("advisory&procedures=0"));
-}
-
-#[test]
-fn mysql_row_five_hundred_concurrent_increments_lose_nothing() {
-    five_hundred_concurrent_increments(Backend::mysql("row"));
-}
+matrix!(five_hundred_concurrent_increments_of_one_session_lose_nothing => five_hundred_concurrent_increments:
+    redis,
+    cluster,
+    mysql_advisory,
+    /// The default uses the stored procedures; this is the plain-statement path.
+    mysql_advisory_without_procedures,
+    mysql_row);
 
 fn five_hundred_concurrent_increments(backend: Backend) {
     const REQUESTS: usize = 500;

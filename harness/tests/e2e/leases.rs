@@ -11,15 +11,8 @@ use fleet_harness::Http;
 use crate::backend::Backend;
 use crate::common::fleet_stack;
 
-#[test]
-fn php_leases_do_a_once_action_once_per_period_across_app_servers() {
-    php_leases_once_per_period(Backend::redis());
-}
-
-#[test]
-fn mysql_php_leases_do_a_once_action_once_per_period_across_app_servers() {
-    php_leases_once_per_period(Backend::mysql("advisory"));
-}
+matrix!(php_leases_do_a_once_action_once_per_period_across_app_servers => php_leases_once_per_period:
+    redis, mysql_advisory);
 
 /// Fires `requests` requests at `url` from 16 clients at once; returns the replies' bodies.
 fn burst(http: &Http, url: &str, requests: usize) -> Vec<String> {

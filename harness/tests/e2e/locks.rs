@@ -9,15 +9,7 @@ use fleet_harness::{Http, WebStack};
 use crate::backend::Backend;
 use crate::common::{fleet_stack, session_id};
 
-#[test]
-fn a_killed_workers_lock_expires_by_its_ttl() {
-    killed_workers_lock_expires(Backend::redis());
-}
-
-#[test]
-fn cluster_a_killed_workers_lock_expires_by_its_ttl() {
-    killed_workers_lock_expires(Backend::cluster());
-}
+matrix!(a_killed_workers_lock_expires_by_its_ttl => killed_workers_lock_expires: redis, cluster);
 
 fn killed_workers_lock_expires(backend: Backend) {
     let web = fleet_stack(&backend.save_path(), 2, &[("fleet.lock_ttl", "2")]);
@@ -123,15 +115,8 @@ fn kill_a_worker_holding_the_session(
     (taken, killed_at)
 }
 
-#[test]
-fn a_request_holding_its_session_longer_than_the_lock_ttl_keeps_its_lock() {
-    long_hold_keeps_the_lock(Backend::redis());
-}
-
-#[test]
-fn cluster_a_request_holding_its_session_longer_than_the_lock_ttl_keeps_its_lock() {
-    long_hold_keeps_the_lock(Backend::cluster());
-}
+matrix!(a_request_holding_its_session_longer_than_the_lock_ttl_keeps_its_lock => long_hold_keeps_the_lock:
+    redis, cluster);
 
 /// With `fleet.lock_ttl=3`, a page that keeps its session 8 s (a slow API call) keeps its
 /// lock: renewal extends it. A second request on the session waits for it, and both

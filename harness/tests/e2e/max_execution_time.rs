@@ -8,15 +8,8 @@ use fleet_harness::Http;
 use crate::backend::Backend;
 use crate::common::fleet_stack;
 
-#[test]
-fn a_request_stopped_by_max_execution_time_saves_its_session() {
-    stopped_request_saves(Backend::redis());
-}
-
-#[test]
-fn mysql_a_request_stopped_by_max_execution_time_saves_its_session() {
-    stopped_request_saves(Backend::mysql("advisory"));
-}
+matrix!(a_request_stopped_by_max_execution_time_saves_its_session => stopped_request_saves:
+    redis, mysql_advisory);
 
 /// `spin.php` changes the session and spins until `max_execution_time=1` stops it; PHP
 /// writes the session at shutdown, and the next request sees the change without waiting.

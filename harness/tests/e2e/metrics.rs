@@ -8,15 +8,8 @@ use fleet_harness::{Http, WebStack};
 use crate::backend::Backend;
 use crate::common::{fleet_stack, hammer, hold_session};
 
-#[test]
-fn metrics_from_any_worker_are_the_totals_of_all_workers_of_its_server() {
-    shared_metrics(Backend::redis());
-}
-
-#[test]
-fn mysql_metrics_from_any_worker_are_the_totals_of_all_workers_of_its_server() {
-    shared_metrics(Backend::mysql("advisory"));
-}
+matrix!(metrics_from_any_worker_are_the_totals_of_all_workers_of_its_server => shared_metrics:
+    redis, mysql_advisory);
 
 /// `fleet_metrics()` as parsed by prometheus_client (Debian's python3-prometheus-client):
 /// sample name (with its labels) → value.
