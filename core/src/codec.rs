@@ -15,6 +15,9 @@ use std::fmt::Write as _;
 use read::{Builder, Node, NodeId, Reader};
 
 mod read;
+mod split;
+
+pub use split::{join, split, Split};
 
 /// The `session.serialize_handler` a session was written with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -41,6 +41,8 @@
 //! - [`codec`]: PHP's session formats (`php`, `php_serialize`) decoded into values.
 //! - [`inventory`]: counting, listing, reading and copying sessions outside requests, and
 //!   [`read_session`] for a Rust service that shares a PHP application's login.
+//! - [`merge`]: the three-way merge of a session per top-level variable, for writes that did
+//!   not hold its lock.
 //! - [`lease`]: time-bounded exclusive ownership, the basis of session locks and of named
 //!   leases ([`LeaseStore`], `fleetctl run-once`), and their renewal.
 //! - `store`: the [`SessionStore`] trait every backend implements.
@@ -65,6 +67,7 @@ mod id;
 pub mod inventory;
 mod keeper;
 pub mod lease;
+pub mod merge;
 mod mysql;
 mod open;
 mod process;

@@ -55,6 +55,9 @@ pub(super) struct Reader<'a> {
     /// Node ids by `unserialize()`'s number minus one; `None` while a value is being read
     /// (a reference to it is a recursion).
     numbered: Vec<Option<NodeId>>,
+    /// How many references (`R:`, `r:`) were read: their numbers count every value before
+    /// them, so data that has one cannot be cut into parts that stand alone.
+    pub(super) references: usize,
 }
 
 impl<'a> Reader<'a> {
@@ -65,7 +68,32 @@ impl<'a> Reader<'a> {
             format,
             nodes: Vec::new(),
             numbered: Vec::new(),
+            references: 0,
         }
+    }
+
+    /// Reads the `a:N:{` that opens a `php_serialize` session (value number 1), and says N.
+    pub(super) fn array_start(&mut self) -> Result<u32, DecodeError> {
+        let start = self.offset;
+        match self.token()? {
+            PhpToken::Array { elements } => {
+                self.numbered.push(None);
+                Ok(elements)
+            }
+            _ => Err(self.error(start, "the top level is not an array".into())),
+        }
+    }
+
+    /// Reads one array key, and where it was written.
+    pub(super) fn key_span(&mut self) -> Result<std::ops::Range<usize>, DecodeError> {
+        let start = self.offset;
+        self.key()?;
+        Ok(start..self.offset)
+    }
+
+    /// Reads the `}` that closes an array opened at `start`.
+    pub(super) fn array_end(&mut self, start: usize) -> Result<(), DecodeError> {
+        self.end(start)
     }
 
     pub(super) fn error(&self, position: usize, reason: String) -> DecodeError {
@@ -272,6 +300,7 @@ impl<'a> Reader<'a> {
     /// The value a reference points to: the node it names (shared, not copied), or a
     /// recursion marker if it encloses the reference.
     fn resolve(&mut self, id: i64, at: usize) -> Result<NodeId, DecodeError> {
+        self.references += 1;
         let slot = usize::try_from(id)
             .ok()
             .and_then(|n| n.checked_sub(1))

@@ -1,0 +1,159 @@
+//! A session cut into its top-level variables, each kept as the bytes it was written as, and
+//! put back together: what a per-variable merge works on ([`crate::merge`]). Nothing is
+//! decoded into values and nothing is re-encoded, so a variable nobody changed is written
+//! back byte for byte.
+//!
+//! Data that cannot be cut safely is [`Split::Whole`]: anything that does not read as the
+//! format (another serialize handler such as igbinary, a compressed or damaged blob), and
+//! data with a reference (`R:`, `r:`), whose number counts every value before it, so moving or
+//! changing another variable would make it point elsewhere.
+
+use super::read::Reader;
+use super::{DecodeError, SessionFormat};
+
+/// A session's data as top-level variables, or as one piece.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Split<'a> {
+    /// The variables in order: each one's key as written (`name` for `php`, the serialized
+    /// key such as `s:4:"cart";` for `php_serialize`) and its value as written.
+    Vars(Vec<(&'a [u8], &'a [u8])>),
+    /// Not cut: merged, if at all, as one variable.
+    Whole,
+}
+
+/// Cuts `data`, written by `format`'s serialize handler, into its top-level variables.
+pub fn split(data: &[u8], format: SessionFormat) -> Split<'_> {
+    if data.is_empty() {
+        return Split::Vars(Vec::new());
+    }
+    let cut = match format {
+        SessionFormat::Php => split_php(data),
+        SessionFormat::PhpSerialize => split_php_serialize(data),
+    };
+    match cut {
+        Ok(Some(vars)) => Split::Vars(vars),
+        _ => Split::Whole,
+    }
+}
+
+/// Writes variables cut by [`split`] (or merged from such) back as `format`'s data.
+pub fn join(vars: &[(&[u8], &[u8])], format: SessionFormat) -> Vec<u8> {
+    let size: usize = vars.iter().map(|(k, v)| k.len() + v.len() + 1).sum();
+    let mut out = Vec::with_capacity(size + 16);
+    match format {
+        SessionFormat::Php => {
+            for (name, value) in vars {
+                out.extend_from_slice(name);
+                out.push(b'|');
+                out.extend_from_slice(value);
+            }
+        }
+        SessionFormat::PhpSerialize => {
+            if vars.is_empty() {
+                return out;
+            }
+            out.extend_from_slice(format!("a:{}:{{", vars.len()).as_bytes());
+            for (key, value) in vars {
+                out.extend_from_slice(key);
+                out.extend_from_slice(value);
+            }
+            out.push(b'}');
+        }
+    }
+    out
+}
+
+type Vars<'a> = Vec<(&'a [u8], &'a [u8])>;
+
+/// `name|value name|value …`; `None` when a value holds a reference.
+fn split_php(data: &[u8]) -> Result<Option<Vars<'_>>, DecodeError> {
+    let mut reader = Reader::new(data, SessionFormat::Php.name());
+    let mut vars = Vec::new();
+    while reader.offset < data.len() {
+        let rest = &data[reader.offset..];
+        let Some(bar) = rest.iter().position(|&b| b == b'|') else {
+            return Err(reader.error(reader.offset, "a variable name without '|' after it".into()));
+        };
+        let name = &rest[..bar];
+        reader.offset += bar + 1;
+        let start = reader.offset;
+        reader.value(0)?;
+        vars.push((name, &data[start..reader.offset]));
+    }
+    Ok((reader.references == 0).then_some(vars))
+}
+
+/// `a:N:{key value key value …}`; `None` when a value holds a reference.
+fn split_php_serialize(data: &[u8]) -> Result<Option<Vars<'_>>, DecodeError> {
+    let mut reader = Reader::new(data, SessionFormat::PhpSerialize.name());
+    let elements = reader.array_start()?;
+    let mut vars = Vec::new();
+    for _ in 0..elements {
+        let key = reader.key_span()?;
+        let start = reader.offset;
+        reader.value(1)?;
+        vars.push((&data[key], &data[start..reader.offset]));
+    }
+    reader.array_end(0)?;
+    reader.expect_end()?;
+    Ok((reader.references == 0).then_some(vars))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn php_data_is_cut_into_variables_and_joined_back_byte_for_byte() {
+        let data: &[u8] = b"user|a:2:{s:2:\"id\";i:7;s:4:\"name\";s:3:\"Ann\";}cart|a:0:{}n|i:3;";
+        let Split::Vars(vars) = split(data, SessionFormat::Php) else {
+            panic!("not cut");
+        };
+        let names: Vec<&[u8]> = vars.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, [&b"user"[..], b"cart", b"n"]);
+        assert_eq!(vars[2].1, b"i:3;");
+        assert_eq!(join(&vars, SessionFormat::Php), data);
+    }
+
+    #[test]
+    fn php_serialize_data_is_cut_into_elements_and_joined_back_byte_for_byte() {
+        let data: &[u8] =
+            b"a:3:{s:4:\"user\";O:8:\"stdClass\":1:{s:2:\"id\";i:7;}i:5;d:0.5;s:1:\"n\";i:3;}";
+        let Split::Vars(vars) = split(data, SessionFormat::PhpSerialize) else {
+            panic!("not cut");
+        };
+        assert_eq!(vars.len(), 3);
+        assert_eq!(vars[1], (&b"i:5;"[..], &b"d:0.5;"[..]));
+        assert_eq!(join(&vars, SessionFormat::PhpSerialize), data);
+    }
+
+    #[test]
+    fn data_with_a_reference_or_another_format_stays_whole() {
+        // `b` is a PHP reference to `a`'s value: its number counts the values before it.
+        assert_eq!(split(b"a|i:1;b|R:1;", SessionFormat::Php), Split::Whole);
+        assert_eq!(
+            split(
+                b"a:2:{i:0;O:8:\"stdClass\":0:{}i:1;r:2;}",
+                SessionFormat::PhpSerialize
+            ),
+            Split::Whole
+        );
+        // igbinary, a compressed frame, damaged data.
+        assert_eq!(
+            split(b"\x00\x00\x00\x02\x14\x01", SessionFormat::Php),
+            Split::Whole
+        );
+        assert_eq!(split(b"n|i:3", SessionFormat::Php), Split::Whole);
+        assert_eq!(
+            split(b"a:1:{i:0;i:1;}x", SessionFormat::PhpSerialize),
+            Split::Whole
+        );
+        assert_eq!(split(b"n|i:3;", SessionFormat::PhpSerialize), Split::Whole);
+    }
+
+    #[test]
+    fn empty_data_has_no_variables() {
+        assert_eq!(split(b"", SessionFormat::Php), Split::Vars(Vec::new()));
+        assert_eq!(join(&[], SessionFormat::PhpSerialize), b"");
+    }
+}
