@@ -83,7 +83,10 @@ pub use inventory::{Inventory, StoredSession};
 pub use lease::{Holder, LeaseStore, LeaseTerms, LeaseTicket, LeaseToken, Slot, Taken};
 pub use open::{open_inventory, open_lease_store, open_store, read_session};
 pub use process::id as process_id;
-pub use store::{HeldLock, LockPolicy, ReadOutcome, SessionStore, StoreEvents};
+pub use store::{
+    ConditionalWrite, HeldLock, LockPolicy, MergeStore, ReadOutcome, SessionStore, StoreEvents,
+    Version, VersionedRead,
+};
 
 // The backends' stores, for code that needs one backend's own steps (tests, benches);
 // everything else opens a store through `open_store` and friends.

@@ -147,3 +147,52 @@ pub trait SessionStore {
     /// Deletes sessions idle for longer than `lifetime`; returns how many.
     fn gc(&mut self, lifetime: Duration) -> Result<u64, StoreError>;
 }
+
+/// A stored session's version, as merge mode reads it: a digest of its bytes, or none when no
+/// session was stored.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Version(pub(crate) Option<String>);
+
+/// What a merge-mode read found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VersionedRead {
+    /// The stored bytes (as the store holds them), `None` when there is no session.
+    pub data: Option<Vec<u8>>,
+    /// Their version, to write against.
+    pub version: Version,
+}
+
+/// The outcome of [`MergeStore::write_if_unchanged`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConditionalWrite {
+    /// Written: nobody had written since the read.
+    Written,
+    /// Not written: another request wrote meanwhile; this is what is stored now.
+    Changed(VersionedRead),
+    /// Not written: the session was destroyed or expired since it was read (a logout wins).
+    Gone,
+    /// Not written: a request holds the session's lock (a merge that kept conflicting
+    /// writes under the lock); try again once it is released.
+    Locked,
+}
+
+/// The steps of `fleet.locking = merge`: reads that take no lock, writes made only if the
+/// session is as it was read, each one round trip, and a destroy no later write undoes.
+pub trait MergeStore {
+    /// Reads session `id` and its version, without locking it.
+    fn read_versioned(&mut self, id: &SessionId) -> Result<VersionedRead, StoreError>;
+
+    /// Stores `data` for `lifetime` if session `id` is still at `base`; else says why not
+    /// (with what is stored now when another request wrote).
+    fn write_if_unchanged(
+        &mut self,
+        id: &SessionId,
+        base: &Version,
+        data: &[u8],
+        lifetime: Duration,
+    ) -> Result<ConditionalWrite, StoreError>;
+
+    /// Deletes session `id` and leaves a tombstone for `remember`, so that a request that
+    /// read it before cannot write it back.
+    fn destroy_for_good(&mut self, id: &SessionId, remember: Duration) -> Result<(), StoreError>;
+}

@@ -159,6 +159,7 @@ impl RedisStore {
             lock: Vec::new(),
             wake: Vec::new(),
             waiters: Vec::new(),
+            gone: Vec::new(),
         };
         (keys, fence, mark)
     }

@@ -31,6 +31,7 @@ mod cluster;
 mod connect;
 mod inventory;
 mod lease;
+mod merge;
 mod replies;
 mod scripts;
 
@@ -44,6 +45,8 @@ struct SessionKeys {
     lock: Vec<u8>,
     wake: Vec<u8>,
     waiters: Vec<u8>,
+    /// Merge mode's tombstone of a destroyed session.
+    gone: Vec<u8>,
 }
 
 impl SessionKeys {
@@ -71,11 +74,13 @@ impl SessionKeys {
         };
         let (data, lock) = (key(b""), key(b"_LOCK"));
         let (wake, waiters) = (key(b"_LOCK_WAKE"), key(b"_LOCK_WAITERS"));
+        let gone = key(b"_GONE");
         SessionKeys {
             data,
             lock,
             wake,
             waiters,
+            gone,
         }
     }
 }

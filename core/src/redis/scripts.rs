@@ -101,6 +101,38 @@ redis.call('DEL', KEYS[1])
 /// KEYS: data, lock, wake, waiters. ARGV: token, wake ttl ms.
 const RELEASE: &str = concat!(ours_lua!(), release_lua!());
 
+/// KEYS: data. Merge mode's read: the data and its version (the SHA-1 of its bytes), or
+/// nothing. No lock is taken.
+const READ_VERSIONED: &str = "local v = redis.call('GET', KEYS[1])
+if not v then return {} end
+return {v, redis.sha1hex(v)}
+";
+
+/// KEYS: data, gone, lock. ARGV: version read ('' when there was no session), data,
+/// lifetime s. Writes only if the session is still as it was read, returning {1}; else
+/// {0, data, version} (what is stored now, in the same round trip), {2} when the session was
+/// destroyed or expired since it was read (or destroyed just before it was first written:
+/// a tombstone), never reviving it, and {3} while a request holds its lock (the fallback of a
+/// merge that kept conflicting), which writes unconditionally.
+const WRITE_IF_UNCHANGED: &str = "if redis.call('EXISTS', KEYS[3]) == 1 then return {3} end
+local cur = redis.call('GET', KEYS[1])
+if not cur then
+  if ARGV[1] ~= '' or redis.call('EXISTS', KEYS[2]) == 1 then return {2} end
+else
+  local v = redis.sha1hex(cur)
+  if v ~= ARGV[1] then return {0, cur, v} end
+end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+return {1}
+";
+
+/// KEYS: data, gone. ARGV: tombstone lifetime s. Merge mode's destroy: the session is
+/// deleted and a tombstone left, so that no request that read it before writes it back.
+const DESTROY_FOR_GOOD: &str = "redis.call('DEL', KEYS[1])
+redis.call('SET', KEYS[2], '1', 'EX', ARGV[1])
+return 1
+";
+
 /// KEYS: lease, fence counter, slot mark. ARGV: token, ttl ms, slot keep ms ('' for no slot).
 /// Returns {0, fence} when taken, {1, 0} when held by someone, {2, 0} when the slot is done.
 pub(super) const TAKE_LEASE: &str = "
@@ -141,6 +173,9 @@ pub(super) struct Scripts {
     pub touch_and_release: Script,
     pub destroy_and_release: Script,
     pub release: Script,
+    pub read_versioned: Script,
+    pub write_if_unchanged: Script,
+    pub destroy_for_good: Script,
 }
 
 impl Scripts {
@@ -151,6 +186,9 @@ impl Scripts {
             touch_and_release: Script::new(TOUCH_AND_RELEASE),
             destroy_and_release: Script::new(DESTROY_AND_RELEASE),
             release: Script::new(RELEASE),
+            read_versioned: Script::new(READ_VERSIONED),
+            write_if_unchanged: Script::new(WRITE_IF_UNCHANGED),
+            destroy_for_good: Script::new(DESTROY_FOR_GOOD),
         }
     }
 }

@@ -1,0 +1,107 @@
+//! Merge mode's steps on Redis (every form: the keys of a session share its slot): a read
+//! that returns the data with its SHA-1 as the version, a write made only if the stored
+//! bytes still have that digest, and a destroy that leaves a tombstone.
+
+use std::time::Duration;
+
+use ::redis::Value;
+
+use super::scripts::eval;
+use super::{lifetime_secs, RedisStore};
+use crate::error::{cause, StoreError};
+use crate::id::SessionId;
+use crate::keeper::Retry;
+use crate::store::{ConditionalWrite, MergeStore, Version, VersionedRead};
+
+impl MergeStore for RedisStore {
+    fn read_versioned(&mut self, id: &SessionId) -> Result<VersionedRead, StoreError> {
+        let keys = self.keys(id);
+        let reply: Value = self.run(&keys, Retry::Idempotent, |c, s| {
+            eval(c, &s.read_versioned, &[&keys.data], &[], None).map(|a| a.reply)
+        })?;
+        parse_versioned(reply).ok_or_else(|| self.unexpected("the merge read script"))
+    }
+
+    fn write_if_unchanged(
+        &mut self,
+        id: &SessionId,
+        base: &Version,
+        data: &[u8],
+        lifetime: Duration,
+    ) -> Result<ConditionalWrite, StoreError> {
+        let keys = self.keys(id);
+        let lifetime = lifetime_secs(lifetime).to_string();
+        let version = base.0.as_deref().unwrap_or_default();
+        let wait = self.wait;
+        let acked = self.run(&keys, Retry::IfRefused, |c, s| {
+            eval::<Value>(
+                c,
+                &s.write_if_unchanged,
+                &[&keys.data, &keys.gone, &keys.lock],
+                &[version.as_bytes(), data, lifetime.as_bytes()],
+                wait,
+            )
+        })?;
+        let reply = self.check_acks(acked);
+        let Value::Array(items) = reply else {
+            return Err(self.unexpected("the merge write script"));
+        };
+        let mut items = items.into_iter();
+        Ok(match items.next() {
+            Some(Value::Int(1)) => ConditionalWrite::Written,
+            Some(Value::Int(2)) => ConditionalWrite::Gone,
+            Some(Value::Int(3)) => ConditionalWrite::Locked,
+            Some(Value::Int(0)) => {
+                let now = parse_versioned(Value::Array(items.collect()))
+                    .ok_or_else(|| self.unexpected("the merge write script"))?;
+                ConditionalWrite::Changed(now)
+            }
+            _ => return Err(self.unexpected("the merge write script")),
+        })
+    }
+
+    fn destroy_for_good(&mut self, id: &SessionId, remember: Duration) -> Result<(), StoreError> {
+        let keys = self.keys(id);
+        let remember = lifetime_secs(remember).to_string();
+        let wait = self.wait;
+        let acked = self.run(&keys, Retry::IfRefused, |c, s| {
+            eval::<i64>(
+                c,
+                &s.destroy_for_good,
+                &[&keys.data, &keys.gone],
+                &[remember.as_bytes()],
+                wait,
+            )
+        })?;
+        self.check_acks(acked);
+        Ok(())
+    }
+}
+
+impl RedisStore {
+    fn unexpected(&self, what: &str) -> StoreError {
+        StoreError::server(
+            self.endpoint_name(),
+            cause(format!("unexpected reply to {what}")),
+        )
+    }
+}
+
+/// `{}` (no session) or `{data, sha1}`.
+fn parse_versioned(reply: Value) -> Option<VersionedRead> {
+    let Value::Array(items) = reply else {
+        return None;
+    };
+    let mut items = items.into_iter();
+    match (items.next(), items.next()) {
+        (None, None) => Some(VersionedRead {
+            data: None,
+            version: Version(None),
+        }),
+        (Some(Value::BulkString(data)), Some(Value::BulkString(digest))) => Some(VersionedRead {
+            data: Some(data),
+            version: Version(Some(String::from_utf8(digest).ok()?)),
+        }),
+        _ => None,
+    }
+}
