@@ -234,9 +234,9 @@ fn main() -> ExitCode {
 
 /// Deletes every expired session of `save_path`'s store; says how many.
 fn gc(save_path: &str) -> Result<String, Box<dyn std::error::Error>> {
-    use fleet_core::StoreConfig;
+    use fleet_core::BackendConfig;
     let config = fleet_core::parse_save_path(save_path)?;
-    let StoreConfig::MySql(_) = &config else {
+    let BackendConfig::MySql(_) = &config.backend else {
         return Ok(format!(
             "{}: Redis expires sessions by itself; nothing to delete",
             config.endpoint()

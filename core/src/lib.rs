@@ -75,7 +75,8 @@ mod redis;
 mod store;
 
 pub use config::{
-    parse_save_path, set_file_guard, MySqlConfig, MySqlLockMode, RedisConfig, StoreConfig, Timeouts,
+    parse_save_path, set_file_guard, BackendConfig, ConnectionTerms, MySqlConfig, MySqlLockMode,
+    RedisConfig, StoreConfig, Timeouts,
 };
 pub use error::{ConfigError, ErrorKind, LockLoss, StoreError};
 pub use id::{InvalidId, SessionId, MAX_ID_LEN};

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::compress::{self, Compression};
-use crate::config::{StoreConfig, Timeouts};
+use crate::config::{BackendConfig, StoreConfig, Timeouts};
 use crate::error::StoreError;
 use crate::id::SessionId;
 use crate::inventory::{Inventory, ReadError, StoredSession};
@@ -25,10 +25,13 @@ pub enum Backend {
 }
 
 impl Backend {
-    pub fn open(config: &StoreConfig, timeouts: Timeouts) -> Result<Backend, StoreError> {
-        Ok(match config {
-            StoreConfig::Redis(c) => Backend::Redis(RedisStore::new(c, timeouts)?),
-            StoreConfig::MySql(c) => Backend::MySql(MySqlStore::new(c, timeouts)?),
+    /// Opens `config`'s backend, its connection terms resolved here, once, from the URL's
+    /// options and the caller's `defaults`.
+    pub fn open(config: &StoreConfig, defaults: Timeouts) -> Result<Backend, StoreError> {
+        let terms = config.connection(defaults);
+        Ok(match &config.backend {
+            BackendConfig::Redis(c) => Backend::Redis(RedisStore::new(c, terms)?),
+            BackendConfig::MySql(c) => Backend::MySql(MySqlStore::new(c, terms)?),
         })
     }
 

@@ -6,7 +6,8 @@
 use std::time::{Duration, Instant};
 
 use fleet_core::{
-    parse_save_path, LeaseTerms, LockPolicy, SessionId, SessionStore, StoreConfig, Timeouts,
+    parse_save_path, BackendConfig, LeaseTerms, LockPolicy, SessionId, SessionStore, StoreConfig,
+    Timeouts,
 };
 use fleet_core::{MySqlStore, GC_MARKER_ID};
 use fleet_harness::MariaDbServer;
@@ -21,7 +22,10 @@ const LOCKED: LockPolicy = LockPolicy {
 
 fn open(save_path: &str) -> MySqlStore {
     match parse_save_path(save_path).expect("save_path") {
-        StoreConfig::MySql(c) => MySqlStore::new(&c, Timeouts::default()).expect("store"),
+        StoreConfig {
+            common,
+            backend: BackendConfig::MySql(c),
+        } => MySqlStore::new(&c, common.connection(Timeouts::default())).expect("store"),
         other => panic!("not mysql: {other:?}"),
     }
 }

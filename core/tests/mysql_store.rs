@@ -5,7 +5,7 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use fleet_core::{create_table_sql, schema_script, MySqlStore};
+use fleet_core::{create_table_sql, schema_script, BackendConfig, MySqlStore};
 use fleet_core::{
     parse_save_path, ErrorKind, LeaseTerms, LockPolicy, SessionId, SessionStore, StoreConfig,
     Timeouts,
@@ -26,7 +26,10 @@ const LOCKING: [(&str, &str); 3] = [
 
 fn open(save_path: &str) -> MySqlStore {
     match parse_save_path(save_path).expect("save_path") {
-        StoreConfig::MySql(c) => MySqlStore::new(&c, Timeouts::default()).expect("store"),
+        StoreConfig {
+            common,
+            backend: BackendConfig::MySql(c),
+        } => MySqlStore::new(&c, common.connection(Timeouts::default())).expect("store"),
         other => panic!("not mysql: {other:?}"),
     }
 }

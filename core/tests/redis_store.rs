@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use fleet_core::config::{RedisEndpoint, Secret};
 use fleet_core::RedisStore;
 use fleet_core::{
-    parse_save_path, ErrorKind, LeaseTerms, LockLoss, LockPolicy, RedisConfig, SessionId,
-    SessionStore, StoreConfig, Timeouts,
+    parse_save_path, BackendConfig, ConnectionTerms, ErrorKind, LeaseTerms, LockLoss, LockPolicy,
+    RedisConfig, SessionId, SessionStore, StoreConfig, Timeouts,
 };
 use fleet_harness::{Blackhole, RedisServer};
 
@@ -17,7 +17,7 @@ const LIFETIME: Duration = Duration::from_secs(1440);
 fn store(redis: &RedisServer) -> RedisStore {
     RedisStore::new(
         &RedisConfig::tcp("127.0.0.1", redis.port),
-        Timeouts::default(),
+        ConnectionTerms::default(),
     )
     .expect("store")
 }
@@ -92,17 +92,19 @@ fn binary_and_large_data_survive() {
 #[test]
 fn custom_prefix_and_database() {
     let redis = RedisServer::start();
-    let StoreConfig::Redis(config) =
-        parse_save_path(&format!("redis://127.0.0.1:{}/2?prefix=app:", redis.port)).unwrap()
+    let StoreConfig {
+        common,
+        backend: BackendConfig::Redis(config),
+    } = parse_save_path(&format!("redis://127.0.0.1:{}/2?prefix=app:", redis.port)).unwrap()
     else {
         panic!("not a redis save_path")
     };
-    let mut s = RedisStore::new(&config, Timeouts::default()).unwrap();
+    let mut s = RedisStore::new(&config, common.connection(Timeouts::default())).unwrap();
     let sid = id("p1");
     s.write_and_unlock(&sid, b"x", LIFETIME, None).unwrap();
     // `command` talks to database 0, which must not have it.
     assert_eq!(redis.command(&["GET", "app:p1"]), "$-1", "db 0 has nothing");
-    let mut check = RedisStore::new(&config, Timeouts::default()).unwrap();
+    let mut check = RedisStore::new(&config, common.connection(Timeouts::default())).unwrap();
     assert_eq!(
         check.lock_and_read(&sid, UNLOCKED).unwrap().data.as_deref(),
         Some(&b"x"[..])
@@ -119,8 +121,11 @@ fn waiter_starts_when_the_holder_releases_not_by_polling() {
 
     let port = redis.port;
     let waiter = std::thread::spawn(move || {
-        let mut s =
-            RedisStore::new(&RedisConfig::tcp("127.0.0.1", port), Timeouts::default()).unwrap();
+        let mut s = RedisStore::new(
+            &RedisConfig::tcp("127.0.0.1", port),
+            ConnectionTerms::default(),
+        )
+        .unwrap();
         let read = s.lock_and_read(&id("hot"), locked(60_000, 30_000)).unwrap();
         let acquired_at = Instant::now();
         s.write_and_unlock(&id("hot"), b"waiter", LIFETIME, read.lock.as_ref())
@@ -233,9 +238,11 @@ fn concurrent_increments_lose_nothing() {
         .map(|_| {
             let barrier = barrier.clone();
             std::thread::spawn(move || {
-                let mut s =
-                    RedisStore::new(&RedisConfig::tcp("127.0.0.1", port), Timeouts::default())
-                        .unwrap();
+                let mut s = RedisStore::new(
+                    &RedisConfig::tcp("127.0.0.1", port),
+                    ConnectionTerms::default(),
+                )
+                .unwrap();
                 barrier.wait();
                 for _ in 0..EACH {
                     let read = s
@@ -328,7 +335,11 @@ fn reconnects_after_the_server_restarts() {
 #[test]
 fn dead_server_is_a_connect_error_naming_the_endpoint() {
     let port = fleet_harness::paths::free_port();
-    let mut s = RedisStore::new(&RedisConfig::tcp("127.0.0.1", port), Timeouts::default()).unwrap();
+    let mut s = RedisStore::new(
+        &RedisConfig::tcp("127.0.0.1", port),
+        ConnectionTerms::default(),
+    )
+    .unwrap();
     let err = s.lock_and_read(&id("x"), locked(1_000, 1_000)).unwrap_err();
     assert!(err.kind() == ErrorKind::Connect, "{err}");
     assert!(
@@ -345,7 +356,14 @@ fn hung_server_is_bounded_by_the_command_timeout() {
         connect: Duration::from_millis(300),
         command: Duration::from_millis(300),
     };
-    let mut s = RedisStore::new(&RedisConfig::tcp("127.0.0.1", hole.port), timeouts).unwrap();
+    let mut s = RedisStore::new(
+        &RedisConfig::tcp("127.0.0.1", hole.port),
+        ConnectionTerms {
+            timeouts,
+            max_age: None,
+        },
+    )
+    .unwrap();
     let start = Instant::now();
     let err = s.lock_and_read(&id("x"), locked(1_000, 1_000)).unwrap_err();
     println!("hung server reported after {:?}", start.elapsed());
@@ -357,14 +375,18 @@ fn hung_server_is_bounded_by_the_command_timeout() {
 fn password_auth_and_wrong_password() {
     let redis = RedisServer::start_with(&["--requirepass", "s3cret-pw"]);
     std::env::set_var("FLEET_TEST_REDIS_PW", "s3cret-pw");
-    let StoreConfig::Redis(config) = parse_save_path(&format!(
+    let StoreConfig {
+        common,
+        backend: BackendConfig::Redis(config),
+    } = parse_save_path(&format!(
         "redis://127.0.0.1:{}?password_env=FLEET_TEST_REDIS_PW",
         redis.port
     ))
-    .unwrap() else {
+    .unwrap()
+    else {
         panic!("not a redis save_path")
     };
-    let mut s = RedisStore::new(&config, Timeouts::default()).unwrap();
+    let mut s = RedisStore::new(&config, common.connection(Timeouts::default())).unwrap();
     s.write_and_unlock(&id("auth"), b"ok", LIFETIME, None)
         .expect("authenticated");
 
@@ -376,7 +398,7 @@ fn password_auth_and_wrong_password() {
         password: Some(Secret::new("wrong-pw")),
         ..RedisConfig::tcp("", 0)
     };
-    let err = RedisStore::new(&config, Timeouts::default())
+    let err = RedisStore::new(&config, common.connection(Timeouts::default()))
         .unwrap()
         .exists(&id("auth"))
         .unwrap_err();
@@ -399,14 +421,18 @@ fn tls_with_a_trusted_ca_without_verification_and_untrusted() {
     let ca = redis.tls_ca_file().expect("ca");
     let sid = id("tls");
 
-    let StoreConfig::Redis(config) = parse_save_path(&format!(
+    let StoreConfig {
+        common,
+        backend: BackendConfig::Redis(config),
+    } = parse_save_path(&format!(
         "rediss://127.0.0.1:{tls_port}?tls_ca_file={}",
         ca.display()
     ))
-    .unwrap() else {
+    .unwrap()
+    else {
         panic!("not a redis save_path")
     };
-    let mut s = RedisStore::new(&config, Timeouts::default()).unwrap();
+    let mut s = RedisStore::new(&config, common.connection(Timeouts::default())).unwrap();
     let read = s
         .lock_and_read(&sid, locked(30_000, 1_000))
         .expect("TLS with the test CA");
@@ -414,21 +440,25 @@ fn tls_with_a_trusted_ca_without_verification_and_untrusted() {
         .unwrap();
     assert_eq!(redis.command(&["GET", "PHPREDIS_SESSION:tls"]), "over tls");
 
-    let StoreConfig::Redis(config) =
-        parse_save_path(&format!("rediss://127.0.0.1:{tls_port}?tls_verify=0")).unwrap()
+    let StoreConfig {
+        common,
+        backend: BackendConfig::Redis(config),
+    } = parse_save_path(&format!("rediss://127.0.0.1:{tls_port}?tls_verify=0")).unwrap()
     else {
         panic!("not a redis save_path")
     };
-    let mut s = RedisStore::new(&config, Timeouts::default()).unwrap();
+    let mut s = RedisStore::new(&config, common.connection(Timeouts::default())).unwrap();
     assert!(s.exists(&sid).expect("TLS without verification"));
 
     // The system roots do not trust the test CA.
-    let StoreConfig::Redis(config) =
-        parse_save_path(&format!("rediss://127.0.0.1:{tls_port}")).unwrap()
+    let StoreConfig {
+        common,
+        backend: BackendConfig::Redis(config),
+    } = parse_save_path(&format!("rediss://127.0.0.1:{tls_port}")).unwrap()
     else {
         panic!("not a redis save_path")
     };
-    let err = RedisStore::new(&config, Timeouts::default())
+    let err = RedisStore::new(&config, common.connection(Timeouts::default()))
         .unwrap()
         .exists(&sid)
         .unwrap_err();

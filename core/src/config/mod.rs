@@ -26,7 +26,7 @@ mod redis;
 mod scrub;
 
 pub use lifetimes::{BotPattern, Lifetimes, DEFAULT_BOT_PATTERN};
-pub use options::CommonConfig;
+pub use options::{CommonConfig, ConnectionTerms};
 pub use scrub::redact_userinfo;
 use scrub::{scrub, secret_regions};
 
@@ -133,9 +133,19 @@ impl Default for Timeouts {
     }
 }
 
-/// A parsed `session.save_path`: which backend, and everything needed to reach it.
+/// A parsed `session.save_path`: what every backend's URL can set, and the backend with
+/// everything needed to reach it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum StoreConfig {
+pub struct StoreConfig {
+    /// Timeouts, connection age, lifetimes, compression: the same options on every backend.
+    pub common: CommonConfig,
+    /// Which backend, and how to reach it.
+    pub backend: BackendConfig,
+}
+
+/// The backend of a [`StoreConfig`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BackendConfig {
     /// `redis://`, `rediss://`, `tcp://`, `unix://`, `redis+sentinel://`, `redis+cluster://`.
     Redis(RedisConfig),
     /// `mysql://` (MySQL or MariaDB).
@@ -143,30 +153,27 @@ pub enum StoreConfig {
 }
 
 impl StoreConfig {
-    /// What every backend's save_path sets: timeouts, connection age, lifetimes,
-    /// compression.
-    pub fn common(&self) -> &CommonConfig {
-        match self {
-            StoreConfig::Redis(c) => &c.common,
-            StoreConfig::MySql(c) => &c.common,
-        }
+    /// How the store's connection is used, with `defaults` (PHP's `fleet.*` INI entries, or
+    /// `Timeouts::default()`) where the URL sets nothing: resolved once, before opening.
+    pub fn connection(&self, defaults: Timeouts) -> ConnectionTerms {
+        self.common.connection(defaults)
     }
 
     /// The compression options of this save_path.
     pub fn compression(&self) -> crate::compress::Compression {
-        self.common().compression
+        self.common.compression
     }
 
     /// The lifetime options (`first_lifetime`, `bot_lifetime`, …) of this save_path.
     pub fn lifetimes(&self) -> &Lifetimes {
-        &self.common().lifetimes
+        &self.common.lifetimes
     }
 
     /// Where the backend is, for warnings; never contains a password.
     pub fn endpoint(&self) -> String {
-        match self {
-            StoreConfig::Redis(c) => c.endpoint.to_string(),
-            StoreConfig::MySql(c) => c.describe(),
+        match &self.backend {
+            BackendConfig::Redis(c) => c.endpoint.to_string(),
+            BackendConfig::MySql(c) => c.describe(),
         }
     }
 }
@@ -192,9 +199,15 @@ fn parse_unscrubbed(save_path: &str) -> Result<StoreConfig, ConfigError> {
     match scheme.as_str() {
         "redis" | "tcp" | "rediss" | "tls" | "unix" | "redis+sentinel" | "rediss+sentinel"
         | "redis+cluster" | "rediss+cluster" => {
-            redis::parse(&scheme, userinfo, rest).map(StoreConfig::Redis)
+            redis::parse(&scheme, userinfo, rest).map(|(common, c)| StoreConfig {
+                common,
+                backend: BackendConfig::Redis(c),
+            })
         }
-        "mysql" | "mariadb" => mysql::parse(userinfo, rest).map(StoreConfig::MySql),
+        "mysql" | "mariadb" => mysql::parse(userinfo, rest).map(|(common, c)| StoreConfig {
+            common,
+            backend: BackendConfig::MySql(c),
+        }),
         _ => Err(ConfigError::UnknownScheme { scheme }),
     }
 }

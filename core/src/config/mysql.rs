@@ -130,8 +130,6 @@ pub struct MySqlConfig {
     /// Delete expired rows at most this often across all workers, whatever PHP's
     /// `session.gc_probability` (`None`: leave gc to PHP).
     pub gc_interval: Option<Duration>,
-    /// The options every backend has: timeouts, connection age, lifetimes, compression.
-    pub common: CommonConfig,
 }
 
 impl MySqlConfig {
@@ -151,7 +149,6 @@ impl MySqlConfig {
             create_table: true,
             tls: None,
             gc_interval: Some(DEFAULT_GC_INTERVAL),
-            common: CommonConfig::default(),
         }
     }
 
@@ -179,7 +176,10 @@ impl MySqlConfig {
 }
 
 /// Parses what follows `mysql://`, with its `userinfo` already taken off `rest`.
-pub(super) fn parse(userinfo: Option<&str>, rest: &str) -> Result<MySqlConfig, ConfigError> {
+pub(super) fn parse(
+    userinfo: Option<&str>,
+    rest: &str,
+) -> Result<(CommonConfig, MySqlConfig), ConfigError> {
     let (before_query, query) = split_query(rest);
     let Some((hostport, database)) = before_query.split_once('/') else {
         return Err(ConfigError::Invalid {
@@ -214,6 +214,7 @@ pub(super) fn parse(userinfo: Option<&str>, rest: &str) -> Result<MySqlConfig, C
     };
     let mut pending = PendingConfig {
         config,
+        common: CommonConfig::default(),
         credentials: Credentials::from_userinfo(userinfo)?,
         tls: false,
         tls_verify: None,
@@ -222,6 +223,7 @@ pub(super) fn parse(userinfo: Option<&str>, rest: &str) -> Result<MySqlConfig, C
     options::apply(OPTIONS, &KNOWN, &mut pending, query, INLINE_PASSWORDS)?;
     let PendingConfig {
         mut config,
+        common,
         credentials,
         tls,
         tls_verify,
@@ -255,12 +257,13 @@ pub(super) fn parse(userinfo: Option<&str>, rest: &str) -> Result<MySqlConfig, C
             });
         }
     }
-    Ok(config)
+    Ok((common, config))
 }
 
 /// A config whose credentials and TLS options are still being gathered.
 pub(crate) struct PendingConfig {
     config: MySqlConfig,
+    common: CommonConfig,
     credentials: Credentials,
     tls: bool,
     tls_verify: Option<bool>,
@@ -269,7 +272,7 @@ pub(crate) struct PendingConfig {
 
 impl Pending for PendingConfig {
     fn common(&mut self) -> &mut CommonConfig {
-        &mut self.config.common
+        &mut self.common
     }
 
     fn credentials(&mut self) -> &mut Credentials {
@@ -415,6 +418,7 @@ fn parse_lock_mode(value: &str) -> Result<MySqlLockMode, ConfigError> {
 pub(crate) fn test_pending() -> PendingConfig {
     PendingConfig {
         config: MySqlConfig::tcp("127.0.0.1", 3306, "db"),
+        common: CommonConfig::default(),
         credentials: Credentials::default(),
         tls: false,
         tls_verify: None,
@@ -427,9 +431,26 @@ mod tests {
     use super::*;
     use crate::config::{parse_save_path, StoreConfig};
 
-    fn mysql(s: &str) -> MySqlConfig {
+    /// A parsed save_path of this backend: its own config, with the common options beside it.
+    #[derive(Debug)]
+    struct Parsed {
+        common: crate::config::CommonConfig,
+        config: MySqlConfig,
+    }
+
+    impl std::ops::Deref for Parsed {
+        type Target = MySqlConfig;
+        fn deref(&self) -> &MySqlConfig {
+            &self.config
+        }
+    }
+
+    fn mysql(s: &str) -> Parsed {
         match parse_save_path(s) {
-            Ok(StoreConfig::MySql(c)) => c,
+            Ok(StoreConfig {
+                common,
+                backend: crate::config::BackendConfig::MySql(config),
+            }) => Parsed { common, config },
             other => panic!("{s}: {other:?}"),
         }
     }

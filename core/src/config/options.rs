@@ -33,6 +33,24 @@ impl CommonConfig {
             command: self.command_timeout.unwrap_or(defaults.command),
         }
     }
+
+    /// How a store's connection is used, with `defaults` where the URL sets nothing.
+    pub fn connection(&self, defaults: Timeouts) -> ConnectionTerms {
+        ConnectionTerms {
+            timeouts: self.timeouts(defaults),
+            max_age: self.max_connection_age,
+        }
+    }
+}
+
+/// How a backend uses its connection, resolved before it is opened: what the URL's options
+/// and the caller's defaults (PHP's INI entries) come to. What a backend store takes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnectionTerms {
+    /// Connect and command timeouts.
+    pub timeouts: Timeouts,
+    /// Replace a connection older than this when a request starts (`max_connection_age=`).
+    pub max_age: Option<Duration>,
 }
 
 /// What takes an option, for a backend whose partly parsed config is `P`.

@@ -175,8 +175,6 @@ pub struct RedisConfig {
     pub wait_replicas: u32,
     /// How long a `WAIT` waits for them (`wait_timeout=`).
     pub wait_timeout: Duration,
-    /// The options every backend has: timeouts, connection age, lifetimes, compression.
-    pub common: CommonConfig,
 }
 
 impl RedisConfig {
@@ -195,7 +193,6 @@ impl RedisConfig {
             prefix: DEFAULT_PREFIX.to_owned(),
             wait_replicas: 0,
             wait_timeout: DEFAULT_WAIT_TIMEOUT,
-            common: CommonConfig::default(),
         }
     }
 }
@@ -206,7 +203,7 @@ pub(super) fn parse(
     scheme: &str,
     userinfo: Option<&str>,
     rest: &str,
-) -> Result<RedisConfig, ConfigError> {
+) -> Result<(CommonConfig, RedisConfig), ConfigError> {
     let tls = scheme.starts_with("rediss") || scheme == "tls";
     let plain_tls = || RedisTls {
         verify: true,
@@ -256,7 +253,7 @@ pub(super) fn parse(
                         "a Redis Cluster has only database 0; remove the path after the seed nodes",
                 });
             }
-            let config = apply_options(config, query)?;
+            let (common, config) = apply_options(config, query)?;
             if config.db != 0 {
                 return Err(ConfigError::Invalid {
                     part: format!("database={}", config.db),
@@ -272,7 +269,7 @@ pub(super) fn parse(
                     reason: "with redis+cluster:// the prefix may not contain { or }: Fleet adds the hash tag itself",
                 });
             }
-            Ok(config)
+            Ok((common, config))
         }
         _ => {
             let (mut config, path, query) = network(userinfo, rest, |hostport| {
@@ -321,6 +318,7 @@ fn network<'a>(
 /// A config whose credentials are still being gathered from the URL and the options.
 pub(crate) struct PendingConfig {
     config: RedisConfig,
+    common: CommonConfig,
     credentials: Credentials,
     /// The sentinels' password, and how many options gave one.
     sentinel_password: Option<Secret>,
@@ -331,6 +329,7 @@ impl PendingConfig {
     fn new(config: RedisConfig, userinfo: Option<&str>) -> Result<PendingConfig, ConfigError> {
         Ok(PendingConfig {
             config,
+            common: CommonConfig::default(),
             credentials: Credentials::from_userinfo(userinfo)?,
             sentinel_password: None,
             sentinel_password_sources: 0,
@@ -340,7 +339,7 @@ impl PendingConfig {
 
 impl Pending for PendingConfig {
     fn common(&mut self) -> &mut CommonConfig {
-        &mut self.config.common
+        &mut self.common
     }
 
     fn credentials(&mut self) -> &mut Credentials {
@@ -361,7 +360,10 @@ impl std::ops::DerefMut for PendingConfig {
     }
 }
 
-fn parse_unix(userinfo: Option<&str>, rest: &str) -> Result<RedisConfig, ConfigError> {
+fn parse_unix(
+    userinfo: Option<&str>,
+    rest: &str,
+) -> Result<(CommonConfig, RedisConfig), ConfigError> {
     let (path, query) = split_query(rest);
     if !path.starts_with('/') {
         return Err(ConfigError::Invalid {
@@ -432,7 +434,10 @@ const INLINE_PASSWORDS: &[&str] = &["auth", "password"];
 
 static KNOWN: OnceLock<String> = OnceLock::new();
 
-fn apply_options(mut pending: PendingConfig, query: &str) -> Result<RedisConfig, ConfigError> {
+fn apply_options(
+    mut pending: PendingConfig,
+    query: &str,
+) -> Result<(CommonConfig, RedisConfig), ConfigError> {
     options::apply(OPTIONS, &KNOWN, &mut pending, query, INLINE_PASSWORDS)?;
     if pending.sentinel_password_sources > 1 {
         return Err(ConfigError::Invalid {
@@ -442,6 +447,7 @@ fn apply_options(mut pending: PendingConfig, query: &str) -> Result<RedisConfig,
     }
     let PendingConfig {
         mut config,
+        common,
         credentials,
         sentinel_password,
         ..
@@ -450,7 +456,7 @@ fn apply_options(mut pending: PendingConfig, query: &str) -> Result<RedisConfig,
     (config.username, config.password) = credentials.finish(
         "give the password one way only: in the URL, auth=, password_file= or password_env=",
     )?;
-    Ok(config)
+    Ok((common, config))
 }
 
 fn set_prefix(p: &mut PendingConfig, name: &str, value: String) -> Result<(), ConfigError> {
@@ -540,6 +546,7 @@ fn set_sentinel_password(
 pub(crate) fn test_pending() -> PendingConfig {
     PendingConfig {
         config: RedisConfig::tcp("127.0.0.1", 6379),
+        common: CommonConfig::default(),
         credentials: Credentials::default(),
         sentinel_password: None,
         sentinel_password_sources: 0,

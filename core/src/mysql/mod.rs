@@ -41,7 +41,7 @@ use ::mysql::prelude::Queryable;
 use ::mysql::{Conn, Error as MySqlError, OptsBuilder, SslOpts};
 
 pub(crate) use crate::config::MAX_TABLE_FOR_PROCEDURES;
-use crate::config::{MySqlConfig, MySqlLockMode, Timeouts};
+use crate::config::{ConnectionTerms, MySqlConfig, MySqlLockMode};
 use crate::error::StoreError;
 use crate::id::SessionId;
 use crate::keeper::{Keeper, Retry};
@@ -123,8 +123,8 @@ struct Locked {
 
 impl MySqlStore {
     /// Prepares a store; connects lazily on first use.
-    pub fn new(config: &MySqlConfig, default_timeouts: Timeouts) -> Result<MySqlStore, StoreError> {
-        let timeouts = config.common.timeouts(default_timeouts);
+    pub fn new(config: &MySqlConfig, terms: ConnectionTerms) -> Result<MySqlStore, StoreError> {
+        let timeouts = terms.timeouts;
         // A row-lock wait blocks a statement for up to a whole second (InnoDB counts whole
         // seconds), so that connection's replies may take that much longer. Named-lock waits
         // are sliced to fit within the command timeout instead.
@@ -170,7 +170,7 @@ impl MySqlStore {
         let opts = opts.read_timeout(Some(read_timeout)).init(init);
         let connector = MySqlConnector::new(config, opts, timeouts, read_timeout);
         Ok(MySqlStore {
-            keeper: Keeper::new(connector, config.common.max_connection_age),
+            keeper: Keeper::new(connector, terms.max_age),
             mode: config.lock,
             lock_scope: format!("{}.{}:", config.database, config.table),
             table: config.table.clone(),

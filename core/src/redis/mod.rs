@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use ::redis::{FromRedisValue, RedisError, Script, Value};
 
-use crate::config::{RedisConfig, RedisEndpoint, Timeouts};
+use crate::config::{ConnectionTerms, RedisConfig, RedisEndpoint, Timeouts};
 use crate::error::{cause, StoreError};
 use crate::id::SessionId;
 use crate::keeper::{Keeper, Retry};
@@ -109,15 +109,15 @@ pub struct RedisStore {
 
 impl RedisStore {
     /// Prepares a store; connects lazily on first use.
-    pub fn new(config: &RedisConfig, default_timeouts: Timeouts) -> Result<RedisStore, StoreError> {
-        let timeouts = config.common.timeouts(default_timeouts);
+    pub fn new(config: &RedisConfig, terms: ConnectionTerms) -> Result<RedisStore, StoreError> {
+        let timeouts = terms.timeouts;
         let connector = RedisConnector::new(config, timeouts)?;
         let wait = (config.wait_replicas > 0).then(|| ReplicaWait {
             replicas: config.wait_replicas,
             timeout_ms: duration_ms(config.wait_timeout),
         });
         Ok(RedisStore {
-            keeper: Keeper::new(connector, config.common.max_connection_age),
+            keeper: Keeper::new(connector, terms.max_age),
             prefix: config.prefix.clone(),
             tagged: matches!(config.endpoint, RedisEndpoint::Cluster { .. }),
             scripts: Scripts::new(),

@@ -8,24 +8,33 @@ use std::time::Duration;
 use fleet_core::MySqlStore;
 use fleet_core::RedisStore;
 use fleet_core::{
-    parse_save_path, LockPolicy, SessionId, SessionStore, StoreConfig, StoreError, Timeouts,
+    parse_save_path, BackendConfig, LockPolicy, SessionId, SessionStore, StoreConfig, StoreError,
+    Timeouts,
 };
 
 /// The lifetime the tests write sessions with.
 pub const LIFETIME: Duration = Duration::from_secs(1440);
 
 pub fn open_redis(save_path: &str) -> RedisStore {
-    let StoreConfig::Redis(config) = parse_save_path(save_path).expect("save_path") else {
+    let StoreConfig {
+        common,
+        backend: BackendConfig::Redis(config),
+    } = parse_save_path(save_path).expect("save_path")
+    else {
         panic!("not a Redis save_path: {save_path}");
     };
-    RedisStore::new(&config, Timeouts::default()).expect("store")
+    RedisStore::new(&config, common.connection(Timeouts::default())).expect("store")
 }
 
 pub fn open_mysql(save_path: &str) -> MySqlStore {
-    let StoreConfig::MySql(config) = parse_save_path(save_path).expect("save_path") else {
+    let StoreConfig {
+        common,
+        backend: BackendConfig::MySql(config),
+    } = parse_save_path(save_path).expect("save_path")
+    else {
         panic!("not a MySQL save_path: {save_path}");
     };
-    MySqlStore::new(&config, Timeouts::default()).expect("store")
+    MySqlStore::new(&config, common.connection(Timeouts::default())).expect("store")
 }
 
 pub fn id(s: &str) -> SessionId {

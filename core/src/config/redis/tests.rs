@@ -1,9 +1,26 @@
 use super::*;
 use crate::config::{parse_save_path, redact_userinfo, StoreConfig};
 
-fn redis(s: &str) -> RedisConfig {
+/// A parsed save_path of this backend: its own config, with the common options beside it.
+#[derive(Debug)]
+struct Parsed {
+    common: crate::config::CommonConfig,
+    config: RedisConfig,
+}
+
+impl std::ops::Deref for Parsed {
+    type Target = RedisConfig;
+    fn deref(&self) -> &RedisConfig {
+        &self.config
+    }
+}
+
+fn redis(s: &str) -> Parsed {
     match parse_save_path(s) {
-        Ok(StoreConfig::Redis(c)) => c,
+        Ok(StoreConfig {
+            common,
+            backend: crate::config::BackendConfig::Redis(config),
+        }) => Parsed { common, config },
         other => panic!("{s}: {other:?}"),
     }
 }
