@@ -148,8 +148,8 @@ pub trait SessionStore {
     fn gc(&mut self, lifetime: Duration) -> Result<u64, StoreError>;
 }
 
-/// A stored session's version, as merge mode reads it: a digest of its bytes, or none when no
-/// session was stored.
+/// A stored session's version, as merge mode reads it: a digest of its bytes, none when no
+/// session was stored, or the stamp of the tombstone a destroy left.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Version(pub(crate) Option<String>);
 
@@ -193,6 +193,7 @@ pub trait MergeStore {
     ) -> Result<ConditionalWrite, StoreError>;
 
     /// Deletes session `id` and leaves a tombstone for `remember`, so that a request that
-    /// read it before cannot write it back.
-    fn destroy_for_good(&mut self, id: &SessionId, remember: Duration) -> Result<(), StoreError>;
+    /// read it before cannot write it back. `false`: not done, because a request holds the
+    /// session's lock (a merge's fallback); try again once it is released.
+    fn destroy_for_good(&mut self, id: &SessionId, remember: Duration) -> Result<bool, StoreError>;
 }

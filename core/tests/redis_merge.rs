@@ -94,7 +94,7 @@ fn a_destroyed_or_expired_session_is_never_written_back() {
         .unwrap();
     let before_logout = b.read_versioned(&sid).unwrap();
 
-    a.destroy_for_good(&sid, LIFETIME).unwrap();
+    assert!(a.destroy_for_good(&sid, LIFETIME).unwrap());
     assert_eq!(
         b.write_if_unchanged(
             &sid,
@@ -129,6 +129,88 @@ fn a_destroyed_or_expired_session_is_never_written_back() {
     );
     assert_eq!(
         redis.command(&["EXISTS", "PHPREDIS_SESSION:mergeexpired"]),
+        ":0"
+    );
+}
+
+#[test]
+fn a_new_login_on_a_destroyed_sessions_id_is_written_unless_destroyed_again() {
+    // With session.use_strict_mode off the browser keeps its id after session_destroy().
+    let redis = RedisServer::start();
+    let sid = id("mergerelogin");
+    let mut a = open_redis(&redis.url());
+    let mut b = open_redis(&redis.url());
+    a.write_if_unchanged(&sid, &Version::default(), b"user|i:7;", LIFETIME)
+        .unwrap();
+    assert!(a.destroy_for_good(&sid, LIFETIME).unwrap());
+
+    let after_logout = b.read_versioned(&sid).unwrap();
+    assert_eq!(after_logout.data, None);
+    assert_ne!(
+        after_logout.version,
+        Version::default(),
+        "the tombstone is part of the version"
+    );
+    assert_eq!(
+        b.write_if_unchanged(&sid, &after_logout.version, b"user|i:9;", LIFETIME)
+            .unwrap(),
+        ConditionalWrite::Written
+    );
+    assert_eq!(
+        redis.command(&["GET", "PHPREDIS_SESSION:mergerelogin"]),
+        "user|i:9;"
+    );
+
+    // A request that read after the first logout, but writes after a second one, loses.
+    let read = a.read_versioned(&sid).unwrap();
+    assert!(b.destroy_for_good(&sid, LIFETIME).unwrap());
+    let between = a.read_versioned(&sid).unwrap();
+    std::thread::sleep(Duration::from_millis(2));
+    assert!(b.destroy_for_good(&sid, LIFETIME).unwrap());
+    assert_eq!(
+        a.write_if_unchanged(&sid, &read.version, b"user|i:9;x|i:1;", LIFETIME)
+            .unwrap(),
+        ConditionalWrite::Gone
+    );
+    assert_eq!(
+        a.write_if_unchanged(&sid, &between.version, b"user|i:10;", LIFETIME)
+            .unwrap(),
+        ConditionalWrite::Gone,
+        "read between two logouts, written after the second"
+    );
+    assert_eq!(
+        redis.command(&["EXISTS", "PHPREDIS_SESSION:mergerelogin"]),
+        ":0"
+    );
+}
+
+#[test]
+fn a_logout_waits_for_the_fallback_that_holds_the_lock_and_then_wins() {
+    let redis = RedisServer::start();
+    let sid = id("mergelogoutlock");
+    let mut holder = open_redis(&redis.url());
+    let mut other = open_redis(&redis.url());
+    other
+        .write_if_unchanged(&sid, &Version::default(), b"user|i:7;", LIFETIME)
+        .unwrap();
+    let locked = LockPolicy {
+        lease: Some(LeaseTerms {
+            ttl: Duration::from_secs(30),
+            wait_timeout: Duration::from_secs(1),
+            renew_for: None,
+        }),
+    };
+    let held = holder.lock_and_read(&sid, locked).unwrap();
+    assert!(
+        !other.destroy_for_good(&sid, LIFETIME).unwrap(),
+        "not while the lock is held"
+    );
+    holder
+        .write_and_unlock(&sid, b"user|i:7;cart|i:1;", LIFETIME, held.lock.as_ref())
+        .unwrap();
+    assert!(other.destroy_for_good(&sid, LIFETIME).unwrap());
+    assert_eq!(
+        redis.command(&["EXISTS", "PHPREDIS_SESSION:mergelogoutlock"]),
         ":0"
     );
 }

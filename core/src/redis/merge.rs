@@ -17,7 +17,7 @@ impl MergeStore for RedisStore {
     fn read_versioned(&mut self, id: &SessionId) -> Result<VersionedRead, StoreError> {
         let keys = self.keys(id);
         let reply: Value = self.run(&keys, Retry::Idempotent, |c, s| {
-            eval(c, &s.read_versioned, &[&keys.data], &[], None).map(|a| a.reply)
+            eval(c, &s.read_versioned, &[&keys.data, &keys.gone], &[], None).map(|a| a.reply)
         })?;
         parse_versioned(reply).ok_or_else(|| self.unexpected("the merge read script"))
     }
@@ -60,7 +60,7 @@ impl MergeStore for RedisStore {
         })
     }
 
-    fn destroy_for_good(&mut self, id: &SessionId, remember: Duration) -> Result<(), StoreError> {
+    fn destroy_for_good(&mut self, id: &SessionId, remember: Duration) -> Result<bool, StoreError> {
         let keys = self.keys(id);
         let remember = lifetime_secs(remember).to_string();
         let wait = self.wait;
@@ -68,13 +68,12 @@ impl MergeStore for RedisStore {
             eval::<i64>(
                 c,
                 &s.destroy_for_good,
-                &[&keys.data, &keys.gone],
+                &[&keys.data, &keys.gone, &keys.lock],
                 &[remember.as_bytes()],
                 wait,
             )
         })?;
-        self.check_acks(acked);
-        Ok(())
+        Ok(self.check_acks(acked) == 1)
     }
 }
 
@@ -87,7 +86,7 @@ impl RedisStore {
     }
 }
 
-/// `{}` (no session) or `{data, sha1}`.
+/// `{}` (no session), `{data, sha1}`, or `{0, 'gone:<stamp>'}` (destroyed).
 fn parse_versioned(reply: Value) -> Option<VersionedRead> {
     let Value::Array(items) = reply else {
         return None;
@@ -101,6 +100,10 @@ fn parse_versioned(reply: Value) -> Option<VersionedRead> {
         (Some(Value::BulkString(data)), Some(Value::BulkString(digest))) => Some(VersionedRead {
             data: Some(data),
             version: Version(Some(String::from_utf8(digest).ok()?)),
+        }),
+        (Some(Value::Int(0)), Some(Value::BulkString(tombstone))) => Some(VersionedRead {
+            data: None,
+            version: Version(Some(String::from_utf8(tombstone).ok()?)),
         }),
         _ => None,
     }

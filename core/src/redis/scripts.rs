@@ -101,23 +101,34 @@ redis.call('DEL', KEYS[1])
 /// KEYS: data, lock, wake, waiters. ARGV: token, wake ttl ms.
 const RELEASE: &str = concat!(ours_lua!(), release_lua!());
 
-/// KEYS: data. Merge mode's read: the data and its version (the SHA-1 of its bytes), or
-/// nothing. No lock is taken.
+/// KEYS: data, gone. Merge mode's read, without a lock: {data, SHA-1 of its bytes}; {} when
+/// there is no session; {0, 'gone:<stamp>'} when there is none because it was destroyed
+/// (its tombstone's stamp), so that a new session on the same id (a login after a logout,
+/// with `session.use_strict_mode` off) can be written by a request that read after it.
 const READ_VERSIONED: &str = "local v = redis.call('GET', KEYS[1])
-if not v then return {} end
-return {v, redis.sha1hex(v)}
+if v then return {v, redis.sha1hex(v)} end
+local g = redis.call('GET', KEYS[2])
+if g then return {0, 'gone:' .. g} end
+return {}
 ";
 
-/// KEYS: data, gone, lock. ARGV: version read ('' when there was no session), data,
-/// lifetime s. Writes only if the session is still as it was read, returning {1}; else
-/// {0, data, version} (what is stored now, in the same round trip), {2} when the session was
-/// destroyed or expired since it was read (or destroyed just before it was first written:
-/// a tombstone), never reviving it, and {3} while a request holds its lock (the fallback of a
-/// merge that kept conflicting), which writes unconditionally.
+/// KEYS: data, gone, lock. ARGV: version read ('' when there was no session, 'gone:<stamp>'
+/// when it had been destroyed), data, lifetime s. Writes only if the session is still as it
+/// was read, returning {1}; else {0, data, version} (what is stored now, in the same round
+/// trip), {2} when the session was destroyed or expired since it was read (a destroy since
+/// leaves a tombstone with a new stamp), never reviving it, and {3} while a request holds
+/// its lock (the fallback of a merge that kept conflicting), which writes unconditionally.
 const WRITE_IF_UNCHANGED: &str = "if redis.call('EXISTS', KEYS[3]) == 1 then return {3} end
 local cur = redis.call('GET', KEYS[1])
 if not cur then
-  if ARGV[1] ~= '' or redis.call('EXISTS', KEYS[2]) == 1 then return {2} end
+  local g = redis.call('GET', KEYS[2])
+  if ARGV[1] == '' then
+    if g then return {2} end
+  elseif string.sub(ARGV[1], 1, 5) == 'gone:' then
+    if g and ARGV[1] ~= 'gone:' .. g then return {2} end
+  else
+    return {2}
+  end
 else
   local v = redis.sha1hex(cur)
   if v ~= ARGV[1] then return {0, cur, v} end
@@ -126,10 +137,14 @@ redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
 return {1}
 ";
 
-/// KEYS: data, gone. ARGV: tombstone lifetime s. Merge mode's destroy: the session is
-/// deleted and a tombstone left, so that no request that read it before writes it back.
-const DESTROY_FOR_GOOD: &str = "redis.call('DEL', KEYS[1])
-redis.call('SET', KEYS[2], '1', 'EX', ARGV[1])
+/// KEYS: data, gone, lock. ARGV: tombstone lifetime s. Merge mode's destroy: the session is
+/// deleted and a tombstone left, stamped with the server's time, so that no request that
+/// read it before writes it back. Returns 0 without deleting while a request holds the lock
+/// (the fallback of a merge, which writes unconditionally): the destroy comes after it.
+const DESTROY_FOR_GOOD: &str = "if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
+local t = redis.call('TIME')
+redis.call('DEL', KEYS[1])
+redis.call('SET', KEYS[2], t[1] .. '.' .. t[2], 'EX', ARGV[1])
 return 1
 ";
 
