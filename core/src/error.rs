@@ -149,7 +149,9 @@ pub struct StoreError {
 enum Detail {
     None,
     Waited(Duration),
-    LockLost(LockLoss),
+    /// Why, and how long it had been held (boxed: errors are returned everywhere, and are
+    /// kept small).
+    LockLost(Box<(LockLoss, Duration)>),
     InvalidId(InvalidId),
 }
 
@@ -359,7 +361,7 @@ impl StoreError {
             None,
             format!("this request's session lock was gone when it wrote or destroyed the session: it held the lock for {:.1} s, and {loss}. Another request may have changed the session, so this request's changes (or its session_destroy()) were not saved", held.as_secs_f64()),
         );
-        e.detail = Detail::LockLost(loss);
+        e.detail = Detail::LockLost(Box::new((loss, held)));
         e
     }
 
@@ -442,7 +444,15 @@ impl StoreError {
     /// Why the lock was gone, for [`ErrorKind::LockLost`].
     pub fn lock_loss(&self) -> Option<&LockLoss> {
         match &self.detail {
-            Detail::LockLost(loss) => Some(loss),
+            Detail::LockLost(lost) => Some(&lost.0),
+            _ => None,
+        }
+    }
+
+    /// How long the lock had been held when it was found gone, for [`ErrorKind::LockLost`].
+    pub fn lock_held(&self) -> Option<Duration> {
+        match &self.detail {
+            Detail::LockLost(lost) => Some(lost.1),
             _ => None,
         }
     }
@@ -459,6 +469,10 @@ impl StoreError {
     /// (used to list the hosts passed over in a failover).
     pub(crate) fn cause_text(&self) -> String {
         match (&self.source, &self.detail) {
+            // As in the message, where more text follows the cause.
+            (Some(source), _) if self.kind == ErrorKind::NotPrimary => {
+                source.to_string().trim_end_matches('.').to_owned()
+            }
             (Some(source), _) => source.to_string(),
             (None, Detail::Waited(waited)) => format!("no answer within {waited:?}"),
             (None, _) => self.message.clone(),

@@ -6,7 +6,40 @@ use fleet_core::{ErrorKind, InvalidId, LockLoss, StoreError};
 
 /// `e`'s message followed by the advice for its kind.
 pub fn describe(e: &StoreError) -> String {
+    if let (Some(loss), Some(held)) = (e.lock_loss(), e.lock_held()) {
+        return lock_lost(loss, held);
+    }
     format!("{e}{}", advice(e))
+}
+
+/// A lost lock, worded with the settings that govern it where core says "the TTL": the
+/// message PHP has always shown for it.
+fn lock_lost(loss: &LockLoss, held: std::time::Duration) -> String {
+    let secs = |d: &std::time::Duration| d.as_secs_f64();
+    let why = match loss {
+        LockLoss::NotRenewed { ttl } => format!(
+            "it was not renewed (fleet.lock_renewal=0), so it ended when its TTL of {:.1} s (fleet.lock_ttl) ran out. Turn renewal on, or raise fleet.lock_ttl above your slowest request",
+            secs(ttl)
+        ),
+        LockLoss::MaxHold { max, ttl } => format!(
+            "renewal stopped at the maximum hold of {:.1} s (fleet.lock_max_hold), and it ended {:.1} s later. Raise fleet.lock_max_hold if requests really hold a session that long",
+            secs(max),
+            secs(ttl)
+        ),
+        LockLoss::RenewalFailing { cause, ttl } => format!(
+            "renewing it failed ({cause}) until its TTL of {:.1} s (fleet.lock_ttl) ran out. Check the connection from this app server to the session store",
+            secs(ttl)
+        ),
+        LockLoss::Vanished { renewals, ttl } => format!(
+            "it was renewed {renewals} times but was gone at the write: it was deleted or expired on the server (a failover to a replica that had not received it, a flush, or a stall of the worker or the network longer than fleet.lock_ttl of {:.1} s)",
+            secs(ttl)
+        ),
+        other => other.to_string(),
+    };
+    format!(
+        "this request's session lock was gone when it wrote or destroyed the session: it held the lock for {:.1} s, and {why}. Another request may have changed the session, so this request's changes (or its session_destroy()) were not saved",
+        secs(&held)
+    )
 }
 
 const CONNECT: &str = ". Check that the server runs and session.save_path points at it; raise fleet.connect_timeout (or connect_timeout= in session.save_path) if it is only slow to accept";
@@ -19,11 +52,6 @@ const LOCK_WAIT_TIMEOUT: &str = " (fleet.lock_wait_timeout), so this request has
 const DAMAGED: &str =
     " and this request has no session. Delete it (fleetctl sessions destroy) if it stays unreadable";
 const TOO_LARGE: &str = " and this request has no session";
-const NOT_RENEWED: &str =
-    ". Turn fleet.lock_renewal on, or raise fleet.lock_ttl above your slowest request";
-const MAX_HOLD: &str = ". Raise fleet.lock_max_hold if requests really hold a session that long";
-const RENEWAL_FAILING: &str = ". Check the connection from this app server to the session store";
-const VANISHED: &str = ". If workers or the network stall that long, raise fleet.lock_ttl";
 const BAD_ID_BYTE: &str = " (check session.sid_bits_per_character and any session_id() call)";
 
 /// The advice for `e`, written to follow its message.
@@ -37,13 +65,6 @@ fn advice(e: &StoreError) -> &'static str {
         ErrorKind::LockWaitTimeout => LOCK_WAIT_TIMEOUT,
         ErrorKind::DamagedData => DAMAGED,
         ErrorKind::TooLarge => TOO_LARGE,
-        ErrorKind::LockLost => match e.lock_loss() {
-            Some(LockLoss::NotRenewed { .. }) => NOT_RENEWED,
-            Some(LockLoss::MaxHold { .. }) => MAX_HOLD,
-            Some(LockLoss::RenewalFailing { .. }) => RENEWAL_FAILING,
-            Some(LockLoss::Vanished { .. }) => VANISHED,
-            _ => "",
-        },
         ErrorKind::InvalidId => match e.invalid_id() {
             Some(InvalidId::BadByte { .. }) => BAD_ID_BYTE,
             _ => "",
@@ -72,14 +93,24 @@ mod tests {
             LOCK_WAIT_TIMEOUT,
             DAMAGED,
             TOO_LARGE,
-            NOT_RENEWED,
-            MAX_HOLD,
-            RENEWAL_FAILING,
-            VANISHED,
             BAD_ID_BYTE,
         ];
+        let ttl = std::time::Duration::from_secs(5);
+        let held = std::time::Duration::from_secs(6);
+        let lost: Vec<String> = [
+            LockLoss::NotRenewed { ttl },
+            LockLoss::MaxHold { max: held, ttl },
+            LockLoss::RenewalFailing {
+                cause: "timed out".into(),
+                ttl,
+            },
+            LockLoss::Vanished { renewals: 2, ttl },
+        ]
+        .iter()
+        .map(|loss| lock_lost(loss, held))
+        .collect();
         let mut named = 0;
-        for text in all {
+        for text in all.iter().copied().chain(lost.iter().map(String::as_str)) {
             for word in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '_')) {
                 let word = word.trim_end_matches('.');
                 if word.starts_with("fleet.") {
@@ -88,6 +119,6 @@ mod tests {
                 }
             }
         }
-        assert!(named >= 8, "the advice names the settings: {named}");
+        assert!(named >= 10, "the advice names the settings: {named}");
     }
 }

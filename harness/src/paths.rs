@@ -64,6 +64,20 @@ pub fn wait_for_port(port: u16, limit: std::time::Duration, what: &str) {
     }
 }
 
+/// How many of the `.phpt` sources `tests` are written for other backends than `backend`
+/// (their SKIPIF calls `fleet_only('…', …)` without it), and so skip on it.
+pub fn phpt_for_other_backends(tests: &[String], backend: &str) -> usize {
+    tests
+        .iter()
+        .filter(|t| {
+            t.split("fleet_only(").nth(1).is_some_and(|call| {
+                let arguments = call.split(')').next().unwrap_or_default();
+                !arguments.contains(&format!("'{backend}'"))
+            })
+        })
+        .count()
+}
+
 /// A count from run-tests.php's summary (`label` such as "Tests passed"), or `None` if the
 /// report has no such line.
 pub fn run_tests_count(report: &str, label: &str) -> Option<usize> {

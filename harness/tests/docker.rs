@@ -546,12 +546,7 @@ fn stack(suite: &'static str) {
             run.starts_with(&format!("{backend} ")),
             "{backend} run: {run}"
         );
-        let for_other = files
-            .iter()
-            .filter(|t| {
-                t.contains("fleet_only('") && !t.contains(&format!("fleet_only('{backend}')"))
-            })
-            .count();
+        let for_other = fleet_harness::paths::phpt_for_other_backends(&files, backend);
         // phpredis_interop.phpt talks to 127.0.0.1, so the tests image has no phpredis and
         // it skips on Redis (see docker/Dockerfile).
         let interop = usize::from(backend == "redis");

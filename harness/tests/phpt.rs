@@ -96,11 +96,9 @@ fn run_suite(backend: &str, env: &[(&str, String)]) {
                 .collect()
         })
         .unwrap_or_default();
-    // A test written for one backend only says so with fleet_only('…') and skips elsewhere.
-    let for_other = tests
-        .iter()
-        .filter(|t| t.contains("fleet_only('") && !t.contains(&format!("fleet_only('{backend}')")))
-        .count();
+    // A test written for some backends only says so with fleet_only('…', …) and skips
+    // elsewhere.
+    let for_other = fleet_harness::paths::phpt_for_other_backends(&tests, backend);
     let files = tests.len();
     assert_eq!(
         count("Tests passed"),
