@@ -9,6 +9,14 @@ pub fn describe(e: &StoreError) -> String {
     if let (Some(loss), Some(held)) = (e.lock_loss(), e.lock_held()) {
         return lock_lost(loss, held);
     }
+    if e.kind() == ErrorKind::Schema {
+        // Core's fix for a missing object or privilege says "the store URL"; in PHP that is
+        // session.save_path, as these messages have always said.
+        return e
+            .to_string()
+            .replace("the store URL's user", "the session.save_path user")
+            .replace("the store URL", "session.save_path");
+    }
     format!("{e}{}", advice(e))
 }
 
