@@ -159,12 +159,13 @@ fn lifetime(maxlifetime: i64) -> Duration {
 }
 
 /// `open`: finds this worker's store for `save_path` (or makes one) and makes sure it is
-/// connected, so a dead backend is reported by session_start() itself.
+/// connected, so a dead backend is reported by session_start() itself. `user_agent` is
+/// asked only when the save_path's lifetime options need it.
 pub fn open(
     save_path: &str,
     open_basedir: &str,
     settings: Settings,
-    user_agent: Option<String>,
+    user_agent: impl FnOnce() -> Option<String>,
     holder: String,
 ) -> Result<OpenSession, Problem> {
     let key = (
@@ -201,6 +202,11 @@ pub fn open(
     let settings = Settings {
         lock: kept.store.lock_policy(settings.lock),
         ..settings
+    };
+    let user_agent = if kept.lifetimes.any() {
+        user_agent()
+    } else {
+        None
     };
     Ok(OpenSession {
         key,

@@ -106,7 +106,7 @@ pub(super) unsafe extern "C" fn ps_open(
             &save_path,
             &open_basedir,
             current_settings(),
-            user_agent(),
+            user_agent,
             holder(),
         ) {
             Ok(session) => {
