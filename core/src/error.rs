@@ -135,6 +135,12 @@ pub enum ErrorKind {
     System,
 }
 
+/// The message of a lost lock, held for `held`, that was gone because `why`: core words `why`
+/// with a [`LockLoss`], the extension with PHP's settings in it.
+pub fn lock_lost_text(held: Duration, why: &dyn fmt::Display) -> String {
+    format!("this request's session lock was gone when it wrote or destroyed the session: it held the lock for {:.1} s, and {why}. Another request may have changed the session, so this request's changes (or its session_destroy()) were not saved", held.as_secs_f64())
+}
+
 /// Why a session operation did not happen: what kind of failure, where, and the facts.
 pub struct StoreError {
     kind: ErrorKind,
@@ -356,11 +362,7 @@ impl StoreError {
 
     /// This request's lock, held for `held`, was gone at the write, because of `loss`.
     pub(crate) fn lock_lost(held: Duration, loss: LockLoss) -> StoreError {
-        let mut e = StoreError::new(
-            ErrorKind::LockLost,
-            None,
-            format!("this request's session lock was gone when it wrote or destroyed the session: it held the lock for {:.1} s, and {loss}. Another request may have changed the session, so this request's changes (or its session_destroy()) were not saved", held.as_secs_f64()),
-        );
+        let mut e = StoreError::new(ErrorKind::LockLost, None, lock_lost_text(held, &loss));
         e.detail = Detail::LockLost(Box::new((loss, held)));
         e
     }

@@ -78,7 +78,7 @@ pub use config::{
     parse_save_path, set_file_guard, BackendConfig, ConnectionTerms, MySqlConfig, MySqlLockMode,
     RedisConfig, StoreConfig, Timeouts,
 };
-pub use error::{ConfigError, ErrorKind, LockLoss, StoreError};
+pub use error::{lock_lost_text, ConfigError, ErrorKind, LockLoss, StoreError};
 pub use id::{InvalidId, SessionId, MAX_ID_LEN};
 pub use inventory::{Inventory, StoredSession};
 pub use lease::{Holder, LeaseStore, LeaseTerms, LeaseTicket, LeaseToken, Slot, Taken};

@@ -18,6 +18,15 @@ use fleet_core::{
 };
 use fleet_harness::{RedisCluster, RedisServer};
 
+/// Locking as the fallback of a merge takes it.
+const LOCKED: LockPolicy = LockPolicy {
+    lease: Some(LeaseTerms {
+        ttl: Duration::from_secs(30),
+        wait_timeout: Duration::from_secs(1),
+        renew_for: None,
+    }),
+};
+
 #[test]
 fn a_write_is_made_only_if_nobody_wrote_since_the_read() {
     let redis = RedisServer::start();
@@ -193,14 +202,7 @@ fn a_logout_waits_for_the_fallback_that_holds_the_lock_and_then_wins() {
     other
         .write_if_unchanged(&sid, &Version::default(), b"user|i:7;", LIFETIME)
         .unwrap();
-    let locked = LockPolicy {
-        lease: Some(LeaseTerms {
-            ttl: Duration::from_secs(30),
-            wait_timeout: Duration::from_secs(1),
-            renew_for: None,
-        }),
-    };
-    let held = holder.lock_and_read(&sid, locked).unwrap();
+    let held = holder.lock_and_read(&sid, LOCKED).unwrap();
     assert!(
         !other.destroy_for_good(&sid, LIFETIME).unwrap(),
         "not while the lock is held"
@@ -222,14 +224,7 @@ fn while_a_request_holds_the_lock_merge_writes_wait_for_it() {
     let mut holder = open_redis(&redis.url());
     let mut merger = open_redis(&redis.url());
     let read = merger.read_versioned(&sid).unwrap();
-    let locked = LockPolicy {
-        lease: Some(LeaseTerms {
-            ttl: Duration::from_secs(30),
-            wait_timeout: Duration::from_secs(1),
-            renew_for: None,
-        }),
-    };
-    let held = holder.lock_and_read(&sid, locked).unwrap();
+    let held = holder.lock_and_read(&sid, LOCKED).unwrap();
     assert_eq!(
         merger
             .write_if_unchanged(&sid, &read.version, b"m|i:1;", LIFETIME)

@@ -44,10 +44,7 @@ fn lock_lost(loss: &LockLoss, held: std::time::Duration) -> String {
         ),
         other => other.to_string(),
     };
-    format!(
-        "this request's session lock was gone when it wrote or destroyed the session: it held the lock for {:.1} s, and {why}. Another request may have changed the session, so this request's changes (or its session_destroy()) were not saved",
-        secs(&held)
-    )
+    fleet_core::lock_lost_text(held, &why)
 }
 
 const CONNECT: &str = ". Check that the server runs and session.save_path points at it; raise fleet.connect_timeout (or connect_timeout= in session.save_path) if it is only slow to accept";
