@@ -133,6 +133,9 @@ pub enum ErrorKind {
     InvalidLeaseName,
     /// The operating system failed Fleet (its random number generator, starting a thread).
     System,
+    /// The backend does not offer what was asked of it (`locking=merge` on a store without
+    /// conditional writes).
+    Unsupported,
 }
 
 /// The message of a lost lock, held for `held`, that was gone because `why`: core words `why`
@@ -425,6 +428,15 @@ impl StoreError {
             ErrorKind::InvalidLeaseName,
             None,
             format!("lease name \"{shown}\" is not allowed: use 1 to 128 characters of a-z A-Z 0-9 . _ : / @ -"),
+        )
+    }
+
+    /// `endpoint`'s backend does not offer `what`.
+    pub(crate) fn unsupported(endpoint: &str, what: &str) -> StoreError {
+        StoreError::new(
+            ErrorKind::Unsupported,
+            Some(endpoint),
+            format!("{endpoint}: this backend does not offer {what}"),
         )
     }
 

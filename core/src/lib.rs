@@ -75,8 +75,8 @@ mod redis;
 mod store;
 
 pub use config::{
-    parse_save_path, set_file_guard, BackendConfig, ConnectionTerms, MySqlConfig, MySqlLockMode,
-    RedisConfig, StoreConfig, Timeouts,
+    parse_save_path, set_file_guard, BackendConfig, ConnectionTerms, Locking, MySqlConfig,
+    MySqlLockMode, RedisConfig, StoreConfig, Timeouts,
 };
 pub use error::{lock_lost_text, ConfigError, ErrorKind, LockLoss, StoreError};
 pub use id::{InvalidId, SessionId, MAX_ID_LEN};

@@ -12,6 +12,10 @@
 
 use crate::codec::{join, split, SessionFormat, Split};
 
+mod write;
+
+pub use write::{write_merged, MergeOutcome, MergeReport, MergeTerms};
+
 /// Which side a conflicting variable takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OnConflict {
@@ -39,31 +43,15 @@ pub fn merge(
     format: SessionFormat,
     on_conflict: OnConflict,
 ) -> Merged {
-    let clean = |data: &[u8]| Merged {
-        data: data.to_vec(),
-        conflicts: Vec::new(),
-    };
-    // One side unchanged (or both the same): no need to cut anything, and the result is
-    // exactly the other side's bytes.
-    if ours == base || ours == theirs {
-        return clean(theirs);
-    }
-    if theirs == base {
-        return clean(ours);
+    if let Some(merged) = one_side_unchanged(base, ours, theirs) {
+        return merged;
     }
     let (Split::Vars(b), Split::Vars(o), Split::Vars(t)) = (
         split(base, format),
         split(ours, format),
         split(theirs, format),
     ) else {
-        let data = match on_conflict {
-            OnConflict::Ours => ours,
-            OnConflict::Theirs => theirs,
-        };
-        return Merged {
-            data: data.to_vec(),
-            conflicts: vec!["*".to_owned()],
-        };
+        return whole(ours, theirs, on_conflict);
     };
     let mut out: Vec<(&[u8], &[u8])> = Vec::with_capacity(t.len().max(o.len()));
     let mut conflicts = Vec::new();
@@ -92,6 +80,37 @@ pub fn merge(
     Merged {
         data: join(&out, format),
         conflicts,
+    }
+}
+
+/// Merges data Fleet cannot cut into variables (another serialize handler, such as
+/// igbinary): as one variable, so both sides changing it is one conflict (`*`).
+pub fn merge_opaque(base: &[u8], ours: &[u8], theirs: &[u8], on_conflict: OnConflict) -> Merged {
+    one_side_unchanged(base, ours, theirs).unwrap_or_else(|| whole(ours, theirs, on_conflict))
+}
+
+/// One side unchanged (or both the same): no need to cut anything, and the result is
+/// exactly the other side's bytes.
+fn one_side_unchanged(base: &[u8], ours: &[u8], theirs: &[u8]) -> Option<Merged> {
+    let clean = |data: &[u8]| Merged {
+        data: data.to_vec(),
+        conflicts: Vec::new(),
+    };
+    if ours == base || ours == theirs {
+        return Some(clean(theirs));
+    }
+    (theirs == base).then(|| clean(ours))
+}
+
+/// Both sides changed a session merged whole: one conflict, settled by the policy.
+fn whole(ours: &[u8], theirs: &[u8], on_conflict: OnConflict) -> Merged {
+    let data = match on_conflict {
+        OnConflict::Ours => ours,
+        OnConflict::Theirs => theirs,
+    };
+    Merged {
+        data: data.to_vec(),
+        conflicts: vec!["*".to_owned()],
     }
 }
 

@@ -13,7 +13,9 @@ use crate::lease::LeaseStore;
 use crate::mysql::MySqlStore;
 use crate::redis::RedisStore;
 use crate::store::SessionStore;
-use crate::store::{HeldLock, LockPolicy, ReadOutcome};
+use crate::store::{
+    ConditionalWrite, HeldLock, LockPolicy, MergeStore, ReadOutcome, Version, VersionedRead,
+};
 
 /// The store a save_path describes, not yet connected, before it is put to one use.
 // One per worker, made once and kept for the process: boxing the larger variant would add
@@ -95,7 +97,91 @@ impl Framed {
     }
 }
 
+impl Framed {
+    /// `stored` as the session's bytes: inflated if it is a frame, refused if it is larger
+    /// than the read limit or damaged.
+    fn unframe(&self, id: &SessionId, stored: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+        let size = compress::inflated_size(&stored);
+        if size > self.read_limit {
+            return Err(StoreError::too_large(
+                self.inner.endpoint(),
+                &id.abbreviated(),
+                size,
+                self.read_limit,
+            ));
+        }
+        if !compress::is_framed(&stored) {
+            return Ok(stored);
+        }
+        match compress::unpack(&stored) {
+            Ok(data) => Ok(data.into_owned()),
+            Err(damaged) => Err(StoreError::damaged(
+                self.inner.endpoint(),
+                &id.abbreviated(),
+                Box::new(damaged),
+            )),
+        }
+    }
+
+    fn unframe_read(
+        &self,
+        id: &SessionId,
+        read: VersionedRead,
+    ) -> Result<VersionedRead, StoreError> {
+        Ok(VersionedRead {
+            data: read.data.map(|d| self.unframe(id, d)).transpose()?,
+            version: read.version,
+        })
+    }
+
+    fn inner_merge(&mut self) -> Result<&mut dyn MergeStore, StoreError> {
+        let endpoint = self.inner.endpoint().to_owned();
+        self.inner
+            .as_merge()
+            .ok_or_else(|| StoreError::unsupported(&endpoint, "locking=merge"))
+    }
+}
+
+/// Merge mode through the frame: the versions are the stored bytes', and the data is what
+/// the request sees (inflated) and gives (compressed as the save_path says).
+impl MergeStore for Framed {
+    fn read_versioned(&mut self, id: &SessionId) -> Result<VersionedRead, StoreError> {
+        let read = self.inner_merge()?.read_versioned(id)?;
+        self.unframe_read(id, read)
+    }
+
+    fn write_if_unchanged(
+        &mut self,
+        id: &SessionId,
+        base: &Version,
+        data: &[u8],
+        lifetime: Duration,
+    ) -> Result<ConditionalWrite, StoreError> {
+        let packed = self.compression.pack(data);
+        match self
+            .inner_merge()?
+            .write_if_unchanged(id, base, &packed, lifetime)?
+        {
+            ConditionalWrite::Changed(now) => {
+                Ok(ConditionalWrite::Changed(self.unframe_read(id, now)?))
+            }
+            other => Ok(other),
+        }
+    }
+
+    fn destroy_for_good(&mut self, id: &SessionId, remember: Duration) -> Result<bool, StoreError> {
+        self.inner_merge()?.destroy_for_good(id, remember)
+    }
+}
+
 impl SessionStore for Framed {
+    fn as_merge(&mut self) -> Option<&mut dyn MergeStore> {
+        match self.inner.as_merge() {
+            Some(_) => Some(self),
+            None => None,
+        }
+    }
+
     fn endpoint(&self) -> &str {
         self.inner.endpoint()
     }

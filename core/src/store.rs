@@ -7,7 +7,7 @@ use crate::id::SessionId;
 use crate::lease::{LeaseTerms, LeaseToken};
 
 /// Whether and how a request locks its session.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LockPolicy {
     /// `None`: no locking (last writer wins, as phpredis does by default).
     pub lease: Option<LeaseTerms>,
@@ -109,6 +109,11 @@ pub trait SessionStore {
     /// what `memory_limit` leaves, since a copy past that would end the request. Only the
     /// frame layer ([`crate::open_store`]'s store) applies it.
     fn set_read_limit(&mut self, _limit: usize) {}
+
+    /// Merge mode's steps (`fleet.locking = merge`), where the backend offers them.
+    fn as_merge(&mut self) -> Option<&mut dyn MergeStore> {
+        None
+    }
 
     /// Takes the session's lock (waiting for it if `policy` says so) and reads its data.
     fn lock_and_read(

@@ -17,6 +17,8 @@ use crate::busy;
 use crate::metrics::{self, Counter};
 use crate::settings::Settings;
 
+mod merge;
+
 /// Stores kept per worker thread; more distinct save_paths than this in one worker is
 /// unusual, and the oldest is closed.
 const MAX_IDLE_STORES: usize = 4;
@@ -30,6 +32,8 @@ type StoreKey = (String, fleet_core::Timeouts, String);
 struct Kept {
     store: Box<dyn SessionStore>,
     lifetimes: Lifetimes,
+    /// The save_path's `locking=`, which overrides `fleet.locking`.
+    locking: Option<fleet_core::Locking>,
 }
 
 thread_local! {
@@ -104,11 +108,16 @@ pub struct OpenSession {
     key: StoreKey,
     store: Box<dyn SessionStore>,
     lifetimes: Lifetimes,
+    locking: Option<fleet_core::Locking>,
     user_agent: Option<String>,
     settings: Settings,
     held: Option<(SessionId, HeldLock)>,
     /// The id read in this request that did not exist (a new session).
     new_id: Option<SessionId>,
+    /// Merge mode: the session this request read, and its version, to write against.
+    merge_base: Option<(SessionId, fleet_core::VersionedRead)>,
+    /// Merge mode: the notice of the last write (a conflict, or a session gone).
+    merge_notice: Option<Problem>,
     /// Whether the last read was refused because too many requests wait for the session.
     refused_busy: bool,
     /// The `fleet.slow_lock_wait` notice of the last read, if it waited that long.
@@ -185,6 +194,7 @@ pub fn open(
             Kept {
                 store: open_store(&config, settings.timeouts).map_err(|e| failed(&settings, e))?,
                 lifetimes: config.lifetimes().clone(),
+                locking: config.locking(),
             }
         }
     };
@@ -199,6 +209,10 @@ pub fn open(
         return Err(failed(&settings, e));
     }
     kept.store.set_holder(&holder);
+    let settings = match kept.locking {
+        Some(locking) => settings.with_locking(locking),
+        None => settings,
+    };
     let settings = Settings {
         lock: kept.store.lock_policy(settings.lock),
         ..settings
@@ -212,10 +226,13 @@ pub fn open(
         key,
         store: kept.store,
         lifetimes: kept.lifetimes,
+        locking: kept.locking,
         user_agent,
         settings,
         held: None,
         new_id: None,
+        merge_base: None,
+        merge_notice: None,
         refused_busy: false,
         slow_wait_notice: None,
         opened_by: fleet_core::process_id(),
@@ -256,6 +273,9 @@ impl OpenSession {
         let id = parse_id(raw_id)?;
         self.release_held();
         self.store.set_read_limit(room.limit);
+        if self.merging() {
+            return self.merge_read(id, room);
+        }
         let outcome = self.lock_and_read_unless_busy(&id, room)?;
         if outcome.lock.is_some() && self.settings.metrics {
             metrics::observe_lock_wait(outcome.waited);
@@ -365,10 +385,21 @@ impl OpenSession {
             .lifetime(lifetime(maxlifetime), new, self.user_agent.as_deref())
     }
 
-    /// `write`: stores the data and releases the lock in one round trip.
-    pub fn write(&mut self, raw_id: &[u8], data: &[u8], maxlifetime: i64) -> Result<(), Problem> {
+    /// `write`: stores the data and releases the lock in one round trip. `format` is asked
+    /// in merge mode only: how the session is serialized, if Fleet can cut it.
+    pub fn write(
+        &mut self,
+        raw_id: &[u8],
+        data: &[u8],
+        maxlifetime: i64,
+        format: impl FnOnce() -> Option<fleet_core::codec::SessionFormat>,
+    ) -> Result<(), Problem> {
         self.refuse_in_forked_child("write")?;
         let id = parse_id(raw_id)?;
+        if self.merging() {
+            let lifetime = self.lifetime_of(&id, maxlifetime);
+            return self.merge_write(id, data, lifetime, format());
+        }
         let lock = self.take_lock_for(&id)?;
         let lifetime = self.lifetime_of(&id, maxlifetime);
         self.store
@@ -398,6 +429,9 @@ impl OpenSession {
     pub fn destroy(&mut self, raw_id: &[u8]) -> Result<(), Problem> {
         self.refuse_in_forked_child("destroy")?;
         let id = parse_id(raw_id)?;
+        if self.merging() {
+            return self.merge_destroy(&id);
+        }
         let lock = self.take_held(&id);
         self.store
             .destroy(&id, lock.as_ref())
@@ -456,6 +490,7 @@ impl OpenSession {
             Kept {
                 store: self.store,
                 lifetimes: self.lifetimes,
+                locking: self.locking,
             },
         );
         outcome.map_or(Ok(()), Err)

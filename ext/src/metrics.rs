@@ -33,6 +33,11 @@ pub enum Counter {
     SessionsDestroyed,
     GcRuns,
     GcDeleted,
+    MergeWrites,
+    MergeRetries,
+    MergeConflicts,
+    MergeLockFallbacks,
+    MergeGone,
     /// The lock wait histogram's sum, in microseconds.
     LockWaitMicros,
 }
@@ -109,7 +114,7 @@ pub fn snapshot() -> Snapshot {
 }
 
 /// Each plain counter: its `fleet_stats()` key, Prometheus name, labels and help.
-pub const SERIES: [(Counter, &str, &str, &str, &str); 19] = [
+pub const SERIES: [(Counter, &str, &str, &str, &str); 24] = [
     (
         Counter::Requests,
         "requests",
@@ -242,6 +247,41 @@ pub const SERIES: [(Counter, &str, &str, &str, &str); 19] = [
         "fleet_gc_runs_total",
         "",
         "Garbage collection runs (MySQL; Redis expires sessions itself).",
+    ),
+    (
+        Counter::MergeWrites,
+        "merge_writes",
+        "fleet_merge_writes_total",
+        "",
+        "Sessions written in merge mode (fleet.locking = merge).",
+    ),
+    (
+        Counter::MergeRetries,
+        "merge_retries",
+        "fleet_merge_retries_total",
+        "",
+        "Merge-mode writes tried again because another request wrote the session first.",
+    ),
+    (
+        Counter::MergeConflicts,
+        "merge_conflicts",
+        "fleet_merge_conflicts_total",
+        "",
+        "Session variables two requests changed differently, settled by fleet.merge_conflict.",
+    ),
+    (
+        Counter::MergeLockFallbacks,
+        "merge_lock_fallbacks",
+        "fleet_merge_lock_fallbacks_total",
+        "",
+        "Merge-mode writes that took the session's lock after repeated conflicting writes.",
+    ),
+    (
+        Counter::MergeGone,
+        "merge_gone",
+        "fleet_merge_gone_total",
+        "",
+        "Merge-mode writes dropped because the session was destroyed or expired meanwhile.",
     ),
 ];
 

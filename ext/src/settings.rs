@@ -3,7 +3,8 @@
 use std::ffi::CStr;
 use std::time::Duration;
 
-use fleet_core::{LeaseTerms, LockPolicy, Timeouts};
+use fleet_core::merge::OnConflict;
+use fleet_core::{LeaseTerms, LockPolicy, Locking, Timeouts};
 
 use crate::busy::MaxWaiters;
 
@@ -26,7 +27,14 @@ pub const MIN_AUTO_MAX_HOLD: Duration = Duration::from_secs(300);
 /// Settings in force for one request, read when the session is opened.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Settings {
+    /// The lock a request takes (`None` with locking off and in merge mode).
     pub lock: LockPolicy,
+    /// `fleet.locking = merge`: how a conflict is settled (`None`: not merge mode).
+    pub merge: Option<OnConflict>,
+    /// The lock's terms whatever the mode: merge mode's last resort takes the lock.
+    pub lease_terms: LeaseTerms,
+    /// `fleet.merge_conflict`, for a save_path that turns merge mode on itself.
+    pub on_conflict: OnConflict,
     pub timeouts: Timeouts,
     /// Refuse a request at once when this many requests of this server already wait for its
     /// session.
@@ -114,8 +122,10 @@ ini_entries! {
     max_waiters_window = "1",
     /// The HTTP status of a request refused as busy (0: leave it to the page).
     busy_status = "0",
-    /// Lock sessions.
+    /// Lock sessions: 1, 0, or merge.
     locking = "1",
+    /// Which side a session variable two requests changed takes in merge mode.
+    merge_conflict = "ours",
     /// Lock TTL in seconds (0: automatic).
     lock_ttl = "0",
     /// Renew a held lock while the request runs.
@@ -146,13 +156,25 @@ impl Settings {
     /// naming the entry, so the request goes on.
     pub fn from_ini(raw: &RawIni) -> (Settings, Vec<String>) {
         let mut problems = Vec::new();
-        let locking = boolean(
-            &mut problems,
-            "fleet.locking",
-            &raw.locking,
-            defaults::locking,
-            "locking on",
-        );
+        let locking = Locking::parse(&raw.locking).unwrap_or_else(|| {
+            problems.push(format!(
+                "fleet.locking=\"{}\" is not 1, 0 or merge; using {} (locking on)",
+                raw.locking.trim().to_ascii_lowercase(),
+                defaults::locking
+            ));
+            Locking::parse(defaults::locking).unwrap_or(Locking::On)
+        });
+        let on_conflict = match raw.merge_conflict.trim().to_ascii_lowercase().as_str() {
+            "ours" => OnConflict::Ours,
+            "theirs" => OnConflict::Theirs,
+            other => {
+                problems.push(format!(
+                    "fleet.merge_conflict=\"{other}\" is not ours or theirs; using {}",
+                    defaults::merge_conflict
+                ));
+                OnConflict::Ours
+            }
+        };
         let renewal = boolean(
             &mut problems,
             "fleet.lock_renewal",
@@ -254,25 +276,47 @@ impl Settings {
             ));
             busy_status(defaults::busy_status).unwrap_or(0)
         });
+        let lease_terms = LeaseTerms {
+            ttl,
+            wait_timeout: wait,
+            renew_for: renewal.then_some(max_hold),
+        };
         let settings = Settings {
+            lock: LockPolicy::default(),
+            merge: None,
+            lease_terms,
+            on_conflict,
             max_waiters,
             max_waiters_window: (max_waiters_window > Duration::ZERO).then_some(max_waiters_window),
             busy_status,
             slow_lock_wait: (slow_lock_wait > Duration::ZERO).then_some(slow_lock_wait),
             metrics,
-            lock: LockPolicy {
-                lease: locking.then_some(LeaseTerms {
-                    ttl,
-                    wait_timeout: wait,
-                    renew_for: renewal.then_some(max_hold),
-                }),
-            },
             timeouts: Timeouts {
                 connect,
                 command: read,
             },
         };
-        (settings, problems)
+        (settings.with_locking(locking), problems)
+    }
+
+    /// These settings with `locking` in force (`fleet.locking`, or a save_path's `locking=`).
+    pub fn with_locking(self, locking: Locking) -> Settings {
+        Settings {
+            lock: LockPolicy {
+                lease: (locking == Locking::On).then_some(self.lease_terms),
+            },
+            merge: (locking == Locking::Merge).then_some(self.on_conflict),
+            ..self
+        }
+    }
+
+    /// How long a destroyed session's tombstone is kept in merge mode: as long as a request
+    /// that read it before the logout may still be running and write.
+    pub fn tombstone_lifetime(&self) -> Duration {
+        self.lease_terms
+            .renew_for
+            .unwrap_or(self.lease_terms.ttl)
+            .max(self.lease_terms.ttl)
     }
 }
 

@@ -26,7 +26,7 @@ mod redis;
 mod scrub;
 
 pub use lifetimes::{BotPattern, Lifetimes, DEFAULT_BOT_PATTERN};
-pub use options::{CommonConfig, ConnectionTerms};
+pub use options::{CommonConfig, ConnectionTerms, Locking};
 pub use scrub::redact_userinfo;
 use scrub::{scrub, secret_regions};
 
@@ -162,6 +162,11 @@ impl StoreConfig {
     /// The compression options of this save_path.
     pub fn compression(&self) -> crate::compress::Compression {
         self.common.compression
+    }
+
+    /// The save_path's `locking=`, if it has one.
+    pub fn locking(&self) -> Option<Locking> {
+        self.common.locking
     }
 
     /// The lifetime options (`first_lifetime`, `bot_lifetime`, …) of this save_path.

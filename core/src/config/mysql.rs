@@ -332,6 +332,7 @@ pub(crate) static OPTIONS: &[Opt<PendingConfig>] = &[
     common("bot_pattern", options::lifetime),
     common("compression", options::compression),
     common("compression_min_size", options::compression),
+    common("locking", options::locking),
     // Aliases, not listed.
     credential("password", false),
     credential("username", false),

@@ -23,6 +23,33 @@ pub struct CommonConfig {
     pub lifetimes: Lifetimes,
     /// `compression`, `compression_min_size`.
     pub compression: Compression,
+    /// `locking=`: how requests on this store hold their sessions; `None`: the caller's
+    /// default (`fleet.locking` in PHP).
+    pub locking: Option<Locking>,
+}
+
+/// How requests hold their session while they run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Locking {
+    /// No lock: the last writer wins, and parallel changes are lost.
+    Off,
+    /// A lock from read to write: parallel requests of one session wait for each other.
+    On,
+    /// No lock: a write lands only on the session as read, or merged with what other
+    /// requests stored meanwhile, per top-level variable.
+    Merge,
+}
+
+impl Locking {
+    /// `1`/`on`/`yes`/`true`, `0`/`off`/`no`/`false`, or `merge`, as INI booleans are written.
+    pub fn parse(text: &str) -> Option<Locking> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "1" | "on" | "yes" | "true" => Some(Locking::On),
+            "0" | "off" | "no" | "false" | "" => Some(Locking::Off),
+            "merge" => Some(Locking::Merge),
+            _ => None,
+        }
+    }
 }
 
 impl CommonConfig {
@@ -119,6 +146,15 @@ pub(crate) fn max_connection_age(
     value: &str,
 ) -> Result<(), ConfigError> {
     c.max_connection_age = Some(parse_seconds_long(name, value)?);
+    Ok(())
+}
+
+/// `locking=`.
+pub(crate) fn locking(c: &mut CommonConfig, name: &str, value: &str) -> Result<(), ConfigError> {
+    c.locking = Some(Locking::parse(value).ok_or_else(|| ConfigError::Invalid {
+        part: format!("{name}={value}"),
+        reason: "use 1 (lock), 0 (no lock) or merge",
+    })?);
     Ok(())
 }
 

@@ -418,6 +418,7 @@ pub(crate) static OPTIONS: &[Opt<PendingConfig>] = &[
     common("bot_pattern", options::lifetime),
     common("compression", options::compression),
     common("compression_min_size", options::compression),
+    common("locking", options::locking),
     // Aliases, not listed.
     own("db", false, set_db),
     credential("password", false),

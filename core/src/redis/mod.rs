@@ -367,6 +367,10 @@ impl SessionStore for RedisStore {
         }
     }
 
+    fn as_merge(&mut self) -> Option<&mut dyn crate::store::MergeStore> {
+        Some(self)
+    }
+
     fn lock_and_read(
         &mut self,
         id: &SessionId,

@@ -66,6 +66,15 @@ unsafe fn open_session<'a>(mod_data: *mut *mut c_void) -> Option<&'a mut OpenSes
     }
 }
 
+/// `session.serialize_handler`'s format, if Fleet can cut its sessions into variables.
+fn serialize_format() -> Option<fleet_core::codec::SessionFormat> {
+    match ini_string(c"session.serialize_handler").as_str() {
+        "php" => Some(fleet_core::codec::SessionFormat::Php),
+        "php_serialize" => Some(fleet_core::codec::SessionFormat::PhpSerialize),
+        _ => None,
+    }
+}
+
 fn not_open() -> c_int {
     warn("the session storage is not open (session_start() failed earlier in this request)");
     FAILURE
@@ -216,7 +225,10 @@ pub(super) unsafe extern "C" fn ps_write(
         ) else {
             return not_open();
         };
-        let outcome = session.write(id, data, maxlifetime);
+        let outcome = session.write(id, data, maxlifetime, serialize_format);
+        if let Some(merged) = session.take_merge_notice() {
+            notice(&merged);
+        }
         report_with_notice(session, outcome)
     })
 }

@@ -1,0 +1,193 @@
+//! The hooks in merge mode (`fleet.locking = merge`): a read takes no lock and remembers what
+//! it read; a write lands only on the session as read, or merged with what other requests
+//! stored meanwhile (see [`fleet_core::merge`]); a destroy leaves a tombstone that no request
+//! still in flight can write over.
+
+use std::time::{Duration, Instant};
+
+use fleet_core::codec::SessionFormat;
+use fleet_core::merge::{write_merged, MergeOutcome, MergeReport, MergeTerms, OnConflict};
+use fleet_core::{LockPolicy, SessionId, Version, VersionedRead};
+
+use super::{count, failed, problem, MemoryRoom, OpenSession, Problem, READ_AN_EXISTING_SESSION};
+use crate::metrics::Counter;
+
+/// Conditional writes a request tries before it takes the session's lock for its write. Each
+/// refusal brings back what is stored now, so a try fails only if yet another request wrote
+/// within the round trip; four in a row means the session is written faster than merges
+/// land, and the lock then orders the writers.
+const ATTEMPTS: u32 = 4;
+
+/// How long a destroy waits between tries while a merge holds the session's lock (it writes
+/// within a round trip or two).
+const DESTROY_PAUSE: Duration = Duration::from_millis(2);
+
+impl OpenSession {
+    /// Whether this request's session is in merge mode.
+    pub fn merging(&self) -> bool {
+        self.settings.merge.is_some()
+    }
+
+    /// `read` in merge mode: the data and its version, no lock, no wait.
+    pub(super) fn merge_read(
+        &mut self,
+        id: SessionId,
+        room: MemoryRoom,
+    ) -> Result<Vec<u8>, Problem> {
+        let settings = self.settings;
+        let endpoint = self.store.endpoint().to_owned();
+        let Some(store) = self.store.as_merge() else {
+            return Err(problem(format!(
+                "{endpoint}: this backend does not offer locking=merge yet; set fleet.locking (or the save_path's locking=) to 1"
+            )));
+        };
+        let read = store.read_versioned(&id).map_err(|e| {
+            let too_large = e.kind() == fleet_core::ErrorKind::TooLarge;
+            let text = failed(&settings, e);
+            match too_large {
+                true => format!("{text}. memory_limit leaves {}", room.describe()),
+                false => text,
+            }
+        })?;
+        let size = read.data.as_ref().map_or(0, Vec::len);
+        count(&self.settings, Counter::BytesRead, size as u64);
+        match read.data {
+            Some(_) => READ_AN_EXISTING_SESSION.with(|c| c.set(true)),
+            None => self.new_id = Some(id.clone()),
+        }
+        let data = read.data.clone().unwrap_or_default();
+        self.merge_base = Some((id, read));
+        Ok(data)
+    }
+
+    /// `write` in merge mode. `format` is `session.serialize_handler`'s, when Fleet can cut
+    /// its sessions into variables.
+    pub(super) fn merge_write(
+        &mut self,
+        id: SessionId,
+        data: &[u8],
+        lifetime: Duration,
+        format: Option<SessionFormat>,
+    ) -> Result<(), Problem> {
+        let base = match self.merge_base.take() {
+            Some((read_id, read)) if read_id == id => read,
+            other => {
+                // Not read by this request (a new id it made): written only if still absent.
+                self.merge_base = other;
+                VersionedRead {
+                    data: None,
+                    version: Version::default(),
+                }
+            }
+        };
+        let terms = MergeTerms {
+            on_conflict: self.settings.merge.unwrap_or(OnConflict::Ours),
+            format,
+            attempts: ATTEMPTS,
+            lock: self.store.lock_policy(LockPolicy {
+                lease: Some(self.settings.lease_terms),
+            }),
+        };
+        let report = write_merged(self.store.as_mut(), &id, &base, data, lifetime, terms)
+            .map_err(|e| failed(&self.settings, e))?;
+        self.count_merge(&report);
+        self.merge_notice = self.describe_merge(&id, &report);
+        if report.outcome == MergeOutcome::Written {
+            count(&self.settings, Counter::BytesWritten, data.len() as u64);
+            if self.new_id.as_ref() == Some(&id) {
+                self.new_id = None;
+                count(&self.settings, Counter::SessionsCreated, 1);
+            }
+        }
+        Ok(())
+    }
+
+    fn count_merge(&self, report: &MergeReport) {
+        let s = &self.settings;
+        if report.outcome == MergeOutcome::Written {
+            count(s, Counter::MergeWrites, 1);
+        } else {
+            count(s, Counter::MergeGone, 1);
+        }
+        count(s, Counter::MergeRetries, u64::from(report.retries));
+        count(s, Counter::MergeConflicts, report.conflicts.len() as u64);
+        if report.took_lock {
+            count(s, Counter::MergeLockFallbacks, 1);
+        }
+    }
+
+    /// The notice a merge gives: a conflict (with the session and its variables), or a
+    /// write dropped because the session is gone.
+    fn describe_merge(&self, id: &SessionId, report: &MergeReport) -> Option<Problem> {
+        if report.outcome == MergeOutcome::Gone {
+            return Some(format!(
+                "session {} was destroyed or expired after this request read it (fleet.locking = merge: a logout wins), so this request's changes to it were not written",
+                id.abbreviated()
+            ));
+        }
+        if report.conflicts.is_empty() {
+            return None;
+        }
+        let what = match report.conflicts.as_slice() {
+            [whole] if whole == "*" => "the whole session (it cannot be merged per variable: another serialize handler, or references between variables)".to_owned(),
+            names => format!("variable {}", names.iter().map(|n| format!("'{}'", printable(n))).collect::<Vec<_>>().join(", ")),
+        };
+        let (kept, policy) = match self.settings.merge {
+            Some(OnConflict::Theirs) => ("the value the other request stored", "theirs"),
+            _ => ("this request's value", "ours"),
+        };
+        Some(format!(
+            "session {}: another request changed {what} differently since this request read it; kept {kept} (fleet.merge_conflict = {policy})",
+            id.abbreviated()
+        ))
+    }
+
+    /// `destroy` in merge mode: deletes the session and leaves a tombstone, waiting (up to
+    /// `fleet.lock_wait_timeout`) while a merge holds its lock.
+    pub(super) fn merge_destroy(&mut self, id: &SessionId) -> Result<(), Problem> {
+        if matches!(&self.merge_base, Some((read_id, _)) if read_id == id) {
+            self.merge_base = None;
+        }
+        let remember = self.settings.tombstone_lifetime();
+        let wait = self.settings.lease_terms.wait_timeout;
+        let settings = self.settings;
+        let endpoint = self.store.endpoint().to_owned();
+        let Some(store) = self.store.as_merge() else {
+            return Err(problem(format!(
+                "{endpoint}: this backend does not offer locking=merge yet; set fleet.locking (or the save_path's locking=) to 1"
+            )));
+        };
+        let started = Instant::now();
+        while !store
+            .destroy_for_good(id, remember)
+            .map_err(|e| failed(&settings, e))?
+        {
+            if started.elapsed() >= wait {
+                return Err(problem(format!(
+                    "session {} was not destroyed: another request held its lock for longer than fleet.lock_wait_timeout ({:.1} s)",
+                    id.abbreviated(),
+                    wait.as_secs_f64()
+                )));
+            }
+            std::thread::sleep(DESTROY_PAUSE);
+        }
+        count(&self.settings, Counter::SessionsDestroyed, 1);
+        Ok(())
+    }
+
+    /// The notice of the last merge-mode write, once.
+    pub fn take_merge_notice(&mut self) -> Option<Problem> {
+        self.merge_notice.take()
+    }
+}
+
+/// A variable's name as a notice shows it: control characters escaped, at most 64 characters.
+fn printable(name: &str) -> String {
+    name.chars()
+        .take(64)
+        .flat_map(|c| match c.is_control() {
+            true => c.escape_default().collect::<Vec<_>>(),
+            false => vec![c],
+        })
+        .collect()
+}
