@@ -1,7 +1,5 @@
 --TEST--
 fleet.locking = merge: a variable both requests changed is a conflict, settled by fleet.merge_conflict, counted and named in a notice; the same value from both is no conflict (and one increment is lost, as documented)
---SKIPIF--
-<?php require __DIR__ . '/fleet.inc'; fleet_only('redis', 'cluster'); ?>
 --FILE--
 <?php
 require __DIR__ . '/fleet.inc';

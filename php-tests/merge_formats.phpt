@@ -1,7 +1,5 @@
 --TEST--
 fleet.locking = merge with both serialize handlers, nested arrays, objects (__serialize, Serializable), binary data and 1 MB; sessions that cannot be cut (a reference across variables, another serialize handler) merge whole, byte for byte
---SKIPIF--
-<?php require __DIR__ . '/fleet.inc'; fleet_only('redis', 'cluster'); ?>
 --INI--
 error_reporting = E_ALL & ~E_DEPRECATED
 memory_limit = 256M

@@ -1,7 +1,5 @@
 --TEST--
 fleet.locking = merge: a logout wins: a request that read the session before session_destroy() or session_regenerate_id(true) does not write it back, and a new login on the id after the logout is kept
---SKIPIF--
-<?php require __DIR__ . '/fleet.inc'; fleet_only('redis', 'cluster'); ?>
 --INI--
 fleet.locking = merge
 --FILE--

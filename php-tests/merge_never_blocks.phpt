@@ -1,7 +1,5 @@
 --TEST--
 fleet.locking = merge: a request never waits for another on its session, and changes to different variables both land
---SKIPIF--
-<?php require __DIR__ . '/fleet.inc'; fleet_only('redis', 'cluster'); ?>
 --INI--
 fleet.locking = merge
 --FILE--

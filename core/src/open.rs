@@ -150,6 +150,11 @@ impl MergeStore for Framed {
         self.unframe_read(id, read)
     }
 
+    fn read_versioned_under_lock(&mut self, id: &SessionId) -> Result<VersionedRead, StoreError> {
+        let read = self.inner_merge()?.read_versioned_under_lock(id)?;
+        self.unframe_read(id, read)
+    }
+
     fn write_if_unchanged(
         &mut self,
         id: &SessionId,

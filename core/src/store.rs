@@ -187,6 +187,12 @@ pub trait MergeStore {
     /// Reads session `id` and its version, without locking it.
     fn read_versioned(&mut self, id: &SessionId) -> Result<VersionedRead, StoreError>;
 
+    /// Reads session `id` and its version while this request holds its lock (a merge's last
+    /// resort), waiting for any write that began before the lock was taken.
+    fn read_versioned_under_lock(&mut self, id: &SessionId) -> Result<VersionedRead, StoreError> {
+        self.read_versioned(id)
+    }
+
     /// Stores `data` for `lifetime` if session `id` is still at `base`; else says why not
     /// (with what is stored now when another request wrote).
     fn write_if_unchanged(

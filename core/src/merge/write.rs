@@ -92,6 +92,11 @@ pub fn write_merged(
         };
         let merged = merge_sides(base_data, ours, theirs, terms);
         report.conflicts = merged.conflicts;
+        if merged.data == theirs {
+            // What is stored already holds this request's changes (or the policy kept
+            // theirs): nothing to write, and the other request just set the lifetime.
+            return Ok(report);
+        }
         data = merged.data;
         version = now.version;
     }
@@ -125,7 +130,7 @@ fn write_under_lock(
         ));
     };
     // The locked read does not see a destroy's tombstone; the versioned one does.
-    let now = match store.as_merge().map(|m| m.read_versioned(id)) {
+    let now = match store.as_merge().map(|m| m.read_versioned_under_lock(id)) {
         Some(Ok(now)) => now,
         Some(Err(e)) => {
             let _ = store.unlock(id, &lock);

@@ -59,6 +59,8 @@ mod gc;
 mod inventory;
 /// Named leases in `fleet_leases`.
 mod lease;
+/// Merge mode: versioned reads, conditional writes, tombstones.
+mod merge;
 /// `lock=row`: the row lock of a transaction.
 mod row;
 /// The DDL: the sessions table, its procedures, the leases table.
@@ -347,6 +349,10 @@ impl SessionStore for MySqlStore {
 
     fn take_notice(&mut self) -> Option<String> {
         self.notice.take()
+    }
+
+    fn as_merge(&mut self) -> Option<&mut dyn crate::store::MergeStore> {
+        Some(self)
     }
 
     fn lock_policy(&self, requested: LockPolicy) -> LockPolicy {

@@ -25,11 +25,13 @@ pub(super) struct StatementTexts {
     pub(super) call_read: String,
     pub(super) call_write: String,
     pub(super) call_touch: String,
+    pub(super) merge: super::merge::MergeTexts,
 }
 
 impl StatementTexts {
     pub(super) fn new(table: &str) -> StatementTexts {
         StatementTexts {
+            merge: super::merge::MergeTexts::new(table),
             call_read: format!("CALL `{}`(?, ?, ?)", procedure_name(table, "read")),
             call_write: format!("CALL `{}`(?, ?, ?, ?)", procedure_name(table, "write")),
             call_touch: format!("CALL `{}`(?, ?, ?)", procedure_name(table, "touch")),
@@ -109,6 +111,16 @@ pub(super) struct Statements {
     pub(super) gc_marker: Statement,
     pub(super) gc_due_now: Statement,
     pub(super) calls: Option<ProcedureCalls>,
+    pub(super) merge: MergeStatements,
+}
+
+/// Merge mode's statements (see `merge`).
+pub(super) struct MergeStatements {
+    pub(super) read: Statement,
+    pub(super) read_locked: Statement,
+    pub(super) update: Statement,
+    pub(super) insert: Statement,
+    pub(super) tombstone: Statement,
 }
 
 /// The prepared `CALL`s of the stored procedures. Preparing a `CALL` does not check that
@@ -136,6 +148,13 @@ impl Statements {
         };
         Ok(Statements {
             calls,
+            merge: MergeStatements {
+                read: conn.prep(&t.merge.read)?,
+                read_locked: conn.prep(&t.merge.read_locked)?,
+                update: conn.prep(&t.merge.update)?,
+                insert: conn.prep(&t.merge.insert)?,
+                tombstone: conn.prep(&t.merge.tombstone)?,
+            },
             get_lock: conn.prep(&t.get_lock)?,
             release_lock: conn.prep(&t.release_lock)?,
             read: conn.prep(&t.read)?,

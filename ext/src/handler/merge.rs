@@ -80,6 +80,14 @@ impl OpenSession {
                 }
             }
         };
+        if base.data.as_deref() == Some(data) {
+            // PHP writes unchanged data when lazy_write is off: only the lifetime is new.
+            self.merge_base = Some((id.clone(), base));
+            return self
+                .store
+                .touch_and_unlock(&id, lifetime, None)
+                .map_err(|e| failed(&self.settings, e));
+        }
         let terms = MergeTerms {
             on_conflict: self.settings.merge.unwrap_or(OnConflict::Ours),
             format,

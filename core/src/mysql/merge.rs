@@ -1,0 +1,183 @@
+//! Merge mode's steps on MySQL/MariaDB: a read that returns the data with its SHA-1 as the
+//! version (computed by the server, so nothing is stored beside the data), a write made
+//! only if the stored bytes still have that digest, and a destroy that leaves a tombstone:
+//! a row `fleet:gone:<SHA1(id)>` (no session id has a `:`) holding the destroy's stamp,
+//! which expires and is deleted by gc like any other row.
+//!
+//! A write against the session as read is one round trip, as on Redis. One that is refused
+//! takes a second (a read of what is stored now): the binary protocol carries one statement
+//! per round trip, and a procedure returning the row would have to be created and granted
+//! like the locking ones, for a step that only a conflict takes.
+//!
+//! The lock a merge falls back to is respected: with `lock=advisory`, writes and destroys
+//! check `IS_FREE_LOCK` in the statement that makes them, and the holder reads with
+//! `FOR UPDATE`, which waits for a write that passed that check before the lock was taken;
+//! with `lock=row`, InnoDB's row lock orders them itself.
+
+use std::time::Duration;
+
+use ::mysql::prelude::Queryable;
+
+use super::{lifetime_secs, MySqlStore};
+use crate::error::StoreError;
+use crate::id::SessionId;
+use crate::keeper::Retry;
+use crate::store::{ConditionalWrite, MergeStore, Version, VersionedRead};
+
+/// What a tombstone's version starts with; a data version is a bare SHA-1.
+const GONE: &str = "gone:";
+
+/// The statements' texts for `table`.
+pub(super) struct MergeTexts {
+    pub(super) read: String,
+    pub(super) read_locked: String,
+    pub(super) update: String,
+    pub(super) insert: String,
+    pub(super) tombstone: String,
+}
+
+impl MergeTexts {
+    pub(super) fn new(table: &str) -> MergeTexts {
+        let tombstone_id = "CONCAT('fleet:gone:', SHA1(?))";
+        let lock_free = "IS_FREE_LOCK(CONCAT('fleet:', SHA1(?)))";
+        let read = format!(
+            "SELECT `id` = ?, `data`, SHA1(`data`) FROM `{table}` \
+             WHERE `id` IN (?, {tombstone_id}) AND `expires` > UNIX_TIMESTAMP()"
+        );
+        MergeTexts {
+            read_locked: format!("{read} FOR UPDATE"),
+            read,
+            update: format!(
+                "UPDATE `{table}` SET `data` = ?, `expires` = UNIX_TIMESTAMP() + ? \
+                 WHERE `id` = ? AND `expires` > UNIX_TIMESTAMP() AND SHA1(`data`) = ? AND {lock_free}"
+            ),
+            // A session that was absent when read: inserted if it still is (or only an
+            // expired row is left), and if the tombstone is still the one read (none, or
+            // the same stamp).
+            insert: format!(
+                "INSERT INTO `{table}` (`id`, `data`, `expires`) \
+                 SELECT ?, ?, UNIX_TIMESTAMP() + ? FROM DUAL \
+                 WHERE (SELECT g.`data` FROM `{table}` AS g WHERE g.`id` = {tombstone_id} \
+                        AND g.`expires` > UNIX_TIMESTAMP()) <=> ? AND {lock_free} \
+                 ON DUPLICATE KEY UPDATE \
+                 `data` = IF(`expires` <= UNIX_TIMESTAMP(), VALUES(`data`), `data`), \
+                 `expires` = IF(`expires` <= UNIX_TIMESTAMP(), VALUES(`expires`), `expires`)"
+            ),
+            tombstone: format!(
+                "INSERT INTO `{table}` (`id`, `data`, `expires`) \
+                 SELECT {tombstone_id}, CONCAT(UNIX_TIMESTAMP(NOW(6)), '.', CONNECTION_ID()), UNIX_TIMESTAMP() + ? \
+                 FROM DUAL WHERE {lock_free} \
+                 ON DUPLICATE KEY UPDATE `data` = VALUES(`data`), `expires` = VALUES(`expires`)"
+            ),
+        }
+    }
+}
+
+/// One row of a merge read: whether it is the session's (else its tombstone), its bytes
+/// and their digest.
+type MergeRow = (bool, Vec<u8>, String);
+
+impl MySqlStore {
+    fn read_rows(&mut self, id: &SessionId, locked: bool) -> Result<VersionedRead, StoreError> {
+        let rows: Vec<MergeRow> = self.run(Retry::Idempotent, |c, sql| {
+            let statement = match locked {
+                true => &sql.merge.read_locked,
+                false => &sql.merge.read,
+            };
+            c.exec(statement, (id.as_str(), id.as_str(), id.as_str()))
+        })?;
+        let mut tombstone = None;
+        for (is_session, data, digest) in rows {
+            if is_session {
+                return Ok(VersionedRead {
+                    data: Some(data),
+                    version: Version(Some(digest)),
+                });
+            }
+            tombstone = Some(format!("{GONE}{}", String::from_utf8_lossy(&data)));
+        }
+        Ok(VersionedRead {
+            data: None,
+            version: Version(tombstone),
+        })
+    }
+}
+
+impl MergeStore for MySqlStore {
+    fn read_versioned(&mut self, id: &SessionId) -> Result<VersionedRead, StoreError> {
+        self.read_rows(id, false)
+    }
+
+    fn read_versioned_under_lock(&mut self, id: &SessionId) -> Result<VersionedRead, StoreError> {
+        self.read_rows(id, true)
+    }
+
+    fn write_if_unchanged(
+        &mut self,
+        id: &SessionId,
+        base: &Version,
+        data: &[u8],
+        lifetime: Duration,
+    ) -> Result<ConditionalWrite, StoreError> {
+        let seconds = lifetime_secs(lifetime);
+        let lock_key = self.lock_key(id);
+        let digest = base.0.as_deref().filter(|v| !v.starts_with(GONE));
+        let written = match digest {
+            Some(digest) => self.run(Retry::IfRefused, |c, sql| {
+                c.exec_drop(
+                    &sql.merge.update,
+                    (data, seconds, id.as_str(), digest, lock_key.as_str()),
+                )?;
+                Ok(c.affected_rows())
+            })?,
+            None => {
+                let stamp = base.0.as_deref().and_then(|v| v.strip_prefix(GONE));
+                self.run(Retry::IfRefused, |c, sql| {
+                    c.exec_drop(
+                        &sql.merge.insert,
+                        (
+                            id.as_str(),
+                            data,
+                            seconds,
+                            id.as_str(),
+                            stamp,
+                            lock_key.as_str(),
+                        ),
+                    )?;
+                    Ok(c.affected_rows())
+                })?
+            }
+        };
+        if written > 0 {
+            return Ok(ConditionalWrite::Written);
+        }
+        let now = self.read_rows(id, false)?;
+        Ok(match (&now.version == base, &now.data) {
+            // Stored as read, yet not written: the lock's holder is writing it.
+            (true, _) => ConditionalWrite::Locked,
+            (false, None) => ConditionalWrite::Gone,
+            (false, Some(_)) => ConditionalWrite::Changed(now),
+        })
+    }
+
+    fn destroy_for_good(&mut self, id: &SessionId, remember: Duration) -> Result<bool, StoreError> {
+        let seconds = lifetime_secs(remember);
+        let lock_key = self.lock_key(id);
+        // The tombstone first: a write between the two statements lands on the row the
+        // second deletes, and a new session's insert sees the tombstone.
+        let marked = self.run(Retry::IfRefused, |c, sql| {
+            c.exec_drop(
+                &sql.merge.tombstone,
+                (id.as_str(), seconds, lock_key.as_str()),
+            )?;
+            Ok(c.affected_rows())
+        })?;
+        if marked == 0 {
+            return Ok(false);
+        }
+        self.run(Retry::IfRefused, |c, sql| {
+            c.exec_drop(&sql.delete, (id.as_str(),))
+        })?;
+        Ok(true)
+    }
+}
