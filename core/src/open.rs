@@ -174,6 +174,26 @@ impl MergeStore for Framed {
         }
     }
 
+    fn write_holding(
+        &mut self,
+        id: &SessionId,
+        base: &Version,
+        data: &[u8],
+        lifetime: Duration,
+        lock: &HeldLock,
+    ) -> Result<ConditionalWrite, StoreError> {
+        let packed = self.compression.pack(data);
+        match self
+            .inner_merge()?
+            .write_holding(id, base, &packed, lifetime, lock)?
+        {
+            ConditionalWrite::Changed(now) => {
+                Ok(ConditionalWrite::Changed(self.unframe_read(id, now)?))
+            }
+            other => Ok(other),
+        }
+    }
+
     fn destroy_for_good(&mut self, id: &SessionId, remember: Duration) -> Result<bool, StoreError> {
         self.inner_merge()?.destroy_for_good(id, remember)
     }

@@ -203,6 +203,18 @@ pub trait MergeStore {
         lifetime: Duration,
     ) -> Result<ConditionalWrite, StoreError>;
 
+    /// Stores `data` for `lifetime` if session `id` is still at `base`, while this request
+    /// holds `lock` (a merge's last resort), and releases the lock when written. Not
+    /// written: the lock is still held.
+    fn write_holding(
+        &mut self,
+        id: &SessionId,
+        base: &Version,
+        data: &[u8],
+        lifetime: Duration,
+        lock: &HeldLock,
+    ) -> Result<ConditionalWrite, StoreError>;
+
     /// Deletes session `id` and leaves a tombstone for `remember`, so that a request that
     /// read it before cannot write it back. `false`: not done, because a request holds the
     /// session's lock (a merge's fallback); try again once it is released.

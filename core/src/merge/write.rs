@@ -103,8 +103,14 @@ pub fn write_merged(
     write_under_lock(store, id, base, ours, lifetime, terms, report)
 }
 
-/// The last resort: under the lock no conditional write can land (they answer `Locked`), so
-/// the merge against what is stored now is the one written.
+/// Conditional writes a request holding the lock tries: other requests' conditional writes
+/// answer `Locked` while it is held, so only one that began before the lock was taken can
+/// overtake it, and that once.
+const UNDER_LOCK_ATTEMPTS: u32 = 8;
+
+/// The last resort: with the lock held, the merge against what is stored now, written
+/// (still only if nothing changed since that read, which keeps it correct whatever order the
+/// server checks a competing write's conditions in).
 fn write_under_lock(
     store: &mut dyn SessionStore,
     id: &SessionId,
@@ -115,50 +121,76 @@ fn write_under_lock(
     mut report: MergeReport,
 ) -> Result<MergeReport, StoreError> {
     let endpoint = store.endpoint().to_owned();
-    if terms.lock.lease.is_none() {
-        return Err(StoreError::unsupported(
+    let no_lock = || {
+        StoreError::unsupported(
             &endpoint,
             "a lock for a merge that kept conflicting (locking is off for this store)",
-        ));
+        )
+    };
+    if terms.lock.lease.is_none() {
+        return Err(no_lock());
     }
     report.took_lock = true;
     let held = store.lock_and_read(id, terms.lock)?;
     let Some(lock) = held.lock else {
-        return Err(StoreError::unsupported(
-            &endpoint,
-            "a lock for a merge that kept conflicting (locking is off for this store)",
-        ));
+        return Err(no_lock());
     };
-    // The locked read does not see a destroy's tombstone; the versioned one does.
-    let now = match store.as_merge().map(|m| m.read_versioned_under_lock(id)) {
-        Some(Ok(now)) => now,
-        Some(Err(e)) => {
-            let _ = store.unlock(id, &lock);
-            return Err(e);
+    let outcome = merge_holding(store, id, base, ours, lifetime, terms, &lock, &mut report);
+    if !matches!(outcome, Ok(true)) {
+        // Not written (gone, or failed): the lock is still held.
+        let released = store.unlock(id, &lock);
+        if outcome.is_ok() {
+            released?;
         }
-        None => {
-            let _ = store.unlock(id, &lock);
-            return Err(StoreError::unsupported(&endpoint, "locking=merge"));
-        }
+    }
+    outcome.map(|written| match written {
+        true => report,
+        false => gone(report),
+    })
+}
+
+/// Under the lock: reads (seeing a destroy's tombstone), merges and writes until a write
+/// lands (`true`, and the lock is released with it) or the session is gone (`false`).
+#[allow(clippy::too_many_arguments)]
+fn merge_holding(
+    store: &mut dyn SessionStore,
+    id: &SessionId,
+    base: &VersionedRead,
+    ours: &[u8],
+    lifetime: Duration,
+    terms: MergeTerms,
+    lock: &crate::store::HeldLock,
+    report: &mut MergeReport,
+) -> Result<bool, StoreError> {
+    let endpoint = store.endpoint().to_owned();
+    let Some(merging) = store.as_merge() else {
+        return Err(StoreError::unsupported(&endpoint, "locking=merge"));
     };
-    let theirs = match now.data.as_deref() {
-        Some(theirs) => theirs,
-        // Still absent as when read, and nobody can write it while the lock is held.
-        None if now.version == base.version => b"",
-        None => {
-            store.unlock(id, &lock)?;
-            return Ok(gone(report));
+    for _ in 0..UNDER_LOCK_ATTEMPTS {
+        let now = merging.read_versioned_under_lock(id)?;
+        let theirs = match now.data.as_deref() {
+            Some(theirs) => theirs,
+            // Still absent as when read.
+            None if now.version == base.version => b"",
+            None => return Ok(false),
+        };
+        let merged = merge_sides(
+            base.data.as_deref().unwrap_or_default(),
+            ours,
+            theirs,
+            terms,
+        );
+        report.conflicts = merged.conflicts;
+        match merging.write_holding(id, &now.version, &merged.data, lifetime, lock)? {
+            ConditionalWrite::Written => return Ok(true),
+            ConditionalWrite::Gone => return Ok(false),
+            ConditionalWrite::Changed(_) | ConditionalWrite::Locked => report.retries += 1,
         }
-    };
-    let merged = merge_sides(
-        base.data.as_deref().unwrap_or_default(),
-        ours,
-        theirs,
-        terms,
-    );
-    store.write_and_unlock(id, &merged.data, lifetime, Some(&lock))?;
-    report.conflicts = merged.conflicts;
-    Ok(report)
+    }
+    Err(StoreError::unsupported(
+        &endpoint,
+        "a merge write that lands while holding the lock (other writes kept overtaking it)",
+    ))
 }
 
 fn gone(report: MergeReport) -> MergeReport {

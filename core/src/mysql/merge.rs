@@ -10,9 +10,11 @@
 //! like the locking ones, for a step that only a conflict takes.
 //!
 //! The lock a merge falls back to is respected: with `lock=advisory`, writes and destroys
-//! check `IS_FREE_LOCK` in the statement that makes them, and the holder reads with
-//! `FOR UPDATE`, which waits for a write that passed that check before the lock was taken;
-//! with `lock=row`, InnoDB's row lock orders them itself.
+//! check `IS_FREE_LOCK` in the statement that makes them (or that this connection holds
+//! it), and with `lock=row` InnoDB's row lock orders them. The holder's own write is
+//! conditional too: the server may check `IS_FREE_LOCK` before it locks the row, so a write
+//! that passed that check just before the lock was taken may land after the holder's read
+//! (e2e showed 1 increment in 1 600 lost that way while the holder wrote unconditionally).
 
 use std::time::Duration;
 
@@ -22,7 +24,7 @@ use super::{lifetime_secs, MySqlStore};
 use crate::error::StoreError;
 use crate::id::SessionId;
 use crate::keeper::Retry;
-use crate::store::{ConditionalWrite, MergeStore, Version, VersionedRead};
+use crate::store::{ConditionalWrite, HeldLock, MergeStore, Version, VersionedRead};
 
 /// What a tombstone's version starts with; a data version is a bare SHA-1.
 const GONE: &str = "gone:";
@@ -39,7 +41,9 @@ pub(super) struct MergeTexts {
 impl MergeTexts {
     pub(super) fn new(table: &str) -> MergeTexts {
         let tombstone_id = "CONCAT('fleet:gone:', SHA1(?))";
-        let lock_free = "IS_FREE_LOCK(CONCAT('fleet:', SHA1(?)))";
+        // Free, or held by this connection (a merge's last resort writes holding it).
+        let lock_free = "(IS_FREE_LOCK(CONCAT('fleet:', SHA1(?))) \
+             OR IS_USED_LOCK(CONCAT('fleet:', SHA1(?))) = CONNECTION_ID())";
         let read = format!(
             "SELECT `id` = ?, `data`, SHA1(`data`) FROM `{table}` \
              WHERE `id` IN (?, {tombstone_id}) AND `expires` > UNIX_TIMESTAMP()"
@@ -103,6 +107,51 @@ impl MySqlStore {
     }
 }
 
+impl MySqlStore {
+    /// The conditional write, on the connection holding `holding` if given.
+    fn conditional_write(
+        &mut self,
+        id: &SessionId,
+        base: &Version,
+        data: &[u8],
+        lifetime: Duration,
+        holding: Option<&HeldLock>,
+    ) -> Result<ConditionalWrite, StoreError> {
+        let seconds = lifetime_secs(lifetime);
+        let key = self.lock_key(id);
+        let key = key.as_str();
+        let digest = base.0.as_deref().filter(|v| !v.starts_with(GONE));
+        let stamp = base.0.as_deref().and_then(|v| v.strip_prefix(GONE));
+        let op = |c: &mut ::mysql::Conn, sql: &super::statements::Statements| {
+            match digest {
+                Some(digest) => c.exec_drop(
+                    &sql.merge.update,
+                    (data, seconds, id.as_str(), digest, key, key),
+                )?,
+                None => c.exec_drop(
+                    &sql.merge.insert,
+                    (id.as_str(), data, seconds, id.as_str(), stamp, key, key),
+                )?,
+            }
+            Ok(c.affected_rows())
+        };
+        let written = match holding {
+            Some(lock) => self.run_holding(lock, op)?,
+            None => self.run(Retry::IfRefused, op)?,
+        };
+        if written > 0 {
+            return Ok(ConditionalWrite::Written);
+        }
+        let now = self.read_rows(id, false)?;
+        Ok(match (&now.version == base, &now.data) {
+            // Stored as read, yet not written: the lock's holder is writing it.
+            (true, _) => ConditionalWrite::Locked,
+            (false, None) => ConditionalWrite::Gone,
+            (false, Some(_)) => ConditionalWrite::Changed(now),
+        })
+    }
+}
+
 impl MergeStore for MySqlStore {
     fn read_versioned(&mut self, id: &SessionId) -> Result<VersionedRead, StoreError> {
         self.read_rows(id, false)
@@ -119,45 +168,25 @@ impl MergeStore for MySqlStore {
         data: &[u8],
         lifetime: Duration,
     ) -> Result<ConditionalWrite, StoreError> {
-        let seconds = lifetime_secs(lifetime);
-        let lock_key = self.lock_key(id);
-        let digest = base.0.as_deref().filter(|v| !v.starts_with(GONE));
-        let written = match digest {
-            Some(digest) => self.run(Retry::IfRefused, |c, sql| {
-                c.exec_drop(
-                    &sql.merge.update,
-                    (data, seconds, id.as_str(), digest, lock_key.as_str()),
-                )?;
-                Ok(c.affected_rows())
-            })?,
-            None => {
-                let stamp = base.0.as_deref().and_then(|v| v.strip_prefix(GONE));
-                self.run(Retry::IfRefused, |c, sql| {
-                    c.exec_drop(
-                        &sql.merge.insert,
-                        (
-                            id.as_str(),
-                            data,
-                            seconds,
-                            id.as_str(),
-                            stamp,
-                            lock_key.as_str(),
-                        ),
-                    )?;
-                    Ok(c.affected_rows())
-                })?
-            }
-        };
-        if written > 0 {
-            return Ok(ConditionalWrite::Written);
+        self.conditional_write(id, base, data, lifetime, None)
+    }
+
+    fn write_holding(
+        &mut self,
+        id: &SessionId,
+        base: &Version,
+        data: &[u8],
+        lifetime: Duration,
+        lock: &HeldLock,
+    ) -> Result<ConditionalWrite, StoreError> {
+        let outcome = self.conditional_write(id, base, data, lifetime, Some(lock))?;
+        if outcome == ConditionalWrite::Written {
+            // Commits the row lock's transaction, or releases the named lock.
+            let released = self.release(id, lock);
+            self.locked = None;
+            released?;
         }
-        let now = self.read_rows(id, false)?;
-        Ok(match (&now.version == base, &now.data) {
-            // Stored as read, yet not written: the lock's holder is writing it.
-            (true, _) => ConditionalWrite::Locked,
-            (false, None) => ConditionalWrite::Gone,
-            (false, Some(_)) => ConditionalWrite::Changed(now),
-        })
+        Ok(outcome)
     }
 
     fn destroy_for_good(&mut self, id: &SessionId, remember: Duration) -> Result<bool, StoreError> {
@@ -168,7 +197,7 @@ impl MergeStore for MySqlStore {
         let marked = self.run(Retry::IfRefused, |c, sql| {
             c.exec_drop(
                 &sql.merge.tombstone,
-                (id.as_str(), seconds, lock_key.as_str()),
+                (id.as_str(), seconds, lock_key.as_str(), lock_key.as_str()),
             )?;
             Ok(c.affected_rows())
         })?;

@@ -11,7 +11,7 @@ use super::{lifetime_secs, RedisStore};
 use crate::error::{cause, StoreError};
 use crate::id::SessionId;
 use crate::keeper::Retry;
-use crate::store::{ConditionalWrite, MergeStore, Version, VersionedRead};
+use crate::store::{ConditionalWrite, HeldLock, MergeStore, SessionStore, Version, VersionedRead};
 
 impl MergeStore for RedisStore {
     fn read_versioned(&mut self, id: &SessionId) -> Result<VersionedRead, StoreError> {
@@ -58,6 +58,21 @@ impl MergeStore for RedisStore {
             }
             _ => return Err(self.unexpected("the merge write script")),
         })
+    }
+
+    /// A plain write under the lock: a conditional write checks the lock in the same script
+    /// that writes, and Redis runs scripts one at a time, so none has landed since this
+    /// request's locked read; the write itself checks the lock is still this request's.
+    fn write_holding(
+        &mut self,
+        id: &SessionId,
+        _base: &Version,
+        data: &[u8],
+        lifetime: Duration,
+        lock: &HeldLock,
+    ) -> Result<ConditionalWrite, StoreError> {
+        self.write_and_unlock(id, data, lifetime, Some(lock))?;
+        Ok(ConditionalWrite::Written)
     }
 
     fn destroy_for_good(&mut self, id: &SessionId, remember: Duration) -> Result<bool, StoreError> {

@@ -47,4 +47,5 @@ mod leases;
 mod lifetimes;
 mod locks;
 mod max_execution_time;
+mod merge;
 mod metrics;
