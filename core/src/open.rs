@@ -150,6 +150,15 @@ impl MergeStore for Framed {
         self.unframe_read(id, read)
     }
 
+    fn read_versioned_and_touch(
+        &mut self,
+        id: &SessionId,
+        lifetime: Duration,
+    ) -> Result<(VersionedRead, bool), StoreError> {
+        let (read, touched) = self.inner_merge()?.read_versioned_and_touch(id, lifetime)?;
+        Ok((self.unframe_read(id, read)?, touched))
+    }
+
     fn read_versioned_under_lock(&mut self, id: &SessionId) -> Result<VersionedRead, StoreError> {
         let read = self.inner_merge()?.read_versioned_under_lock(id)?;
         self.unframe_read(id, read)

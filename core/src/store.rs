@@ -187,6 +187,17 @@ pub trait MergeStore {
     /// Reads session `id` and its version, without locking it.
     fn read_versioned(&mut self, id: &SessionId) -> Result<VersionedRead, StoreError>;
 
+    /// Reads session `id` and its version, and gives it `lifetime` if it is stored, where the
+    /// backend can do both in one round trip (`true`): a request that then changes nothing
+    /// has nothing left to send.
+    fn read_versioned_and_touch(
+        &mut self,
+        id: &SessionId,
+        _lifetime: Duration,
+    ) -> Result<(VersionedRead, bool), StoreError> {
+        Ok((self.read_versioned(id)?, false))
+    }
+
     /// Reads session `id` and its version while this request holds its lock (a merge's last
     /// resort), waiting for any write that began before the lock was taken.
     fn read_versioned_under_lock(&mut self, id: &SessionId) -> Result<VersionedRead, StoreError> {

@@ -116,6 +116,8 @@ pub struct OpenSession {
     new_id: Option<SessionId>,
     /// Merge mode: the session this request read, and its version, to write against.
     merge_base: Option<(SessionId, fleet_core::VersionedRead)>,
+    /// Merge mode: the session whose read also set its lifetime, and to what.
+    touched_at_read: Option<(SessionId, std::time::Duration)>,
     /// Merge mode: the notice of the last write (a conflict, or a session gone).
     merge_notice: Option<Problem>,
     /// Whether the last read was refused because too many requests wait for the session.
@@ -232,6 +234,7 @@ pub fn open(
         held: None,
         new_id: None,
         merge_base: None,
+        touched_at_read: None,
         merge_notice: None,
         refused_busy: false,
         slow_wait_notice: None,
@@ -268,13 +271,18 @@ impl OpenSession {
     /// `room` bounds the data's size (inflated): what PHP can still take under
     /// `memory_limit`. A larger session is refused and left as it is: PHP then aborts the
     /// session, so nothing is written over it at the end of the request.
-    pub fn read(&mut self, raw_id: &[u8], room: MemoryRoom) -> Result<Vec<u8>, Problem> {
+    pub fn read(
+        &mut self,
+        raw_id: &[u8],
+        room: MemoryRoom,
+        maxlifetime: i64,
+    ) -> Result<Vec<u8>, Problem> {
         self.refuse_in_forked_child("read")?;
         let id = parse_id(raw_id)?;
         self.release_held();
         self.store.set_read_limit(room.limit);
         if self.merging() {
-            return self.merge_read(id, room);
+            return self.merge_read(id, room, maxlifetime);
         }
         let outcome = self.lock_and_read_unless_busy(&id, room)?;
         if outcome.lock.is_some() && self.settings.metrics {
@@ -418,6 +426,9 @@ impl OpenSession {
     pub fn touch(&mut self, raw_id: &[u8], maxlifetime: i64) -> Result<(), Problem> {
         self.refuse_in_forked_child("write")?;
         let id = parse_id(raw_id)?;
+        if self.merging() && self.touched_at_read(&id, maxlifetime) {
+            return Ok(());
+        }
         let lock = self.take_lock_for(&id)?;
         let lifetime = self.lifetime_of(&id, maxlifetime);
         self.store

@@ -15,11 +15,15 @@ use crate::store::{ConditionalWrite, HeldLock, MergeStore, SessionStore, Version
 
 impl MergeStore for RedisStore {
     fn read_versioned(&mut self, id: &SessionId) -> Result<VersionedRead, StoreError> {
-        let keys = self.keys(id);
-        let reply: Value = self.run(&keys, Retry::Idempotent, |c, s| {
-            eval(c, &s.read_versioned, &[&keys.data, &keys.gone], &[], None).map(|a| a.reply)
-        })?;
-        parse_versioned(reply).ok_or_else(|| self.unexpected("the merge read script"))
+        self.read_merge(id, None)
+    }
+
+    fn read_versioned_and_touch(
+        &mut self,
+        id: &SessionId,
+        lifetime: Duration,
+    ) -> Result<(VersionedRead, bool), StoreError> {
+        Ok((self.read_merge(id, Some(lifetime))?, true))
     }
 
     fn write_if_unchanged(
@@ -93,6 +97,21 @@ impl MergeStore for RedisStore {
 }
 
 impl RedisStore {
+    /// The merge read, giving a stored session `lifetime` in the same script if asked.
+    fn read_merge(
+        &mut self,
+        id: &SessionId,
+        lifetime: Option<Duration>,
+    ) -> Result<VersionedRead, StoreError> {
+        let keys = self.keys(id);
+        let seconds = lifetime.map(|l| lifetime_secs(l).to_string());
+        let args: Vec<&[u8]> = seconds.iter().map(|s| s.as_bytes()).collect();
+        let reply: Value = self.run(&keys, Retry::Idempotent, |c, s| {
+            eval(c, &s.read_versioned, &[&keys.data, &keys.gone], &args, None).map(|a| a.reply)
+        })?;
+        parse_versioned(reply).ok_or_else(|| self.unexpected("the merge read script"))
+    }
+
     fn unexpected(&self, what: &str) -> StoreError {
         StoreError::server(
             self.endpoint_name(),

@@ -101,12 +101,17 @@ redis.call('DEL', KEYS[1])
 /// KEYS: data, lock, wake, waiters. ARGV: token, wake ttl ms.
 const RELEASE: &str = concat!(ours_lua!(), release_lua!());
 
-/// KEYS: data, gone. Merge mode's read, without a lock: {data, SHA-1 of its bytes}; {} when
+/// KEYS: data, gone; ARGV: the lifetime to give a stored session, in seconds (optional: the
+/// refresh lazy_write would send after a request that changes nothing, made here instead).
+/// Merge mode's read, without a lock: {data, SHA-1 of its bytes}; {} when
 /// there is no session; {0, 'gone:<stamp>'} when there is none because it was destroyed
 /// (its tombstone's stamp), so that a new session on the same id (a login after a logout,
 /// with `session.use_strict_mode` off) can be written by a request that read after it.
 const READ_VERSIONED: &str = "local v = redis.call('GET', KEYS[1])
-if v then return {v, redis.sha1hex(v)} end
+if v then
+  if ARGV[1] then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+  return {v, redis.sha1hex(v)}
+end
 local g = redis.call('GET', KEYS[2])
 if g then return {0, 'gone:' .. g} end
 return {}

@@ -156,7 +156,7 @@ pub(super) unsafe extern "C" fn ps_read(
     mod_data: *mut *mut c_void,
     key: *mut zend_string,
     val: *mut *mut zend_string,
-    _maxlifetime: zend_long,
+    maxlifetime: zend_long,
 ) -> c_int {
     let result = guard(FAILURE, || {
         // SAFETY: PHP passes its PS(mod_data) slot and a live key.
@@ -166,7 +166,7 @@ pub(super) unsafe extern "C" fn ps_read(
         if val.is_null() {
             return FAILURE;
         }
-        match session.read(id, memory_room()) {
+        match session.read(id, memory_room(), maxlifetime) {
             Ok(data) => {
                 if let Some(slow) = session.take_slow_wait_notice() {
                     notice(&slow);

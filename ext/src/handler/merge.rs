@@ -33,15 +33,23 @@ impl OpenSession {
         &mut self,
         id: SessionId,
         room: MemoryRoom,
+        maxlifetime: i64,
     ) -> Result<Vec<u8>, Problem> {
         let settings = self.settings;
+        // What lazy_write would give a stored session that this request leaves unchanged:
+        // set by the read itself where the backend can, so nothing is left to send.
+        let lifetime = self.lifetimes.lifetime(
+            super::lifetime(maxlifetime),
+            false,
+            self.user_agent.as_deref(),
+        );
         let endpoint = self.store.endpoint().to_owned();
         let Some(store) = self.store.as_merge() else {
             return Err(problem(format!(
                 "{endpoint}: this backend does not offer locking=merge yet; set fleet.locking (or the save_path's locking=) to 1"
             )));
         };
-        let read = store.read_versioned(&id).map_err(|e| {
+        let read = store.read_versioned_and_touch(&id, lifetime).map_err(|e| {
             let too_large = e.kind() == fleet_core::ErrorKind::TooLarge;
             let text = failed(&settings, e);
             match too_large {
@@ -49,6 +57,8 @@ impl OpenSession {
                 false => text,
             }
         })?;
+        let (read, touched) = read;
+        self.touched_at_read = (touched && read.data.is_some()).then(|| (id.clone(), lifetime));
         let size = read.data.as_ref().map_or(0, Vec::len);
         count(&self.settings, Counter::BytesRead, size as u64);
         match read.data {
@@ -181,6 +191,11 @@ impl OpenSession {
         }
         count(&self.settings, Counter::SessionsDestroyed, 1);
         Ok(())
+    }
+
+    /// Whether the read of `id` already gave it the lifetime a refresh now would.
+    pub(super) fn touched_at_read(&self, id: &SessionId, maxlifetime: i64) -> bool {
+        matches!(&self.touched_at_read, Some((read, lifetime)) if read == id && *lifetime == self.lifetime_of(id, maxlifetime))
     }
 
     /// The notice of the last merge-mode write, once.
