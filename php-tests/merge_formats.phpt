@@ -1,5 +1,5 @@
 --TEST--
-fleet.locking = merge with both serialize handlers, nested arrays, objects (__serialize, Serializable), binary data and 1 MB; sessions that cannot be cut (a reference across variables, another serialize handler) merge whole, byte for byte
+fleet.locking = merge with both serialize handlers, nested arrays, objects (__serialize), binary data and 1 MB; sessions that cannot be cut (a reference across variables, a Serializable object, another serialize handler) merge whole, byte for byte
 --INI--
 error_reporting = E_ALL & ~E_DEPRECATED
 memory_limit = 256M
@@ -25,15 +25,15 @@ foreach (['php', 'php_serialize'] as $handler) {
     fleet_use();
     session_id($id);
     session_start();
-    $_SESSION = ['tree' => ['a' => ['b' => [1, 2]]], 'p' => new Point, 'l' => new Legacy, 'n' => 0];
+    $_SESSION = ['tree' => ['a' => ['b' => [1, 2]]], 'p' => new Point, 'n' => 0];
     session_write_close();
     $blob = random_bytes(1 << 20);
     echo fleet_merge_race($id, $setup,
         '$_SESSION["tree"]["a"]["c"] = "deep"; $_SESSION["p"]->x = 5; $_SESSION["blob"] = ' . var_export($blob, true) . ';',
-        '$_SESSION["l"]->v = "new"; $_SESSION["n"] = 1; $_SESSION["bin"] = "\0\xff|;\"}";');
+        '$_SESSION["n"] = 1; $_SESSION["bin"] = "\0\xff|;\"}";');
     session_id($id);
     session_start();
-    echo "$handler: ", json_encode([$_SESSION['tree'], $_SESSION['p']->x, $_SESSION['l']->v, $_SESSION['n'],
+    echo "$handler: ", json_encode([$_SESSION['tree'], $_SESSION['p']->x, $_SESSION['n'],
         $_SESSION['blob'] === $blob, bin2hex($_SESSION['bin'])]), "\n";
     session_write_close();
 }
@@ -50,6 +50,18 @@ $_SESSION['b'] = &$_SESSION['a'];
 session_write_close();
 echo fleet_merge_race($id, '', '$_SESSION["c"] = 1; $GLOBALS["mine"] = session_encode();', '$_SESSION["d"] = 2;');
 var_dump(fleet_get($id) === $mine, strpos($mine, 'R:') !== false);
+
+// A Serializable object (C:): its payload may hold references numbered among the values
+// around it, so the session is merged whole too.
+$id = fleet_new_id('mfc');
+eval($classes);
+fleet_use();
+session_id($id);
+session_start();
+$_SESSION['l'] = new Legacy;
+session_write_close();
+echo fleet_merge_race($id, $classes, '$_SESSION["c"] = 1; $GLOBALS["mine"] = session_encode();', '$_SESSION["d"] = 2;');
+var_dump(fleet_get($id) === $mine, strpos($mine, 'C:6:"Legacy"') !== false);
 
 // Another serialize handler (php_binary): merged whole; a side that did not change it
 // leaves the other side's bytes exactly.
@@ -69,15 +81,19 @@ echo fleet_merge_race($id, $setup, '$_SESSION["k3"] = "ours";', '$_SESSION["k4"]
 var_dump(str_contains(fleet_get($id), 'ours'), str_contains(fleet_get($id), 'k4'));
 ?>
 --EXPECTF--
-php: [{"a":{"b":[1,2],"c":"deep"}},5,"new",1,true,"00ff7c3b227d"]
-php_serialize: [{"a":{"b":[1,2],"c":"deep"}},5,"new",1,true,"00ff7c3b227d"]
+php: [{"a":{"b":[1,2],"c":"deep"}},5,1,true,"00ff7c3b227d"]
+php_serialize: [{"a":{"b":[1,2],"c":"deep"}},5,1,true,"00ff7c3b227d"]
 
-Notice: session_write_close(): Fleet: session mfr%s: another request changed the whole session (it cannot be merged per variable: another serialize handler, or references between variables) differently since this request read it; kept this request's value (fleet.merge_conflict = ours) in %s on line %d
-bool(true)
-bool(true)
+Notice: session_write_close(): Fleet: session mfr%s: another request changed the whole session (it cannot be merged per variable: another serialize handler, references between variables, or a Serializable object) differently since this request read it; kept this request's value (fleet.merge_conflict = ours) in %s on line %d
 bool(true)
 bool(true)
 
-Notice: session_write_close(): Fleet: session mfb%s: another request changed the whole session (it cannot be merged per variable: another serialize handler, or references between variables) differently since this request read it; kept this request's value (fleet.merge_conflict = ours) in %s on line %d
+Notice: session_write_close(): Fleet: session mfc%s: another request changed the whole session (it cannot be merged per variable: another serialize handler, references between variables, or a Serializable object) differently since this request read it; kept this request's value (fleet.merge_conflict = ours) in %s on line %d
+bool(true)
+bool(true)
+bool(true)
+bool(true)
+
+Notice: session_write_close(): Fleet: session mfb%s: another request changed the whole session (it cannot be merged per variable: another serialize handler, references between variables, or a Serializable object) differently since this request read it; kept this request's value (fleet.merge_conflict = ours) in %s on line %d
 bool(true)
 bool(false)

@@ -55,6 +55,21 @@ session_write_close();
 land($flight);
 var_dump(fleet_get($id), fleet_get($new));
 
+// A request that read before a logout does not write into the session a new login made on
+// the same id after it (use_strict_mode off keeps the id).
+$id = fleet_new_id('mln');
+fleet_put($id, 'user|s:3:"ann";');
+$flight = in_flight($id);
+session_id($id);
+session_start();
+session_destroy();
+session_id($id);
+session_start();
+$_SESSION['user'] = 'bob';
+session_write_close();
+land($flight);
+var_dump(fleet_get($id));
+
 // A login after the logout, on the same id (use_strict_mode off keeps it), is kept.
 $id = fleet_new_id('mll');
 fleet_put($id, 'user|s:3:"ann";');
@@ -77,5 +92,9 @@ Notice: session_write_close(): Fleet: session ID%s was destroyed or expired afte
 in flight: "notice"
 NULL
 string(15) "user|s:3:"ann";"
+
+Notice: session_write_close(): Fleet: session ID%s was destroyed or expired after this request read it (fleet.locking = merge: a logout wins), so this request's changes to it were not written in %s on line %d
+in flight: "notice"
 string(15) "user|s:3:"bob";"
-int(3)
+string(15) "user|s:3:"bob";"
+int(4)

@@ -136,6 +136,9 @@ pub enum ErrorKind {
     /// The backend does not offer what was asked of it (`locking=merge` on a store without
     /// conditional writes).
     Unsupported,
+    /// A merge-mode write kept being overtaken by other requests' writes, with no lock left to
+    /// fall back to; it was not saved.
+    Overtaken,
 }
 
 /// The message of a lost lock, held for `held`, that was gone because `why`: core words `why`
@@ -428,6 +431,15 @@ impl StoreError {
             ErrorKind::InvalidLeaseName,
             None,
             format!("lease name \"{shown}\" is not allowed: use 1 to 128 characters of a-z A-Z 0-9 . _ : / @ -"),
+        )
+    }
+
+    /// Session `session`'s merge-mode write was overtaken `attempts` times in a row.
+    pub(crate) fn overtaken(endpoint: &str, session: &str, attempts: u32) -> StoreError {
+        StoreError::new(
+            ErrorKind::Overtaken,
+            Some(endpoint),
+            format!("{endpoint}: session {session} kept changing: {attempts} merge-mode writes in a row were overtaken by other requests' writes, and there was no lock to fall back to; this request's changes were not saved"),
         )
     }
 

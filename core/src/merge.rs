@@ -10,6 +10,8 @@
 //! What a merge cannot see: two requests that both turn `n` from 3 into 4 wrote the same value,
 //! so they agree and one increment is lost without any conflict.
 
+use std::collections::HashMap;
+
 use crate::codec::{join, split, SessionFormat, Split};
 
 mod write;
@@ -33,6 +35,8 @@ pub struct Merged {
     /// The variables both sides changed differently (their names, lossy UTF-8; `*` for a
     /// session merged whole).
     pub conflicts: Vec<String>,
+    /// Whether the session was merged whole (it could not be cut into variables).
+    pub whole: bool,
 }
 
 /// Merges `ours` into `theirs` relative to `base`; all three written by `format`'s handler.
@@ -55,13 +59,20 @@ pub fn merge(
     };
     let mut out: Vec<(&[u8], &[u8])> = Vec::with_capacity(t.len().max(o.len()));
     let mut conflicts = Vec::new();
+    // Looked up by name: a session may have many variables, and a merge may run a dozen
+    // times in one write. `split` guarantees each name once.
+    let (bm, om, tm) = (index(&b), index(&o), index(&t));
     // Their order first (what is stored), then the variables only we have, in our order.
     let keys = t
         .iter()
         .map(|(k, _)| *k)
-        .chain(o.iter().map(|(k, _)| *k).filter(|k| find(&t, k).is_none()));
+        .chain(o.iter().map(|(k, _)| *k).filter(|k| !tm.contains_key(k)));
     for key in keys {
-        let (was, mine, stored) = (find(&b, key), find(&o, key), find(&t, key));
+        let (was, mine, stored) = (
+            bm.get(key).copied(),
+            om.get(key).copied(),
+            tm.get(key).copied(),
+        );
         let value = if mine == was {
             stored
         } else if stored == was || mine == stored {
@@ -80,6 +91,7 @@ pub fn merge(
     Merged {
         data: join(&out, format),
         conflicts,
+        whole: false,
     }
 }
 
@@ -95,6 +107,7 @@ fn one_side_unchanged(base: &[u8], ours: &[u8], theirs: &[u8]) -> Option<Merged>
     let clean = |data: &[u8]| Merged {
         data: data.to_vec(),
         conflicts: Vec::new(),
+        whole: false,
     };
     if ours == base || ours == theirs {
         return Some(clean(theirs));
@@ -111,12 +124,13 @@ fn whole(ours: &[u8], theirs: &[u8], on_conflict: OnConflict) -> Merged {
     Merged {
         data: data.to_vec(),
         conflicts: vec!["*".to_owned()],
+        whole: true,
     }
 }
 
-/// The value of variable `key` in `vars`.
-fn find<'a>(vars: &[(&'a [u8], &'a [u8])], key: &[u8]) -> Option<&'a [u8]> {
-    vars.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
+/// The variables by name.
+fn index<'a>(vars: &[(&'a [u8], &'a [u8])]) -> HashMap<&'a [u8], &'a [u8]> {
+    vars.iter().copied().collect()
 }
 
 #[cfg(test)]

@@ -203,6 +203,10 @@ impl MergeStore for Framed {
         }
     }
 
+    fn refresh(&mut self, id: &SessionId, lifetime: Duration) -> Result<(), StoreError> {
+        self.inner_merge()?.refresh(id, lifetime)
+    }
+
     fn destroy_for_good(&mut self, id: &SessionId, remember: Duration) -> Result<bool, StoreError> {
         self.inner_merge()?.destroy_for_good(id, remember)
     }

@@ -153,10 +153,37 @@ pub trait SessionStore {
     fn gc(&mut self, lifetime: Duration) -> Result<u64, StoreError>;
 }
 
-/// A stored session's version, as merge mode reads it: a digest of its bytes, none when no
-/// session was stored, or the stamp of the tombstone a destroy left.
+/// A stored session's version, as merge mode reads it: a digest of its bytes (followed by
+/// `@<stamp>` when a logout's tombstone is there too: the session was created again after
+/// it), `gone:<stamp>` when only a tombstone is there, none when nothing is.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Version(pub(crate) Option<String>);
+
+impl Version {
+    /// The stamp of the logout's tombstone that was there, if one was.
+    pub(crate) fn tombstone(&self) -> Option<&str> {
+        let v = self.0.as_deref()?;
+        match v.strip_prefix("gone:") {
+            Some(stamp) => Some(stamp),
+            None => v.split_once('@').map(|(_, stamp)| stamp),
+        }
+    }
+
+    /// The digest of the data that was there, if any was.
+    pub(crate) fn digest(&self) -> Option<&str> {
+        let v = self.0.as_deref()?;
+        match v.starts_with("gone:") {
+            true => None,
+            false => Some(v.split_once('@').map_or(v, |(digest, _)| digest)),
+        }
+    }
+
+    /// Whether a logout happened between a read at `base` and one at `self`: a tombstone is
+    /// there that was not (or another one was).
+    pub(crate) fn logged_out_since(&self, base: &Version) -> bool {
+        self.tombstone().is_some() && self.tombstone() != base.tombstone()
+    }
+}
 
 /// What a merge-mode read found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -225,6 +252,10 @@ pub trait MergeStore {
         lifetime: Duration,
         lock: &HeldLock,
     ) -> Result<ConditionalWrite, StoreError>;
+
+    /// Gives a stored session `lifetime` (lazy_write's refresh of a session this request did
+    /// not change), without a lock and without reviving a session that expired meanwhile.
+    fn refresh(&mut self, id: &SessionId, lifetime: Duration) -> Result<(), StoreError>;
 
     /// Deletes session `id` and leaves a tombstone for `remember`, so that a request that
     /// read it before cannot write it back. `false`: not done, because a request holds the

@@ -230,6 +230,7 @@ fn a_new_login_on_a_destroyed_sessions_id_is_written_unless_destroyed_again() {
         let (a, b) = (a.as_merge().unwrap(), b.as_merge().unwrap());
         a.write_if_unchanged(&sid, &Version::default(), b"user|i:7;", LIFETIME)
             .unwrap();
+        let before_logout = a.read_versioned(&sid).unwrap();
         assert!(a.destroy_for_good(&sid, LIFETIME).unwrap());
 
         let after_logout = b.read_versioned(&sid).unwrap();
@@ -245,6 +246,15 @@ fn a_new_login_on_a_destroyed_sessions_id_is_written_unless_destroyed_again() {
             ConditionalWrite::Written
         );
         assert_eq!(server.stored(&sid_text).as_deref(), Some("user|i:9;"));
+        // One that read before the logout does not write into the new login's session,
+        // even against what is stored now.
+        assert_eq!(
+            a.write_if_unchanged(&sid, &before_logout.version, b"user|i:7;x|i:1;", LIFETIME)
+                .unwrap(),
+            ConditionalWrite::Gone
+        );
+        let now = a.read_versioned(&sid).unwrap();
+        assert_eq!(now.data.as_deref(), Some(&b"user|i:9;"[..]));
 
         // A request that read after the first logout, but writes after a second one, loses.
         let read = a.read_versioned(&sid).unwrap();

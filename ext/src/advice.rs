@@ -56,6 +56,7 @@ const NOT_PRIMARY: &str = "; if this persists, point session.save_path at the pr
 const LOCK_WAIT_TIMEOUT: &str = " (fleet.lock_wait_timeout), so this request has no session. Raise fleet.lock_wait_timeout if requests on one session really take that long";
 const DAMAGED: &str =
     " and this request has no session. Delete it (fleetctl sessions destroy) if it stays unreadable";
+const OVERTAKEN: &str = ". With fleet.locking = merge a write falls back to the session's lock after repeated conflicts; the save_path's lock=none leaves it none. Use lock=advisory or lock=row, or fleet.locking = 1 for pages that write one session this often";
 const TOO_LARGE: &str = " and this request has no session";
 const BAD_ID_BYTE: &str = " (check session.sid_bits_per_character and any session_id() call)";
 
@@ -70,6 +71,7 @@ fn advice(e: &StoreError) -> &'static str {
         ErrorKind::LockWaitTimeout => LOCK_WAIT_TIMEOUT,
         ErrorKind::DamagedData => DAMAGED,
         ErrorKind::TooLarge => TOO_LARGE,
+        ErrorKind::Overtaken => OVERTAKEN,
         ErrorKind::InvalidId => match e.invalid_id() {
             Some(InvalidId::BadByte { .. }) => BAD_ID_BYTE,
             _ => "",
@@ -98,6 +100,7 @@ mod tests {
             LOCK_WAIT_TIMEOUT,
             DAMAGED,
             TOO_LARGE,
+            OVERTAKEN,
             BAD_ID_BYTE,
         ];
         let ttl = std::time::Duration::from_secs(5);

@@ -153,6 +153,7 @@ fn failed(settings: &Settings, e: StoreError) -> Problem {
         }
         ErrorKind::LockWaitTimeout => Some(Counter::LockWaitTimeouts),
         ErrorKind::LockLost | ErrorKind::LockConnectionLost => Some(Counter::LocksLost),
+        ErrorKind::Overtaken => Some(Counter::MergeFailed),
         _ => None,
     };
     if let Some(counter) = counter {
@@ -426,8 +427,12 @@ impl OpenSession {
     pub fn touch(&mut self, raw_id: &[u8], maxlifetime: i64) -> Result<(), Problem> {
         self.refuse_in_forked_child("write")?;
         let id = parse_id(raw_id)?;
-        if self.merging() && self.touched_at_read(&id, maxlifetime) {
-            return Ok(());
+        if self.merging() {
+            if self.touched_at_read(&id, maxlifetime) {
+                return Ok(());
+            }
+            let lifetime = self.lifetime_of(&id, maxlifetime);
+            return self.merge_refresh(&id, lifetime);
         }
         let lock = self.take_lock_for(&id)?;
         let lifetime = self.lifetime_of(&id, maxlifetime);

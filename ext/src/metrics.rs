@@ -38,6 +38,7 @@ pub enum Counter {
     MergeConflicts,
     MergeLockFallbacks,
     MergeGone,
+    MergeFailed,
     /// The lock wait histogram's sum, in microseconds.
     LockWaitMicros,
 }
@@ -114,7 +115,7 @@ pub fn snapshot() -> Snapshot {
 }
 
 /// Each plain counter: its `fleet_stats()` key, Prometheus name, labels and help.
-pub const SERIES: [(Counter, &str, &str, &str, &str); 24] = [
+pub const SERIES: [(Counter, &str, &str, &str, &str); 25] = [
     (
         Counter::Requests,
         "requests",
@@ -282,6 +283,13 @@ pub const SERIES: [(Counter, &str, &str, &str, &str); 24] = [
         "fleet_merge_gone_total",
         "",
         "Merge-mode writes dropped because the session was destroyed or expired meanwhile.",
+    ),
+    (
+        Counter::MergeFailed,
+        "merge_failed",
+        "fleet_merge_failed_total",
+        "",
+        "Merge-mode writes not saved because other requests kept overtaking them and there was no lock to fall back to.",
     ),
 ];
 

@@ -488,12 +488,36 @@ mod tests {
     }
 
     #[test]
+    fn merge_mode_takes_no_lock_but_keeps_the_lock_terms_for_its_last_resort() {
+        let mut r = RawIni::defaults(30);
+        r.locking = "Merge".into();
+        let (s, problems) = Settings::from_ini(&r);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!((s.lock.lease, s.merge), (None, Some(OnConflict::Ours)));
+        assert_eq!(s.lease_terms.ttl, RENEWED_LOCK_TTL);
+        r.merge_conflict = "theirs".into();
+        assert_eq!(Settings::from_ini(&r).0.merge, Some(OnConflict::Theirs));
+        r.merge_conflict = "mine".into();
+        let (s, problems) = Settings::from_ini(&r);
+        assert_eq!(s.merge, Some(OnConflict::Ours));
+        assert_eq!(
+            problems,
+            ["fleet.merge_conflict=\"mine\" is not ours or theirs; using ours"]
+        );
+        // A save_path's locking= overrides the entry either way.
+        let locked = s.with_locking(Locking::On);
+        assert_eq!((locked.lock.lease.is_some(), locked.merge), (true, None));
+        // A tombstone outlives the longest request that may still write.
+        assert!(s.tombstone_lifetime() >= MIN_AUTO_MAX_HOLD);
+    }
+
+    #[test]
     fn every_entry_is_named_after_its_field_and_registered_once() {
         let names: Vec<&str> = ENTRIES
             .iter()
             .map(|e| e.name.to_str().unwrap_or_default())
             .collect();
-        assert_eq!(names.len(), 13);
+        assert_eq!(names.len(), 14);
         assert!(names.iter().all(|n| n.starts_with("fleet.")), "{names:?}");
         let mut unique = names.clone();
         unique.sort_unstable();

@@ -58,6 +58,13 @@ pub(super) struct Reader<'a> {
     /// How many references (`R:`, `r:`) were read: their numbers count every value before
     /// them, so data that has one cannot be cut into parts that stand alone.
     pub(super) references: usize,
+    /// How many `C:` objects (`Serializable`) were read: their payloads are opaque here but
+    /// may hold references numbered among the values around them.
+    pub(super) custom_objects: usize,
+    /// Only check the data and find where values end: nothing is kept (no nodes, no copies
+    /// of strings), so memory does not grow with the data. For [`super::split`], which needs
+    /// only the spans and gives up on any reference.
+    skim: bool,
 }
 
 impl<'a> Reader<'a> {
@@ -69,6 +76,16 @@ impl<'a> Reader<'a> {
             nodes: Vec::new(),
             numbered: Vec::new(),
             references: 0,
+            custom_objects: 0,
+            skim: false,
+        }
+    }
+
+    /// A reader that only skims (see `skim`): values read return no node.
+    pub(super) fn skimming(data: &'a [u8], format: &'static str) -> Reader<'a> {
+        Reader {
+            skim: true,
+            ..Reader::new(data, format)
         }
     }
 
@@ -159,7 +176,9 @@ impl<'a> Reader<'a> {
                 for _ in 0..elements {
                     let key = self.key()?;
                     let value = self.value(depth + 1)?;
-                    entries.push((key, value));
+                    if !self.skim {
+                        entries.push((key, value));
+                    }
                 }
                 self.close(start, number, Node::Array(entries))
             }
@@ -172,7 +191,9 @@ impl<'a> Reader<'a> {
                 for _ in 0..properties {
                     let (name, visibility) = self.property_name()?;
                     let value = self.value(depth + 1)?;
-                    props.push((name, visibility, value));
+                    if !self.skim {
+                        props.push((name, visibility, value));
+                    }
                 }
                 let node = Node::Object {
                     class,
@@ -198,6 +219,9 @@ impl<'a> Reader<'a> {
     fn open(&mut self) -> Result<Opened, DecodeError> {
         let start = self.offset;
         let token = self.token()?;
+        if self.skim {
+            return self.skim_token(token, start);
+        }
         if let PhpToken::Reference {
             id,
             kind: PhpReferenceKind::Alias,
@@ -237,10 +261,38 @@ impl<'a> Reader<'a> {
         Ok(Opened::Done(id))
     }
 
+    /// A value's first token when skimming: counted if it is a reference or a `C:` object,
+    /// opened if it has children, and otherwise done (node id 0: nothing is kept).
+    fn skim_token(&mut self, token: PhpToken, start: usize) -> Result<Opened, DecodeError> {
+        match token {
+            PhpToken::Reference { .. } => self.references += 1,
+            PhpToken::CustomObject { .. } => self.custom_objects += 1,
+            PhpToken::Array { elements } => {
+                return Ok(Opened::Array {
+                    elements,
+                    number: 0,
+                })
+            }
+            PhpToken::Object { properties, .. } => {
+                return Ok(Opened::Object {
+                    class: String::new(),
+                    properties,
+                    number: 0,
+                })
+            }
+            PhpToken::End => return Err(self.error(start, "'}' where a value was expected".into())),
+            _ => {}
+        }
+        Ok(Opened::Done(0))
+    }
+
     /// Reads the `}` after a container's children and stores it under its number.
     #[inline(never)]
     fn close(&mut self, start: usize, number: usize, node: Node) -> Result<NodeId, DecodeError> {
         self.end(start)?;
+        if self.skim {
+            return Ok(0);
+        }
         let id = self.push(start, node);
         self.number(number, id);
         Ok(id)

@@ -4,9 +4,15 @@
 //! back byte for byte.
 //!
 //! Data that cannot be cut safely is [`Split::Whole`]: anything that does not read as the
-//! format (another serialize handler such as igbinary, a compressed or damaged blob), and
-//! data with a reference (`R:`, `r:`), whose number counts every value before it, so moving or
-//! changing another variable would make it point elsewhere.
+//! format (another serialize handler such as igbinary, a compressed or damaged blob); data
+//! with a reference (`R:`, `r:`), whose number counts every value before it, so moving or
+//! changing another variable would make it point elsewhere, or with a `C:` object
+//! (`Serializable`), whose opaque payload may hold such references; and data that names a
+//! variable twice (PHP keeps the last, a merge would see the first), or, in `php_serialize`,
+//! gives a key as a numeric string, which PHP reads as the integer key another may also be.
+//!
+//! The reader only skims: it keeps no values, so cutting costs memory for the list of
+//! spans only, whatever the data holds.
 
 use super::read::Reader;
 use super::{DecodeError, SessionFormat};
@@ -67,7 +73,7 @@ type Vars<'a> = Vec<(&'a [u8], &'a [u8])>;
 
 /// `name|value name|value …`; `None` when a value holds a reference.
 fn split_php(data: &[u8]) -> Result<Option<Vars<'_>>, DecodeError> {
-    let mut reader = Reader::new(data, SessionFormat::Php.name());
+    let mut reader = Reader::skimming(data, SessionFormat::Php.name());
     let mut vars = Vec::new();
     while reader.offset < data.len() {
         let rest = &data[reader.offset..];
@@ -80,12 +86,36 @@ fn split_php(data: &[u8]) -> Result<Option<Vars<'_>>, DecodeError> {
         reader.value(0)?;
         vars.push((name, &data[start..reader.offset]));
     }
-    Ok((reader.references == 0).then_some(vars))
+    Ok(standalone(&reader, &vars).then_some(vars))
+}
+
+/// Whether the variables cut stand alone: no reference, no `C:` object, no name twice.
+fn standalone(reader: &Reader<'_>, vars: &Vars<'_>) -> bool {
+    let mut names = std::collections::HashSet::with_capacity(vars.len());
+    reader.references == 0
+        && reader.custom_objects == 0
+        && vars.iter().all(|(name, _)| names.insert(*name))
+}
+
+/// A `php_serialize` key written as a string of digits (`s:1:"7";`): PHP turns such a key
+/// into the integer key 7 (which `i:7;` also names), and never writes one itself.
+fn numeric_string_key(key: &[u8]) -> bool {
+    let Some(rest) = key.strip_prefix(b"s:") else {
+        return false;
+    };
+    let Some(quote) = rest.iter().position(|&b| b == b'"') else {
+        return false;
+    };
+    let text = rest
+        .get(quote + 1..rest.len().saturating_sub(2))
+        .unwrap_or_default();
+    let digits = text.strip_prefix(b"-").unwrap_or(text);
+    !digits.is_empty() && digits.iter().all(u8::is_ascii_digit)
 }
 
 /// `a:N:{key value key value …}`; `None` when a value holds a reference.
 fn split_php_serialize(data: &[u8]) -> Result<Option<Vars<'_>>, DecodeError> {
-    let mut reader = Reader::new(data, SessionFormat::PhpSerialize.name());
+    let mut reader = Reader::skimming(data, SessionFormat::PhpSerialize.name());
     let elements = reader.array_start()?;
     let mut vars = Vec::new();
     for _ in 0..elements {
@@ -96,7 +126,8 @@ fn split_php_serialize(data: &[u8]) -> Result<Option<Vars<'_>>, DecodeError> {
     }
     reader.array_end(0)?;
     reader.expect_end()?;
-    Ok((reader.references == 0).then_some(vars))
+    let numeric = vars.iter().any(|(key, _)| numeric_string_key(key));
+    Ok((!numeric && standalone(&reader, &vars)).then_some(vars))
 }
 
 #[cfg(test)]
@@ -149,6 +180,41 @@ mod tests {
             Split::Whole
         );
         assert_eq!(split(b"n|i:3;", SessionFormat::PhpSerialize), Split::Whole);
+    }
+
+    #[test]
+    fn a_name_twice_a_serializable_object_or_a_numeric_string_key_stays_whole() {
+        // PHP keeps the second a; a merge would see the first.
+        assert_eq!(split(b"a|i:1;a|i:2;", SessionFormat::Php), Split::Whole);
+        // A C: payload is opaque and may hold references numbered among its neighbours.
+        assert_eq!(
+            split(b"o|C:6:\"Legacy\":3:{old}n|i:1;", SessionFormat::Php),
+            Split::Whole
+        );
+        // "7" is the integer key 7 to PHP, as i:7; is.
+        assert_eq!(
+            split(b"a:2:{i:7;i:1;s:1:\"7\";i:2;}", SessionFormat::PhpSerialize),
+            Split::Whole
+        );
+        assert!(matches!(
+            split(b"a:1:{s:2:\"7a\";i:1;}", SessionFormat::PhpSerialize),
+            Split::Vars(_)
+        ));
+    }
+
+    #[test]
+    fn skimming_keeps_nothing_of_the_values() {
+        // A million small values: cutting them must not build a node per value.
+        let mut data = b"big|a:1000000:{".to_vec();
+        for i in 0..1_000_000 {
+            data.extend_from_slice(format!("i:{i};i:1;").as_bytes());
+        }
+        data.extend_from_slice(b"}n|i:1;");
+        let Split::Vars(vars) = split(&data, SessionFormat::Php) else {
+            panic!("not cut");
+        };
+        assert_eq!(vars.len(), 2);
+        assert_eq!(vars[1], (&b"n"[..], &b"i:1;"[..]));
     }
 
     #[test]

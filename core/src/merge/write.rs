@@ -8,7 +8,7 @@ use super::{merge, merge_opaque, Merged, OnConflict};
 use crate::codec::SessionFormat;
 use crate::error::StoreError;
 use crate::id::SessionId;
-use crate::store::{ConditionalWrite, LockPolicy, SessionStore, VersionedRead};
+use crate::store::{ConditionalWrite, HeldLock, LockPolicy, SessionStore, VersionedRead};
 
 /// How a merge-mode write goes about it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,14 +20,15 @@ pub struct MergeTerms {
     pub format: Option<SessionFormat>,
     /// Conditional writes to try before taking the lock (at least one).
     pub attempts: u32,
-    /// The lock the last resort takes; without a lease the write fails after `attempts`.
+    /// The lock the last resort takes; without a lease (MySQL's `lock=none`) there is no last
+    /// resort, and the write fails after `attempts` × [`NO_LOCK_FACTOR`] tries.
     pub lock: LockPolicy,
 }
 
 /// What became of a merge-mode write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MergeOutcome {
-    /// Stored.
+    /// Stored (or already there: see [`MergeReport::sent`]).
     Written,
     /// Not stored: the session was destroyed or expired after this request read it (a logout
     /// wins over a request still in flight).
@@ -42,15 +43,29 @@ pub struct MergeReport {
     /// The variables both sides changed differently in the merge that was stored (`*`: the
     /// session merged whole).
     pub conflicts: Vec<String>,
+    /// Whether the session was merged whole (it could not be cut into variables).
+    pub whole: bool,
     /// Conditional writes refused because another request wrote (or held the lock) first.
     pub retries: u32,
     /// Whether it took the session's lock in the end.
     pub took_lock: bool,
+    /// The bytes of the write that landed: 0 when nothing was sent, because what is stored
+    /// already held this request's changes (or the policy kept theirs).
+    pub sent: usize,
 }
 
 /// How long to wait before trying again when a request holds the session's lock (a merge
 /// that took the lock writes within a round trip or two).
 const LOCKED_PAUSE: Duration = Duration::from_millis(2);
+
+/// Without a lock to fall back to, this many times `attempts` conditional writes are tried
+/// before the write fails.
+pub const NO_LOCK_FACTOR: u32 = 4;
+
+/// Conditional writes a request holding the lock tries: other requests' conditional writes
+/// answer `Locked` while it is held, so only one that began before the lock was taken can
+/// overtake it, and that once.
+const UNDER_LOCK_ATTEMPTS: u32 = 8;
 
 /// Writes `ours` for session `id`, which this request read as `base` (its data as the request
 /// saw it, with its version), merging in whatever other requests stored since.
@@ -63,6 +78,7 @@ pub fn write_merged(
     terms: MergeTerms,
 ) -> Result<MergeReport, StoreError> {
     let endpoint = store.endpoint().to_owned();
+    let has_lock = terms.lock.lease.is_some();
     let Some(merging) = store.as_merge() else {
         return Err(StoreError::unsupported(&endpoint, "locking=merge"));
     };
@@ -70,29 +86,37 @@ pub fn write_merged(
     let mut report = MergeReport {
         outcome: MergeOutcome::Written,
         conflicts: Vec::new(),
+        whole: false,
         retries: 0,
         took_lock: false,
+        sent: 0,
+    };
+    let attempts = match has_lock {
+        true => terms.attempts.max(1),
+        false => terms.attempts.max(1).saturating_mul(NO_LOCK_FACTOR),
     };
     let mut version = base.version.clone();
     let mut data = ours.to_vec();
-    for attempt in 1..=terms.attempts.max(1) {
+    for attempt in 1..=attempts {
         let now = match merging.write_if_unchanged(id, &version, &data, lifetime)? {
-            ConditionalWrite::Written => return Ok(report),
+            ConditionalWrite::Written => {
+                report.sent = data.len();
+                return Ok(report);
+            }
             ConditionalWrite::Gone => return Ok(gone(report)),
             ConditionalWrite::Changed(now) => now,
             ConditionalWrite::Locked => {
-                std::thread::sleep(LOCKED_PAUSE * attempt);
+                std::thread::sleep(LOCKED_PAUSE * attempt.min(8));
                 merging.read_versioned(id)?
             }
         };
         report.retries += 1;
-        let Some(theirs) = now.data.as_deref() else {
-            // Stored when read, or created since (a version differs), and not there now.
+        let Some(theirs) = theirs_unless_gone(base, &now) else {
             return Ok(gone(report));
         };
         let merged = merge_sides(base_data, ours, theirs, terms);
-        report.conflicts = merged.conflicts;
-        if merged.data == theirs {
+        (report.conflicts, report.whole) = (merged.conflicts, merged.whole);
+        if merged.data == theirs && now.data.is_some() {
             // What is stored already holds this request's changes (or the policy kept
             // theirs): nothing to write, and the other request just set the lifetime.
             return Ok(report);
@@ -100,13 +124,29 @@ pub fn write_merged(
         data = merged.data;
         version = now.version;
     }
+    if !has_lock {
+        return Err(StoreError::overtaken(
+            &endpoint,
+            &id.abbreviated(),
+            attempts,
+        ));
+    }
     write_under_lock(store, id, base, ours, lifetime, terms, report)
 }
 
-/// Conditional writes a request holding the lock tries: other requests' conditional writes
-/// answer `Locked` while it is held, so only one that began before the lock was taken can
-/// overtake it, and that once.
-const UNDER_LOCK_ATTEMPTS: u32 = 8;
+/// What is stored now (`b""` if still no session, as when read), or `None` when the session
+/// is gone for this request: destroyed or expired since the read, or logged out since (a
+/// tombstone that was not there, even if a new session was created after it).
+fn theirs_unless_gone<'a>(base: &VersionedRead, now: &'a VersionedRead) -> Option<&'a [u8]> {
+    if now.version.logged_out_since(&base.version) {
+        return None;
+    }
+    match now.data.as_deref() {
+        Some(theirs) => Some(theirs),
+        None if now.version == base.version => Some(b""),
+        None => None,
+    }
+}
 
 /// The last resort: with the lock held, the merge against what is stored now, written
 /// (still only if nothing changed since that read, which keeps it correct whatever order the
@@ -121,36 +161,41 @@ fn write_under_lock(
     mut report: MergeReport,
 ) -> Result<MergeReport, StoreError> {
     let endpoint = store.endpoint().to_owned();
-    let no_lock = || {
-        StoreError::unsupported(
-            &endpoint,
-            "a lock for a merge that kept conflicting (locking is off for this store)",
-        )
-    };
-    if terms.lock.lease.is_none() {
-        return Err(no_lock());
-    }
     report.took_lock = true;
     let held = store.lock_and_read(id, terms.lock)?;
     let Some(lock) = held.lock else {
-        return Err(no_lock());
+        return Err(StoreError::overtaken(
+            &endpoint,
+            &id.abbreviated(),
+            terms.attempts,
+        ));
     };
     let outcome = merge_holding(store, id, base, ours, lifetime, terms, &lock, &mut report);
-    if !matches!(outcome, Ok(true)) {
-        // Not written (gone, or failed): the lock is still held.
+    if !matches!(outcome, Ok(Holding::Written)) {
+        // Nothing written (nothing to write, gone, or failed): the lock is still held.
         let released = store.unlock(id, &lock);
         if outcome.is_ok() {
             released?;
         }
     }
-    outcome.map(|written| match written {
-        true => report,
-        false => gone(report),
+    outcome.map(|held| match held {
+        Holding::Gone => gone(report),
+        Holding::Written | Holding::NothingToWrite => report,
     })
 }
 
+/// How a write under the lock ended.
+enum Holding {
+    /// Written, and the lock released with it.
+    Written,
+    /// What is stored already holds the merge: the lock is still held.
+    NothingToWrite,
+    /// The session is gone for this request: the lock is still held.
+    Gone,
+}
+
 /// Under the lock: reads (seeing a destroy's tombstone), merges and writes until a write
-/// lands (`true`, and the lock is released with it) or the session is gone (`false`).
+/// lands or there is nothing to write.
 #[allow(clippy::too_many_arguments)]
 fn merge_holding(
     store: &mut dyn SessionStore,
@@ -159,20 +204,17 @@ fn merge_holding(
     ours: &[u8],
     lifetime: Duration,
     terms: MergeTerms,
-    lock: &crate::store::HeldLock,
+    lock: &HeldLock,
     report: &mut MergeReport,
-) -> Result<bool, StoreError> {
+) -> Result<Holding, StoreError> {
     let endpoint = store.endpoint().to_owned();
     let Some(merging) = store.as_merge() else {
         return Err(StoreError::unsupported(&endpoint, "locking=merge"));
     };
     for _ in 0..UNDER_LOCK_ATTEMPTS {
         let now = merging.read_versioned_under_lock(id)?;
-        let theirs = match now.data.as_deref() {
-            Some(theirs) => theirs,
-            // Still absent as when read.
-            None if now.version == base.version => b"",
-            None => return Ok(false),
+        let Some(theirs) = theirs_unless_gone(base, &now) else {
+            return Ok(Holding::Gone);
         };
         let merged = merge_sides(
             base.data.as_deref().unwrap_or_default(),
@@ -180,16 +222,23 @@ fn merge_holding(
             theirs,
             terms,
         );
-        report.conflicts = merged.conflicts;
+        (report.conflicts, report.whole) = (merged.conflicts, merged.whole);
+        if merged.data == theirs && now.data.is_some() {
+            return Ok(Holding::NothingToWrite);
+        }
         match merging.write_holding(id, &now.version, &merged.data, lifetime, lock)? {
-            ConditionalWrite::Written => return Ok(true),
-            ConditionalWrite::Gone => return Ok(false),
+            ConditionalWrite::Written => {
+                report.sent = merged.data.len();
+                return Ok(Holding::Written);
+            }
+            ConditionalWrite::Gone => return Ok(Holding::Gone),
             ConditionalWrite::Changed(_) | ConditionalWrite::Locked => report.retries += 1,
         }
     }
-    Err(StoreError::unsupported(
+    Err(StoreError::overtaken(
         &endpoint,
-        "a merge write that lands while holding the lock (other writes kept overtaking it)",
+        &id.abbreviated(),
+        UNDER_LOCK_ATTEMPTS,
     ))
 }
 

@@ -36,6 +36,7 @@ pub(super) struct MergeTexts {
     pub(super) update: String,
     pub(super) insert: String,
     pub(super) tombstone: String,
+    pub(super) refresh: String,
 }
 
 impl MergeTexts {
@@ -48,12 +49,21 @@ impl MergeTexts {
             "SELECT `id` = ?, `data`, SHA1(`data`) FROM `{table}` \
              WHERE `id` IN (?, {tombstone_id}) AND `expires` > UNIX_TIMESTAMP()"
         );
+        // The tombstone is the one read (the parameter), or none: a logout since the read
+        // refuses the write even if a new session was created after it. (A derived table:
+        // MySQL does not let an UPDATE read its own table in a plain subquery; LIMIT keeps
+        // the optimizer from merging it back.)
+        let tombstone_as_read = format!(
+            "COALESCE((SELECT g.`data` FROM (SELECT `data` FROM `{table}` WHERE `id` = {tombstone_id} \
+             AND `expires` > UNIX_TIMESTAMP() LIMIT 1) AS g), ?) <=> ?"
+        );
         MergeTexts {
             read_locked: format!("{read} FOR UPDATE"),
             read,
             update: format!(
                 "UPDATE `{table}` SET `data` = ?, `expires` = UNIX_TIMESTAMP() + ? \
-                 WHERE `id` = ? AND `expires` > UNIX_TIMESTAMP() AND SHA1(`data`) = ? AND {lock_free}"
+                 WHERE `id` = ? AND `expires` > UNIX_TIMESTAMP() AND SHA1(`data`) = ? \
+                 AND {tombstone_as_read} AND {lock_free}"
             ),
             // A session that was absent when read: inserted if it still is (or only an
             // expired row is left), and if the tombstone is still the one read (none, or
@@ -61,11 +71,15 @@ impl MergeTexts {
             insert: format!(
                 "INSERT INTO `{table}` (`id`, `data`, `expires`) \
                  SELECT ?, ?, UNIX_TIMESTAMP() + ? FROM DUAL \
-                 WHERE (SELECT g.`data` FROM `{table}` AS g WHERE g.`id` = {tombstone_id} \
-                        AND g.`expires` > UNIX_TIMESTAMP()) <=> ? AND {lock_free} \
+                 WHERE {tombstone_as_read} AND {lock_free} \
                  ON DUPLICATE KEY UPDATE \
                  `data` = IF(`expires` <= UNIX_TIMESTAMP(), VALUES(`data`), `data`), \
                  `expires` = IF(`expires` <= UNIX_TIMESTAMP(), VALUES(`expires`), `expires`)"
+            ),
+            // Unlike `touch` (which a lock holder sends, on a row it may have just inserted
+            // expired as a placeholder), only a live session's lifetime is extended.
+            refresh: format!(
+                "UPDATE `{table}` SET `expires` = UNIX_TIMESTAMP() + ? WHERE `id` = ? AND `expires` > UNIX_TIMESTAMP()"
             ),
             tombstone: format!(
                 "INSERT INTO `{table}` (`id`, `data`, `expires`) \
@@ -90,19 +104,27 @@ impl MySqlStore {
             };
             c.exec(statement, (id.as_str(), id.as_str(), id.as_str()))
         })?;
-        let mut tombstone = None;
+        let (mut session, mut tombstone) = (None, None);
         for (is_session, data, digest) in rows {
-            if is_session {
-                return Ok(VersionedRead {
-                    data: Some(data),
-                    version: Version(Some(digest)),
-                });
+            match is_session {
+                true => session = Some((data, digest)),
+                false => tombstone = Some(String::from_utf8_lossy(&data).into_owned()),
             }
-            tombstone = Some(format!("{GONE}{}", String::from_utf8_lossy(&data)));
         }
-        Ok(VersionedRead {
-            data: None,
-            version: Version(tombstone),
+        // As Redis's scripts write it (see `version_lua!` there).
+        Ok(match (session, tombstone) {
+            (Some((data, digest)), Some(stamp)) => VersionedRead {
+                data: Some(data),
+                version: Version(Some(format!("{digest}@{stamp}"))),
+            },
+            (Some((data, digest)), None) => VersionedRead {
+                data: Some(data),
+                version: Version(Some(digest)),
+            },
+            (None, stamp) => VersionedRead {
+                data: None,
+                version: Version(stamp.map(|s| format!("{GONE}{s}"))),
+            },
         })
     }
 }
@@ -120,17 +142,35 @@ impl MySqlStore {
         let seconds = lifetime_secs(lifetime);
         let key = self.lock_key(id);
         let key = key.as_str();
-        let digest = base.0.as_deref().filter(|v| !v.starts_with(GONE));
-        let stamp = base.0.as_deref().and_then(|v| v.strip_prefix(GONE));
+        let (digest, stamp) = (base.digest(), base.tombstone());
         let op = |c: &mut ::mysql::Conn, sql: &super::statements::Statements| {
             match digest {
                 Some(digest) => c.exec_drop(
                     &sql.merge.update,
-                    (data, seconds, id.as_str(), digest, key, key),
+                    (
+                        data,
+                        seconds,
+                        id.as_str(),
+                        digest,
+                        id.as_str(),
+                        stamp,
+                        stamp,
+                        key,
+                        key,
+                    ),
                 )?,
                 None => c.exec_drop(
                     &sql.merge.insert,
-                    (id.as_str(), data, seconds, id.as_str(), stamp, key, key),
+                    (
+                        id.as_str(),
+                        data,
+                        seconds,
+                        id.as_str(),
+                        stamp,
+                        stamp,
+                        key,
+                        key,
+                    ),
                 )?,
             }
             Ok(c.affected_rows())
@@ -143,6 +183,9 @@ impl MySqlStore {
             return Ok(ConditionalWrite::Written);
         }
         let now = self.read_rows(id, false)?;
+        if now.version.logged_out_since(base) {
+            return Ok(ConditionalWrite::Gone);
+        }
         Ok(match (&now.version == base, &now.data) {
             // Stored as read, yet not written: the lock's holder is writing it.
             (true, _) => ConditionalWrite::Locked,
@@ -187,6 +230,13 @@ impl MergeStore for MySqlStore {
             released?;
         }
         Ok(outcome)
+    }
+
+    fn refresh(&mut self, id: &SessionId, lifetime: Duration) -> Result<(), StoreError> {
+        let seconds = lifetime_secs(lifetime);
+        self.run(Retry::IfRefused, |c, sql| {
+            c.exec_drop(&sql.merge.refresh, (seconds, id.as_str()))
+        })
     }
 
     fn destroy_for_good(&mut self, id: &SessionId, remember: Duration) -> Result<bool, StoreError> {

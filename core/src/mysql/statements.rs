@@ -121,6 +121,7 @@ pub(super) struct MergeStatements {
     pub(super) update: Statement,
     pub(super) insert: Statement,
     pub(super) tombstone: Statement,
+    pub(super) refresh: Statement,
 }
 
 /// The prepared `CALL`s of the stored procedures. Preparing a `CALL` does not check that
@@ -154,6 +155,7 @@ impl Statements {
                 update: conn.prep(&t.merge.update)?,
                 insert: conn.prep(&t.merge.insert)?,
                 tombstone: conn.prep(&t.merge.tombstone)?,
+                refresh: conn.prep(&t.merge.refresh)?,
             },
             get_lock: conn.prep(&t.get_lock)?,
             release_lock: conn.prep(&t.release_lock)?,

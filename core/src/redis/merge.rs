@@ -79,6 +79,11 @@ impl MergeStore for RedisStore {
         Ok(ConditionalWrite::Written)
     }
 
+    /// `EXPIRE`, which does nothing to a key that is gone.
+    fn refresh(&mut self, id: &SessionId, lifetime: Duration) -> Result<(), StoreError> {
+        self.touch_and_unlock(id, lifetime, None)
+    }
+
     fn destroy_for_good(&mut self, id: &SessionId, remember: Duration) -> Result<bool, StoreError> {
         let keys = self.keys(id);
         let remember = lifetime_secs(remember).to_string();
@@ -120,25 +125,21 @@ impl RedisStore {
     }
 }
 
-/// `{}` (no session), `{data, sha1}`, or `{0, 'gone:<stamp>'}` (destroyed).
+/// `{data, version}`, or `{0, version}` when no session is stored (the version is '' when
+/// there is no tombstone either).
 fn parse_versioned(reply: Value) -> Option<VersionedRead> {
     let Value::Array(items) = reply else {
         return None;
     };
     let mut items = items.into_iter();
-    match (items.next(), items.next()) {
-        (None, None) => Some(VersionedRead {
-            data: None,
-            version: Version(None),
-        }),
-        (Some(Value::BulkString(data)), Some(Value::BulkString(digest))) => Some(VersionedRead {
-            data: Some(data),
-            version: Version(Some(String::from_utf8(digest).ok()?)),
-        }),
-        (Some(Value::Int(0)), Some(Value::BulkString(tombstone))) => Some(VersionedRead {
-            data: None,
-            version: Version(Some(String::from_utf8(tombstone).ok()?)),
-        }),
-        _ => None,
-    }
+    let (data, version) = match (items.next(), items.next()) {
+        (Some(Value::BulkString(data)), Some(Value::BulkString(v))) => (Some(data), v),
+        (Some(Value::Int(0)), Some(Value::BulkString(v))) => (None, v),
+        _ => return None,
+    };
+    let version = String::from_utf8(version).ok()?;
+    Some(VersionedRead {
+        data,
+        version: Version((!version.is_empty()).then_some(version)),
+    })
 }

@@ -101,46 +101,72 @@ redis.call('DEL', KEYS[1])
 /// KEYS: data, lock, wake, waiters. ARGV: token, wake ttl ms.
 const RELEASE: &str = concat!(ours_lua!(), release_lua!());
 
+/// The version of what is stored, as merge mode's scripts compute it (`cur`: the data or
+/// false, `g`: the tombstone's stamp or false): the data's SHA-1, followed by `@<stamp>` if a
+/// logout's tombstone is there too (a session created again after a logout); `gone:<stamp>`
+/// for no data but a tombstone; '' for neither.
+macro_rules! version_lua {
+    () => {
+        "local function version(cur, g)
+  if cur then
+    if g then return redis.sha1hex(cur) .. '@' .. g end
+    return redis.sha1hex(cur)
+  end
+  if g then return 'gone:' .. g end
+  return ''
+end
+"
+    };
+}
+
 /// KEYS: data, gone; ARGV: the lifetime to give a stored session, in seconds (optional: the
 /// refresh lazy_write would send after a request that changes nothing, made here instead).
-/// Merge mode's read, without a lock: {data, SHA-1 of its bytes}; {} when
-/// there is no session; {0, 'gone:<stamp>'} when there is none because it was destroyed
-/// (its tombstone's stamp), so that a new session on the same id (a login after a logout,
-/// with `session.use_strict_mode` off) can be written by a request that read after it.
-const READ_VERSIONED: &str = "local v = redis.call('GET', KEYS[1])
+/// Merge mode's read, without a lock: {data, version} when there is a session; {0, version}
+/// when there is none (the version says whether a logout's tombstone is there, so that a new
+/// session on the same id, a login after a logout with `session.use_strict_mode` off, can be
+/// written by a request that read after it, and by none that read before).
+const READ_VERSIONED: &str = concat!(
+    version_lua!(),
+    "local v = redis.call('GET', KEYS[1])
+local g = redis.call('GET', KEYS[2])
 if v then
   if ARGV[1] then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-  return {v, redis.sha1hex(v)}
+  return {v, version(v, g)}
 end
-local g = redis.call('GET', KEYS[2])
-if g then return {0, 'gone:' .. g} end
-return {}
-";
+return {0, version(false, g)}
+"
+);
 
-/// KEYS: data, gone, lock. ARGV: version read ('' when there was no session, 'gone:<stamp>'
-/// when it had been destroyed), data, lifetime s. Writes only if the session is still as it
-/// was read, returning {1}; else {0, data, version} (what is stored now, in the same round
-/// trip), {2} when the session was destroyed or expired since it was read (a destroy since
-/// leaves a tombstone with a new stamp), never reviving it, and {3} while a request holds
-/// its lock (the fallback of a merge that kept conflicting), which writes unconditionally.
-const WRITE_IF_UNCHANGED: &str = "if redis.call('EXISTS', KEYS[3]) == 1 then return {3} end
+/// KEYS: data, gone, lock. ARGV: version read, data, lifetime s. Writes only if the session
+/// is still as it was read, returning {1}; else {0, data, version} (what is stored now, in
+/// the same round trip); {2} when a logout happened since the read (a tombstone other than
+/// the one read, even if a new session was created after it) or the session read is gone
+/// (destroyed or expired), never reviving it; and {3} while a request holds the lock (the
+/// last resort of a merge that kept conflicting, or a request with locking on).
+const WRITE_IF_UNCHANGED: &str = concat!(
+    version_lua!(),
+    "if redis.call('EXISTS', KEYS[3]) == 1 then return {3} end
+local base = ARGV[1]
+local g = redis.call('GET', KEYS[2])
+local seen = false
+if string.sub(base, 1, 5) == 'gone:' then
+  seen = string.sub(base, 6)
+else
+  local at = string.find(base, '@', 1, true)
+  if at then seen = string.sub(base, at + 1) end
+end
+if g and g ~= seen then return {2} end
 local cur = redis.call('GET', KEYS[1])
 if not cur then
-  local g = redis.call('GET', KEYS[2])
-  if ARGV[1] == '' then
-    if g then return {2} end
-  elseif string.sub(ARGV[1], 1, 5) == 'gone:' then
-    if g and ARGV[1] ~= 'gone:' .. g then return {2} end
-  else
-    return {2}
-  end
+  if base ~= '' and string.sub(base, 1, 5) ~= 'gone:' then return {2} end
 else
-  local v = redis.sha1hex(cur)
-  if v ~= ARGV[1] then return {0, cur, v} end
+  local v = version(cur, g)
+  if v ~= base then return {0, cur, v} end
 end
 redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
 return {1}
-";
+"
+);
 
 /// KEYS: data, gone, lock. ARGV: tombstone lifetime s. Merge mode's destroy: the session is
 /// deleted and a tombstone left, stamped with the server's time, so that no request that

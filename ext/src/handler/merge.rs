@@ -93,10 +93,7 @@ impl OpenSession {
         if base.data.as_deref() == Some(data) {
             // PHP writes unchanged data when lazy_write is off: only the lifetime is new.
             self.merge_base = Some((id.clone(), base));
-            return self
-                .store
-                .touch_and_unlock(&id, lifetime, None)
-                .map_err(|e| failed(&self.settings, e));
+            return self.merge_refresh(&id, lifetime);
         }
         let terms = MergeTerms {
             on_conflict: self.settings.merge.unwrap_or(OnConflict::Ours),
@@ -110,9 +107,9 @@ impl OpenSession {
             .map_err(|e| failed(&self.settings, e))?;
         self.count_merge(&report);
         self.merge_notice = self.describe_merge(&id, &report);
-        if report.outcome == MergeOutcome::Written {
-            count(&self.settings, Counter::BytesWritten, data.len() as u64);
-            if self.new_id.as_ref() == Some(&id) {
+        if report.sent > 0 {
+            count(&self.settings, Counter::BytesWritten, report.sent as u64);
+            if self.new_id.as_ref() == Some(&id) && base.data.is_none() {
                 self.new_id = None;
                 count(&self.settings, Counter::SessionsCreated, 1);
             }
@@ -120,12 +117,27 @@ impl OpenSession {
         Ok(())
     }
 
+    /// lazy_write's refresh in merge mode: no lock, and an expired session stays expired.
+    pub(super) fn merge_refresh(
+        &mut self,
+        id: &SessionId,
+        lifetime: Duration,
+    ) -> Result<(), Problem> {
+        let settings = self.settings;
+        match self.store.as_merge() {
+            Some(store) => store
+                .refresh(id, lifetime)
+                .map_err(|e| failed(&settings, e)),
+            None => Ok(()),
+        }
+    }
+
     fn count_merge(&self, report: &MergeReport) {
         let s = &self.settings;
-        if report.outcome == MergeOutcome::Written {
-            count(s, Counter::MergeWrites, 1);
-        } else {
-            count(s, Counter::MergeGone, 1);
+        match report.outcome {
+            MergeOutcome::Written if report.sent > 0 => count(s, Counter::MergeWrites, 1),
+            MergeOutcome::Written => {}
+            MergeOutcome::Gone => count(s, Counter::MergeGone, 1),
         }
         count(s, Counter::MergeRetries, u64::from(report.retries));
         count(s, Counter::MergeConflicts, report.conflicts.len() as u64);
@@ -146,9 +158,22 @@ impl OpenSession {
         if report.conflicts.is_empty() {
             return None;
         }
-        let what = match report.conflicts.as_slice() {
-            [whole] if whole == "*" => "the whole session (it cannot be merged per variable: another serialize handler, or references between variables)".to_owned(),
-            names => format!("variable {}", names.iter().map(|n| format!("'{}'", printable(n))).collect::<Vec<_>>().join(", ")),
+        let what = match report.whole {
+            true => "the whole session (it cannot be merged per variable: another serialize handler, references between variables, or a Serializable object)".to_owned(),
+            false => {
+                let names = &report.conflicts;
+                let shown: Vec<String> = names
+                    .iter()
+                    .take(MAX_NAMES_SHOWN)
+                    .map(|n| format!("'{}'", printable(n)))
+                    .collect();
+                let more = match names.len().saturating_sub(MAX_NAMES_SHOWN) {
+                    0 => String::new(),
+                    n => format!(" and {n} more"),
+                };
+                let noun = if names.len() == 1 { "variable" } else { "variables" };
+                format!("{noun} {}{more}", shown.join(", "))
+            }
         };
         let (kept, policy) = match self.settings.merge {
             Some(OnConflict::Theirs) => ("the value the other request stored", "theirs"),
@@ -204,13 +229,41 @@ impl OpenSession {
     }
 }
 
-/// A variable's name as a notice shows it: control characters escaped, at most 64 characters.
+/// The conflicting variables a notice names; the rest are counted.
+const MAX_NAMES_SHOWN: usize = 10;
+
+/// A variable's name as a notice shows it: at most 64 characters, with control and
+/// invisible formatting characters (bidirectional overrides, zero-width ones), quotes and
+/// backslashes escaped, so a crafted name cannot make the notice say something else.
 fn printable(name: &str) -> String {
     name.chars()
         .take(64)
-        .flat_map(|c| match c.is_control() {
-            true => c.escape_default().collect::<Vec<_>>(),
-            false => vec![c],
-        })
+        .flat_map(
+            |c| match c.is_control() || c == '\'' || c == '\\' || formatting(c) {
+                true => c.escape_unicode().collect::<Vec<_>>(),
+                false => vec![c],
+            },
+        )
         .collect()
+}
+
+/// Unicode's invisible formatting characters (category Cf) that change how text around
+/// them reads: bidirectional controls, zero-width characters, the byte order mark.
+fn formatting(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_in_notices_cannot_fake_text() {
+        assert_eq!(printable("cart"), "cart");
+        assert_eq!(printable("a'b"), "a\\u{27}b");
+        assert_eq!(printable("x\u{202E}y\n"), "x\\u{202e}y\\u{a}");
+        assert_eq!(printable(&"n".repeat(100)).len(), 64);
+    }
 }
