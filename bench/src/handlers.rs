@@ -45,6 +45,9 @@ pub(crate) enum Handler {
     /// Fleet MySQL with `gc_interval=1` and `gc_interval=0` (`--gc` only).
     FleetMySqlGcEverySecond,
     FleetMySqlNoGc,
+    /// Fleet with `fleet.locking = merge` (`--merge` only).
+    FleetRedisMerge,
+    FleetMySqlMerge,
 }
 
 pub(crate) const HANDLERS: [Handler; 9] = [
@@ -77,6 +80,8 @@ impl Handler {
             Handler::FleetRedisBaseline => "Fleet Redis at the baseline commit",
             Handler::FleetMySqlGcEverySecond => "Fleet MySQL, gc_interval=1",
             Handler::FleetMySqlNoGc => "Fleet MySQL, gc_interval=0",
+            Handler::FleetRedisMerge => "Fleet Redis, locking=merge",
+            Handler::FleetMySqlMerge => "Fleet MySQL, locking=merge",
         }
     }
 
@@ -89,6 +94,7 @@ impl Handler {
                 | Handler::FleetSentinel
                 | Handler::FleetRedisNoRenewal
                 | Handler::FleetRedisBaseline
+                | Handler::FleetRedisMerge
         )
     }
 
@@ -100,6 +106,7 @@ impl Handler {
                 | Handler::FleetMySqlStatements
                 | Handler::FleetMySqlGcEverySecond
                 | Handler::FleetMySqlNoGc
+                | Handler::FleetMySqlMerge
         )
     }
 
@@ -172,9 +179,15 @@ impl Handler {
                     format!("127.0.0.1;{mysql_port};{DATABASE};{USER};{PASSWORD};php_sessions"),
                 ));
             }
-            Handler::FleetRedis | Handler::FleetRedisNoRenewal | Handler::FleetRedisBaseline => {
+            Handler::FleetRedis
+            | Handler::FleetRedisNoRenewal
+            | Handler::FleetRedisBaseline
+            | Handler::FleetRedisMerge => {
                 if self == Handler::FleetRedisNoRenewal {
                     ini.push(kv("fleet.lock_renewal", "0".into()));
+                }
+                if self == Handler::FleetRedisMerge {
+                    ini.push(kv("fleet.locking", "merge".into()));
                 }
                 let extension = if self == Handler::FleetRedisBaseline {
                     baseline_extension()
@@ -203,7 +216,11 @@ impl Handler {
             Handler::FleetMySql
             | Handler::FleetMySqlStatements
             | Handler::FleetMySqlGcEverySecond
-            | Handler::FleetMySqlNoGc => {
+            | Handler::FleetMySqlNoGc
+            | Handler::FleetMySqlMerge => {
+                if self == Handler::FleetMySqlMerge {
+                    ini.push(kv("fleet.locking", "merge".into()));
+                }
                 let procedures = match self {
                     Handler::FleetMySqlStatements => "&procedures=0",
                     Handler::FleetMySqlGcEverySecond => "&gc_interval=1",

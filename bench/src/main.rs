@@ -19,12 +19,15 @@
 //! visitors with and without `fleet.max_waiters` (`busy.md`). `--soak` sends 200 000
 //! requests through Fleet on Redis and MySQL and compares a store of 2 000 sessions with one
 //! of a million (`soak.md`, see [`soak`]). `--operations` measures metrics on and off and
-//! compression of large sessions (`operations.md`, see [`operations`]).
+//! compression of large sessions (`operations.md`, see [`operations`]). `--merge` runs
+//! merge mode beside locking, phpredis and files: a hot session whose clients change
+//! variables of their own, read-mostly pages and many sessions (`merge.md`, see [`merge`]).
 
 mod backends;
 mod forms;
 mod handlers;
 mod measure;
+mod merge;
 mod operations;
 mod proxy;
 mod report;
@@ -73,6 +76,8 @@ struct Options {
     soak: bool,
     /// Run the metrics and compression runs instead.
     operations: bool,
+    /// Run merge mode beside locking, phpredis and files instead.
+    merge: bool,
 }
 
 fn main() {
@@ -86,6 +91,7 @@ fn main() {
         busy: false,
         soak: false,
         operations: false,
+        merge: false,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -117,6 +123,11 @@ fn main() {
                 i += 1;
                 continue;
             }
+            ("--merge", _) => {
+                options.merge = true;
+                i += 1;
+                continue;
+            }
             ("--operations", _) => {
                 options.operations = true;
                 i += 1;
@@ -139,7 +150,7 @@ fn main() {
             }
             _ => {
                 eprintln!(
-                    "usage: fleet-bench [--duration SECONDS] [--rounds N] [--rss-requests N] [--only NAME,…] [--topologies | --renewal | --baseline | --gc | --lifetimes | --busy | --soak | --operations]"
+                    "usage: fleet-bench [--duration SECONDS] [--rounds N] [--rss-requests N] [--only NAME,…] [--topologies | --renewal | --baseline | --gc | --lifetimes | --busy | --soak | --operations | --merge]"
                 );
                 std::process::exit(2);
             }
@@ -148,8 +159,10 @@ fn main() {
     }
     let started = Instant::now();
     let mut backends = start_backends();
-    if options.lifetimes || options.busy || options.soak || options.operations {
-        let (report, file) = if options.operations {
+    if options.lifetimes || options.busy || options.soak || options.operations || options.merge {
+        let (report, file) = if options.merge {
+            (merge::run(&backends, &options), "merge.md")
+        } else if options.operations {
             (operations::run(&backends, &options), "operations.md")
         } else if options.soak {
             (soak::run(&backends, &options), "soak.md")

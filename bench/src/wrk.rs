@@ -22,9 +22,22 @@ pub fn run(
     script: Option<&Path>,
     env: &[(&str, String)],
 ) -> WrkResult {
+    run_threads(url, connections.min(2), connections, duration, script, env)
+}
+
+/// As [`run`], with `threads` wrk threads (one per connection lets a script tell its
+/// clients apart: each thread is one client).
+pub fn run_threads(
+    url: &str,
+    threads: usize,
+    connections: usize,
+    duration: Duration,
+    script: Option<&Path>,
+    env: &[(&str, String)],
+) -> WrkResult {
     let mut command = Command::new("wrk");
     command
-        .arg(format!("-t{}", connections.min(2)))
+        .arg(format!("-t{threads}"))
         .arg(format!("-c{connections}"))
         .arg(format!("-d{}s", duration.as_secs().max(1)))
         .args(["--latency", "--timeout", "10s"]);
