@@ -71,6 +71,12 @@ pub fn run(b: &Backends, options: &Options) -> String {
     let mut runs: BTreeMap<(Load, &'static str), Vec<Run>> = BTreeMap::new();
     for round in 0..options.rounds {
         for handler in FORMS {
+            let wanted = options.only.as_deref().is_none_or(|o| {
+                handler == Handler::NoSession || o.split(',').any(|o| handler.name().contains(o))
+            });
+            if !wanted {
+                continue;
+            }
             eprintln!(
                 "bench: merge, round {} of {}: {}",
                 round + 1,

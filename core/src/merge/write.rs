@@ -2,7 +2,7 @@
 //! the request read; on a change, a merge with what is stored now and another try, a bounded
 //! number of times; then the session's lock, under which the last merge cannot be overtaken.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{merge, merge_opaque, Merged, OnConflict};
 use crate::codec::SessionFormat;
@@ -18,7 +18,8 @@ pub struct MergeTerms {
     /// How the session is serialized (`session.serialize_handler`); `None` for a handler
     /// Fleet cannot cut (igbinary…), whose sessions merge whole.
     pub format: Option<SessionFormat>,
-    /// Conditional writes to try before taking the lock (at least one).
+    /// Conditional writes overtaken by another request's write before this one takes the
+    /// lock (at least one). Waiting while another request holds the lock counts none.
     pub attempts: u32,
     /// The lock the last resort takes; without a lease (MySQL's `lock=none`) there is no last
     /// resort, and the write fails after `attempts` × [`NO_LOCK_FACTOR`] tries.
@@ -58,6 +59,10 @@ pub struct MergeReport {
 /// that took the lock writes within a round trip or two).
 const LOCKED_PAUSE: Duration = Duration::from_millis(2);
 
+/// How long a write waits for a held lock to be released when the terms name no wait (no
+/// lock of its own to fall back to: MySQL's `lock=none` beside a locking request).
+const DEFAULT_LOCKED_WAIT: Duration = Duration::from_secs(10);
+
 /// Without a lock to fall back to, this many times `attempts` conditional writes are tried
 /// before the write fails.
 pub const NO_LOCK_FACTOR: u32 = 4;
@@ -95,22 +100,40 @@ pub fn write_merged(
         true => terms.attempts.max(1),
         false => terms.attempts.max(1).saturating_mul(NO_LOCK_FACTOR),
     };
+    // Waiting while another request holds the lock costs no attempt: only being overtaken
+    // does. Otherwise every request that met a held lock would soon take it too, and under
+    // load the lock would be held nearly all the time. The wait is bounded as a lock wait is.
+    let waits_until = Instant::now()
+        + terms
+            .lock
+            .lease
+            .map_or(DEFAULT_LOCKED_WAIT, |lease| lease.wait_timeout);
+    let mut overtaken = 0;
     let mut version = base.version.clone();
     let mut data = ours.to_vec();
-    for attempt in 1..=attempts {
+    loop {
         let now = match merging.write_if_unchanged(id, &version, &data, lifetime)? {
             ConditionalWrite::Written => {
                 report.sent = data.len();
                 return Ok(report);
             }
             ConditionalWrite::Gone => return Ok(gone(report)),
-            ConditionalWrite::Changed(now) => now,
+            ConditionalWrite::Changed(now) => {
+                overtaken += 1;
+                now
+            }
             ConditionalWrite::Locked => {
-                std::thread::sleep(LOCKED_PAUSE * attempt.min(8));
+                if Instant::now() >= waits_until {
+                    break;
+                }
+                std::thread::sleep(LOCKED_PAUSE);
                 merging.read_versioned(id)?
             }
         };
         report.retries += 1;
+        if overtaken >= attempts {
+            break;
+        }
         let Some(theirs) = theirs_unless_gone(base, &now) else {
             return Ok(gone(report));
         };
