@@ -2,7 +2,7 @@
 //! the request read; on a change, a merge with what is stored now and another try, a bounded
 //! number of times; then the session's lock, under which the last merge cannot be overtaken.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{merge, merge_opaque, Merged, OnConflict};
 use crate::codec::SessionFormat;
@@ -18,8 +18,8 @@ pub struct MergeTerms {
     /// How the session is serialized (`session.serialize_handler`); `None` for a handler
     /// Fleet cannot cut (igbinary…), whose sessions merge whole.
     pub format: Option<SessionFormat>,
-    /// Conditional writes overtaken by another request's write before this one takes the
-    /// lock (at least one). Waiting while another request holds the lock counts none.
+    /// Conditional writes refused (overtaken by another request's write, or meeting the
+    /// lock held) before this one takes the lock itself (at least one).
     pub attempts: u32,
     /// The lock the last resort takes; without a lease (MySQL's `lock=none`) there is no last
     /// resort, and the write fails after `attempts` × [`NO_LOCK_FACTOR`] tries.
@@ -59,10 +59,6 @@ pub struct MergeReport {
 /// that took the lock writes within a round trip or two).
 const LOCKED_PAUSE: Duration = Duration::from_millis(2);
 
-/// How long a write waits for a held lock to be released when the terms name no wait (no
-/// lock of its own to fall back to: MySQL's `lock=none` beside a locking request).
-const DEFAULT_LOCKED_WAIT: Duration = Duration::from_secs(10);
-
 /// Without a lock to fall back to, this many times `attempts` conditional writes are tried
 /// before the write fails.
 pub const NO_LOCK_FACTOR: u32 = 4;
@@ -100,14 +96,6 @@ pub fn write_merged(
         true => terms.attempts.max(1),
         false => terms.attempts.max(1).saturating_mul(NO_LOCK_FACTOR),
     };
-    // Waiting while another request holds the lock costs no attempt: only being overtaken
-    // does. Otherwise every request that met a held lock would soon take it too, and under
-    // load the lock would be held nearly all the time. The wait is bounded as a lock wait is.
-    let waits_until = Instant::now()
-        + terms
-            .lock
-            .lease
-            .map_or(DEFAULT_LOCKED_WAIT, |lease| lease.wait_timeout);
     let mut overtaken = 0;
     let mut version = base.version.clone();
     let mut data = ours.to_vec();
@@ -123,10 +111,17 @@ pub fn write_merged(
                 now
             }
             ConditionalWrite::Locked => {
-                if Instant::now() >= waits_until {
+                // A request holds the lock: a short pause, and another try. Meeting the lock
+                // counts as being overtaken, so a busy session's writers soon queue for the
+                // lock itself (the server wakes them in turn) rather than polling it: polling
+                // until the lock was free served fewer requests in e2e (MariaDB: 461 against
+                // 528 to 611 req/s).
+                overtaken += 1;
+                if overtaken >= attempts {
+                    report.retries += 1;
                     break;
                 }
-                std::thread::sleep(LOCKED_PAUSE);
+                std::thread::sleep(LOCKED_PAUSE * overtaken);
                 merging.read_versioned(id)?
             }
         };
