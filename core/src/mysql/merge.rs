@@ -96,10 +96,7 @@ impl MergeTexts {
 /// The id of session `id`'s tombstone row: `fleet:gone:` and the SHA-1 of the id (a colon
 /// never appears in a session id, and the hash keeps any id within the column).
 fn tombstone_id(id: &SessionId) -> String {
-    format!(
-        "fleet:gone:{}",
-        sha1_smol::Sha1::from(id.as_str()).digest()
-    )
+    format!("fleet:gone:{}", sha1_smol::Sha1::from(id.as_str()).digest())
 }
 
 /// One row of a merge read: whether it is the session's (else its tombstone), its bytes
