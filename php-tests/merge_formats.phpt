@@ -84,16 +84,16 @@ var_dump(str_contains(fleet_get($id), 'ours'), str_contains(fleet_get($id), 'k4'
 php: [{"a":{"b":[1,2],"c":"deep"}},5,1,true,"00ff7c3b227d"]
 php_serialize: [{"a":{"b":[1,2],"c":"deep"}},5,1,true,"00ff7c3b227d"]
 
-Notice: session_write_close(): Fleet: session mfr%s: another request changed the whole session (it cannot be merged per variable: another serialize handler, references between variables, or a Serializable object) differently since this request read it; kept this request's value (fleet.merge_conflict = ours) in %s on line %d
+Notice: session_write_close(): Fleet: session mfr%s: another request changed the whole session (it cannot be merged per variable: another serialize handler, references between variables, a Serializable object, or a value Fleet's reader does not take, such as an enum) differently since this request read it; kept this request's value (fleet.merge_conflict = ours) in %s on line %d
 bool(true)
 bool(true)
 
-Notice: session_write_close(): Fleet: session mfc%s: another request changed the whole session (it cannot be merged per variable: another serialize handler, references between variables, or a Serializable object) differently since this request read it; kept this request's value (fleet.merge_conflict = ours) in %s on line %d
+Notice: session_write_close(): Fleet: session mfc%s: another request changed the whole session (it cannot be merged per variable: another serialize handler, references between variables, a Serializable object, or a value Fleet's reader does not take, such as an enum) differently since this request read it; kept this request's value (fleet.merge_conflict = ours) in %s on line %d
 bool(true)
 bool(true)
 bool(true)
 bool(true)
 
-Notice: session_write_close(): Fleet: session mfb%s: another request changed the whole session (it cannot be merged per variable: another serialize handler, references between variables, or a Serializable object) differently since this request read it; kept this request's value (fleet.merge_conflict = ours) in %s on line %d
+Notice: session_write_close(): Fleet: session mfb%s: another request changed the whole session (it cannot be merged per variable: another serialize handler, references between variables, a Serializable object, or a value Fleet's reader does not take, such as an enum) differently since this request read it; kept this request's value (fleet.merge_conflict = ours) in %s on line %d
 bool(true)
 bool(false)

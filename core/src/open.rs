@@ -159,8 +159,14 @@ impl MergeStore for Framed {
         Ok((self.unframe_read(id, read)?, touched))
     }
 
-    fn read_versioned_under_lock(&mut self, id: &SessionId) -> Result<VersionedRead, StoreError> {
-        let read = self.inner_merge()?.read_versioned_under_lock(id)?;
+    fn read_versioned_under_lock(
+        &mut self,
+        id: &SessionId,
+        lifetime: Duration,
+    ) -> Result<VersionedRead, StoreError> {
+        let read = self
+            .inner_merge()?
+            .read_versioned_under_lock(id, lifetime)?;
         self.unframe_read(id, read)
     }
 

@@ -226,8 +226,14 @@ pub trait MergeStore {
     }
 
     /// Reads session `id` and its version while this request holds its lock (a merge's last
-    /// resort), waiting for any write that began before the lock was taken.
-    fn read_versioned_under_lock(&mut self, id: &SessionId) -> Result<VersionedRead, StoreError> {
+    /// resort), waiting for any write that began before the lock was taken. Where the backend
+    /// writes under the lock without a condition (Redis), it also gives a stored session
+    /// `lifetime`, so that the session cannot expire between this read and that write.
+    fn read_versioned_under_lock(
+        &mut self,
+        id: &SessionId,
+        _lifetime: Duration,
+    ) -> Result<VersionedRead, StoreError> {
         self.read_versioned(id)
     }
 

@@ -321,6 +321,48 @@ fn a_logout_and_merge_writes_wait_for_the_fallback_that_holds_the_lock() {
     });
 }
 
+#[test]
+fn a_read_older_than_tombstones_last_writes_nothing_over_a_changed_session() {
+    // A logout's tombstone lasts a bounded time; a request that read before one that has
+    // expired since cannot tell a logout from another request's write, so it writes only if
+    // nothing changed.
+    on_every_backend(|server, tag| {
+        let sid = id(&format!("{tag}mergestale"));
+        let (mut a, mut b) = (server.open(), server.open());
+        b.as_merge()
+            .unwrap()
+            .write_if_unchanged(&sid, &Version::default(), b"user|i:7;", LIFETIME)
+            .unwrap();
+        let read = a.as_merge().unwrap().read_versioned(&sid).unwrap();
+        let terms = MergeTerms {
+            on_conflict: OnConflict::Ours,
+            format: Some(SessionFormat::Php),
+            attempts: 4,
+            lock: a.lock_policy(LOCKED),
+            read_outlived_tombstones: true,
+        };
+        // Unchanged since the read: written.
+        let report =
+            write_merged(a.as_mut(), &sid, &read, b"user|i:7;x|i:1;", LIFETIME, terms).unwrap();
+        assert_eq!(report.outcome, MergeOutcome::Written);
+        // Changed since (by b): dropped, as after a logout.
+        b.as_merge()
+            .unwrap()
+            .write_if_unchanged(
+                &sid,
+                &a.as_merge().unwrap().read_versioned(&sid).unwrap().version,
+                b"user|i:8;",
+                LIFETIME,
+            )
+            .unwrap();
+        let report =
+            write_merged(a.as_mut(), &sid, &read, b"user|i:7;y|i:1;", LIFETIME, terms).unwrap();
+        assert_eq!(report.outcome, MergeOutcome::Gone);
+        let now = a.as_merge().unwrap().read_versioned(&sid).unwrap();
+        assert_eq!(now.data.as_deref(), Some(&b"user|i:8;"[..]));
+    });
+}
+
 /// One request of client `client`: read, increment variable `k<client>`, write through the
 /// merge driver. Returns (retries, took the lock).
 fn increment_own_key(store: &mut dyn SessionStore, sid: &str, client: usize) -> (u32, bool) {
@@ -348,6 +390,7 @@ fn increment_own_key(store: &mut dyn SessionStore, sid: &str, client: usize) -> 
         format: Some(SessionFormat::Php),
         attempts: 4,
         lock: store.lock_policy(LOCKED),
+        read_outlived_tombstones: false,
     };
     let report = write_merged(store, &sid, &read, &ours, LIFETIME, terms).unwrap();
     assert_eq!(report.outcome, MergeOutcome::Written);

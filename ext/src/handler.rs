@@ -116,6 +116,8 @@ pub struct OpenSession {
     new_id: Option<SessionId>,
     /// Merge mode: the session this request read, and its version, to write against.
     merge_base: Option<(SessionId, fleet_core::VersionedRead)>,
+    /// Merge mode: when the session in `merge_base` was read.
+    merge_read_at: Option<std::time::Instant>,
     /// Merge mode: the session whose read also set its lifetime, and to what.
     touched_at_read: Option<(SessionId, std::time::Duration)>,
     /// Merge mode: the notice of the last write (a conflict, or a session gone).
@@ -235,6 +237,7 @@ pub fn open(
         held: None,
         new_id: None,
         merge_base: None,
+        merge_read_at: None,
         touched_at_read: None,
         merge_notice: None,
         refused_busy: false,

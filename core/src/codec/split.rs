@@ -97,6 +97,21 @@ fn standalone(reader: &Reader<'_>, vars: &Vars<'_>) -> bool {
         && vars.iter().all(|(name, _)| names.insert(*name))
 }
 
+/// A `php_serialize` integer key not written as PHP writes one (`i:07;`, `i:-0;`): the
+/// reader takes it, but as the same key as `i:7;` (`i:0;`), which a merge would see as two.
+fn non_canonical_int_key(key: &[u8]) -> bool {
+    let Some(number) = key.strip_prefix(b"i:").and_then(|k| k.strip_suffix(b";")) else {
+        return false;
+    };
+    let digits = number.strip_prefix(b"-").unwrap_or(number);
+    let canonical = match digits {
+        b"0" => number == b"0",
+        [first, ..] => (b'1'..=b'9').contains(first) && digits.iter().all(u8::is_ascii_digit),
+        [] => false,
+    };
+    !canonical
+}
+
 /// A `php_serialize` key written as a string of digits (`s:1:"7";`): PHP turns such a key
 /// into the integer key 7 (which `i:7;` also names), and never writes one itself.
 fn numeric_string_key(key: &[u8]) -> bool {
@@ -126,7 +141,9 @@ fn split_php_serialize(data: &[u8]) -> Result<Option<Vars<'_>>, DecodeError> {
     }
     reader.array_end(0)?;
     reader.expect_end()?;
-    let numeric = vars.iter().any(|(key, _)| numeric_string_key(key));
+    let numeric = vars
+        .iter()
+        .any(|(key, _)| numeric_string_key(key) || non_canonical_int_key(key));
     Ok((!numeric && standalone(&reader, &vars)).then_some(vars))
 }
 
@@ -198,6 +215,22 @@ mod tests {
         );
         assert!(matches!(
             split(b"a:1:{s:2:\"7a\";i:1;}", SessionFormat::PhpSerialize),
+            Split::Vars(_)
+        ));
+        // i:07; is the key 7 to PHP, as i:7; is; i:-0; is 0.
+        for key in ["i:07;", "i:-0;", "i:00;"] {
+            let data = format!("a:2:{{i:7;i:1;{key}i:2;}}");
+            assert_eq!(
+                split(data.as_bytes(), SessionFormat::PhpSerialize),
+                Split::Whole,
+                "{key}"
+            );
+        }
+        assert!(matches!(
+            split(
+                b"a:3:{i:0;i:1;i:-5;i:2;i:70;i:3;}",
+                SessionFormat::PhpSerialize
+            ),
             Split::Vars(_)
         ));
     }

@@ -24,6 +24,10 @@ pub struct MergeTerms {
     /// The lock the last resort takes; without a lease (MySQL's `lock=none`) there is no last
     /// resort, and the write fails after `attempts` × [`NO_LOCK_FACTOR`] tries.
     pub lock: LockPolicy,
+    /// Whether the request read the session longer ago than a logout's tombstone lasts: a
+    /// logout since might then have left no trace, so any change since the read counts as
+    /// one (the write is dropped as after a logout).
+    pub read_outlived_tombstones: bool,
 }
 
 /// What became of a merge-mode write.
@@ -129,7 +133,7 @@ pub fn write_merged(
         if overtaken >= attempts {
             break;
         }
-        let Some(theirs) = theirs_unless_gone(base, &now) else {
+        let Some(theirs) = theirs_unless_gone(base, &now, terms) else {
             return Ok(gone(report));
         };
         let merged = merge_sides(base_data, ours, theirs, terms);
@@ -155,13 +159,22 @@ pub fn write_merged(
 /// What is stored now (`b""` if still no session, as when read), or `None` when the session
 /// is gone for this request: destroyed or expired since the read, or logged out since (a
 /// tombstone that was not there, even if a new session was created after it).
-fn theirs_unless_gone<'a>(base: &VersionedRead, now: &'a VersionedRead) -> Option<&'a [u8]> {
+fn theirs_unless_gone<'a>(
+    base: &VersionedRead,
+    now: &'a VersionedRead,
+    terms: MergeTerms,
+) -> Option<&'a [u8]> {
     if now.version.logged_out_since(&base.version) {
+        return None;
+    }
+    if terms.read_outlived_tombstones && now.version != base.version {
         return None;
     }
     match now.data.as_deref() {
         Some(theirs) => Some(theirs),
-        None if now.version == base.version => Some(b""),
+        // Absent when read and still absent: the same version, or the tombstone read has
+        // expired since (no logout in between).
+        None if now.version == base.version || base.data.is_none() => Some(b""),
         None => None,
     }
 }
@@ -230,8 +243,8 @@ fn merge_holding(
         return Err(StoreError::unsupported(&endpoint, "locking=merge"));
     };
     for _ in 0..UNDER_LOCK_ATTEMPTS {
-        let now = merging.read_versioned_under_lock(id)?;
-        let Some(theirs) = theirs_unless_gone(base, &now) else {
+        let now = merging.read_versioned_under_lock(id, lifetime)?;
+        let Some(theirs) = theirs_unless_gone(base, &now, terms) else {
             return Ok(Holding::Gone);
         };
         let merged = merge_sides(

@@ -66,7 +66,8 @@ impl MergeStore for RedisStore {
 
     /// A plain write under the lock: a conditional write checks the lock in the same script
     /// that writes, and Redis runs scripts one at a time, so none has landed since this
-    /// request's locked read; the write itself checks the lock is still this request's.
+    /// request's locked read; the write itself checks the lock is still this request's. The
+    /// locked read gave the session its lifetime, so it has not expired since either.
     fn write_holding(
         &mut self,
         id: &SessionId,
@@ -82,6 +83,14 @@ impl MergeStore for RedisStore {
     /// `EXPIRE`, which does nothing to a key that is gone.
     fn refresh(&mut self, id: &SessionId, lifetime: Duration) -> Result<(), StoreError> {
         self.touch_and_unlock(id, lifetime, None)
+    }
+
+    fn read_versioned_under_lock(
+        &mut self,
+        id: &SessionId,
+        lifetime: Duration,
+    ) -> Result<VersionedRead, StoreError> {
+        self.read_merge(id, Some(lifetime))
     }
 
     fn destroy_for_good(&mut self, id: &SessionId, remember: Duration) -> Result<bool, StoreError> {

@@ -67,6 +67,7 @@ impl OpenSession {
         }
         let data = read.data.clone().unwrap_or_default();
         self.merge_base = Some((id, read));
+        self.merge_read_at = Some(Instant::now());
         Ok(data)
     }
 
@@ -102,6 +103,10 @@ impl OpenSession {
             lock: self.store.lock_policy(LockPolicy {
                 lease: Some(self.settings.lease_terms),
             }),
+            read_outlived_tombstones: base.data.is_some()
+                && self
+                    .merge_read_at
+                    .is_some_and(|at| at.elapsed() >= self.settings.tombstone_lifetime()),
         };
         let report = write_merged(self.store.as_mut(), &id, &base, data, lifetime, terms)
             .map_err(|e| failed(&self.settings, e))?;
@@ -159,7 +164,7 @@ impl OpenSession {
             return None;
         }
         let what = match report.whole {
-            true => "the whole session (it cannot be merged per variable: another serialize handler, references between variables, or a Serializable object)".to_owned(),
+            true => "the whole session (it cannot be merged per variable: another serialize handler, references between variables, a Serializable object, or a value Fleet's reader does not take, such as an enum)".to_owned(),
             false => {
                 let names = &report.conflicts;
                 let shown: Vec<String> = names
