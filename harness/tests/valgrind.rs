@@ -47,6 +47,20 @@ fn error_handlers_that_reenter_the_session_module_cause_no_memory_errors_on_mysq
     run_script_under_valgrind("reentry.php", &db.save_path("table=vg_reentry"), expected);
 }
 
+/// Merge mode: conditional writes refused and merged, conflicts and their notices, a write
+/// dropped after a logout, tombstones, the read's refresh (Redis and MariaDB).
+#[test]
+fn merge_mode_has_no_memory_errors_or_leaks() {
+    let redis = RedisServer::start();
+    run_script_under_valgrind(
+        "merge_cycle.php",
+        &format!("{}?prefix=vgm:", redis.url()),
+        "done",
+    );
+    let db = MariaDbServer::start();
+    run_script_under_valgrind("merge_cycle.php", &db.save_path("table=vg_merge"), "done");
+}
+
 fn run_under_valgrind(save_path: &str) {
     run_script_under_valgrind("session_cycle.php", save_path, "done");
 }
