@@ -158,6 +158,9 @@ impl Copy {
     /// Every session of a store, page by page (SCAN on Redis).
     fn scan_store(&self, each: &mut dyn FnMut(Found)) -> Result<(), Box<dyn std::error::Error>> {
         let source = parse_save_path(&self.from)?;
+        if source.common.sealing.hasher.is_some() {
+            return Err("the source has hash_ids=1: its keys are HMACs of the ids, which cannot be turned back into ids; copy that store with the server's own tools (the destination needs the same hash_key_file)".into());
+        }
         let mut from = open_inventory(&source, Timeouts::default())?;
         let mut cursor: Option<Cursor> = None;
         loop {

@@ -5,7 +5,9 @@ use std::time::Duration;
 use clap::Subcommand;
 use fleet_core::codec::{self, SessionFormat};
 use fleet_core::inventory::{Cursor, LockState};
-use fleet_core::{open_inventory, parse_save_path, Inventory, SessionId, Timeouts};
+use fleet_core::{
+    open_inventory, open_rekey, parse_save_path, Inventory, RekeyCounts, SessionId, Timeouts,
+};
 use serde_json::json;
 
 #[derive(Subcommand)]
@@ -30,6 +32,15 @@ pub enum Action {
     },
     /// Delete one session (the visitor is logged out on their next request).
     Destroy { id: String },
+    /// Encrypt every stored session again with the first key of the store's
+    /// encryption_key_file (and encrypt those stored in the clear), in bounded batches.
+    /// A session written meanwhile is never overwritten; run it again until nothing is
+    /// left to do, then the other keys can be removed from the file.
+    Rekey {
+        /// Sessions per batch (one SCAN page or primary-key range).
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+    },
 }
 
 /// Runs `action` on the store `save_path`; returns what to print.
@@ -39,6 +50,9 @@ pub fn run(
     as_json: bool,
 ) -> Result<String, Box<dyn std::error::Error>> {
     let config = parse_save_path(save_path)?;
+    if let Action::Rekey { batch } = action {
+        return rekey(&config, batch.max(1), as_json);
+    }
     let mut store = open_inventory(&config, Timeouts::default())?;
     match action {
         Action::Count => {
@@ -51,6 +65,7 @@ pub fn run(
         }
         Action::List { limit, after } => list(store.as_mut(), limit, after, as_json),
         Action::Show { id, format } => show(store.as_mut(), &id, &format, as_json),
+        Action::Rekey { .. } => Err("rekey runs on its own store".into()),
         Action::Destroy { id } => {
             let id = SessionId::parse(id.as_bytes()).map_err(fleet_core::StoreError::from)?;
             let removed = store.remove(&id)?;
@@ -63,6 +78,51 @@ pub fn run(
             })
         }
     }
+}
+
+/// `sessions rekey`: every page re-sealed, with a running count on stderr.
+fn rekey(
+    config: &fleet_core::StoreConfig,
+    batch: usize,
+    as_json: bool,
+) -> Result<String, Box<dyn std::error::Error>> {
+    let mut rekey = open_rekey(config, Timeouts::default())?;
+    let progress = indicatif::ProgressBar::new_spinner();
+    let mut counts = RekeyCounts::default();
+    let mut cursor: Option<Cursor> = None;
+    loop {
+        let (page, next) = rekey.page(cursor.as_ref(), batch)?;
+        counts += page;
+        progress.set_message(format!("{} re-encrypted", counts.rekeyed));
+        progress.tick();
+        match next {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    progress.finish_and_clear();
+    Ok(if as_json {
+        json!({
+            "store": rekey.endpoint(),
+            "rekeyed": counts.rekeyed,
+            "current": counts.current,
+            "changed": counts.changed,
+            "unreadable": counts.unreadable,
+        })
+        .to_string()
+    } else {
+        let again = match counts.changed {
+            0 => String::new(),
+            n => format!("; {n} changed or were locked meanwhile: run it again"),
+        };
+        format!(
+            "{}: {} re-encrypted with the first key, {} already were, {} not readable with these keys (left as they are){again}",
+            rekey.endpoint(),
+            counts.rekeyed,
+            counts.current,
+            counts.unreadable
+        )
+    })
 }
 
 fn list(

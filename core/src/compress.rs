@@ -119,7 +119,8 @@ impl Compression {
         if let Some(framed) = self.compressed(data) {
             return Cow::Owned(framed);
         }
-        if is_framed(data) {
+        // A sealed frame's magic too (crate::seal): both begin "\0FL".
+        if data.starts_with(&MAGIC[..3]) {
             if let Some(framed) = frame(STORED, data, data) {
                 return Cow::Owned(framed);
             }

@@ -62,6 +62,16 @@ pub enum ConfigError {
         /// Why it cannot be read.
         cause: String,
     },
+    /// `option` is `encryption_key_file` or `hash_key_file`. The cause never quotes the file.
+    #[error("session.save_path: cannot use {option} \"{path}\": {cause}")]
+    KeyFile {
+        /// The option that names the file.
+        option: &'static str,
+        /// The file.
+        path: String,
+        /// Why it cannot be used.
+        cause: String,
+    },
     /// `option` is `password_env` or `sentinel_password_env`.
     #[error("session.save_path: {option} names environment variable \"{name}\", but {cause} (for PHP-FPM, pass it with env[{name}] in the pool config, or clear_env = no)")]
     PasswordEnv {

@@ -58,6 +58,11 @@ impl SessionId {
         &self.0
     }
 
+    /// The name a hashed id is stored under (64 hex digits, within the alphabet).
+    pub(crate) fn hashed(hex: String) -> SessionId {
+        SessionId(hex)
+    }
+
     /// A short form for warnings: an id is a credential, so logs get only its start.
     pub fn abbreviated(&self) -> String {
         let head: String = self.0.chars().take(6).collect();

@@ -41,6 +41,8 @@
 //! - [`codec`]: PHP's session formats (`php`, `php_serialize`) decoded into values.
 //! - [`inventory`]: counting, listing, reading and copying sessions outside requests, and
 //!   [`read_session`] for a Rust service that shares a PHP application's login.
+//! - [`seal`]: sessions at rest: encryption of stored data (XChaCha20-Poly1305, key
+//!   rotation) and session ids hashed before they reach the store.
 //! - [`merge`]: the three-way merge of a session per top-level variable, for writes that did
 //!   not hold its lock.
 //! - [`lease`]: time-bounded exclusive ownership, the basis of session locks and of named
@@ -72,6 +74,7 @@ mod mysql;
 mod open;
 mod process;
 mod redis;
+pub mod seal;
 mod store;
 
 pub use config::{
@@ -82,7 +85,9 @@ pub use error::{lock_lost_text, ConfigError, ErrorKind, LockLoss, StoreError};
 pub use id::{InvalidId, SessionId, MAX_ID_LEN};
 pub use inventory::{Inventory, StoredSession};
 pub use lease::{Holder, LeaseStore, LeaseTerms, LeaseTicket, LeaseToken, Slot, Taken};
-pub use open::{open_inventory, open_lease_store, open_store, read_session};
+pub use open::{
+    open_inventory, open_lease_store, open_rekey, open_store, read_session, Rekey, RekeyCounts,
+};
 pub use process::id as process_id;
 pub use store::{
     ConditionalWrite, HeldLock, LockPolicy, MergeStore, ReadOutcome, SessionStore, StoreEvents,

@@ -2,6 +2,8 @@
 //! (`SessionStore`, `LeaseStore`, `Inventory`) know none, and the backends know only the
 //! traits, so dependencies go one way: traits ← backends ← this module.
 
+use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::compress::{self, Compression};
@@ -10,12 +12,16 @@ use crate::error::StoreError;
 use crate::id::SessionId;
 use crate::inventory::{Inventory, ReadError, StoredSession};
 use crate::lease::LeaseStore;
+
+mod at_rest;
 use crate::mysql::MySqlStore;
 use crate::redis::RedisStore;
+use crate::seal::{self, Sealing};
 use crate::store::SessionStore;
 use crate::store::{
     ConditionalWrite, HeldLock, LockPolicy, MergeStore, ReadOutcome, Version, VersionedRead,
 };
+pub use at_rest::{Rekey, RekeyCounts};
 
 /// The store a save_path describes, not yet connected, before it is put to one use.
 // One per worker, made once and kept for the process: boxing the larger variant would add
@@ -37,9 +43,13 @@ impl Backend {
         })
     }
 
-    /// The session store, reading compressed frames always and writing them as
-    /// `compression` says.
-    pub fn into_session_store(self, compression: Compression) -> Box<dyn SessionStore> {
+    /// The session store, reading sealed and compressed frames always and writing them as
+    /// `compression` and `sealing` say.
+    pub fn into_session_store(
+        self,
+        compression: Compression,
+        sealing: Arc<Sealing>,
+    ) -> Box<dyn SessionStore> {
         let inner: Box<dyn SessionStore> = match self {
             Backend::Redis(s) => Box::new(s),
             Backend::MySql(s) => Box::new(s),
@@ -47,7 +57,10 @@ impl Backend {
         Box::new(Framed {
             inner,
             compression,
+            sealing,
             read_limit: usize::MAX,
+            unreadable: None,
+            notice: None,
         })
     }
 
@@ -64,43 +77,82 @@ impl Backend {
             Backend::MySql(s) => Box::new(s),
         }
     }
-}
 
-/// A session store whose data passes through the compression frame (see [`compress`]): a
-/// read inflates a frame whatever the option says now, a write compresses when the
-/// save_path asks. Uncompressed data costs a 4-byte comparison.
-struct Framed {
-    inner: Box<dyn SessionStore>,
-    compression: Compression,
-    /// See [`SessionStore::set_read_limit`].
-    read_limit: usize,
-}
-
-impl Framed {
-    /// Refuses data of `size` bytes over the read limit, releasing the lock just taken:
-    /// nobody can use the session in this process, but nobody must wait for it either.
-    fn refuse_too_large(
-        &mut self,
-        id: &SessionId,
-        outcome: &ReadOutcome,
-        size: usize,
-    ) -> StoreError {
-        if let Some(lock) = &outcome.lock {
-            let _ = self.inner.unlock(id, lock);
+    /// The backend's own session store: stored bytes and names as they are, no frames.
+    fn into_raw_session_store(self) -> Box<dyn SessionStore> {
+        match self {
+            Backend::Redis(s) => Box::new(s),
+            Backend::MySql(s) => Box::new(s),
         }
-        StoreError::too_large(
-            self.inner.endpoint(),
-            &id.abbreviated(),
-            size,
-            self.read_limit,
-        )
     }
 }
 
+/// A session store whose data passes through the frames (see [`compress`] and [`seal`]): a
+/// read opens a sealed frame and inflates a compressed one whatever the options say now; a
+/// write compresses, then seals, as the save_path asks. With `hash_ids=1` every step reaches
+/// the backend under the id's HMAC, never the id. Plain data costs a 4-byte comparison.
+struct Framed {
+    inner: Box<dyn SessionStore>,
+    compression: Compression,
+    sealing: Arc<Sealing>,
+    /// See [`SessionStore::set_read_limit`].
+    read_limit: usize,
+    /// The stored name of the session the last read could not decrypt: that request sees it
+    /// empty, and an empty write leaves it as it is (only new data replaces it).
+    unreadable: Option<SessionId>,
+    /// Why, for the warning ([`SessionStore::take_notice`]).
+    notice: Option<String>,
+}
+
 impl Framed {
-    /// `stored` as the session's bytes: inflated if it is a frame, refused if it is larger
-    /// than the read limit or damaged.
-    fn unframe(&self, id: &SessionId, stored: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+    /// The name session `id` has in the backend: the id, or its HMAC with hash_ids=1.
+    fn name(&self, id: &SessionId) -> SessionId {
+        self.sealing.name(id).into_owned()
+    }
+
+    /// What to store for `data` under `name`: compressed as the save_path says, then sealed
+    /// if it has keys.
+    fn pack<'a>(&self, name: &SessionId, data: &'a [u8]) -> Result<Cow<'a, [u8]>, StoreError> {
+        let packed = self.compression.pack(data);
+        match &self.sealing.keys {
+            None => Ok(packed),
+            Some(keys) => keys
+                .seal(name.as_str(), &packed)
+                .map(Cow::Owned)
+                .map_err(|e| StoreError::system("encrypting the session", Box::new(e))),
+        }
+    }
+
+    /// `stored` as the session's bytes: opened if sealed, inflated if compressed; refused if
+    /// larger than the read limit or damaged. A sealed frame that does not open is the empty
+    /// session, with a warning, and is remembered so that an empty write leaves it alone.
+    fn unframe(
+        &mut self,
+        id: &SessionId,
+        name: &SessionId,
+        stored: Vec<u8>,
+    ) -> Result<Vec<u8>, StoreError> {
+        let stored = match seal::is_sealed(&stored) {
+            false => stored,
+            true => {
+                let opened = match &self.sealing.keys {
+                    Some(keys) => keys.open(name.as_str(), &stored),
+                    None => Err(seal::without_keys(&stored)),
+                };
+                match opened {
+                    Ok(opened) => opened,
+                    Err(why) => {
+                        self.notice = Some(format!(
+                            "{}: session {}: {why}; this request sees the session empty, and it is left as it is unless the request stores new data. Check that every server has the same encryption_key_file (a key that was removed from it must stay until `fleetctl sessions rekey` has run)",
+                            self.inner.endpoint(),
+                            id.abbreviated()
+                        ));
+                        self.unreadable = Some(name.clone());
+                        return Ok(Vec::new());
+                    }
+                }
+            }
+        };
         let size = compress::inflated_size(&stored);
         if size > self.read_limit {
             return Err(StoreError::too_large(
@@ -123,15 +175,30 @@ impl Framed {
         }
     }
 
+    /// A read's data through [`Framed::unframe`]; a new read forgets the last one's
+    /// undecryptable session.
     fn unframe_read(
-        &self,
+        &mut self,
         id: &SessionId,
+        name: &SessionId,
         read: VersionedRead,
     ) -> Result<VersionedRead, StoreError> {
         Ok(VersionedRead {
-            data: read.data.map(|d| self.unframe(id, d)).transpose()?,
+            data: read.data.map(|d| self.unframe(id, name, d)).transpose()?,
             version: read.version,
         })
+    }
+
+    /// Before a read: nothing is known yet about this one.
+    fn forget_unreadable(&mut self) {
+        self.unreadable = None;
+        self.notice = None;
+    }
+
+    /// Whether a write of `data` for `name` would replace a session this request could not
+    /// decrypt with nothing new.
+    fn keeps_unreadable(&self, name: &SessionId, data: &[u8]) -> bool {
+        data.is_empty() && self.unreadable.as_ref() == Some(name)
     }
 
     fn inner_merge(&mut self) -> Result<&mut dyn MergeStore, StoreError> {
@@ -146,8 +213,10 @@ impl Framed {
 /// the request sees (inflated) and gives (compressed as the save_path says).
 impl MergeStore for Framed {
     fn read_versioned(&mut self, id: &SessionId) -> Result<VersionedRead, StoreError> {
-        let read = self.inner_merge()?.read_versioned(id)?;
-        self.unframe_read(id, read)
+        let name = self.name(id);
+        self.forget_unreadable();
+        let read = self.inner_merge()?.read_versioned(&name)?;
+        self.unframe_read(id, &name, read)
     }
 
     fn read_versioned_and_touch(
@@ -155,8 +224,12 @@ impl MergeStore for Framed {
         id: &SessionId,
         lifetime: Duration,
     ) -> Result<(VersionedRead, bool), StoreError> {
-        let (read, touched) = self.inner_merge()?.read_versioned_and_touch(id, lifetime)?;
-        Ok((self.unframe_read(id, read)?, touched))
+        let name = self.name(id);
+        self.forget_unreadable();
+        let (read, touched) = self
+            .inner_merge()?
+            .read_versioned_and_touch(&name, lifetime)?;
+        Ok((self.unframe_read(id, &name, read)?, touched))
     }
 
     fn read_versioned_under_lock(
@@ -164,10 +237,11 @@ impl MergeStore for Framed {
         id: &SessionId,
         lifetime: Duration,
     ) -> Result<VersionedRead, StoreError> {
+        let name = self.name(id);
         let read = self
             .inner_merge()?
-            .read_versioned_under_lock(id, lifetime)?;
-        self.unframe_read(id, read)
+            .read_versioned_under_lock(&name, lifetime)?;
+        self.unframe_read(id, &name, read)
     }
 
     fn write_if_unchanged(
@@ -177,14 +251,15 @@ impl MergeStore for Framed {
         data: &[u8],
         lifetime: Duration,
     ) -> Result<ConditionalWrite, StoreError> {
-        let packed = self.compression.pack(data);
+        let name = self.name(id);
+        let packed = self.pack(&name, data)?;
         match self
             .inner_merge()?
-            .write_if_unchanged(id, base, &packed, lifetime)?
+            .write_if_unchanged(&name, base, &packed, lifetime)?
         {
-            ConditionalWrite::Changed(now) => {
-                Ok(ConditionalWrite::Changed(self.unframe_read(id, now)?))
-            }
+            ConditionalWrite::Changed(now) => Ok(ConditionalWrite::Changed(
+                self.unframe_read(id, &name, now)?,
+            )),
             other => Ok(other),
         }
     }
@@ -197,24 +272,27 @@ impl MergeStore for Framed {
         lifetime: Duration,
         lock: &HeldLock,
     ) -> Result<ConditionalWrite, StoreError> {
-        let packed = self.compression.pack(data);
+        let name = self.name(id);
+        let packed = self.pack(&name, data)?;
         match self
             .inner_merge()?
-            .write_holding(id, base, &packed, lifetime, lock)?
+            .write_holding(&name, base, &packed, lifetime, lock)?
         {
-            ConditionalWrite::Changed(now) => {
-                Ok(ConditionalWrite::Changed(self.unframe_read(id, now)?))
-            }
+            ConditionalWrite::Changed(now) => Ok(ConditionalWrite::Changed(
+                self.unframe_read(id, &name, now)?,
+            )),
             other => Ok(other),
         }
     }
 
     fn refresh(&mut self, id: &SessionId, lifetime: Duration) -> Result<(), StoreError> {
-        self.inner_merge()?.refresh(id, lifetime)
+        let name = self.name(id);
+        self.inner_merge()?.refresh(&name, lifetime)
     }
 
     fn destroy_for_good(&mut self, id: &SessionId, remember: Duration) -> Result<bool, StoreError> {
-        self.inner_merge()?.destroy_for_good(id, remember)
+        let name = self.name(id);
+        self.inner_merge()?.destroy_for_good(&name, remember)
     }
 }
 
@@ -243,7 +321,7 @@ impl SessionStore for Framed {
     }
 
     fn take_notice(&mut self) -> Option<String> {
-        self.inner.take_notice()
+        self.notice.take().or_else(|| self.inner.take_notice())
     }
 
     fn take_events(&mut self) -> crate::store::StoreEvents {
@@ -263,30 +341,24 @@ impl SessionStore for Framed {
         id: &SessionId,
         policy: LockPolicy,
     ) -> Result<ReadOutcome, StoreError> {
-        let mut outcome = self.inner.lock_and_read(id, policy)?;
-        // Checked on the size the frame declares, before inflating anything.
-        let size = outcome.data.as_deref().map_or(0, compress::inflated_size);
-        if size > self.read_limit {
-            return Err(self.refuse_too_large(id, &outcome, size));
-        }
-        let Some(stored) = outcome.data.as_deref().filter(|d| compress::is_framed(d)) else {
+        let name = self.name(id);
+        self.forget_unreadable();
+        let mut outcome = self.inner.lock_and_read(&name, policy)?;
+        let Some(stored) = outcome.data.take() else {
             return Ok(outcome);
         };
-        match compress::unpack(stored) {
+        match self.unframe(id, &name, stored) {
             Ok(data) => {
-                outcome.data = Some(data.into_owned());
+                outcome.data = Some(data);
                 Ok(outcome)
             }
-            Err(damaged) => {
-                // Nobody can use the session, but nobody must wait for it either.
+            Err(e) => {
+                // Nobody can use the session in this process, but nobody must wait for it
+                // either.
                 if let Some(lock) = &outcome.lock {
-                    let _ = self.inner.unlock(id, lock);
+                    let _ = self.inner.unlock(&name, lock);
                 }
-                Err(StoreError::damaged(
-                    self.inner.endpoint(),
-                    &id.abbreviated(),
-                    Box::new(damaged),
-                ))
+                Err(e)
             }
         }
     }
@@ -298,8 +370,12 @@ impl SessionStore for Framed {
         lifetime: Duration,
         lock: Option<&HeldLock>,
     ) -> Result<(), StoreError> {
-        let packed = self.compression.pack(data);
-        self.inner.write_and_unlock(id, &packed, lifetime, lock)
+        let name = self.name(id);
+        if self.keeps_unreadable(&name, data) {
+            return self.inner.touch_and_unlock(&name, lifetime, lock);
+        }
+        let packed = self.pack(&name, data)?;
+        self.inner.write_and_unlock(&name, &packed, lifetime, lock)
     }
 
     fn touch_and_unlock(
@@ -308,19 +384,23 @@ impl SessionStore for Framed {
         lifetime: Duration,
         lock: Option<&HeldLock>,
     ) -> Result<(), StoreError> {
-        self.inner.touch_and_unlock(id, lifetime, lock)
+        let name = self.name(id);
+        self.inner.touch_and_unlock(&name, lifetime, lock)
     }
 
     fn unlock(&mut self, id: &SessionId, lock: &HeldLock) -> Result<(), StoreError> {
-        self.inner.unlock(id, lock)
+        let name = self.name(id);
+        self.inner.unlock(&name, lock)
     }
 
     fn destroy(&mut self, id: &SessionId, lock: Option<&HeldLock>) -> Result<(), StoreError> {
-        self.inner.destroy(id, lock)
+        let name = self.name(id);
+        self.inner.destroy(&name, lock)
     }
 
     fn exists(&mut self, id: &SessionId) -> Result<bool, StoreError> {
-        self.inner.exists(id)
+        let name = self.name(id);
+        self.inner.exists(&name)
     }
 
     fn gc(&mut self, lifetime: Duration) -> Result<u64, StoreError> {
@@ -334,7 +414,8 @@ pub fn open_store(
     timeouts: Timeouts,
 ) -> Result<Box<dyn SessionStore>, StoreError> {
     let compression = config.compression();
-    Backend::open(config, timeouts).map(|b| b.into_session_store(compression))
+    let sealing = config.common.sealing.clone();
+    Backend::open(config, timeouts).map(|b| b.into_session_store(compression, sealing))
 }
 
 /// The lease store a parsed save_path describes (for `fleetctl run-once` and PHP leases),
@@ -347,12 +428,28 @@ pub fn open_lease_store(
 }
 
 /// The inventory of a parsed save_path's store (listing, reading, copying sessions), not
-/// yet connected.
+/// yet connected. With `encryption_key_file=` its data is opened and sealed; with
+/// `hash_ids=1` ids given to it are hashed, and it lists the stored names.
 pub fn open_inventory(
     config: &StoreConfig,
     timeouts: Timeouts,
 ) -> Result<Box<dyn Inventory>, StoreError> {
-    Backend::open(config, timeouts).map(Backend::into_inventory)
+    let inner = Backend::open(config, timeouts).map(Backend::into_inventory)?;
+    let sealing = config.common.sealing.clone();
+    if sealing.is_off() {
+        return Ok(inner);
+    }
+    Ok(Box::new(at_rest::SealedInventory { inner, sealing }))
+}
+
+/// `fleetctl sessions rekey` for a parsed save_path (which names the keys), not yet
+/// connected.
+pub fn open_rekey(config: &StoreConfig, timeouts: Timeouts) -> Result<Rekey, StoreError> {
+    Ok(Rekey {
+        inventory: Backend::open(config, timeouts).map(Backend::into_inventory)?,
+        store: Backend::open(config, timeouts).map(Backend::into_raw_session_store)?,
+        sealing: config.common.sealing.clone(),
+    })
 }
 
 /// Reads the PHP session `id` from the store `save_path` names (written exactly as in

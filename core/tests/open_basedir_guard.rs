@@ -15,6 +15,11 @@ fn forbidden_dir() -> &'static PathBuf {
         std::fs::create_dir_all(&dir).expect("temp dir");
         std::fs::write(dir.join("pw"), "tenant-b-secret\n").expect("password file");
         std::fs::write(dir.join("ca.pem"), "not a real CA\n").expect("CA file");
+        std::fs::write(
+            dir.join("keys"),
+            "q1JvTgYJ0zH7b3o6ZK2aK3m0ZlLwz2cX4n2v0Yv7cXQ=\n",
+        )
+        .expect("key file");
         dir
     })
 }
@@ -47,6 +52,14 @@ fn files_named_by_settings_must_pass_the_installed_guard() {
         (
             format!("mysql://u@db/app?tls=1&tls_ca_file={dir}/ca.pem"),
             "tls_ca_file",
+        ),
+        (
+            format!("redis://h?encryption_key_file={dir}/keys"),
+            "encryption_key_file",
+        ),
+        (
+            format!("mysql://u@db/app?hash_ids=1&hash_key_file={dir}/keys"),
+            "hash_key_file",
         ),
     ];
 

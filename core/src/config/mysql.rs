@@ -333,6 +333,9 @@ pub(crate) static OPTIONS: &[Opt<PendingConfig>] = &[
     common("compression", options::compression),
     common("compression_min_size", options::compression),
     common("locking", options::locking),
+    common("encryption_key_file", options::encryption_key_file),
+    common("hash_ids", options::hash_ids),
+    common("hash_key_file", options::hash_key_file),
     // Aliases, not listed.
     credential("password", false),
     credential("username", false),

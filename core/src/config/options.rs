@@ -26,6 +26,13 @@ pub struct CommonConfig {
     /// `locking=`: how requests on this store hold their sessions; `None`: the caller's
     /// default (`fleet.locking` in PHP).
     pub locking: Option<Locking>,
+    /// `encryption_key_file`, `hash_ids`, `hash_key_file`: shared, as a worker's stores
+    /// all hold the same keys.
+    pub sealing: std::sync::Arc<crate::seal::Sealing>,
+    /// `hash_ids=1` was given: checked once every option is read (it needs a secret).
+    pub(crate) hash_ids: bool,
+    /// `hash_key_file=` was given, read (its secret is in `sealing` once checked).
+    pub(crate) hash_key: Option<crate::seal::IdHasher>,
 }
 
 /// How requests hold their session while they run.
@@ -167,6 +174,83 @@ pub(crate) fn compression(
     taken(name, c.compression.take_option(name, value)?)
 }
 
+/// `encryption_key_file=`: the keys, read now (the file guard checked), so a missing or
+/// malformed file stops session_start() with the option's name.
+pub(crate) fn encryption_key_file(
+    c: &mut CommonConfig,
+    name: &str,
+    value: &str,
+) -> Result<(), ConfigError> {
+    let option = "encryption_key_file";
+    let contents = crate::seal::read_key_file(option, value)?;
+    let keys = crate::seal::Keyring::parse(&contents).map_err(|cause| ConfigError::KeyFile {
+        option,
+        path: value.to_owned(),
+        cause,
+    })?;
+    let _ = name;
+    std::sync::Arc::make_mut(&mut c.sealing).keys = Some(keys);
+    Ok(())
+}
+
+/// `hash_key_file=`: the secret of `hash_ids=1`.
+pub(crate) fn hash_key_file(c: &mut CommonConfig, _: &str, value: &str) -> Result<(), ConfigError> {
+    let option = "hash_key_file";
+    let contents = crate::seal::read_key_file(option, value)?;
+    let hasher = crate::seal::IdHasher::parse(&contents).map_err(|cause| ConfigError::KeyFile {
+        option,
+        path: value.to_owned(),
+        cause,
+    })?;
+    c.hash_key = Some(hasher);
+    Ok(())
+}
+
+/// `hash_ids=`: 1 or 0.
+pub(crate) fn hash_ids(c: &mut CommonConfig, name: &str, value: &str) -> Result<(), ConfigError> {
+    c.hash_ids = match value {
+        "1" | "on" | "yes" | "true" => true,
+        "0" | "off" | "no" | "false" | "" => false,
+        _ => {
+            return Err(ConfigError::Invalid {
+                part: format!("{name}={value}"),
+                reason: "use 1 or 0",
+            })
+        }
+    };
+    Ok(())
+}
+
+impl CommonConfig {
+    /// Once every option is read: `hash_ids=1` takes its secret from `hash_key_file=`, or
+    /// else from the first encryption key (so rotating that key would rename every
+    /// session: give hash_key_file= to rotate).
+    pub(crate) fn finish_sealing(&mut self) -> Result<(), ConfigError> {
+        let hasher = self.hash_key.take();
+        if !self.hash_ids {
+            if hasher.is_some() {
+                return Err(ConfigError::Invalid {
+                    part: "hash_key_file".into(),
+                    reason: "it is the secret of hash_ids=1; add hash_ids=1, or drop it",
+                });
+            }
+            return Ok(());
+        }
+        let hasher = match hasher {
+            Some(h) => h,
+            None => {
+                let first = self.sealing.keys.as_ref().map(|k| k.derived_hasher());
+                first.ok_or(ConfigError::Invalid {
+                    part: "hash_ids=1".into(),
+                    reason: "it needs a secret: give hash_key_file= (or encryption_key_file=, whose first key it then uses)",
+                })?
+            }
+        };
+        std::sync::Arc::make_mut(&mut self.sealing).hasher = Some(hasher);
+        Ok(())
+    }
+}
+
 /// `first_lifetime=`, `bot_lifetime=`, `bot_first_lifetime=`, `bot_pattern=`.
 pub(crate) fn lifetime(c: &mut CommonConfig, name: &str, value: &str) -> Result<(), ConfigError> {
     taken(name, c.lifetimes.take_option(name, value)?)
@@ -247,7 +331,7 @@ pub(crate) fn apply<P: Pending>(
             Takes::Ignored => {}
         }
     }
-    Ok(())
+    pending.common().finish_sealing()
 }
 
 /// The options `table` lists, in its order: "a, b, c".

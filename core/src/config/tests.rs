@@ -104,3 +104,61 @@ fn redact_userinfo_hides_the_userinfo_and_password_options() {
         assert_eq!(redact_userinfo(value), shown, "{value}");
     }
 }
+
+#[test]
+fn key_files_are_read_when_the_save_path_is_and_errors_name_the_option_not_the_key() {
+    let dir = std::env::temp_dir().join(format!("fleet-keys-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).expect("key file");
+        path.display().to_string()
+    };
+    let good = file("good", "q1JvTgYJ0zH7b3o6ZK2aK3m0ZlLwz2cX4n2v0Yv7cXQ=\n");
+    let leaky = file("leaky", "hunter2-is-no-key\n");
+    let missing = dir.join("missing").display().to_string();
+    let config = parse_save_path(&format!("redis://h?encryption_key_file={good}")).expect("ok");
+    assert!(config.common.sealing.keys.is_some());
+    assert!(config.common.sealing.hasher.is_none());
+    let both = parse_save_path(&format!(
+        "mysql://u@db/app?encryption_key_file={good}&hash_ids=1"
+    ))
+    .expect("the first key's derived secret");
+    assert!(both.common.sealing.hasher.is_some());
+    for (save_path, option, cause) in [
+        (
+            format!("redis://h?encryption_key_file={missing}"),
+            "encryption_key_file",
+            "No such file",
+        ),
+        (
+            format!("redis://h?encryption_key_file={leaky}"),
+            "encryption_key_file",
+            "line 1: not base64",
+        ),
+        (
+            format!("redis://h?hash_ids=1&hash_key_file={leaky}"),
+            "hash_key_file",
+            "line 1",
+        ),
+        (
+            "redis://h?encryption_key_file=keys.txt".to_owned(),
+            "encryption_key_file",
+            "absolute path",
+        ),
+    ] {
+        let e = parse_save_path(&save_path)
+            .expect_err(&save_path)
+            .to_string();
+        assert!(e.contains(option) && e.contains(cause), "{save_path}: {e}");
+        assert!(!e.contains("hunter2"), "{e}");
+    }
+    let e = parse_save_path("redis://h?hash_ids=1")
+        .expect_err("no secret")
+        .to_string();
+    assert!(e.contains("hash_key_file"), "{e}");
+    let e = parse_save_path(&format!("redis://h?hash_key_file={good}")).expect_err("unused");
+    assert!(e.to_string().contains("hash_ids=1"), "{e}");
+    assert!(parse_save_path("redis://h?hash_ids=maybe").is_err());
+    std::fs::remove_dir_all(&dir).ok();
+}

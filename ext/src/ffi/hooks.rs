@@ -171,6 +171,10 @@ pub(super) unsafe extern "C" fn ps_read(
                 if let Some(slow) = session.take_slow_wait_notice() {
                     notice(&slow);
                 }
+                // A session that did not decrypt: read as empty, with a warning.
+                if let Some(unreadable) = session.take_notice() {
+                    warn(&unreadable);
+                }
                 // SAFETY: PHP takes ownership of *val; the string comes from PHP's request
                 // allocator (ZendStr::new with persistent = false), as it expects. Its size
                 // is within what memory_limit leaves (handler::MemoryRoom).
