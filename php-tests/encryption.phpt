@@ -52,7 +52,7 @@ var_dump(fleet_get($id) === $raw);
 
 echo "-- hash_ids=1: the id is not in the store, the session is\n";
 $hid = fleet_new_id('hid');
-fleet_use("encryption_key_file=$dir/a&hash_ids=1");
+fleet_use("encryption_key_file=$dir/a&hash_ids=1&hash_key_file=$dir/b");
 session_id($hid);
 session_start();
 $_SESSION['x'] = 'y';

@@ -29,7 +29,7 @@ session_start(): Fleet: session.save_path: "db": the database must be a non-nega
 bool(false)
 session_start(): Fleet: session.save_path: "timeout=soon": expected a number of seconds greater than 0 and at most 3600, e.g. 1.5
 bool(false)
-session_start(): Fleet: session.save_path: unknown option "colour"; known options are prefix, database, connect_timeout, timeout, read_timeout, auth, user, password_file, password_env, tls_verify, tls_ca_file, wait_replicas, wait_timeout, max_connection_age, sentinel_user, sentinel_password_file, sentinel_password_env, first_lifetime, bot_lifetime, bot_first_lifetime, bot_pattern, compression, compression_min_size, locking, encryption_key_file, hash_ids, hash_key_file
+session_start(): Fleet: session.save_path: unknown option "colour"; known options are prefix, database, connect_timeout, timeout, read_timeout, auth, user, password_file, password_env, tls_verify, tls_ca_file, wait_replicas, wait_timeout, max_connection_age, sentinel_user, sentinel_password_file, sentinel_password_env, first_lifetime, bot_lifetime, bot_first_lifetime, bot_pattern, compression, compression_min_size, locking, encryption_key_file, hash_ids, hash_key_file, require_encryption
 bool(false)
 session_start(): Fleet: session.save_path: "mysql://127.0.0.1": the database is missing; write mysql://user@host/database
 bool(false)

@@ -3,6 +3,8 @@
 #   session_decode  any bytes through the PHP session decoder (fleetctl sessions, read_session)
 #   save_path       any text as session.save_path
 #   stored_blob     any stored bytes through a read: the compression frame, then the decoder
+#   session_merge   the per-variable split and three-way merge
+#   sealed_frame    any stored bytes through decryption (never panics, never unauthenticated bytes)
 # Uses cargo-fuzz (libFuzzer), which needs a nightly toolchain; not part of the test command.
 # The corpus grows in fuzz/corpus/<target> (commit what it adds); a crash is saved in
 # fuzz/artifacts/<target> and fails this command.
@@ -12,7 +14,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(session_decode save_path stored_blob)
+[ ${#targets[@]} -gt 0 ] || targets=(session_decode save_path stored_blob session_merge sealed_frame)
 cd "$(dirname "$0")/.."
 rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
 command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz

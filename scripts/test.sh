@@ -44,7 +44,7 @@ run "$here" cargo nextest run --workspace --locked --no-fail-fast "$@"
 
 # The suites that talk to a Redis server, on Valkey.
 redis_suites='(package(fleet-harness) & (binary(phpt) | binary(e2e) | binary(failover)) & !test(/mysql/))
-  | (package(fleet-core) & (binary(redis_store) | binary(redis_cluster) | binary(redis_failover) | binary(redis_renewal) | binary(merge_store)))'
+  | (package(fleet-core) & (binary(redis_store) | binary(redis_cluster) | binary(redis_failover) | binary(redis_renewal) | binary(merge_store) | binary(at_rest)))'
 run "$here, Valkey" env FLEET_REDIS_SERVER=valkey \
   cargo nextest run --workspace --locked --no-fail-fast -E "$redis_suites" "$@"
 

@@ -108,6 +108,7 @@ fn rekey(
             "current": counts.current,
             "changed": counts.changed,
             "unreadable": counts.unreadable,
+            "skipped_no_expiry": counts.skipped,
         })
         .to_string()
     } else {
@@ -116,11 +117,12 @@ fn rekey(
             n => format!("; {n} changed or were locked meanwhile: run it again"),
         };
         format!(
-            "{}: {} re-encrypted with the first key, {} already were, {} not readable with these keys (left as they are){again}",
+            "{}: {} re-encrypted with the first key, {} already were, {} not readable with these keys (left as they are), {} without expiry (not Fleet's sessions, left as they are){again}",
             rekey.endpoint(),
             counts.rekeyed,
             counts.current,
-            counts.unreadable
+            counts.unreadable,
+            counts.skipped
         )
     })
 }

@@ -124,33 +124,51 @@ impl Framed {
     }
 
     /// `stored` as the session's bytes: opened if sealed, inflated if compressed; refused if
-    /// larger than the read limit or damaged. A sealed frame that does not open is the empty
-    /// session, with a warning, and is remembered so that an empty write leaves it alone.
+    /// larger than the read limit or damaged. On a request's read (`Step::Read`) a sealed
+    /// frame that does not open (or, with require_encryption=1, data stored in the clear) is
+    /// the empty session, with a warning, and is remembered so that a write of nothing new
+    /// leaves it alone. Inside a merge's write (`Step::Merging`) it is an error: taking it
+    /// for empty would read as "the other request unset every variable".
     fn unframe(
         &mut self,
         id: &SessionId,
         name: &SessionId,
         stored: Vec<u8>,
+        step: Step,
     ) -> Result<Vec<u8>, StoreError> {
-        let stored = match seal::is_sealed(&stored) {
-            false => stored,
-            true => {
-                let opened = match &self.sealing.keys {
-                    Some(keys) => keys.open(name.as_str(), &stored),
-                    None => Err(seal::without_keys(&stored)),
-                };
-                match opened {
-                    Ok(opened) => opened,
-                    Err(why) => {
-                        self.notice = Some(format!(
-                            "{}: session {}: {why}; this request sees the session empty, and it is left as it is unless the request stores new data. Check that every server has the same encryption_key_file (a key that was removed from it must stay until `fleetctl sessions rekey` has run)",
-                            self.inner.endpoint(),
-                            id.abbreviated()
-                        ));
-                        self.unreadable = Some(name.clone());
-                        return Ok(Vec::new());
-                    }
-                }
+        let endpoint = self.inner.endpoint();
+        if seal::is_sealed(&stored) && stored.len() > self.read_limit.saturating_add(seal::OVERHEAD)
+        {
+            // The data inside is at least this long: refused before anything is decrypted.
+            return Err(StoreError::too_large(
+                endpoint,
+                &id.abbreviated(),
+                stored.len() - seal::OVERHEAD,
+                self.read_limit,
+            ));
+        }
+        let opened = match (&self.sealing.keys, seal::is_sealed(&stored)) {
+            (Some(keys), true) => keys.open(name.as_str(), &stored),
+            (None, true) => Err(seal::without_keys(&stored)),
+            (_, false) if self.sealing.required && !stored.is_empty() => Err(seal::Unsealed::Clear),
+            (_, false) => Ok(stored),
+        };
+        let stored = match (opened, step) {
+            (Ok(opened), _) => opened,
+            (Err(why), Step::Merging) => {
+                return Err(StoreError::damaged(
+                    endpoint,
+                    &id.abbreviated(),
+                    Box::new(seal::Undecryptable(why)),
+                ))
+            }
+            (Err(why), Step::Read) => {
+                self.notice = Some(format!(
+                    "{endpoint}: session {}: {why}; this request sees the session empty, and it is left as it is unless the request stores new data. Check that every server has the same encryption_key_file (a key removed from it must stay until `fleetctl sessions rekey` has run)",
+                    id.abbreviated()
+                ));
+                self.unreadable = Some(name.clone());
+                return Ok(Vec::new());
             }
         };
         let size = compress::inflated_size(&stored);
@@ -175,16 +193,19 @@ impl Framed {
         }
     }
 
-    /// A read's data through [`Framed::unframe`]; a new read forgets the last one's
-    /// undecryptable session.
+    /// A read's data through [`Framed::unframe`].
     fn unframe_read(
         &mut self,
         id: &SessionId,
         name: &SessionId,
         read: VersionedRead,
+        step: Step,
     ) -> Result<VersionedRead, StoreError> {
         Ok(VersionedRead {
-            data: read.data.map(|d| self.unframe(id, name, d)).transpose()?,
+            data: read
+                .data
+                .map(|d| self.unframe(id, name, d, step))
+                .transpose()?,
             version: read.version,
         })
     }
@@ -196,9 +217,9 @@ impl Framed {
     }
 
     /// Whether a write of `data` for `name` would replace a session this request could not
-    /// decrypt with nothing new.
+    /// decrypt with nothing new: no variables, in whichever serializer wrote them.
     fn keeps_unreadable(&self, name: &SessionId, data: &[u8]) -> bool {
-        data.is_empty() && self.unreadable.as_ref() == Some(name)
+        self.unreadable.as_ref() == Some(name) && holds_no_variables(data)
     }
 
     fn inner_merge(&mut self) -> Result<&mut dyn MergeStore, StoreError> {
@@ -209,6 +230,21 @@ impl Framed {
     }
 }
 
+/// Where [`Framed::unframe`] meets stored data.
+#[derive(Clone, Copy)]
+enum Step {
+    /// A request's read: what it sees as its session.
+    Read,
+    /// What another request stored, met inside a merge's write.
+    Merging,
+}
+
+/// An empty `$_SESSION` as PHP's serializers write it: `php` (nothing), `php_serialize`
+/// (`a:0:{}`), igbinary (its version 2 header, then an empty array).
+fn holds_no_variables(data: &[u8]) -> bool {
+    matches!(data, b"" | b"a:0:{}" | b"\0\0\0\x02\x14\0")
+}
+
 /// Merge mode through the frame: the versions are the stored bytes', and the data is what
 /// the request sees (inflated) and gives (compressed as the save_path says).
 impl MergeStore for Framed {
@@ -216,7 +252,7 @@ impl MergeStore for Framed {
         let name = self.name(id);
         self.forget_unreadable();
         let read = self.inner_merge()?.read_versioned(&name)?;
-        self.unframe_read(id, &name, read)
+        self.unframe_read(id, &name, read, Step::Read)
     }
 
     fn read_versioned_and_touch(
@@ -229,7 +265,7 @@ impl MergeStore for Framed {
         let (read, touched) = self
             .inner_merge()?
             .read_versioned_and_touch(&name, lifetime)?;
-        Ok((self.unframe_read(id, &name, read)?, touched))
+        Ok((self.unframe_read(id, &name, read, Step::Read)?, touched))
     }
 
     fn read_versioned_under_lock(
@@ -241,7 +277,7 @@ impl MergeStore for Framed {
         let read = self
             .inner_merge()?
             .read_versioned_under_lock(&name, lifetime)?;
-        self.unframe_read(id, &name, read)
+        self.unframe_read(id, &name, read, Step::Merging)
     }
 
     fn write_if_unchanged(
@@ -257,9 +293,12 @@ impl MergeStore for Framed {
             .inner_merge()?
             .write_if_unchanged(&name, base, &packed, lifetime)?
         {
-            ConditionalWrite::Changed(now) => Ok(ConditionalWrite::Changed(
-                self.unframe_read(id, &name, now)?,
-            )),
+            ConditionalWrite::Changed(now) => Ok(ConditionalWrite::Changed(self.unframe_read(
+                id,
+                &name,
+                now,
+                Step::Merging,
+            )?)),
             other => Ok(other),
         }
     }
@@ -278,9 +317,12 @@ impl MergeStore for Framed {
             .inner_merge()?
             .write_holding(&name, base, &packed, lifetime, lock)?
         {
-            ConditionalWrite::Changed(now) => Ok(ConditionalWrite::Changed(
-                self.unframe_read(id, &name, now)?,
-            )),
+            ConditionalWrite::Changed(now) => Ok(ConditionalWrite::Changed(self.unframe_read(
+                id,
+                &name,
+                now,
+                Step::Merging,
+            )?)),
             other => Ok(other),
         }
     }
@@ -347,7 +389,7 @@ impl SessionStore for Framed {
         let Some(stored) = outcome.data.take() else {
             return Ok(outcome);
         };
-        match self.unframe(id, &name, stored) {
+        match self.unframe(id, &name, stored, Step::Read) {
             Ok(data) => {
                 outcome.data = Some(data);
                 Ok(outcome)

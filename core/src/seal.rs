@@ -78,8 +78,6 @@ struct SealKey {
 #[derive(Clone)]
 pub struct Keyring {
     keys: Vec<SealKey>,
-    /// `hash_ids=1`'s secret when no hash_key_file is given: derived from the first key.
-    derived: IdHasher,
 }
 
 impl fmt::Debug for Keyring {
@@ -120,6 +118,9 @@ pub enum Unsealed {
         /// The key it names.
         key: KeyId,
     },
+    /// Stored in the clear, and the save_path has require_encryption=1.
+    #[error("it is stored unencrypted, and require_encryption=1 accepts only encrypted sessions (fleetctl sessions rekey encrypts those stored before encryption was switched on)")]
+    Clear,
     /// Shorter than a frame's header and tag, or of a format this build does not know.
     #[error("it is a damaged encrypted frame ({0})")]
     Damaged(&'static str),
@@ -131,7 +132,6 @@ impl Keyring {
     /// are skipped. Errors name the line, never its text.
     pub fn parse(contents: &str) -> Result<Keyring, String> {
         let mut keys: Vec<SealKey> = Vec::new();
-        let mut derived = None;
         for (n, line) in contents.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -142,26 +142,18 @@ impl Keyring {
             if keys.iter().any(|k| k.id == id) {
                 return Err(format!("line {}: the same key is listed twice", n + 1));
             }
-            if derived.is_none() {
-                derived = Some(IdHasher::derived_from(&bytes)?);
-            }
             let cipher = XChaCha20Poly1305::new((&*bytes).into());
             keys.push(SealKey { id, cipher });
         }
-        match derived {
-            Some(derived) if !keys.is_empty() => Ok(Keyring { keys, derived }),
-            _ => Err("it holds no key (one per line: head -c 32 /dev/urandom | base64)".into()),
+        if keys.is_empty() {
+            return Err("it holds no key (one per line: head -c 32 /dev/urandom | base64)".into());
         }
+        Ok(Keyring { keys })
     }
 
     /// The ids of the keys, the sealing one first.
     pub fn ids(&self) -> impl Iterator<Item = KeyId> + '_ {
         self.keys.iter().map(|k| k.id)
-    }
-
-    /// The secret `hash_ids=1` uses without a hash_key_file: an HMAC of the first key.
-    pub fn derived_hasher(&self) -> IdHasher {
-        self.derived.clone()
     }
 
     /// The key new data is sealed with.
@@ -220,6 +212,15 @@ impl Keyring {
         parse_header(stored).is_ok_and(|(_, key)| key == self.current())
     }
 }
+
+/// How many bytes a sealed frame adds to the data in it.
+pub const OVERHEAD: usize = HEADER + TAG;
+
+/// A session met inside a merge's write that does not decrypt: the write is given up rather
+/// than merged with what would look like an empty session.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}; another request stored it, and this write was not merged with it")]
+pub struct Undecryptable(pub Unsealed);
 
 /// The operating system's random number generator failed (no nonce, so nothing sealed).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -329,12 +330,12 @@ impl IdHasher {
             .find(|(_, l)| !l.is_empty() && !l.starts_with('#'))
             .ok_or("it holds no key (head -c 32 /dev/urandom | base64)")?;
         let secret = decode_key(line).map_err(|why| format!("line {}: {why}", n + 1))?;
-        let mac = <HmacSha256 as hmac::KeyInit>::new_from_slice(&*secret)
-            .map_err(|_| format!("line {}: HMAC-SHA256 refused the key", n + 1))?;
-        Ok(IdHasher { mac })
+        // Through a labelled derivation, so that naming the encryption key file here too
+        // does not use one key for two purposes.
+        IdHasher::derived_from(&secret)
     }
 
-    /// The secret HMAC-SHA256(key, "fleet hash ids"), for hash_ids=1 without a hash_key_file.
+    /// The secret HMAC-SHA256(key, "fleet hash ids").
     fn derived_from(key: &[u8; KEY_BYTES]) -> Result<IdHasher, String> {
         let keyed = |secret: &[u8]| {
             <HmacSha256 as hmac::KeyInit>::new_from_slice(secret)
@@ -369,12 +370,15 @@ pub struct Sealing {
     pub keys: Option<Keyring>,
     /// Store names instead of ids.
     pub hasher: Option<IdHasher>,
+    /// `require_encryption=1`: data stored in the clear is refused like a frame that does
+    /// not open (so nobody who can write to the store can plant a session).
+    pub required: bool,
 }
 
 impl Sealing {
     /// Whether the save_path asks for nothing of this.
     pub fn is_off(&self) -> bool {
-        self.keys.is_none() && self.hasher.is_none()
+        self.keys.is_none() && self.hasher.is_none() && !self.required
     }
 
     /// The name session `id` is stored under.

@@ -393,3 +393,90 @@ fn a_cluster_locks_and_rekeys_hashed_sealed_sessions() {
     rotation(&url, "d", false);
     assert!(Path::new(&keys.file()).exists());
 }
+
+/// A request that could not decrypt its session and writes an empty one in another
+/// serializer's form (`a:0:{}` is php_serialize's) leaves the stored session as it was; a
+/// merge-mode write that meets, as what another request stored, a session it cannot decrypt
+/// gives up instead of taking it for empty (which would drop every variable of it).
+#[test]
+fn an_undecryptable_session_is_never_replaced_by_nothing_nor_merged_as_empty() {
+    backends(|url, tag| {
+        let keys = Keys::new();
+        let other = Keys::new();
+        other.set(&[KEY_B]);
+        let mut ours = store(&with(url, &keys.options(false)));
+        let mut theirs = store(&with(url, &other.options(false)));
+        let sid = format!("{tag}emptyforms");
+        write(ours.as_mut(), &sid, &session(1));
+        let raw_before = inventory(url).fetch(&id(&sid)).unwrap().unwrap().data;
+        for empty in [&b""[..], b"a:0:{}", b"\0\0\0\x02\x14\0"] {
+            let read = theirs.lock_and_read(&id(&sid), LOCKED).unwrap();
+            assert_eq!(read.data.as_deref(), Some(&b""[..]));
+            assert!(theirs.take_notice().is_some());
+            theirs
+                .write_and_unlock(&id(&sid), empty, LIFETIME, read.lock.as_ref())
+                .unwrap();
+            assert_eq!(
+                inventory(url).fetch(&id(&sid)).unwrap().unwrap().data,
+                raw_before
+            );
+        }
+
+        // Merge mode: B reads (empty), A writes meanwhile, B's write meets A's data.
+        let base = theirs
+            .as_merge()
+            .unwrap()
+            .read_versioned(&id(&sid))
+            .unwrap();
+        write(ours.as_mut(), &sid, &session(2));
+        let raw_now = inventory(url).fetch(&id(&sid)).unwrap().unwrap().data;
+        let refused = theirs
+            .as_merge()
+            .unwrap()
+            .write_if_unchanged(&id(&sid), &base.version, b"n|i:1;", LIFETIME)
+            .unwrap_err();
+        assert_eq!(
+            refused.kind(),
+            fleet_core::ErrorKind::DamagedData,
+            "{refused}"
+        );
+        assert!(refused.to_string().contains("not merged"), "{refused}");
+        assert_eq!(
+            inventory(url).fetch(&id(&sid)).unwrap().unwrap().data,
+            raw_now
+        );
+        assert_eq!(read(ours.as_mut(), &sid), (session(2), None));
+        ours.destroy(&id(&sid), None).unwrap();
+    });
+}
+
+/// require_encryption=1: a session stored in the clear (by whoever can write to the store)
+/// reads as empty, with a warning, and is left as it is; rekey encrypts it, and then it
+/// reads.
+#[test]
+fn require_encryption_refuses_sessions_stored_in_the_clear() {
+    backends(|url, tag| {
+        let keys = Keys::new();
+        let strict = with(
+            url,
+            &format!("{}&require_encryption=1", keys.options(false)),
+        );
+        let sid = format!("{tag}planted");
+        write(store(url).as_mut(), &sid, b"uid|i:1;admin|b:1;");
+        let mut sealed = store(&strict);
+        let (data, notice) = read(sealed.as_mut(), &sid);
+        assert_eq!(data, b"");
+        assert!(notice.unwrap().contains("require_encryption=1"));
+        assert_eq!(
+            inventory(url).fetch(&id(&sid)).unwrap().unwrap().data,
+            b"uid|i:1;admin|b:1;"
+        );
+        assert!(inventory(&strict).fetch(&id(&sid)).is_err());
+        assert_eq!(rekey_all(&strict).rekeyed, 1);
+        assert_eq!(
+            read(sealed.as_mut(), &sid),
+            (b"uid|i:1;admin|b:1;".to_vec(), None)
+        );
+        sealed.destroy(&id(&sid), None).unwrap();
+    });
+}

@@ -466,3 +466,83 @@ fn sessions_count_list_show_destroy_on_a_cluster() {
     let cluster = RedisCluster::start(3, 0);
     inspect(&cluster.save_path(""), "locked by a request");
 }
+
+/// `fleetctl` on a store with encryption_key_file= and hash_ids=1: `show` and `destroy` hash
+/// the id they are given and `show` decrypts; `list` shows no id; `copy --to` hashes and
+/// encrypts on the way in, and refuses a hashed source; `rekey` re-encrypts with the first
+/// key so the old key can leave the file.
+fn at_rest(plain: &str, base: &str) {
+    let keys = tempfile::tempdir().expect("temp dir");
+    let (a, b) = (
+        "q1JvTgYJ0zH7b3o6ZK2aK3m0ZlLwz2cX4n2v0Yv7cXQ=",
+        "7yq3VJq1cR2B0xWvF4Yb1d0n8m6l5k4j3h2g1f0e9dA=",
+    );
+    let file = keys.path().join("keys");
+    let hash = keys.path().join("hash");
+    std::fs::write(&file, format!("{a}\n")).expect("key file");
+    std::fs::write(&hash, "mZc0VfT4r6yK2xQ8wN1pL5sH9dJ3gB7aE0uI4oY2tR8=\n").expect("hash key");
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let sealed = format!(
+        "{base}{sep}encryption_key_file={}&hash_ids=1&hash_key_file={}",
+        file.display(),
+        hash.display()
+    );
+    php_write("fleet", &sealed, &id(1), "['user' => 'ann']");
+    php_write("fleet", &sealed, &id(2), "['user' => 'bob']");
+    php_write("fleet", plain, &id(3), "['user' => 'cy']");
+    assert_eq!(copy(plain, &sealed, &[]), [1, 0, 0, 0]);
+    let sessions = |args: &[&str]| {
+        let mut all = vec!["sessions", "--store", sealed.as_str()];
+        all.extend_from_slice(args);
+        let run = fleetctl_run(&all);
+        assert!(run.ok, "{args:?}: {}{}", run.stdout, run.stderr);
+        run.stdout
+    };
+    let shown = sessions(&["show", &id(1)]);
+    assert!(shown.contains("ann"), "{shown}");
+    let listed = sessions(&["list"]);
+    for n in 1..=3 {
+        assert!(!listed.contains(&id(n)), "an id in the list: {listed}");
+    }
+    let refused = fleetctl_run(&["copy", "--from", &sealed, "--to", plain]);
+    assert!(
+        !refused.ok && refused.stderr.contains("hash_ids=1"),
+        "{}",
+        refused.stderr
+    );
+
+    std::fs::write(&file, format!("{b}\n{a}\n")).expect("rotated key file");
+    let rekeyed = json(&sessions(&["rekey", "--json", "--batch", "2"]));
+    assert_eq!(
+        (
+            &rekeyed["rekeyed"],
+            &rekeyed["current"],
+            &rekeyed["unreadable"]
+        ),
+        (&3.into(), &0.into(), &0.into()),
+        "{rekeyed}"
+    );
+    std::fs::write(&file, format!("{b}\n")).expect("the old key removed");
+    for (n, user) in [(1, "ann"), (2, "bob"), (3, "cy")] {
+        assert_eq!(fleet_read(&sealed, &id(n), "user"), format!("\"{user}\""));
+    }
+    assert!(sessions(&["destroy", &id(1)]).contains("destroyed"));
+    assert_eq!(fleet_read(&sealed, &id(1), "user"), "null");
+    assert!(sessions(&["show", &id(2)]).contains("bob"));
+}
+
+#[test]
+fn sessions_and_copy_and_rekey_with_encryption_and_hashed_ids_on_redis() {
+    let redis = RedisServer::start();
+    at_rest(
+        &format!("{}?prefix=plain:", redis.url()),
+        &format!("{}?prefix=app:", redis.url()),
+    );
+}
+
+#[test]
+fn sessions_and_copy_and_rekey_with_encryption_and_hashed_ids_on_mysql() {
+    let redis = RedisServer::start();
+    let db = MariaDbServer::start();
+    at_rest(&redis.url(), &db.save_path(""));
+}

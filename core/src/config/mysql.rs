@@ -336,6 +336,7 @@ pub(crate) static OPTIONS: &[Opt<PendingConfig>] = &[
     common("encryption_key_file", options::encryption_key_file),
     common("hash_ids", options::hash_ids),
     common("hash_key_file", options::hash_key_file),
+    common("require_encryption", options::require_encryption),
     // Aliases, not listed.
     credential("password", false),
     credential("username", false),

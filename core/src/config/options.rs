@@ -208,46 +208,52 @@ pub(crate) fn hash_key_file(c: &mut CommonConfig, _: &str, value: &str) -> Resul
 
 /// `hash_ids=`: 1 or 0.
 pub(crate) fn hash_ids(c: &mut CommonConfig, name: &str, value: &str) -> Result<(), ConfigError> {
-    c.hash_ids = match value {
-        "1" | "on" | "yes" | "true" => true,
-        "0" | "off" | "no" | "false" | "" => false,
-        _ => {
-            return Err(ConfigError::Invalid {
-                part: format!("{name}={value}"),
-                reason: "use 1 or 0",
-            })
-        }
-    };
+    c.hash_ids = flag(name, value)?;
     Ok(())
 }
 
 impl CommonConfig {
-    /// Once every option is read: `hash_ids=1` takes its secret from `hash_key_file=`, or
-    /// else from the first encryption key (so rotating that key would rename every
-    /// session: give hash_key_file= to rotate).
+    /// Once every option is read: `hash_ids=1` takes its secret from `hash_key_file=`, which
+    /// it requires. (Deriving it from the encryption key would rename every session, so log
+    /// everybody out, the day that key is rotated.)
     pub(crate) fn finish_sealing(&mut self) -> Result<(), ConfigError> {
         let hasher = self.hash_key.take();
-        if !self.hash_ids {
-            if hasher.is_some() {
-                return Err(ConfigError::Invalid {
-                    part: "hash_key_file".into(),
-                    reason: "it is the secret of hash_ids=1; add hash_ids=1, or drop it",
-                });
+        match (self.hash_ids, hasher) {
+            (false, None) => Ok(()),
+            (false, Some(_)) => Err(ConfigError::Invalid {
+                part: "hash_key_file".into(),
+                reason: "it is the secret of hash_ids=1; add hash_ids=1, or drop it",
+            }),
+            (true, None) => Err(ConfigError::Invalid {
+                part: "hash_ids=1".into(),
+                reason: "it needs its own secret: give hash_key_file= (a file like encryption_key_file's, kept when encryption keys rotate)",
+            }),
+            (true, Some(hasher)) => {
+                std::sync::Arc::make_mut(&mut self.sealing).hasher = Some(hasher);
+                Ok(())
             }
-            return Ok(());
         }
-        let hasher = match hasher {
-            Some(h) => h,
-            None => {
-                let first = self.sealing.keys.as_ref().map(|k| k.derived_hasher());
-                first.ok_or(ConfigError::Invalid {
-                    part: "hash_ids=1".into(),
-                    reason: "it needs a secret: give hash_key_file= (or encryption_key_file=, whose first key it then uses)",
-                })?
-            }
-        };
-        std::sync::Arc::make_mut(&mut self.sealing).hasher = Some(hasher);
-        Ok(())
+    }
+}
+
+/// `require_encryption=`: 1 or 0.
+pub(crate) fn require_encryption(
+    c: &mut CommonConfig,
+    name: &str,
+    value: &str,
+) -> Result<(), ConfigError> {
+    std::sync::Arc::make_mut(&mut c.sealing).required = flag(name, value)?;
+    Ok(())
+}
+
+fn flag(name: &str, value: &str) -> Result<bool, ConfigError> {
+    match value {
+        "1" | "on" | "yes" | "true" => Ok(true),
+        "0" | "off" | "no" | "false" | "" => Ok(false),
+        _ => Err(ConfigError::Invalid {
+            part: format!("{name}={value}"),
+            reason: "use 1 or 0",
+        }),
     }
 }
 

@@ -422,6 +422,7 @@ pub(crate) static OPTIONS: &[Opt<PendingConfig>] = &[
     common("encryption_key_file", options::encryption_key_file),
     common("hash_ids", options::hash_ids),
     common("hash_key_file", options::hash_key_file),
+    common("require_encryption", options::require_encryption),
     // Aliases, not listed.
     own("db", false, set_db),
     credential("password", false),

@@ -120,11 +120,16 @@ fn key_files_are_read_when_the_save_path_is_and_errors_name_the_option_not_the_k
     let config = parse_save_path(&format!("redis://h?encryption_key_file={good}")).expect("ok");
     assert!(config.common.sealing.keys.is_some());
     assert!(config.common.sealing.hasher.is_none());
-    let both = parse_save_path(&format!(
+    let e = parse_save_path(&format!(
         "mysql://u@db/app?encryption_key_file={good}&hash_ids=1"
     ))
-    .expect("the first key's derived secret");
-    assert!(both.common.sealing.hasher.is_some());
+    .expect_err("hash_ids=1 needs its own secret");
+    assert!(e.to_string().contains("hash_key_file"), "{e}");
+    let both = parse_save_path(&format!(
+        "mysql://u@db/app?encryption_key_file={good}&hash_ids=1&hash_key_file={good}&require_encryption=1"
+    ))
+    .expect("ok");
+    assert!(both.common.sealing.hasher.is_some() && both.common.sealing.required);
     for (save_path, option, cause) in [
         (
             format!("redis://h?encryption_key_file={missing}"),

@@ -21,12 +21,11 @@ pub(super) struct SealedInventory {
 impl SealedInventory {
     /// `stored`, read under `name`, opened if sealed (still compressed, if it was).
     fn open(&self, name: &str, stored: Vec<u8>) -> Result<Vec<u8>, StoreError> {
-        if !seal::is_sealed(&stored) {
-            return Ok(stored);
-        }
-        let opened = match &self.sealing.keys {
-            Some(keys) => keys.open(name, &stored),
-            None => Err(seal::without_keys(&stored)),
+        let opened = match (&self.sealing.keys, seal::is_sealed(&stored)) {
+            (Some(keys), true) => keys.open(name, &stored),
+            (None, true) => Err(seal::without_keys(&stored)),
+            (_, false) if self.sealing.required && !stored.is_empty() => Err(seal::Unsealed::Clear),
+            (_, false) => return Ok(stored),
         };
         let abbreviated = SessionId::parse(name.as_bytes())
             .map(|id| id.abbreviated())
@@ -84,6 +83,16 @@ impl Inventory for SealedInventory {
         ttl: Duration,
     ) -> Result<bool, StoreError> {
         let name = self.sealing.name(id).into_owned();
+        if seal::is_sealed(data) {
+            // Sealed again, a read would hand PHP the inner frame as its session.
+            return Err(StoreError::damaged(
+                self.inner.endpoint(),
+                &id.abbreviated(),
+                crate::error::cause(
+                    "the data to copy is encrypted: give the source store its encryption_key_file, so it is copied decrypted",
+                ),
+            ));
+        }
         let sealed;
         let data = match &self.sealing.keys {
             Some(keys) => {
@@ -116,6 +125,9 @@ pub struct RekeyCounts {
     /// Sealed with a key not in the file, or changed by something else than Fleet: left
     /// as they are.
     pub unreadable: u64,
+    /// Stored without expiry, which Fleet never does: keys under the prefix that are not
+    /// Fleet's sessions, left as they are.
+    pub skipped: u64,
 }
 
 impl std::ops::AddAssign for RekeyCounts {
@@ -124,6 +136,7 @@ impl std::ops::AddAssign for RekeyCounts {
         self.current += other.current;
         self.changed += other.changed;
         self.unreadable += other.unreadable;
+        self.skipped += other.skipped;
     }
 }
 
@@ -135,10 +148,6 @@ pub struct Rekey {
     pub(super) store: Box<dyn SessionStore>,
     pub(super) sealing: Arc<Sealing>,
 }
-
-/// The lifetime given to a session stored without one (not written by Fleet) when it is
-/// sealed: PHP's default session.gc_maxlifetime.
-const NO_EXPIRY_LIFETIME: Duration = Duration::from_secs(1440);
 
 impl Rekey {
     /// Where the store is, for messages.
@@ -168,6 +177,10 @@ impl Rekey {
             let Ok(name) = SessionId::parse(listed.id.as_bytes()) else {
                 continue;
             };
+            let Some(ttl) = listed.ttl else {
+                counts.skipped += 1;
+                continue;
+            };
             let read = merging.read_versioned(&name)?;
             let Some(stored) = read.data else {
                 counts.changed += 1;
@@ -190,10 +203,7 @@ impl Rekey {
             let sealed = keys
                 .seal(name.as_str(), &plain)
                 .map_err(|e| StoreError::system("encrypting the session", Box::new(e)))?;
-            let lifetime = listed
-                .ttl
-                .unwrap_or(NO_EXPIRY_LIFETIME)
-                .max(Duration::from_secs(1));
+            let lifetime = ttl.max(Duration::from_secs(1));
             match merging.write_if_unchanged(&name, &read.version, &sealed, lifetime)? {
                 ConditionalWrite::Written => counts.rekeyed += 1,
                 _ => counts.changed += 1,

@@ -37,6 +37,7 @@ macro_rules! matrix {
 mod backend;
 mod common;
 
+mod at_rest;
 mod busy;
 mod cookies;
 mod dead_backend;
