@@ -22,7 +22,10 @@
 //! compression of large sessions (`operations.md`, see [`operations`]). `--merge` runs
 //! merge mode beside locking, phpredis and files: a hot session whose clients change
 //! variables of their own, read-mostly pages and many sessions (`merge.md`, see [`merge`]).
+//! `--at-rest` runs scenario (a) with encryption and hashed ids on and off, beside phpredis
+//! (`at_rest.md`, see [`at_rest`]).
 
+mod at_rest;
 mod backends;
 mod forms;
 mod handlers;
@@ -78,6 +81,8 @@ struct Options {
     operations: bool,
     /// Run merge mode beside locking, phpredis and files instead.
     merge: bool,
+    /// Run scenario (a) with encryption at rest on and off instead.
+    at_rest: bool,
 }
 
 fn main() {
@@ -92,6 +97,7 @@ fn main() {
         soak: false,
         operations: false,
         merge: false,
+        at_rest: false,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -128,6 +134,11 @@ fn main() {
                 i += 1;
                 continue;
             }
+            ("--at-rest", _) => {
+                options.at_rest = true;
+                i += 1;
+                continue;
+            }
             ("--operations", _) => {
                 options.operations = true;
                 i += 1;
@@ -150,7 +161,7 @@ fn main() {
             }
             _ => {
                 eprintln!(
-                    "usage: fleet-bench [--duration SECONDS] [--rounds N] [--rss-requests N] [--only NAME,…] [--topologies | --renewal | --baseline | --gc | --lifetimes | --busy | --soak | --operations | --merge]"
+                    "usage: fleet-bench [--duration SECONDS] [--rounds N] [--rss-requests N] [--only NAME,…] [--topologies | --renewal | --baseline | --gc | --lifetimes | --busy | --soak | --operations | --merge | --at-rest]"
                 );
                 std::process::exit(2);
             }
@@ -159,8 +170,16 @@ fn main() {
     }
     let started = Instant::now();
     let mut backends = start_backends();
-    if options.lifetimes || options.busy || options.soak || options.operations || options.merge {
-        let (report, file) = if options.merge {
+    if options.lifetimes
+        || options.busy
+        || options.soak
+        || options.operations
+        || options.merge
+        || options.at_rest
+    {
+        let (report, file) = if options.at_rest {
+            (at_rest::run(&backends, &options), "at_rest.md")
+        } else if options.merge {
             (merge::run(&backends, &options), "merge.md")
         } else if options.operations {
             (operations::run(&backends, &options), "operations.md")

@@ -1,6 +1,7 @@
 //! The per-request work Fleet does in the PHP worker, outside the backend round trips:
 //! parsing a save_path (once per worker, and on every request whose save_path changes),
-//! validating the session id and making a lock token (every request).
+//! validating the session id and making a lock token (every request), and with sessions at
+//! rest sealing, opening and hashing an id.
 //!
 //! There is no PHP session-format codec in core yet (nothing reads session contents); its
 //! bench comes with it.
@@ -39,5 +40,36 @@ fn session_id(c: &mut Criterion) {
     c.bench_function("LeaseToken::generate", |b| b.iter(LeaseToken::generate));
 }
 
-criterion_group!(benches, save_path, session_id);
+/// Encryption at rest: sealing and opening a 2 KB session (what a write and a read add).
+fn sealing(c: &mut Criterion) {
+    let Ok(keys) = fleet_core::seal::Keyring::parse("q1JvTgYJ0zH7b3o6ZK2aK3m0ZlLwz2cX4n2v0Yv7cXQ=")
+    else {
+        return;
+    };
+    let session: Vec<u8> = (0..2048u32)
+        .map(|i| b"abcdefghij|s:4:\"x\";"[i as usize % 19])
+        .collect();
+    let Ok(sealed) = keys.seal("hk3s9q0r1v5m2o8b7c4d6e0f1a", &session) else {
+        return;
+    };
+    c.bench_function("seal 2 KB session", |b| {
+        b.iter(|| keys.seal("hk3s9q0r1v5m2o8b7c4d6e0f1a", &session))
+    });
+    c.bench_function("open 2 KB session", |b| {
+        b.iter(|| keys.open("hk3s9q0r1v5m2o8b7c4d6e0f1a", &sealed))
+    });
+    let Ok(hasher) =
+        fleet_core::seal::IdHasher::parse("mZc0VfT4r6yK2xQ8wN1pL5sH9dJ3gB7aE0uI4oY2tR8=")
+    else {
+        return;
+    };
+    let Ok(id) = fleet_core::SessionId::parse(b"hk3s9q0r1v5m2o8b7c4d6e0f1a") else {
+        return;
+    };
+    c.bench_function("hash_ids: HMAC of a 26-character id", |b| {
+        b.iter(|| hasher.name(&id))
+    });
+}
+
+criterion_group!(benches, save_path, session_id, sealing);
 criterion_main!(benches);
