@@ -55,6 +55,13 @@ fn sealing(c: &mut Criterion) {
     c.bench_function("seal 2 KB session", |b| {
         b.iter(|| keys.seal("hk3s9q0r1v5m2o8b7c4d6e0f1a", &session))
     });
+    let small = b"n|i:42;user|s:3:\"ann\";";
+    c.bench_function("seal + open a 23-byte session", |b| {
+        b.iter(|| {
+            keys.seal("hk3s9q0r1v5m2o8b7c4d6e0f1a", small)
+                .map(|s| keys.open("hk3s9q0r1v5m2o8b7c4d6e0f1a", &s))
+        })
+    });
     c.bench_function("open 2 KB session", |b| {
         b.iter(|| keys.open("hk3s9q0r1v5m2o8b7c4d6e0f1a", &sealed))
     });

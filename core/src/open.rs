@@ -61,6 +61,7 @@ impl Backend {
             read_limit: usize::MAX,
             unreadable: None,
             notice: None,
+            last_name: std::cell::RefCell::new(None),
         })
     }
 
@@ -102,12 +103,26 @@ struct Framed {
     unreadable: Option<SessionId>,
     /// Why, for the warning ([`SessionStore::take_notice`]).
     notice: Option<String>,
+    /// The last id hashed and its name (hash_ids=1): a request's steps all name one session,
+    /// and an HMAC costs a microsecond.
+    last_name: std::cell::RefCell<Option<(SessionId, SessionId)>>,
 }
 
 impl Framed {
     /// The name session `id` has in the backend: the id, or its HMAC with hash_ids=1.
     fn name(&self, id: &SessionId) -> SessionId {
-        self.sealing.name(id).into_owned()
+        if self.sealing.hasher.is_none() {
+            return id.clone();
+        }
+        let mut last = self.last_name.borrow_mut();
+        match &*last {
+            Some((hashed, name)) if hashed == id => name.clone(),
+            _ => {
+                let name = self.sealing.name(id).into_owned();
+                *last = Some((id.clone(), name.clone()));
+                name
+            }
+        }
     }
 
     /// What to store for `data` under `name`: compressed as the save_path says, then sealed

@@ -32,7 +32,7 @@ use std::fmt;
 use std::path::Path;
 
 use base64::Engine as _;
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::aead::{Aead, AeadInOut, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -171,19 +171,15 @@ impl Keyring {
         getrandom::fill(&mut header[9..]).map_err(|e| SealError(e.to_string()))?;
         let nonce = XNonce::from(nonce_of(&header));
         let aad = associated_data(&header, name);
-        let sealed = key
-            .cipher
-            .encrypt(
-                &nonce,
-                Payload {
-                    msg: data,
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| SealError("the cipher refused the data".into()))?;
-        let mut framed = Vec::with_capacity(HEADER + sealed.len());
+        // Encrypted where it is stored: the header, the data (encrypted in place), the tag.
+        let mut framed = Vec::with_capacity(HEADER + data.len() + TAG);
         framed.extend_from_slice(&header);
-        framed.extend_from_slice(&sealed);
+        framed.extend_from_slice(data);
+        let tag = key
+            .cipher
+            .encrypt_inout_detached(&nonce, &aad, framed[HEADER..].as_mut().into())
+            .map_err(|_| SealError("the cipher refused the data".into()))?;
+        framed.extend_from_slice(&tag);
         Ok(framed)
     }
 

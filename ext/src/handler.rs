@@ -142,6 +142,18 @@ fn count(settings: &Settings, counter: Counter, n: u64) {
     }
 }
 
+/// A failed read, worded for PHP: a session too large for what memory_limit leaves says so.
+fn read_failed(settings: &Settings, e: StoreError, room: MemoryRoom) -> Problem {
+    match e.kind() {
+        ErrorKind::TooLarge => format!(
+            "{}. PHP needs about twice a session's size to read and decode it, and memory_limit leaves {}: raise memory_limit, or make the session smaller",
+            failed(settings, e),
+            room.describe()
+        ),
+        _ => failed(settings, e),
+    }
+}
+
 /// Counts a failed step by what went wrong, and words it for PHP.
 fn failed(settings: &Settings, e: StoreError) -> Problem {
     let counter = match e.kind() {
@@ -343,14 +355,7 @@ impl OpenSession {
         };
         let outcome = self.store.lock_and_read(id, self.settings.lock);
         drop(waiting);
-        outcome.map_err(|e| match e.kind() {
-            ErrorKind::TooLarge => format!(
-                "{}. PHP needs about twice a session's size to read and decode it, and memory_limit leaves {}: raise memory_limit, or make the session smaller",
-                failed(&self.settings, e),
-                room.describe()
-            ),
-            _ => failed(&self.settings, e),
-        })
+        outcome.map_err(|e| read_failed(&self.settings, e, room))
     }
 
     /// The `fleet.slow_lock_wait` notice of the last read, once.

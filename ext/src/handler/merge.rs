@@ -45,18 +45,11 @@ impl OpenSession {
         );
         let endpoint = self.store.endpoint().to_owned();
         let Some(store) = self.store.as_merge() else {
-            return Err(problem(format!(
-                "{endpoint}: this backend does not offer locking=merge yet; set fleet.locking (or the save_path's locking=) to 1"
-            )));
+            return Err(no_merge(&endpoint));
         };
-        let read = store.read_versioned_and_touch(&id, lifetime).map_err(|e| {
-            let too_large = e.kind() == fleet_core::ErrorKind::TooLarge;
-            let text = failed(&settings, e);
-            match too_large {
-                true => format!("{text}. memory_limit leaves {}", room.describe()),
-                false => text,
-            }
-        })?;
+        let read = store
+            .read_versioned_and_touch(&id, lifetime)
+            .map_err(|e| super::read_failed(&settings, e, room))?;
         let (read, touched) = read;
         self.touched_at_read = (touched && read.data.is_some()).then(|| (id.clone(), lifetime));
         let size = read.data.as_ref().map_or(0, Vec::len);
@@ -201,9 +194,7 @@ impl OpenSession {
         let settings = self.settings;
         let endpoint = self.store.endpoint().to_owned();
         let Some(store) = self.store.as_merge() else {
-            return Err(problem(format!(
-                "{endpoint}: this backend does not offer locking=merge yet; set fleet.locking (or the save_path's locking=) to 1"
-            )));
+            return Err(no_merge(&endpoint));
         };
         let started = Instant::now();
         while !store
@@ -258,6 +249,14 @@ fn formatting(c: char) -> bool {
     matches!(c,
         '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
         | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
+}
+
+/// A store without merge mode's steps (every backend Fleet has offers them: this is for a
+/// store added without them).
+fn no_merge(endpoint: &str) -> Problem {
+    problem(format!(
+        "{endpoint}: this store does not offer locking=merge; set fleet.locking (or the save_path's locking=) to 1 or 0"
+    ))
 }
 
 #[cfg(test)]
