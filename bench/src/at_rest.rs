@@ -93,7 +93,12 @@ pub(crate) fn run(b: &Backends, options: &Options) -> String {
         options.rounds,
         options.duration.as_secs()
     );
+    // FLEET_AT_REST_PAGE=cart (or counter) runs one page only.
+    let only_page = std::env::var("FLEET_AT_REST_PAGE").ok();
     for (page_label, page) in pages {
+        if only_page.as_deref().is_some_and(|p| !page.starts_with(p)) {
+            continue;
+        }
         let mut runs: Vec<Vec<Measurement>> = vec![Vec::new(); FORMS.len()];
         for round in 0..options.rounds {
             for (i, form) in FORMS.iter().enumerate() {
@@ -119,12 +124,17 @@ pub(crate) fn run(b: &Backends, options: &Options) -> String {
                     wrk::run(&url, CLIENTS, options.duration, Some(&script()), &env)
                 });
                 report_problems(&web, form.handler, Scenario::A, &m);
+                eprintln!(
+                    "bench: at rest: {:.0} req/s, p99 {}",
+                    m.wrk.rps,
+                    us(m.wrk.p99)
+                );
                 runs[i].push(m);
             }
         }
         let _ = writeln!(
             out,
-            "## {page_label}\n\n| handler | req/s | ratio | p99 | worker CPU per request |\n|---|---:|---:|---:|---:|"
+            "## {page_label}\n\n| handler | req/s | rounds | ratio | p99 | worker CPU per request |\n|---|---:|---|---:|---:|---:|"
         );
         let rps: Vec<f64> = runs
             .iter()
@@ -150,11 +160,13 @@ pub(crate) fn run(b: &Backends, options: &Options) -> String {
                     .map(|d| d.as_secs_f64())
                     .collect(),
             );
+            let rounds: Vec<String> = ms.iter().map(|m| format!("{:.0}", m.wrk.rps)).collect();
             let _ = writeln!(
                 out,
-                "| {} | {:.0} | {ratio} | {} | {:.0} µs |",
+                "| {} | {:.0} | {} | {ratio} | {} | {:.0} µs |",
                 form.label,
                 rps[i],
+                rounds.join(", "),
                 us(Duration::from_secs_f64(p99)),
                 cpu * 1e6
             );
